@@ -1,0 +1,70 @@
+# Small helpers shared by every folder: one library per layer with an alias,
+# one test executable per *_test.cc, one benchmark executable per file.
+
+set(TRIBUTARY_WARNINGS -Wall -Wextra -Wpedantic -Wshadow -Wnon-virtual-dtor
+    -Wcast-align -Woverloaded-virtual -Wnull-dereference -Wimplicit-fallthrough)
+
+function(tributary_compile_options target)
+  target_compile_options(${target} PRIVATE ${TRIBUTARY_WARNINGS})
+  if(TRIBUTARY_WERROR)
+    target_compile_options(${target} PRIVATE -Werror)
+  endif()
+endfunction()
+
+if(TRIBUTARY_SANITIZE)
+  add_compile_options(-fsanitize=address,undefined -fno-omit-frame-pointer
+                      -fno-sanitize-recover=undefined)
+  add_link_options(-fsanitize=address,undefined)
+endif()
+
+# tributary_add_library(<layer> SOURCES ... DEPS ...)
+# Makes target tributary_<layer> with alias tributary::<layer>; the layer's
+# public headers are included as "<layer>/<header>.h" from the source root.
+function(tributary_add_library layer)
+  cmake_parse_arguments(ARG "" "" "SOURCES;DEPS" ${ARGN})
+  add_library(tributary_${layer} ${ARG_SOURCES})
+  add_library(tributary::${layer} ALIAS tributary_${layer})
+  target_include_directories(tributary_${layer} PUBLIC ${PROJECT_SOURCE_DIR})
+  target_link_libraries(tributary_${layer} PUBLIC ${ARG_DEPS})
+  tributary_compile_options(tributary_${layer})
+endfunction()
+
+# tributary_add_executable(<name> SOURCES ... DEPS ...)
+function(tributary_add_executable name)
+  cmake_parse_arguments(ARG "" "" "SOURCES;DEPS" ${ARGN})
+  add_executable(${name} ${ARG_SOURCES})
+  target_link_libraries(${name} PRIVATE ${ARG_DEPS})
+  tributary_compile_options(${name})
+endfunction()
+
+# tributary_add_test(<file_test.cc> LABEL unit|kafka|e2e DEPS ...)
+# One executable per test file, registered through gtest_discover_tests.
+function(tributary_add_test file)
+  cmake_parse_arguments(ARG "" "LABEL;TIMEOUT" "DEPS" ${ARGN})
+  get_filename_component(name ${file} NAME_WE)
+  file(RELATIVE_PATH rel ${PROJECT_SOURCE_DIR}/tests ${CMAKE_CURRENT_SOURCE_DIR})
+  string(REPLACE "/" "_" prefix "${rel}")
+  if(prefix)
+    set(name "${prefix}_${name}")
+  endif()
+  if(NOT ARG_TIMEOUT)
+    set(ARG_TIMEOUT 300)
+  endif()
+  add_executable(${name} ${file})
+  target_link_libraries(${name} PRIVATE ${ARG_DEPS} tributary::test_support
+                        GTest::gtest GTest::gmock GTest::gtest_main)
+  tributary_compile_options(${name})
+  gtest_discover_tests(${name}
+    TEST_PREFIX "${name}."
+    PROPERTIES LABELS ${ARG_LABEL} TIMEOUT ${ARG_TIMEOUT}
+    DISCOVERY_TIMEOUT 60)
+endfunction()
+
+# tributary_add_bench(<file.cc> DEPS ...)
+function(tributary_add_bench file)
+  cmake_parse_arguments(ARG "" "" "DEPS" ${ARGN})
+  get_filename_component(name ${file} NAME_WE)
+  add_executable(${name} ${file})
+  target_link_libraries(${name} PRIVATE ${ARG_DEPS})
+  tributary_compile_options(${name})
+endfunction()

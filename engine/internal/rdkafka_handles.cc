@@ -1,0 +1,46 @@
+#include "engine/internal/rdkafka_handles.h"
+
+#include "absl/strings/str_cat.h"
+#include "state/absl_compat.h"
+
+namespace tributary::internal {
+
+absl::Status KafkaStatus(rd_kafka_resp_err_t err, std::string_view context) {
+  if (err == RD_KAFKA_RESP_ERR_NO_ERROR) return absl::OkStatus();
+  std::string message =
+      absl::StrCat(Sv(context), ": ", rd_kafka_err2name(err), ": ", rd_kafka_err2str(err));
+  switch (err) {
+    case RD_KAFKA_RESP_ERR__TIMED_OUT:
+    case RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT:
+      return absl::DeadlineExceededError(message);
+    case RD_KAFKA_RESP_ERR__TRANSPORT:
+    case RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN:
+      return absl::UnavailableError(message);
+    case RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART:
+    case RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC:
+      return absl::NotFoundError(message);
+    case RD_KAFKA_RESP_ERR__INVALID_ARG:
+      return absl::InvalidArgumentError(message);
+    default:
+      return absl::InternalError(message);
+  }
+}
+
+absl::Status KafkaStatus(rd_kafka_error_t* error, std::string_view context) {
+  if (error == nullptr) return absl::OkStatus();
+  KafkaError owned(error);
+  absl::Status status = KafkaStatus(rd_kafka_error_code(error), context);
+  std::string detail = rd_kafka_error_string(error);
+  if (rd_kafka_error_is_fatal(error)) {
+    return absl::FailedPreconditionError(absl::StrCat(Sv(context), ": fatal: ", detail));
+  }
+  if (rd_kafka_error_txn_requires_abort(error)) {
+    return absl::AbortedError(absl::StrCat(Sv(context), ": transaction must abort: ", detail));
+  }
+  if (rd_kafka_error_is_retriable(error)) {
+    return absl::UnavailableError(absl::StrCat(Sv(context), ": retriable: ", detail));
+  }
+  return absl::Status(status.code(), absl::StrCat(Sv(context), ": ", detail));
+}
+
+}  // namespace tributary::internal

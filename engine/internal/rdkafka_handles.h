@@ -1,0 +1,49 @@
+// Owning handles for librdkafka's C objects, so that every exit path releases
+// them. Used by the engine's Kafka wrappers and by tests; not thread-safe
+// beyond what librdkafka itself guarantees for the wrapped object.
+#pragma once
+
+#include <librdkafka/rdkafka.h>
+
+#include <memory>
+#include <string>
+
+#include "absl/status/status.h"
+
+namespace tributary::internal {
+
+struct KafkaHandleDeleter {
+  void operator()(rd_kafka_t* rk) const { rd_kafka_destroy(rk); }
+  void operator()(rd_kafka_conf_t* conf) const { rd_kafka_conf_destroy(conf); }
+  void operator()(rd_kafka_topic_partition_list_t* list) const {
+    rd_kafka_topic_partition_list_destroy(list);
+  }
+  void operator()(rd_kafka_message_t* message) const {
+    rd_kafka_message_destroy(message);
+  }
+  void operator()(rd_kafka_consumer_group_metadata_t* metadata) const {
+    rd_kafka_consumer_group_metadata_destroy(metadata);
+  }
+  void operator()(rd_kafka_error_t* error) const { rd_kafka_error_destroy(error); }
+  void operator()(rd_kafka_headers_t* headers) const {
+    rd_kafka_headers_destroy(headers);
+  }
+  void operator()(rd_kafka_queue_t* queue) const { rd_kafka_queue_destroy(queue); }
+};
+
+using KafkaHandle = std::unique_ptr<rd_kafka_t, KafkaHandleDeleter>;
+using KafkaConf = std::unique_ptr<rd_kafka_conf_t, KafkaHandleDeleter>;
+using PartitionList =
+    std::unique_ptr<rd_kafka_topic_partition_list_t, KafkaHandleDeleter>;
+using KafkaMessage = std::unique_ptr<rd_kafka_message_t, KafkaHandleDeleter>;
+using GroupMetadata =
+    std::unique_ptr<rd_kafka_consumer_group_metadata_t, KafkaHandleDeleter>;
+using KafkaError = std::unique_ptr<rd_kafka_error_t, KafkaHandleDeleter>;
+using KafkaQueue = std::unique_ptr<rd_kafka_queue_t, KafkaHandleDeleter>;
+
+// Maps a librdkafka error code to an absl::Status, prefixing `context`.
+absl::Status KafkaStatus(rd_kafka_resp_err_t err, std::string_view context);
+// Consumes `error` (may be null: OK) into an absl::Status.
+absl::Status KafkaStatus(rd_kafka_error_t* error, std::string_view context);
+
+}  // namespace tributary::internal
