@@ -1,0 +1,348 @@
+// One suite run against every KeyValueStore implementation, proving they
+// behave the same: InMemoryStore, RocksDbStore, and ChangeLoggingStore over
+// RocksDbStore. Also the serdes and TypedStore, over the in-memory store.
+
+#include "state/key_value_store.h"
+
+#include <stdlib.h>
+
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "state/change_logging_store.h"
+#include "state/changelog.h"
+#include "state/in_memory_store.h"
+#include "state/rocksdb_store.h"
+#include "state/serdes.h"
+#include "state/typed_store.h"
+
+namespace tributary {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::Optional;
+using ::testing::Pair;
+
+using Entries = std::vector<std::pair<std::string, std::string>>;
+
+// Drains `it`, failing the test if it ends with an error.
+Entries Drain(std::unique_ptr<KeyValueIterator> it) {
+  Entries entries;
+  for (; it->Valid(); it->Next()) {
+    entries.emplace_back(std::string(it->key()), std::string(it->value()));
+  }
+  EXPECT_TRUE(it->status().ok()) << it->status();
+  return entries;
+}
+
+std::vector<std::string> Keys(std::unique_ptr<KeyValueIterator> it) {
+  std::vector<std::string> keys;
+  for (const auto& [key, value] : Drain(std::move(it))) keys.push_back(key);
+  return keys;
+}
+
+// Accepts and discards every change.
+class NullChangelogWriter final : public ChangelogWriter {
+ public:
+  absl::Status Append(std::string_view,
+                      std::optional<std::string_view>) override {
+    ++appends_;
+    return absl::OkStatus();
+  }
+  int appends() const { return appends_; }
+
+ private:
+  int appends_ = 0;
+};
+
+enum class Kind { kInMemory, kRocksDb, kChangeLoggingRocksDb };
+
+std::string KindName(const ::testing::TestParamInfo<Kind>& info) {
+  switch (info.param) {
+    case Kind::kInMemory:
+      return "InMemory";
+    case Kind::kRocksDb:
+      return "RocksDb";
+    case Kind::kChangeLoggingRocksDb:
+      return "ChangeLoggingRocksDb";
+  }
+  return "Unknown";
+}
+
+class KeyValueStoreTest : public ::testing::TestWithParam<Kind> {
+ protected:
+  void SetUp() override {
+    std::string pattern =
+        std::filesystem::path(::testing::TempDir()) / "kv_store_test.XXXXXX";
+    ASSERT_NE(::mkdtemp(pattern.data()), nullptr);
+    dir_ = pattern;
+    if (GetParam() == Kind::kInMemory) {
+      store_ = InMemoryStore::Create("test");
+      return;
+    }
+    auto resources = RocksDbResources::Create(64 << 20, 16 << 20);
+    ASSERT_TRUE(resources.ok()) << resources.status();
+    resources_ = std::move(*resources);
+    auto rocks = RocksDbStore::Open("test", dir_ + "/store", *resources_);
+    ASSERT_TRUE(rocks.ok()) << rocks.status();
+    if (GetParam() == Kind::kRocksDb) {
+      store_ = std::move(*rocks);
+    } else {
+      store_ = MakeChangeLoggingStore(std::move(*rocks), &writer_);
+    }
+  }
+
+  void TearDown() override {
+    store_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+
+  void PutAll(const std::vector<std::string>& keys) {
+    for (const std::string& key : keys) {
+      ASSERT_TRUE(store_->Put(key, "v:" + key).ok());
+    }
+  }
+
+  std::string dir_;
+  NullChangelogWriter writer_;  // Outlives store_.
+  std::unique_ptr<RocksDbResources> resources_;
+  std::unique_ptr<KeyValueStore> store_;
+};
+
+TEST_P(KeyValueStoreTest, GetPutOverwriteDelete) {
+  EXPECT_EQ(store_->name(), "test");
+  EXPECT_EQ(*store_->Get("k"), std::nullopt);
+
+  ASSERT_TRUE(store_->Put("k", "v1").ok());
+  EXPECT_THAT(*store_->Get("k"), Optional(std::string("v1")));
+
+  ASSERT_TRUE(store_->Put("k", "v2").ok());
+  EXPECT_THAT(*store_->Get("k"), Optional(std::string("v2")));
+
+  ASSERT_TRUE(store_->Put("empty", "").ok());
+  EXPECT_THAT(*store_->Get("empty"), Optional(std::string("")));
+
+  ASSERT_TRUE(store_->Delete("k").ok());
+  EXPECT_EQ(*store_->Get("k"), std::nullopt);
+  EXPECT_TRUE(store_->Delete("k").ok()) << "deleting an absent key is OK";
+  EXPECT_TRUE(store_->Delete("never-there").ok());
+}
+
+TEST_P(KeyValueStoreTest, WriteBatchAppliesEntriesInOrder) {
+  ASSERT_TRUE(store_->Put("old", "x").ok());
+  WriteBatch batch;
+  batch.Put("a", "1");
+  batch.Delete("a");  // Put then delete of one key: absent afterwards.
+  batch.Delete("b");
+  batch.Put("b", "2");  // Delete then put: present.
+  batch.Put("c", "1");
+  batch.Put("c", "3");  // Last put wins.
+  batch.Delete("old");
+  batch.Delete("absent");
+  ASSERT_TRUE(store_->Write(batch).ok());
+
+  EXPECT_EQ(*store_->Get("a"), std::nullopt);
+  EXPECT_THAT(*store_->Get("b"), Optional(std::string("2")));
+  EXPECT_THAT(*store_->Get("c"), Optional(std::string("3")));
+  EXPECT_EQ(*store_->Get("old"), std::nullopt);
+  EXPECT_THAT(Drain(store_->All()),
+              ElementsAre(Pair("b", "2"), Pair("c", "3")));
+
+  EXPECT_TRUE(store_->Write(WriteBatch()).ok()) << "an empty batch is OK";
+}
+
+TEST_P(KeyValueStoreTest, RangeIsHalfOpen) {
+  PutAll({"a", "b", "c", "d"});
+  EXPECT_THAT(Keys(store_->Range("b", "d")), ElementsAre("b", "c"));
+  EXPECT_THAT(Keys(store_->Range("bb", "cc")), ElementsAre("c"));
+  EXPECT_THAT(Keys(store_->Range("b", "")), ElementsAre("b", "c", "d"))
+      << "an empty `to` means to the end";
+  EXPECT_THAT(Keys(store_->Range("", "")), ElementsAre("a", "b", "c", "d"));
+  EXPECT_THAT(Keys(store_->All()), ElementsAre("a", "b", "c", "d"));
+  EXPECT_THAT(Keys(store_->Range("b", "b")), ElementsAre());
+  EXPECT_THAT(Keys(store_->Range("c", "b")), ElementsAre());
+  EXPECT_THAT(Keys(store_->Range("e", "")), ElementsAre());
+  EXPECT_THAT(Drain(store_->Range("a", "b")), ElementsAre(Pair("a", "v:a")));
+}
+
+TEST_P(KeyValueStoreTest, PrefixScan) {
+  PutAll({"a", "ab", "abc", "abd", "ac", "b"});
+  EXPECT_THAT(Keys(store_->PrefixScan("ab")), ElementsAre("ab", "abc", "abd"));
+  EXPECT_THAT(Keys(store_->PrefixScan("abc")), ElementsAre("abc"));
+  EXPECT_THAT(Keys(store_->PrefixScan("abz")), ElementsAre());
+  EXPECT_THAT(Keys(store_->PrefixScan("")),
+              ElementsAre("a", "ab", "abc", "abd", "ac", "b"));
+}
+
+TEST_P(KeyValueStoreTest, PrefixScanWithFFBytes) {
+  // The prefix's successor must carry past trailing 0xFF bytes.
+  PutAll({"a\xFE", "a\xFF", std::string("a\xFF\x00", 3), "a\xFF\xFF", "b"});
+  EXPECT_THAT(Keys(store_->PrefixScan("a\xFF")),
+              ElementsAre("a\xFF", std::string("a\xFF\x00", 3), "a\xFF\xFF"));
+  EXPECT_THAT(
+      Keys(store_->PrefixScan("a")),
+      ElementsAre("a\xFE", "a\xFF", std::string("a\xFF\x00", 3), "a\xFF\xFF"));
+}
+
+TEST_P(KeyValueStoreTest, PrefixScanAtEndOfKeyspace) {
+  // An all-0xFF prefix has no successor: the scan runs to the end.
+  PutAll({"\xFE\xFF", "\xFF", "\xFF\xFE", "\xFF\xFF", "\xFF\xFF\x01",
+          "\xFF\xFF\xFF"});
+  EXPECT_THAT(Keys(store_->PrefixScan("\xFF\xFF")),
+              ElementsAre("\xFF\xFF", "\xFF\xFF\x01", "\xFF\xFF\xFF"));
+  EXPECT_THAT(Keys(store_->PrefixScan("\xFF")),
+              ElementsAre("\xFF", "\xFF\xFE", "\xFF\xFF", "\xFF\xFF\x01",
+                          "\xFF\xFF\xFF"));
+  EXPECT_THAT(Keys(store_->Range("\xFF\xFF", "")),
+              ElementsAre("\xFF\xFF", "\xFF\xFF\x01", "\xFF\xFF\xFF"));
+}
+
+TEST_P(KeyValueStoreTest, IterationOrderIsBytewiseUnsigned) {
+  // Inserted out of order; 0x80 and above sort after ASCII (unsigned bytes).
+  PutAll({"\xFF", "a", "\x80", "B", "\x7F", "\x01", "", "aa"});
+  EXPECT_THAT(Keys(store_->All()),
+              ElementsAre("", "\x01", "B", "a", "aa", "\x7F", "\x80", "\xFF"));
+}
+
+TEST_P(KeyValueStoreTest, BinaryKeysAndValuesWithNul) {
+  const std::string a_nul("a\0", 2);
+  const std::string a_nul_b("a\0b", 3);
+  const std::string nul("\0", 1);
+  const std::string value("x\0y\0", 4);
+  for (const std::string& key : {a_nul_b, nul, a_nul, std::string("a")}) {
+    ASSERT_TRUE(store_->Put(key, value + key).ok());
+  }
+  EXPECT_THAT(Keys(store_->All()), ElementsAre(nul, "a", a_nul, a_nul_b));
+  EXPECT_THAT(*store_->Get(a_nul), Optional(value + a_nul));
+  EXPECT_EQ(*store_->Get(std::string("a\0c", 3)), std::nullopt);
+  EXPECT_THAT(Keys(store_->PrefixScan(a_nul)), ElementsAre(a_nul, a_nul_b));
+  EXPECT_THAT(Keys(store_->Range(nul, a_nul)), ElementsAre(nul, "a"));
+
+  ASSERT_TRUE(store_->Delete(a_nul).ok());
+  EXPECT_THAT(*store_->Get("a"), Optional(value + "a"));
+  EXPECT_THAT(Keys(store_->All()), ElementsAre(nul, "a", a_nul_b));
+}
+
+TEST_P(KeyValueStoreTest, LargeValues) {
+  std::string large(1 << 20, '\0');
+  for (size_t i = 0; i < large.size(); ++i)
+    large[i] = static_cast<char>(i * 31);
+  ASSERT_TRUE(store_->Put("large", large).ok());
+  WriteBatch batch;
+  batch.Put("large2", large);
+  ASSERT_TRUE(store_->Write(batch).ok());
+
+  EXPECT_THAT(*store_->Get("large"), Optional(large));
+  const Entries entries = Drain(store_->All());
+  ASSERT_EQ(entries.size(), 2u);
+  EXPECT_TRUE(entries[0].second == large);
+  EXPECT_TRUE(entries[1].second == large);
+  ASSERT_TRUE(store_->Flush().ok());
+  EXPECT_THAT(*store_->Get("large2"), Optional(large));
+}
+
+TEST_P(KeyValueStoreTest, ApproximateCount) {
+  EXPECT_EQ(*store_->ApproximateCount(), 0u);
+  for (int i = 0; i < 1000; ++i) {
+    ASSERT_TRUE(store_->Put("key" + std::to_string(i), "v").ok());
+  }
+  absl::StatusOr<uint64_t> count = store_->ApproximateCount();
+  ASSERT_TRUE(count.ok()) << count.status();
+  if (GetParam() == Kind::kInMemory) {
+    EXPECT_EQ(*count, 1000u);
+  } else {
+    EXPECT_GE(*count, 900u);
+    EXPECT_LE(*count, 1100u);
+  }
+  ASSERT_TRUE(store_->Flush().ok());
+  count = store_->ApproximateCount();
+  ASSERT_TRUE(count.ok()) << count.status();
+  EXPECT_GE(*count, 900u);
+  EXPECT_LE(*count, 1100u);
+}
+
+TEST_P(KeyValueStoreTest, WritesDuringIterationAreSafe) {
+  PutAll({"a", "b", "c", "d"});
+  std::vector<std::string> seen;
+  for (auto it = store_->All(); it->Valid(); it->Next()) {
+    seen.emplace_back(it->key());
+    ASSERT_TRUE(store_->Delete(it->key()).ok());
+    // Behind the scan position, so no store may show it to this scan.
+    ASSERT_TRUE(store_->Put("0" + std::string(it->key()), "new").ok());
+  }
+  EXPECT_THAT(seen, ElementsAre("a", "b", "c", "d"));
+  EXPECT_THAT(Keys(store_->All()), ElementsAre("0a", "0b", "0c", "0d"));
+}
+
+TEST_P(KeyValueStoreTest, FlushKeepsData) {
+  PutAll({"a", "b"});
+  ASSERT_TRUE(store_->Flush().ok());
+  ASSERT_TRUE(store_->Put("c", "v:c").ok());
+  EXPECT_THAT(Keys(store_->All()), ElementsAre("a", "b", "c"));
+}
+
+INSTANTIATE_TEST_SUITE_P(AllStores, KeyValueStoreTest,
+                         ::testing::Values(Kind::kInMemory, Kind::kRocksDb,
+                                           Kind::kChangeLoggingRocksDb),
+                         KindName);
+
+// --- serdes and TypedStore ---------------------------------------------------
+
+TEST(Int64SerdeTest, RoundTripsAndOrdersNonNegativeValuesBytewise) {
+  const Int64Serde serde;
+  for (int64_t v : {int64_t{0}, int64_t{1}, int64_t{255}, int64_t{256},
+                    int64_t{-1}, INT64_MAX, INT64_MIN}) {
+    const std::string bytes = serde.Serialize(v);
+    ASSERT_EQ(bytes.size(), 8u);
+    EXPECT_EQ(*serde.Deserialize(bytes), v);
+  }
+  EXPECT_EQ(serde.Serialize(0x0102030405060708),
+            "\x01\x02\x03\x04\x05\x06\x07\x08");
+  EXPECT_LT(serde.Serialize(255), serde.Serialize(256));
+  EXPECT_LT(serde.Serialize(1), serde.Serialize(INT64_MAX));
+  EXPECT_EQ(serde.Deserialize("short").status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST(TypedStoreTest, GetPutDeleteAndBatch) {
+  std::unique_ptr<KeyValueStore> bytes = InMemoryStore::Create("typed");
+  TypedStore<Int64Serde, StringSerde> store(*bytes);
+  EXPECT_EQ(*store.Get(7), std::nullopt);
+  ASSERT_TRUE(store.Put(300, "three hundred").ok());
+  ASSERT_TRUE(store.Put(7, "seven").ok());
+  EXPECT_THAT(*store.Get(7), Optional(std::string("seven")));
+
+  WriteBatch batch;
+  store.Delete(batch, 7);
+  store.Put(batch, 42, "forty-two");
+  ASSERT_TRUE(bytes->Write(batch).ok());
+  EXPECT_EQ(*store.Get(7), std::nullopt);
+
+  // Numeric order for non-negative keys.
+  std::vector<int64_t> keys;
+  for (auto it = bytes->All(); it->Valid(); it->Next()) {
+    keys.push_back(*store.key_serde().Deserialize(it->key()));
+  }
+  EXPECT_THAT(keys, ElementsAre(42, 300));
+
+  ASSERT_TRUE(store.Delete(42).ok());
+  EXPECT_EQ(*store.Get(42), std::nullopt);
+}
+
+TEST(TypedStoreTest, UndecodableValueIsAnError) {
+  std::unique_ptr<KeyValueStore> bytes = InMemoryStore::Create("typed");
+  TypedStore<StringSerde, Int64Serde> store(*bytes);
+  ASSERT_TRUE(bytes->Put("k", "not eight bytes").ok());
+  EXPECT_EQ(store.Get("k").status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace tributary
