@@ -1,0 +1,652 @@
+#include "engine/internal/stream_thread.h"
+
+#include <librdkafka/rdkafka.h>
+
+#include <chrono>
+#include <filesystem>
+#include <set>
+
+#include "absl/strings/str_cat.h"
+#include "engine/internal/kafka_collector.h"
+#include "engine/internal/log.h"
+#include "engine/internal/rdkafka_handles.h"
+#include "state/absl_compat.h"
+#include "state/checkpoint.h"
+#include "state/in_memory_store.h"
+#include "state/status_macros.h"
+
+namespace tributary::internal {
+namespace {
+
+constexpr int kKafkaTimeoutMs = 30000;
+constexpr int kCommitAttempts = 5;
+constexpr size_t kRestoreBatch = 10000;
+constexpr absl::Duration kRestoreDeadline = absl::Minutes(10);
+
+TimestampMs WallClock() { return TimestampMs{absl::ToUnixMillis(absl::Now())}; }
+
+absl::StatusOr<KafkaHandle> NewClient(rd_kafka_type_t type,
+                                      const std::map<std::string, std::string>& settings,
+                                      rd_kafka_conf_t* base = nullptr) {
+  KafkaConf conf(base != nullptr ? base : rd_kafka_conf_new());
+  char errstr[512];
+  for (const auto& [key, value] : settings) {
+    if (rd_kafka_conf_set(conf.get(), key.c_str(), value.c_str(), errstr,
+                          sizeof(errstr)) != RD_KAFKA_CONF_OK) {
+      return absl::InvalidArgumentError(absl::StrCat("'", key, "': ", errstr));
+    }
+  }
+  KafkaHandle handle(rd_kafka_new(type, conf.get(), errstr, sizeof(errstr)));
+  if (!handle) return absl::InternalError(absl::StrCat("rd_kafka_new: ", errstr));
+  conf.release();
+  return handle;
+}
+
+Record ViewOf(const rd_kafka_message_t* message, std::vector<Header>& headers) {
+  Record record;
+  if (message->key != nullptr) {
+    record.key = std::string_view(static_cast<const char*>(message->key), message->key_len);
+  }
+  if (message->payload != nullptr) {
+    record.value =
+        std::string_view(static_cast<const char*>(message->payload), message->len);
+  }
+  record.timestamp = TimestampMs{rd_kafka_message_timestamp(message, nullptr)};
+  record.topic = rd_kafka_topic_name(message->rkt);
+  record.partition = Partition{message->partition};
+  record.offset = Offset{message->offset};
+  rd_kafka_headers_t* raw = nullptr;
+  headers.clear();
+  if (rd_kafka_message_headers(message, &raw) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+    const char* name = nullptr;
+    const void* value = nullptr;
+    size_t size = 0;
+    for (size_t i = 0; rd_kafka_header_get_all(raw, i, &name, &value, &size) ==
+                       RD_KAFKA_RESP_ERR_NO_ERROR;
+         ++i) {
+      Header header{name, std::nullopt};
+      if (value != nullptr) header.value = std::string_view(static_cast<const char*>(value), size);
+      headers.push_back(header);
+    }
+  }
+  record.headers = headers;
+  return record;
+}
+
+}  // namespace
+
+const char* ThreadStateName(ThreadState state) {
+  switch (state) {
+    case ThreadState::kCreated: return "CREATED";
+    case ThreadState::kStarting: return "STARTING";
+    case ThreadState::kPartitionsAssigned: return "PARTITIONS_ASSIGNED";
+    case ThreadState::kRunning: return "RUNNING";
+    case ThreadState::kPendingShutdown: return "PENDING_SHUTDOWN";
+    case ThreadState::kDead: return "DEAD";
+  }
+  return "?";
+}
+
+class StreamThread::Impl {
+ public:
+  Impl(StreamThread* owner, const StreamThreadOptions& options)
+      : owner_(owner), options_(options), log_(EngineLogger()) {
+    for (const auto& sub : options_.topology->subtopologies()) {
+      for (const std::string& topic : sub.source_topics) {
+        subtopology_of_topic_[options_.topic_name(topic)] = sub.id;
+      }
+    }
+    name_ = absl::StrCat(options_.application_id, "-", options_.process_id,
+                         "-StreamThread-", options_.index);
+    if (options_.metrics != nullptr) {
+      MetricTags tags{{"thread", name_}};
+      processed_ = options_.metrics->GetCounter("process-total", tags);
+      commits_ = options_.metrics->GetCounter("commit-total", tags);
+      aborts_ = options_.metrics->GetCounter("abort-total", tags);
+      punctuations_ = options_.metrics->GetCounter("punctuate-total", tags);
+      restored_ = options_.metrics->GetCounter("restore-records-total", tags);
+      dead_lettered_ = options_.metrics->GetCounter("records-dead-lettered-total", tags);
+      commit_latency_ = options_.metrics->GetLatency("commit-latency", tags);
+      process_latency_ = options_.metrics->GetLatency("process-batch-latency", tags);
+    }
+  }
+
+  absl::Status Run();
+
+ private:
+  absl::Status Setup();
+  absl::Status PollOnce();
+  absl::Status Commit();
+  absl::Status CommitTransactional(rd_kafka_topic_partition_list_t* offsets);
+  absl::Status RecoverFromAbort();
+  absl::Status CreateTasks(const rd_kafka_topic_partition_list_t* assigned);
+  absl::Status CreateTask(TaskId id);
+  absl::Status RestoreTask(Task& task, const CheckpointFile::Offsets& checkpoint);
+  absl::Status CloseTasks(bool clean);
+  absl::Status WriteCheckpoint(Task& task);
+  std::string TaskDir(TaskId id) const {
+    return absl::StrCat(options_.state_dir, "/", id.ToString());
+  }
+  void PublishTaskIds();
+  void OnRebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* partitions);
+  static void RebalanceCallback(rd_kafka_t* rk, rd_kafka_resp_err_t err,
+                                rd_kafka_topic_partition_list_t* partitions,
+                                void* opaque) {
+    (void)rk;
+    static_cast<Impl*>(opaque)->OnRebalance(err, partitions);
+  }
+  void CountTaskDeltas();
+  void PublishCounters(Task& task);
+
+  StreamThread* owner_;
+  const StreamThreadOptions& options_;
+  std::shared_ptr<spdlog::logger> log_;
+  std::string name_;
+  KafkaHandle consumer_;
+  KafkaHandle producer_;
+  KafkaHandle restore_consumer_;
+  std::unique_ptr<KafkaRecordCollector> collector_;
+  std::map<TaskId, std::unique_ptr<Task>> tasks_;
+  std::map<std::pair<std::string, int32_t>, Task*, std::less<>> route_;
+  std::map<std::string, int, std::less<>> subtopology_of_topic_;
+  absl::Time last_commit_ = absl::Now();
+  bool uncommitted_ = false;
+  absl::Status rebalance_error_;
+  std::vector<Header> header_scratch_;
+
+  Counter* processed_ = nullptr;
+  Counter* commits_ = nullptr;
+  Counter* aborts_ = nullptr;
+  Counter* punctuations_ = nullptr;
+  Counter* restored_ = nullptr;
+  Counter* dead_lettered_ = nullptr;
+  LatencyRecorder* commit_latency_ = nullptr;
+  LatencyRecorder* process_latency_ = nullptr;
+};
+
+absl::Status StreamThread::Impl::Setup() {
+  std::map<std::string, std::string> consumer = {
+      {"session.timeout.ms", "10000"},
+      {"heartbeat.interval.ms", "1000"},
+      {"auto.offset.reset", "earliest"},
+      {"log_level", "4"},
+  };
+  for (const auto& [key, value] : options_.consumer_settings) consumer[key] = value;
+  consumer["bootstrap.servers"] = options_.bootstrap_servers;
+  consumer["group.id"] = options_.application_id;
+  consumer["client.id"] = absl::StrCat(name_, "-consumer");
+  consumer["enable.auto.commit"] = "false";
+  consumer["enable.auto.offset.store"] = "false";
+  consumer["isolation.level"] = "read_committed";
+  consumer["partition.assignment.strategy"] = "range";
+  KafkaConf consumer_conf(rd_kafka_conf_new());
+  rd_kafka_conf_set_rebalance_cb(consumer_conf.get(), &Impl::RebalanceCallback);
+  rd_kafka_conf_set_opaque(consumer_conf.get(), this);
+  TRIBUTARY_ASSIGN_OR_RETURN(consumer_,
+                             NewClient(RD_KAFKA_CONSUMER, consumer, consumer_conf.release()));
+  rd_kafka_poll_set_consumer(consumer_.get());
+
+  std::map<std::string, std::string> producer = {
+      {"linger.ms", "5"},
+      {"log_level", "4"},
+  };
+  for (const auto& [key, value] : options_.producer_settings) producer[key] = value;
+  producer["bootstrap.servers"] = options_.bootstrap_servers;
+  producer["client.id"] = absl::StrCat(name_, "-producer");
+  producer["partitioner"] = "murmur2_random";
+  producer["enable.idempotence"] = "true";
+  if (options_.exactly_once) {
+    producer["transactional.id"] =
+        absl::StrCat(options_.application_id, "-", options_.process_id, "-", options_.index);
+  }
+  // The delivery report callback finds the collector through the opaque.
+  collector_ = std::make_unique<KafkaRecordCollector>(options_.exactly_once);
+  KafkaConf producer_conf(rd_kafka_conf_new());
+  rd_kafka_conf_set_dr_msg_cb(producer_conf.get(), &KafkaRecordCollector::DeliveryReport);
+  rd_kafka_conf_set_opaque(producer_conf.get(), collector_.get());
+  TRIBUTARY_ASSIGN_OR_RETURN(producer_,
+                             NewClient(RD_KAFKA_PRODUCER, producer, producer_conf.release()));
+  collector_->set_producer(producer_.get());
+  if (options_.exactly_once) {
+    TRIBUTARY_RETURN_IF_ERROR(KafkaStatus(
+        rd_kafka_init_transactions(producer_.get(), kKafkaTimeoutMs), "init_transactions"));
+  }
+
+  std::map<std::string, std::string> restore = {{"log_level", "4"}};
+  for (const auto& [key, value] : options_.consumer_settings) restore[key] = value;
+  restore["bootstrap.servers"] = options_.bootstrap_servers;
+  restore["client.id"] = absl::StrCat(name_, "-restore-consumer");
+  restore["group.id"] = absl::StrCat(options_.application_id, "-restore");
+  restore["enable.auto.commit"] = "false";
+  restore["enable.partition.eof"] = "true";
+  restore["isolation.level"] = "read_committed";
+  TRIBUTARY_ASSIGN_OR_RETURN(restore_consumer_, NewClient(RD_KAFKA_CONSUMER, restore));
+
+  PartitionList topics(rd_kafka_topic_partition_list_new(
+      static_cast<int>(subtopology_of_topic_.size())));
+  for (const auto& [topic, sub] : subtopology_of_topic_) {
+    rd_kafka_topic_partition_list_add(topics.get(), topic.c_str(), RD_KAFKA_PARTITION_UA);
+  }
+  return KafkaStatus(rd_kafka_subscribe(consumer_.get(), topics.get()), "subscribe");
+}
+
+void StreamThread::Impl::OnRebalance(rd_kafka_resp_err_t err,
+                                     rd_kafka_topic_partition_list_t* partitions) {
+  if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+    owner_->state_ = ThreadState::kPartitionsAssigned;
+    rd_kafka_assign(consumer_.get(), partitions);
+    absl::Status status = CreateTasks(partitions);
+    if (!status.ok() && rebalance_error_.ok()) rebalance_error_ = status;
+    owner_->state_ = ThreadState::kRunning;
+  } else {
+    // Eager protocol: everything is revoked. Commit what was processed, then
+    // close the tasks cleanly so that they can move.
+    absl::Status status = Commit();
+    if (absl::IsAborted(status)) {
+      (void)CloseTasks(/*clean=*/false);
+    } else {
+      if (!status.ok() && rebalance_error_.ok()) rebalance_error_ = status;
+      absl::Status closed = CloseTasks(/*clean=*/status.ok());
+      if (!closed.ok() && rebalance_error_.ok()) rebalance_error_ = closed;
+    }
+    rd_kafka_assign(consumer_.get(), nullptr);
+  }
+  PublishTaskIds();
+}
+
+void StreamThread::Impl::PublishTaskIds() {
+  std::lock_guard<std::mutex> lock(owner_->tasks_mutex_);
+  owner_->task_ids_.clear();
+  for (const auto& [id, task] : tasks_) owner_->task_ids_.push_back(id);
+}
+
+absl::Status StreamThread::Impl::CreateTasks(const rd_kafka_topic_partition_list_t* assigned) {
+  std::set<TaskId> wanted;
+  for (int i = 0; i < assigned->cnt; ++i) {
+    auto it = subtopology_of_topic_.find(assigned->elems[i].topic);
+    if (it == subtopology_of_topic_.end()) continue;
+    wanted.insert(TaskId{it->second, assigned->elems[i].partition});
+  }
+  for (TaskId id : wanted) {
+    if (tasks_.count(id) == 0) TRIBUTARY_RETURN_IF_ERROR(CreateTask(id));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status StreamThread::Impl::CreateTask(TaskId id) {
+  const std::string dir = TaskDir(id);
+  CheckpointFile checkpoint(absl::StrCat(dir, "/.checkpoint"));
+  absl::StatusOr<CheckpointFile::Offsets> offsets = checkpoint.Read();
+  if (!offsets.ok()) {
+    log_->warn("{}: task {}: unreadable checkpoint, restoring from scratch: {}", name_,
+               id.ToString(), offsets.status().ToString());
+    offsets = CheckpointFile::Offsets{};
+  }
+  std::error_code ec;
+  if (offsets->empty()) {
+    // No valid checkpoint: the local state may be ahead of the changelog
+    // (an unclean shutdown); wipe it and restore everything.
+    std::filesystem::remove_all(dir, ec);
+  }
+  std::filesystem::create_directories(dir, ec);
+  if (ec) {
+    return absl::InternalError(absl::StrCat("cannot create task dir ", dir, ": ", ec.message()));
+  }
+
+  TaskOptions task_options;
+  task_options.id = id;
+  task_options.topology = options_.topology;
+  task_options.application_id = options_.application_id;
+  task_options.topic_name = options_.topic_name;
+  task_options.collector = collector_.get();
+  task_options.wall_clock = &WallClock;
+  task_options.error_policy = options_.error_policy;
+  task_options.dead_letter_topic = options_.dead_letter_topic;
+  task_options.metrics = options_.metrics;
+  RocksDbResources* rocksdb = options_.rocksdb;
+  bool wal = options_.rocksdb_wal;
+  task_options.open_store = [dir, rocksdb, wal](const StoreSpec& spec, TaskId)
+      -> absl::StatusOr<std::unique_ptr<KeyValueStore>> {
+    if (spec.type == StoreType::kInMemory) return InMemoryStore::Create(spec.name);
+    RocksDbStoreOptions store_options;
+    store_options.disable_wal = !wal;
+    TRIBUTARY_ASSIGN_OR_RETURN(
+        std::unique_ptr<RocksDbStore> store,
+        RocksDbStore::Open(spec.name, absl::StrCat(dir, "/rocksdb/", spec.name), *rocksdb,
+                           store_options));
+    return std::unique_ptr<KeyValueStore>(std::move(store));
+  };
+  TRIBUTARY_ASSIGN_OR_RETURN(std::unique_ptr<Task> task, Task::Create(std::move(task_options)));
+  if (options_.exactly_once) {
+    // From here on the local state runs ahead of any checkpoint; only a clean
+    // close writes a new one.
+    TRIBUTARY_RETURN_IF_ERROR(checkpoint.Delete());
+  }
+  TRIBUTARY_RETURN_IF_ERROR(RestoreTask(*task, *offsets));
+  TRIBUTARY_RETURN_IF_ERROR(task->Start());
+  for (const std::string& topic : task->source_topics()) {
+    route_[{topic, id.partition}] = task.get();
+  }
+  log_->info("{}: task {} running ({} records restored)", name_, id.ToString(),
+             task->counters().restored);
+  PublishCounters(*task);
+  tasks_[id] = std::move(task);
+  return absl::OkStatus();
+}
+
+absl::Status StreamThread::Impl::RestoreTask(Task& task,
+                                             const CheckpointFile::Offsets& checkpoint) {
+  if (task.changelogs().empty()) return absl::OkStatus();
+  TRIBUTARY_RETURN_IF_ERROR(task.BeginRestore());
+  PartitionList assignment(rd_kafka_topic_partition_list_new(
+      static_cast<int>(task.changelogs().size())));
+  std::map<std::pair<std::string, int32_t>, std::string> store_of;
+  std::map<std::pair<std::string, int32_t>, int64_t> end_offsets;
+  for (const Task::Changelog& changelog : task.changelogs()) {
+    int64_t low = 0, high = 0;
+    TRIBUTARY_RETURN_IF_ERROR(KafkaStatus(
+        rd_kafka_query_watermark_offsets(restore_consumer_.get(), changelog.topic.c_str(),
+                                         changelog.partition.value, &low, &high,
+                                         kKafkaTimeoutMs),
+        absl::StrCat("end offset of ", changelog.topic)));
+    int64_t start = RD_KAFKA_OFFSET_BEGINNING;
+    auto it = checkpoint.find({changelog.topic, changelog.partition.value});
+    if (it != checkpoint.end() && it->second >= low && it->second <= high) start = it->second;
+    if ((start == RD_KAFKA_OFFSET_BEGINNING ? low : start) >= high) continue;
+    rd_kafka_topic_partition_list_add(assignment.get(), changelog.topic.c_str(),
+                                      changelog.partition.value)
+        ->offset = start;
+    store_of[{changelog.topic, changelog.partition.value}] = changelog.store;
+    end_offsets[{changelog.topic, changelog.partition.value}] = high;
+  }
+  if (assignment->cnt == 0) return absl::OkStatus();
+  TRIBUTARY_RETURN_IF_ERROR(
+      KafkaStatus(rd_kafka_assign(restore_consumer_.get(), assignment.get()), "restore assign"));
+  std::map<std::pair<std::string, int32_t>, WriteBatch> batches;
+  size_t open = end_offsets.size();
+  absl::Time deadline = absl::Now() + kRestoreDeadline;
+  absl::Status status;
+  auto flush = [&](const std::pair<std::string, int32_t>& tp) -> absl::Status {
+    WriteBatch& batch = batches[tp];
+    if (batch.empty()) return absl::OkStatus();
+    absl::Status s = task.Restore(store_of[tp], batch);
+    batch.Clear();
+    return s;
+  };
+  while (open > 0 && status.ok()) {
+    if (absl::Now() > deadline) {
+      status = absl::DeadlineExceededError(absl::StrCat(
+          "restoring task ", task.id().ToString(), " did not finish in ",
+          absl::FormatDuration(kRestoreDeadline)));
+      break;
+    }
+    KafkaMessage message(rd_kafka_consumer_poll(restore_consumer_.get(), 100));
+    if (!message) continue;
+    std::pair<std::string, int32_t> tp{
+        message->rkt ? rd_kafka_topic_name(message->rkt) : "", message->partition};
+    if (message->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+      if (end_offsets.erase(tp) > 0) {
+        status = flush(tp);
+        --open;
+      }
+      continue;
+    }
+    if (message->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      status = KafkaStatus(message->err, "restore consume");
+      break;
+    }
+    if (end_offsets.count(tp) == 0) continue;
+    std::string_view key(static_cast<const char*>(message->key), message->key_len);
+    WriteBatch& batch = batches[tp];
+    if (message->payload == nullptr) {
+      batch.Delete(key);
+    } else {
+      batch.Put(key, std::string_view(static_cast<const char*>(message->payload),
+                                      message->len));
+    }
+    if (batch.size() >= kRestoreBatch) status = flush(tp);
+    if (message->offset + 1 >= end_offsets[tp]) {
+      if (status.ok()) status = flush(tp);
+      end_offsets.erase(tp);
+      --open;
+    }
+  }
+  rd_kafka_assign(restore_consumer_.get(), nullptr);
+  return status;
+}
+
+absl::Status StreamThread::Impl::WriteCheckpoint(Task& task) {
+  if (task.changelogs().empty()) return absl::OkStatus();
+  TRIBUTARY_RETURN_IF_ERROR(task.FlushStores());
+  CheckpointFile::Offsets offsets;
+  for (const Task::Changelog& changelog : task.changelogs()) {
+    int64_t low = 0, high = 0;
+    TRIBUTARY_RETURN_IF_ERROR(KafkaStatus(
+        rd_kafka_query_watermark_offsets(producer_.get(), changelog.topic.c_str(),
+                                         changelog.partition.value, &low, &high,
+                                         kKafkaTimeoutMs),
+        absl::StrCat("end offset of ", changelog.topic)));
+    offsets[{changelog.topic, changelog.partition.value}] = high;
+  }
+  return CheckpointFile(absl::StrCat(TaskDir(task.id()), "/.checkpoint")).Write(offsets);
+}
+
+absl::Status StreamThread::Impl::CloseTasks(bool clean) {
+  absl::Status first;
+  for (auto& [id, task] : tasks_) {
+    if (clean) first.Update(WriteCheckpoint(*task));
+    first.Update(task->Close());
+    PublishCounters(*task);
+  }
+  tasks_.clear();
+  route_.clear();
+  return first;
+}
+
+absl::Status StreamThread::Impl::Commit() {
+  CountTaskDeltas();
+  if (!uncommitted_ && !(collector_ && collector_->in_transaction())) {
+    last_commit_ = absl::Now();
+    return absl::OkStatus();
+  }
+  absl::Time start = absl::Now();
+  PartitionList offsets(rd_kafka_topic_partition_list_new(8));
+  for (auto& [id, task] : tasks_) {
+    for (const auto& [tp, next] : task->consumed_offsets()) {
+      rd_kafka_topic_partition_list_add(offsets.get(), tp.first.c_str(), tp.second)
+          ->offset = next;
+    }
+    task->clear_commit_request();
+  }
+  absl::Status status;
+  if (options_.exactly_once) {
+    status = CommitTransactional(offsets.get());
+  } else {
+    status = KafkaStatus(rd_kafka_flush(producer_.get(), kKafkaTimeoutMs), "flush");
+    if (status.ok()) status = collector_->TakeError();
+    for (auto& [id, task] : tasks_) {
+      if (status.ok()) status = WriteCheckpoint(*task);
+    }
+    if (status.ok() && offsets->cnt > 0) {
+      status = KafkaStatus(rd_kafka_commit(consumer_.get(), offsets.get(), 0), "commit offsets");
+    }
+  }
+  if (status.ok()) {
+    uncommitted_ = false;
+    if (commits_ != nullptr) commits_->Add(1);
+    if (commit_latency_ != nullptr) commit_latency_->Record(absl::Now() - start);
+  }
+  last_commit_ = absl::Now();
+  return status;
+}
+
+absl::Status StreamThread::Impl::CommitTransactional(
+    rd_kafka_topic_partition_list_t* offsets) {
+  TRIBUTARY_RETURN_IF_ERROR(collector_->EnsureTransaction());
+  absl::Status status;
+  if (offsets->cnt > 0) {
+    GroupMetadata metadata(rd_kafka_consumer_group_metadata(consumer_.get()));
+    status = KafkaStatus(rd_kafka_send_offsets_to_transaction(producer_.get(), offsets,
+                                                              metadata.get(), kKafkaTimeoutMs),
+                         "send_offsets_to_transaction");
+  }
+  for (int attempt = 1; status.ok() || absl::IsUnavailable(status); ++attempt) {
+    status = KafkaStatus(rd_kafka_commit_transaction(producer_.get(), kKafkaTimeoutMs),
+                         "commit_transaction");
+    if (status.ok() || !absl::IsUnavailable(status) || attempt == kCommitAttempts) break;
+    log_->warn("{}: {} (attempt {} of {})", name_, status.ToString(), attempt,
+               kCommitAttempts);
+  }
+  if (status.ok()) {
+    collector_->TransactionEnded();
+    return collector_->TakeError();
+  }
+  if (absl::IsAborted(status) || absl::IsUnavailable(status) ||
+      absl::IsDeadlineExceeded(status)) {
+    log_->warn("{}: aborting transaction: {}", name_, status.ToString());
+    absl::Status aborted =
+        KafkaStatus(rd_kafka_abort_transaction(producer_.get(), kKafkaTimeoutMs),
+                    "abort_transaction");
+    collector_->TransactionEnded();
+    (void)collector_->TakeError();
+    if (aborts_ != nullptr) aborts_->Add(1);
+    if (!aborted.ok()) return aborted;
+    return absl::AbortedError(status.message());
+  }
+  return status;  // fatal: fenced, unauthorized, ...
+}
+
+absl::Status StreamThread::Impl::RecoverFromAbort() {
+  // The aborted transaction's outputs, changelog writes and offsets are gone:
+  // rebuild every task from its changelog and rewind to the committed offsets.
+  TRIBUTARY_RETURN_IF_ERROR(CloseTasks(/*clean=*/false));
+  rd_kafka_topic_partition_list_t* raw = nullptr;
+  TRIBUTARY_RETURN_IF_ERROR(KafkaStatus(rd_kafka_assignment(consumer_.get(), &raw), "assignment"));
+  PartitionList assignment(raw);
+  if (assignment->cnt == 0) return absl::OkStatus();
+  TRIBUTARY_RETURN_IF_ERROR(KafkaStatus(
+      rd_kafka_committed(consumer_.get(), assignment.get(), kKafkaTimeoutMs), "committed"));
+  for (int i = 0; i < assignment->cnt; ++i) {
+    if (assignment->elems[i].offset < 0) assignment->elems[i].offset = RD_KAFKA_OFFSET_BEGINNING;
+  }
+  // rd_kafka_assign with explicit offsets repositions and drops prefetched data.
+  TRIBUTARY_RETURN_IF_ERROR(
+      KafkaStatus(rd_kafka_assign(consumer_.get(), assignment.get()), "re-assign"));
+  TRIBUTARY_RETURN_IF_ERROR(CreateTasks(assignment.get()));
+  PublishTaskIds();
+  uncommitted_ = false;
+  return absl::OkStatus();
+}
+
+void StreamThread::Impl::CountTaskDeltas() {
+  for (const auto& [id, task] : tasks_) PublishCounters(*task);
+}
+
+void StreamThread::Impl::PublishCounters(Task& task) {
+  TaskCounters delta = task.TakeCounterDeltas();
+  if (dead_lettered_ != nullptr) dead_lettered_->Add(delta.dead_lettered);
+  if (punctuations_ != nullptr) punctuations_->Add(delta.punctuations);
+  if (restored_ != nullptr) restored_->Add(delta.restored);
+}
+
+absl::Status StreamThread::Impl::PollOnce() {
+  absl::Time batch_start = absl::Now();
+  int64_t processed = 0;
+  for (int n = 0; n < options_.max_poll_records; ++n) {
+    KafkaMessage message(rd_kafka_consumer_poll(
+        consumer_.get(),
+        n == 0 ? static_cast<int>(absl::ToInt64Milliseconds(options_.poll_timeout)) : 0));
+    TRIBUTARY_RETURN_IF_ERROR(std::exchange(rebalance_error_, absl::OkStatus()));
+    if (!message) break;
+    if (message->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      if (message->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) continue;
+      absl::Status error = KafkaStatus(message->err, "consume");
+      if (message->err == RD_KAFKA_RESP_ERR__FATAL) return error;
+      log_->warn("{}: {}", name_, error.ToString());
+      continue;
+    }
+    auto it = route_.find(std::pair<std::string, int32_t>(
+        rd_kafka_topic_name(message->rkt), message->partition));
+    if (it == route_.end()) continue;  // revoked meanwhile; the new owner reads it
+    Record record = ViewOf(message.get(), header_scratch_);
+    TRIBUTARY_RETURN_IF_ERROR(it->second->Process(record));
+    uncommitted_ = true;
+    ++processed;
+  }
+  if (processed > 0) {
+    if (processed_ != nullptr) processed_->Add(processed);
+    if (process_latency_ != nullptr) process_latency_->Record(absl::Now() - batch_start);
+  }
+  TimestampMs now = WallClock();
+  for (auto& [id, task] : tasks_) {
+    TRIBUTARY_RETURN_IF_ERROR(task->PunctuateWallClock(now));
+  }
+  bool requested = false;
+  for (auto& [id, task] : tasks_) requested = requested || task->commit_requested();
+  if (requested || absl::Now() - last_commit_ >= options_.commit_interval) {
+    absl::Status status = Commit();
+    if (absl::IsAborted(status)) return RecoverFromAbort();
+    return status;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status StreamThread::Impl::Run() {
+  TRIBUTARY_RETURN_IF_ERROR(Setup());
+  owner_->state_ = ThreadState::kRunning;
+  log_->info("{}: started", name_);
+  absl::Status status;
+  while (status.ok() && !owner_->shutdown_requested_) {
+    status = PollOnce();
+  }
+  owner_->state_ = ThreadState::kPendingShutdown;
+  if (status.ok()) {
+    status = Commit();
+    status.Update(CloseTasks(/*clean=*/status.ok()));
+  } else {
+    log_->error("{}: stopping: {}", name_, status.ToString());
+    if (options_.exactly_once && collector_ && collector_->in_transaction()) {
+      (void)rd_kafka_abort_transaction(producer_.get(), kKafkaTimeoutMs);
+    }
+    (void)CloseTasks(/*clean=*/false);
+  }
+  if (consumer_) {
+    rd_kafka_consumer_close(consumer_.get());
+    absl::Status late = std::exchange(rebalance_error_, absl::OkStatus());
+    if (status.ok()) status = late;
+  }
+  if (producer_) rd_kafka_flush(producer_.get(), kKafkaTimeoutMs);
+  PublishTaskIds();
+  return status;
+}
+
+StreamThread::StreamThread(StreamThreadOptions options) : options_(std::move(options)) {}
+
+StreamThread::~StreamThread() {
+  RequestShutdown();
+  if (thread_.joinable()) thread_.join();
+}
+
+void StreamThread::Start() {
+  state_ = ThreadState::kStarting;
+  thread_ = std::thread([this] { Run(); });
+}
+
+void StreamThread::Run() {
+  impl_ = std::make_unique<Impl>(this, options_);
+  result_ = impl_->Run();
+  impl_.reset();
+  state_ = ThreadState::kDead;
+}
+
+absl::Status StreamThread::Join() {
+  if (thread_.joinable()) thread_.join();
+  return result_;
+}
+
+std::vector<TaskId> StreamThread::task_ids() const {
+  std::lock_guard<std::mutex> lock(tasks_mutex_);
+  return task_ids_;
+}
+
+}  // namespace tributary::internal

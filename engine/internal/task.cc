@@ -1,0 +1,406 @@
+#include "engine/internal/task.h"
+
+#include <librdkafka/rdkafka.h>
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+#include "state/absl_compat.h"
+#include "state/change_logging_store.h"
+#include "state/status_macros.h"
+
+namespace tributary::internal {
+
+const char* TaskStateName(TaskState state) {
+  switch (state) {
+    case TaskState::kCreated:
+      return "CREATED";
+    case TaskState::kRestoring:
+      return "RESTORING";
+    case TaskState::kRunning:
+      return "RUNNING";
+    case TaskState::kClosed:
+      return "CLOSED";
+  }
+  return "?";
+}
+
+std::string ChangelogTopic(std::string_view application_id, std::string_view store) {
+  return absl::StrCat(Sv(application_id), "-", Sv(store), "-changelog");
+}
+
+int32_t DefaultPartition(std::string_view key, int32_t partitions) {
+  // murmur2 ignores the topic handle and opaques for a non-null key.
+  return rd_kafka_msg_partitioner_murmur2(nullptr, key.data(), key.size(), partitions,
+                                          nullptr, nullptr);
+}
+
+struct Task::NodeRuntime {
+  const Topology::Node* def = nullptr;
+  std::unique_ptr<Processor> processor;  // processors only
+  std::unique_ptr<NodeContext> context;  // processors only
+  std::vector<int> children;
+  std::string sink_topic;  // sinks only: the real topic name
+};
+
+struct Task::Schedule : public Cancellable {
+  int node = 0;
+  int64_t interval_ms = 0;
+  PunctuationType type = PunctuationType::kStreamTime;
+  Punctuator punctuator;
+  int64_t next_ms = -1;  // -1: not yet anchored
+  bool cancelled = false;
+  void Cancel() override { cancelled = true; }
+};
+
+class Task::StoreChangelogWriter : public ChangelogWriter {
+ public:
+  StoreChangelogWriter(RecordCollector* collector, std::string topic,
+                       Partition partition, std::function<TimestampMs()> clock)
+      : collector_(collector),
+        topic_(std::move(topic)),
+        partition_(partition),
+        clock_(std::move(clock)) {}
+
+  absl::Status Append(std::string_view key,
+                      std::optional<std::string_view> value) override {
+    Record record;
+    record.key = key;
+    record.value = value;
+    record.timestamp = clock_();
+    return collector_->Send(topic_, record, partition_);
+  }
+
+ private:
+  RecordCollector* collector_;
+  std::string topic_;
+  Partition partition_;
+  std::function<TimestampMs()> clock_;
+};
+
+class Task::NodeContext : public ProcessorContext {
+ public:
+  NodeContext(Task* task, int node) : task_(task), node_(node) {}
+
+  const std::string& application_id() const override {
+    return task_->options_.application_id;
+  }
+  TaskId task_id() const override { return task_->options_.id; }
+  TimestampMs stream_time() const override { return task_->stream_time_; }
+  TimestampMs wall_clock_time() const override { return task_->options_.wall_clock(); }
+
+  absl::Status Forward(const Record& record) override {
+    for (int child : task_->nodes_[node_].children) {
+      TRIBUTARY_RETURN_IF_ERROR(task_->Deliver(child, record));
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status Forward(const Record& record, std::string_view child) override {
+    for (int index : task_->nodes_[node_].children) {
+      if (task_->nodes_[index].def->name == child) return task_->Deliver(index, record);
+    }
+    return absl::InvalidArgumentError(
+        absl::StrCat("node '", task_->nodes_[node_].def->name,
+                     "' has no child named '", Sv(child), "'"));
+  }
+
+  KeyValueStore* GetStateStore(std::string_view name) override {
+    const auto& allowed = task_->nodes_[node_].def->stores;
+    if (std::find(allowed.begin(), allowed.end(), name) == allowed.end()) return nullptr;
+    return task_->store(name);
+  }
+
+  std::shared_ptr<Cancellable> Schedule(absl::Duration interval, PunctuationType type,
+                                        Punctuator punctuator) override {
+    auto schedule = std::make_shared<Task::Schedule>();
+    schedule->node = node_;
+    schedule->interval_ms = std::max<int64_t>(1, absl::ToInt64Milliseconds(interval));
+    schedule->type = type;
+    schedule->punctuator = std::move(punctuator);
+    if (type == PunctuationType::kWallClockTime) {
+      schedule->next_ms = task_->options_.wall_clock().value + schedule->interval_ms;
+    }
+    task_->schedules_.push_back(schedule);
+    return schedule;
+  }
+
+  void RequestCommit() override { task_->commit_requested_ = true; }
+
+  Metrics& metrics() override { return *task_->options_.metrics; }
+
+ private:
+  Task* task_;
+  int node_;
+};
+
+Task::Task(TaskOptions options) : options_(std::move(options)) {}
+
+Task::~Task() { (void)Close(); }
+
+absl::StatusOr<std::unique_ptr<Task>> Task::Create(TaskOptions options) {
+  if (options.topology == nullptr || options.collector == nullptr ||
+      !options.open_store || !options.wall_clock || !options.topic_name) {
+    return absl::InvalidArgumentError("Task::Create: incomplete TaskOptions");
+  }
+  std::unique_ptr<Task> task(new Task(std::move(options)));
+  if (task->options_.metrics == nullptr) {
+    task->own_metrics_ = std::make_unique<Metrics>();
+    task->options_.metrics = task->own_metrics_.get();
+  }
+  TRIBUTARY_RETURN_IF_ERROR(task->Init());
+  return task;
+}
+
+absl::Status Task::Init() {
+  const Topology& topology = *options_.topology;
+  const auto& subtopologies = topology.subtopologies();
+  const int sub = options_.id.subtopology;
+  if (sub < 0 || sub >= static_cast<int>(subtopologies.size())) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("task ", options_.id.ToString(), ": no such sub-topology"));
+  }
+  const Topology::Subtopology& blueprint = subtopologies[sub];
+
+  std::map<std::string, int, std::less<>> index_by_name;
+  nodes_.resize(blueprint.nodes.size());
+  for (size_t i = 0; i < blueprint.nodes.size(); ++i) {
+    nodes_[i].def = topology.node(blueprint.nodes[i]);
+    index_by_name[blueprint.nodes[i]] = static_cast<int>(i);
+  }
+  for (size_t i = 0; i < nodes_.size(); ++i) {
+    NodeRuntime& node = nodes_[i];
+    for (const std::string& child : node.def->children) {
+      auto it = index_by_name.find(child);
+      if (it != index_by_name.end()) node.children.push_back(it->second);
+    }
+    switch (node.def->kind) {
+      case Topology::NodeKind::kSource:
+        for (const std::string& topic : node.def->topics) {
+          std::string real = options_.topic_name(topic);
+          source_by_topic_[real] = static_cast<int>(i);
+          source_topics_.push_back(real);
+        }
+        break;
+      case Topology::NodeKind::kSink:
+        node.sink_topic = options_.topic_name(node.def->topics.front());
+        break;
+      case Topology::NodeKind::kProcessor:
+        node.processor = node.def->factory();
+        if (!node.processor) {
+          return absl::InvalidArgumentError(absl::StrCat(
+              "processor factory of '", node.def->name, "' returned null"));
+        }
+        node.context = std::make_unique<NodeContext>(this, static_cast<int>(i));
+        break;
+    }
+  }
+  std::sort(source_topics_.begin(), source_topics_.end());
+
+  for (const std::string& name : blueprint.stores) {
+    const StoreSpec* spec = topology.store(name);
+    TRIBUTARY_ASSIGN_OR_RETURN(std::unique_ptr<KeyValueStore> raw,
+                               options_.open_store(*spec, options_.id));
+    raw_stores_[name] = raw.get();
+    if (spec->logging) {
+      std::string topic = ChangelogTopic(options_.application_id, name);
+      changelogs_.push_back({name, topic, Partition{options_.id.partition}});
+      changelog_writers_.push_back(std::make_unique<StoreChangelogWriter>(
+          options_.collector, topic, Partition{options_.id.partition},
+          options_.wall_clock));
+      stores_[name] = MakeChangeLoggingStore(std::move(raw),
+                                             changelog_writers_.back().get());
+    } else {
+      stores_[name] = std::move(raw);
+    }
+  }
+  return absl::OkStatus();
+}
+
+TaskCounters Task::TakeCounterDeltas() {
+  TaskCounters delta{counters_.processed - published_.processed,
+                     counters_.dead_lettered - published_.dead_lettered,
+                     counters_.punctuations - published_.punctuations,
+                     counters_.restored - published_.restored};
+  published_ = counters_;
+  return delta;
+}
+
+KeyValueStore* Task::store(std::string_view name) {
+  auto it = stores_.find(name);
+  return it == stores_.end() ? nullptr : it->second.get();
+}
+
+absl::Status Task::BeginRestore() {
+  if (state_ != TaskState::kCreated) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "task ", options_.id.ToString(), ": BeginRestore in state ",
+        TaskStateName(state_)));
+  }
+  state_ = TaskState::kRestoring;
+  return absl::OkStatus();
+}
+
+absl::Status Task::Restore(std::string_view store, const WriteBatch& batch) {
+  if (state_ != TaskState::kRestoring) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "task ", options_.id.ToString(), ": Restore in state ", TaskStateName(state_)));
+  }
+  auto it = raw_stores_.find(store);
+  if (it == raw_stores_.end()) {
+    return absl::NotFoundError(absl::StrCat("task ", options_.id.ToString(),
+                                            ": no store '", Sv(store), "'"));
+  }
+  counters_.restored += static_cast<int64_t>(batch.size());
+  return it->second->Write(batch);
+}
+
+absl::Status Task::Start() {
+  if (state_ != TaskState::kCreated && state_ != TaskState::kRestoring) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "task ", options_.id.ToString(), ": Start in state ", TaskStateName(state_)));
+  }
+  for (NodeRuntime& node : nodes_) {
+    if (node.processor) {
+      absl::Status status = node.processor->Init(*node.context);
+      if (!status.ok()) {
+        return absl::Status(status.code(),
+                            absl::StrCat("init of '", node.def->name, "' in task ",
+                                         options_.id.ToString(), ": ", status.message()));
+      }
+    }
+  }
+  state_ = TaskState::kRunning;
+  return absl::OkStatus();
+}
+
+absl::Status Task::Deliver(int node, const Record& record) {
+  NodeRuntime& target = nodes_[node];
+  switch (target.def->kind) {
+    case Topology::NodeKind::kProcessor:
+      return target.processor->Process(record);
+    case Topology::NodeKind::kSink: {
+      std::optional<Partition> partition;
+      if (target.def->partitioner) {
+        TRIBUTARY_ASSIGN_OR_RETURN(int32_t count,
+                                   options_.collector->PartitionCount(target.sink_topic));
+        if (auto chosen = target.def->partitioner(record, count)) {
+          partition = Partition{*chosen};
+        }
+      }
+      return options_.collector->Send(target.sink_topic, record, partition);
+    }
+    case Topology::NodeKind::kSource:
+      return Forward(node, record);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Task::Forward(int node, const Record& record) {
+  for (int child : nodes_[node].children) {
+    TRIBUTARY_RETURN_IF_ERROR(Deliver(child, record));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Task::Process(const Record& record) {
+  if (state_ != TaskState::kRunning) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "task ", options_.id.ToString(), ": Process in state ", TaskStateName(state_)));
+  }
+  auto it = source_by_topic_.find(Sv(record.topic));
+  if (it == source_by_topic_.end()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "task ", options_.id.ToString(), " reads no topic '", Sv(record.topic), "'"));
+  }
+  stream_time_ = std::max(stream_time_, record.timestamp);
+  absl::Status status = Forward(it->second, record);
+  consumed_offsets_[{std::string(record.topic), record.partition.value}] =
+      record.offset.value + 1;
+  ++counters_.processed;
+  if (!status.ok()) {
+    if (options_.error_policy == ErrorPolicy::kFail) {
+      return absl::Status(
+          status.code(),
+          absl::StrCat("task ", options_.id.ToString(), " failed on ", Sv(record.topic),
+                       "[", record.partition.value, "]@", record.offset.value, ": ",
+                       status.message()));
+    }
+    TRIBUTARY_RETURN_IF_ERROR(DeadLetter(record, status));
+  }
+  return PunctuateStreamTime();
+}
+
+absl::Status Task::DeadLetter(const Record& record, const absl::Status& error) {
+  ++counters_.dead_lettered;
+  std::string message(error.message());
+  std::string partition = absl::StrCat(record.partition.value);
+  std::string offset = absl::StrCat(record.offset.value);
+  Record dead = record;
+  dead.headers.push_back({kDlqErrorHeader, message});
+  dead.headers.push_back({kDlqTopicHeader, record.topic});
+  dead.headers.push_back({kDlqPartitionHeader, partition});
+  dead.headers.push_back({kDlqOffsetHeader, offset});
+  return options_.collector->Send(options_.dead_letter_topic, dead, std::nullopt);
+}
+
+absl::Status Task::PunctuateStreamTime() {
+  // Index loop: a punctuator may schedule more punctuations.
+  for (size_t i = 0; i < schedules_.size(); ++i) {
+    std::shared_ptr<Schedule> schedule = schedules_[i];
+    if (schedule->cancelled || schedule->type != PunctuationType::kStreamTime) continue;
+    if (schedule->next_ms < 0) {
+      schedule->next_ms = stream_time_.value + schedule->interval_ms;
+      continue;
+    }
+    if (stream_time_.value < schedule->next_ms) continue;
+    schedule->next_ms = stream_time_.value + schedule->interval_ms;
+    ++counters_.punctuations;
+    TRIBUTARY_RETURN_IF_ERROR(schedule->punctuator(stream_time_));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Task::PunctuateWallClock(TimestampMs now) {
+  if (state_ != TaskState::kRunning) return absl::OkStatus();
+  for (size_t i = 0; i < schedules_.size(); ++i) {
+    std::shared_ptr<Schedule> schedule = schedules_[i];
+    if (schedule->cancelled || schedule->type != PunctuationType::kWallClockTime) {
+      continue;
+    }
+    if (now.value < schedule->next_ms) continue;
+    // Skip missed intervals instead of firing once per missed interval.
+    schedule->next_ms =
+        now.value + schedule->interval_ms -
+        (now.value - schedule->next_ms) % schedule->interval_ms;
+    ++counters_.punctuations;
+    TRIBUTARY_RETURN_IF_ERROR(schedule->punctuator(now));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Task::FlushStores() {
+  for (auto& [name, store] : stores_) {
+    TRIBUTARY_RETURN_IF_ERROR(store->Flush());
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Task::Close() {
+  if (state_ == TaskState::kClosed) return absl::OkStatus();
+  absl::Status first;
+  if (state_ == TaskState::kRunning) {
+    for (NodeRuntime& node : nodes_) {
+      if (node.processor) first.Update(node.processor->Close());
+    }
+  }
+  schedules_.clear();
+  nodes_.clear();
+  raw_stores_.clear();
+  stores_.clear();
+  changelog_writers_.clear();
+  state_ = TaskState::kClosed;
+  return first;
+}
+
+}  // namespace tributary::internal

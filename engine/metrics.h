@@ -1,0 +1,161 @@
+// Metrics: a small registry of named, tagged counters, gauges and latency
+// recorders, readable from code (Snapshot) and printable (ToString, ToJson).
+// Thread-safety: Metrics is thread-safe. Counter and Gauge may be updated and
+// read from any thread. A LatencyRecorder takes one writer at a time (the
+// owning stream thread) and readers from any thread; a reader may see a
+// record's count before its sum, so a summary taken during writes is
+// approximate by at most the records in flight.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "absl/time/time.h"
+
+namespace tributary {
+
+// Metric names, as Kafka Streams spells them. Tags use kThreadTag / kTaskTag.
+namespace metric_names {
+inline constexpr std::string_view kThreadTag = "thread-id";
+inline constexpr std::string_view kTaskTag = "task-id";
+
+inline constexpr std::string_view kProcessTotal = "process-total";
+inline constexpr std::string_view kProcessLatency = "process-latency";
+inline constexpr std::string_view kCommitTotal = "commit-total";
+inline constexpr std::string_view kCommitLatency = "commit-latency";
+inline constexpr std::string_view kPollTotal = "poll-total";
+inline constexpr std::string_view kPollLatency = "poll-latency";
+inline constexpr std::string_view kPunctuateTotal = "punctuate-total";
+inline constexpr std::string_view kPunctuateLatency = "punctuate-latency";
+inline constexpr std::string_view kRestoreRecordsTotal =
+    "restore-records-total";
+inline constexpr std::string_view kRecordsDeadLetteredTotal =
+    "records-dead-lettered-total";
+inline constexpr std::string_view kDroppedRecordsTotal =
+    "dropped-records-total";
+}  // namespace metric_names
+
+// Tags of a metric, e.g. {{"thread-id", "t0"}, {"task-id", "0_1"}}.
+using MetricTags = std::map<std::string, std::string>;
+
+class Counter {
+ public:
+  void Add(int64_t n = 1) { value_.fetch_add(n, std::memory_order_relaxed); }
+  int64_t value() const { return value_.load(std::memory_order_relaxed); }
+
+ private:
+  std::atomic<int64_t> value_{0};
+};
+
+class Gauge {
+ public:
+  void Set(int64_t value) { value_.store(value, std::memory_order_relaxed); }
+  void Add(int64_t n) { value_.fetch_add(n, std::memory_order_relaxed); }
+  int64_t value() const { return value_.load(std::memory_order_relaxed); }
+
+ private:
+  std::atomic<int64_t> value_{0};
+};
+
+struct LatencySummary {
+  int64_t count = 0;
+  absl::Duration mean;
+  absl::Duration max;
+  absl::Duration p50;
+  absl::Duration p99;
+};
+
+// Records durations into a fixed histogram of 16 buckets per power of two of
+// nanoseconds: a reported percentile is within 1/32 (about 3%) of a recorded
+// value (exact below 16 ns), and is never above the recorded maximum.
+// Durations are clamped to [0, 24h].
+class LatencyRecorder {
+ public:
+  LatencyRecorder() = default;
+  LatencyRecorder(const LatencyRecorder&) = delete;
+  LatencyRecorder& operator=(const LatencyRecorder&) = delete;
+
+  void Record(absl::Duration duration);
+  LatencySummary Summary() const;
+  // The value below which a fraction `q` (in [0, 1]) of recorded durations
+  // fall, at bucket precision (Percentile(1) is the exact maximum); zero
+  // when nothing was recorded.
+  absl::Duration Percentile(double q) const;
+
+ private:
+  static constexpr int64_t kMaxNanos = int64_t{24} * 3600 * 1000 * 1000 * 1000;
+  static constexpr int kMaxBit = 46;  // 2^46 <= kMaxNanos < 2^47
+  static constexpr int kSubBucketBits = 4;
+  static constexpr int kSubBuckets = 1 << kSubBucketBits;
+  // Exact buckets 0..15, then 16 per power of two from 2^4 to 2^kMaxBit.
+  static constexpr int kBuckets =
+      kSubBuckets + (kMaxBit + 1 - kSubBucketBits) * kSubBuckets;
+
+  static int BucketOf(int64_t nanos);
+  // Midpoint of the bucket's range.
+  static int64_t BucketValue(int bucket);
+
+  std::array<std::atomic<int64_t>, kBuckets> buckets_{};
+  std::atomic<int64_t> count_{0};
+  std::atomic<int64_t> sum_nanos_{0};
+  std::atomic<int64_t> max_nanos_{0};
+};
+
+enum class MetricKind { kCounter, kGauge, kLatency };
+
+// One metric's value at Snapshot() time.
+struct MetricSample {
+  std::string name;
+  MetricTags tags;
+  MetricKind kind = MetricKind::kCounter;
+  int64_t value = 0;       // kCounter, kGauge
+  LatencySummary latency;  // kLatency
+};
+
+class Metrics {
+ public:
+  Metrics() = default;
+  Metrics(const Metrics&) = delete;
+  Metrics& operator=(const Metrics&) = delete;
+
+  // Get-or-create. The pointer stays valid for the lifetime of this Metrics.
+  // REQUIRES: a (name, tags) pair is used with one kind only.
+  Counter* GetCounter(std::string_view name, const MetricTags& tags = {});
+  Gauge* GetGauge(std::string_view name, const MetricTags& tags = {});
+  LatencyRecorder* GetLatency(std::string_view name,
+                              const MetricTags& tags = {});
+
+  // Every metric, sorted by name, then tags.
+  std::vector<MetricSample> Snapshot() const;
+  // One line per metric: `name{k=v,...} value` or, for latencies,
+  // `name{...} count=N mean=... p50=... p99=... max=...`.
+  std::string ToString() const;
+  // A JSON array of {"name", "tags", "type", and "value" or
+  // "count"/"mean_ns"/"p50_ns"/"p99_ns"/"max_ns"}.
+  std::string ToJson() const;
+
+ private:
+  struct Entry {
+    MetricKind kind = MetricKind::kCounter;
+    std::unique_ptr<Counter> counter;
+    std::unique_ptr<Gauge> gauge;
+    std::unique_ptr<LatencyRecorder> latency;
+  };
+  using Key = std::pair<std::string, MetricTags>;
+
+  Entry& GetOrCreate(std::string_view name, const MetricTags& tags,
+                     MetricKind kind);
+
+  mutable std::mutex mutex_;
+  std::map<Key, Entry> entries_;  // guarded by mutex_
+};
+
+}  // namespace tributary

@@ -1,0 +1,97 @@
+// The processor API: user logic that a task runs one record at a time.
+// A Topology holds ProcessorFactory objects; every task calls the factory to
+// get its own fresh Processor, so a Processor needs no locking: a task and
+// everything in it runs on one stream thread at a time.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "absl/functional/any_invocable.h"
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "engine/metrics.h"
+#include "engine/record.h"
+#include "engine/types.h"
+#include "state/key_value_store.h"
+
+namespace tributary {
+
+enum class PunctuationType {
+  // Fires when stream time (the largest record timestamp the task has seen)
+  // passes each multiple of the interval; driven by data, not by the clock.
+  kStreamTime,
+  // Fires when the wall clock passes each multiple of the interval; checked
+  // by the stream thread between batches, so never concurrently with Process.
+  kWallClockTime,
+};
+
+// Called with the time (stream or wall clock, in ms) the punctuation is for.
+using Punctuator = absl::AnyInvocable<absl::Status(TimestampMs)>;
+
+// Cancels a scheduled punctuation; cancelling twice is harmless.
+class Cancellable {
+ public:
+  virtual ~Cancellable() = default;
+  virtual void Cancel() = 0;
+};
+
+class ProcessorContext {
+ public:
+  virtual ~ProcessorContext() = default;
+
+  virtual const std::string& application_id() const = 0;
+  virtual TaskId task_id() const = 0;
+  // The largest record timestamp this task has processed so far.
+  virtual TimestampMs stream_time() const = 0;
+  // The wall clock as the engine sees it (a fake one in TopologyTestDriver).
+  virtual TimestampMs wall_clock_time() const = 0;
+
+  // Passes `record` to every child of the current node (or only to the child
+  // named `child`). Runs the children synchronously, depth first: when it
+  // returns they are done with the record. The first failing child's status
+  // is returned.
+  virtual absl::Status Forward(const Record& record) = 0;
+  virtual absl::Status Forward(const Record& record, std::string_view child) = 0;
+
+  // A store connected to the current processor in the topology, or nullptr.
+  // The pointer is owned by the task and valid until the processor's Close.
+  virtual KeyValueStore* GetStateStore(std::string_view name) = 0;
+
+  // Schedules `punctuator` every `interval`. The returned handle may be
+  // ignored; the punctuation then lives until the task closes.
+  virtual std::shared_ptr<Cancellable> Schedule(absl::Duration interval,
+                                                PunctuationType type,
+                                                Punctuator punctuator) = 0;
+
+  // Asks the stream thread to commit as soon as possible after this record.
+  virtual void RequestCommit() = 0;
+
+  // The application's metrics registry, for processor-level metrics; tag
+  // them with the task id. Valid for the processor's lifetime.
+  virtual Metrics& metrics() = 0;
+};
+
+// User logic. Init is called once before the first record, Close once at the
+// end of the task's life (also before it moves to another instance).
+// A non-OK status from Process goes to the task's processing error handler
+// (design: continue and dead-letter, or fail the task).
+class Processor {
+ public:
+  virtual ~Processor() = default;
+  // REQUIRES: `context` outlives this processor.
+  virtual absl::Status Init(ProcessorContext& context) {
+    (void)context;
+    return absl::OkStatus();
+  }
+  virtual absl::Status Process(const Record& record) = 0;
+  virtual absl::Status Close() { return absl::OkStatus(); }
+};
+
+// Makes a fresh Processor for one task; may be called from any stream thread
+// (it must not share mutable state between the processors it returns).
+using ProcessorFactory = std::function<std::unique_ptr<Processor>()>;
+
+}  // namespace tributary

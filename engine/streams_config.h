@@ -1,0 +1,134 @@
+// StreamsConfig: the engine's configuration under Kafka Streams' key names,
+// loaded from a Java-properties file or a map and validated when loaded
+// (librdkafka pass-through keys included), so a bad key fails before any
+// client starts.
+// Thread-safety: const methods may be called from any thread; Set() must not
+// run concurrently with anything else (call it while setting up).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <string_view>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+
+namespace tributary {
+
+// An application's own keys, accepted next to the engine's, with defaults:
+//   StreamsConfig::FromFile(
+//       path, AppKeys{{"orders.topic", "dbserver1.inventory.purchaseorder"},
+//                     {"orders.window.ms", "60000"}});
+// Their values are not validated here; read them with GetString / GetInt /
+// GetBool, which fail with the key named when a value has the wrong type.
+using AppKeys = std::map<std::string, std::string>;
+
+// What happens to a record whose deserialization or processing fails.
+enum class ErrorPolicy {
+  kFail,      // the task fails (Kafka Streams' LogAndFail handler)
+  kContinue,  // the record goes to the dead-letter topic and processing goes on
+};
+
+class StreamsConfig {
+ public:
+  // Loads a Java-properties file: `key=value`, `key: value` or `key value`;
+  // `#` / `!` comment lines; a trailing backslash continues a line; keys and
+  // values are trimmed. Errors name the key and `path:line`.
+  static absl::StatusOr<StreamsConfig> FromFile(const std::string& path,
+                                                const AppKeys& app_keys = {});
+  // As FromFile, on properties text; `source_name` stands for the file name
+  // in error messages.
+  static absl::StatusOr<StreamsConfig> FromProperties(
+      std::string_view text, std::string_view source_name,
+      const AppKeys& app_keys = {});
+  static absl::StatusOr<StreamsConfig> FromMap(
+      const std::map<std::string, std::string>& values,
+      const AppKeys& app_keys = {});
+
+  // Sets one key (engine, alias, application or pass-through key) with the
+  // same validation as a file line. On error the config is unchanged.
+  absl::Status Set(std::string_view key, std::string_view value);
+
+  // --- Engine settings (effective values: explicit, else default). ---
+  std::string application_id() const;
+  // Empty or "mock://[N]" when the embedded mock cluster is used.
+  std::string bootstrap_servers() const;
+  bool uses_mock_cluster() const;
+  // Brokers of the mock cluster: N in "mock://N", else 1.
+  int mock_cluster_brokers() const;
+  // processing.guarantee == exactly_once_v2.
+  bool exactly_once() const;
+  int num_stream_threads() const;
+  // Default 100 ms under exactly_once_v2, 30 s under at_least_once.
+  absl::Duration commit_interval() const;
+  std::string state_dir() const;
+  // RocksDB block-cache budget shared by the instance's stores.
+  int64_t cache_max_bytes() const;
+  // Replication factor of internal topics. Default 1 (Kafka Streams' is -1,
+  // the broker default); -1 is accepted and means the broker default.
+  int replication_factor() const;
+  ErrorPolicy processing_error_policy() const;
+  // dead.letter.topic, or "<application.id>-dlq" when not set.
+  std::string dead_letter_topic() const;
+  absl::Duration poll_interval() const;
+  int max_poll_records() const;
+  absl::Duration state_cleanup_delay() const;
+  // "INFO" or "DEBUG".
+  std::string metrics_recording_level() const;
+  // Default false under exactly_once_v2 (an unclean shutdown rebuilds the
+  // store from its changelog anyway), true under at_least_once.
+  bool rocksdb_wal_enabled() const;
+  // Passed to the transactional producer as transaction.timeout.ms.
+  absl::Duration transaction_timeout() const;
+  // An spdlog level name: trace, debug, info, warn, error, critical, off.
+  std::string log_level() const;
+
+  // --- Generic access, by key: engine keys (effective value; aliases
+  // accepted), application keys (value or default), pass-through keys. ---
+  // NotFound for a key that is neither set nor known.
+  absl::StatusOr<std::string> GetString(std::string_view key) const;
+  // InvalidArgument, naming the key, when the value is not of the type.
+  absl::StatusOr<int64_t> GetInt(std::string_view key) const;
+  absl::StatusOr<bool> GetBool(std::string_view key) const;
+
+  // librdkafka settings passed through, with their prefix removed.
+  // Consumer: `consumer.*` overridden by `main.consumer.*`.
+  std::map<std::string, std::string> ConsumerSettings() const;
+  // Restore consumer: `consumer.*` overridden by `restore.consumer.*`.
+  std::map<std::string, std::string> RestoreConsumerSettings() const;
+  std::map<std::string, std::string> ProducerSettings() const;
+  std::map<std::string, std::string> AdminSettings() const;
+
+  // Every effective setting, one per line, for the startup log; values of
+  // keys containing "password", "secret" or "sasl" are masked.
+  std::string ToString() const;
+
+ private:
+  struct Entry {
+    std::string value;  // normalized
+    std::string where;  // "file:line", or empty when set from a map or Set()
+  };
+
+  explicit StreamsConfig(AppKeys app_keys) : app_keys_(std::move(app_keys)) {}
+
+  static absl::StatusOr<StreamsConfig> Create(const AppKeys& app_keys);
+  // Validates and stores one setting; `where` goes into error messages.
+  absl::Status SetAt(std::string_view key, std::string_view value,
+                     std::string_view where);
+  // Checks required keys and cross-key constraints; `source` names the input.
+  absl::Status Finish(std::string_view source) const;
+  // Effective value of an engine key under its canonical name.
+  std::string Effective(std::string_view key) const;
+  std::map<std::string, std::string> PassThrough(
+      std::string_view base, std::string_view specific) const;
+
+  AppKeys app_keys_;
+  // Engine and application keys set explicitly, by canonical name.
+  std::map<std::string, Entry, std::less<>> values_;
+  // librdkafka pass-through keys, with their prefix.
+  std::map<std::string, Entry, std::less<>> pass_through_;
+};
+
+}  // namespace tributary

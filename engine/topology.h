@@ -1,0 +1,127 @@
+// Topology: the blueprint of a stream-processing application, a DAG of
+// source, processor and sink nodes plus the state stores they use. It holds
+// factories, not processors: every task builds its own processors from it.
+// Build it on one thread, then hand it to KafkaStreams or TopologyTestDriver;
+// after that it is only read.
+//
+// Errors made while building (an unknown parent, a duplicate name, ...) are
+// collected; the first one is returned by Build(). Builder methods chain.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "engine/processor.h"
+
+namespace tributary {
+
+enum class StoreType { kRocksDb, kInMemory };
+
+struct StoreSpec {
+  std::string name;
+  StoreType type = StoreType::kRocksDb;
+  // When true every write also goes to the compacted changelog topic
+  // "<application.id>-<name>-changelog" and the store is restored from it.
+  bool logging = true;
+};
+
+// Chooses the output partition for a record, given the partition count.
+// Returning nullopt leaves the choice to the default partitioner (murmur2 of
+// the key, as Kafka's Java clients do).
+using StreamPartitioner =
+    std::function<std::optional<int32_t>(const Record& record, int32_t partitions)>;
+
+class Topology {
+ public:
+  enum class NodeKind { kSource, kProcessor, kSink };
+
+  struct Node {
+    NodeKind kind;
+    std::string name;
+    std::vector<std::string> parents;
+    std::vector<std::string> children;  // filled in as children are added
+    std::vector<std::string> topics;    // source: topics read; sink: one topic
+    ProcessorFactory factory;           // processors only
+    std::vector<std::string> stores;    // stores this processor may use
+    StreamPartitioner partitioner;      // sinks only; may be empty
+  };
+
+  // A connected part of the DAG (nodes linked by edges or a shared store).
+  // Sub-topologies only meet through topics, e.g. repartition topics.
+  struct Subtopology {
+    int id = 0;
+    std::vector<std::string> nodes;         // in insertion order
+    std::vector<std::string> source_topics; // sorted
+    std::vector<std::string> sink_topics;   // sorted
+    std::vector<std::string> stores;        // sorted
+  };
+
+  Topology() = default;
+  Topology(Topology&&) = default;
+  Topology& operator=(Topology&&) = default;
+
+  Topology& AddSource(std::string name, std::vector<std::string> topics);
+  Topology& AddProcessor(std::string name, ProcessorFactory factory,
+                         std::vector<std::string> parents);
+  // Connects the store to the named processors (which must exist).
+  Topology& AddStateStore(StoreSpec spec, std::vector<std::string> processors);
+  Topology& ConnectProcessorAndStore(std::string_view processor,
+                                     std::string_view store);
+  Topology& AddSink(std::string name, std::string topic,
+                    std::vector<std::string> parents,
+                    StreamPartitioner partitioner = nullptr);
+  // Declares `topic` as an internal repartition topic of this application:
+  // the runtime names it "<application.id>-<topic>" and creates it with
+  // `partitions` partitions (0: as many as the upstream source topics).
+  // Sources and sinks refer to it by the short name given here.
+  // With `partitions_like` set (and `partitions` 0) it gets as many
+  // partitions as that topic (a source topic of the application).
+  Topology& AddRepartitionTopic(std::string topic, int32_t partitions = 0,
+                                std::string partitions_like = "");
+
+  // Validates the DAG (every processor reachable from a source, no cycles,
+  // each sink with a parent) and computes sub-topologies. Idempotent.
+  absl::Status Build();
+
+  // REQUIRES: Build() returned OK.
+  const std::vector<Subtopology>& subtopologies() const { return subtopologies_; }
+  const Node* node(std::string_view name) const;
+  const StoreSpec* store(std::string_view name) const;
+  const std::map<std::string, int32_t>& repartition_topics() const {
+    return repartition_topics_;
+  }
+  // Repartition topics sized like another topic: name -> that topic.
+  const std::map<std::string, std::string>& repartition_partitions_like() const {
+    return repartition_like_;
+  }
+  const std::vector<std::string>& node_order() const { return order_; }
+
+  // Text like Kafka Streams' TopologyDescription:
+  //   Topologies:
+  //      Sub-topology: 0
+  //       Source: KSTREAM-SOURCE-0000000000 (topics: [input])
+  //         --> KSTREAM-MAPVALUES-0000000001
+  //       ...
+  std::string Describe() const;
+
+ private:
+  Node* MutableNode(std::string_view name);
+  void Fail(std::string message);
+
+  std::map<std::string, Node, std::less<>> nodes_;
+  std::vector<std::string> order_;
+  std::map<std::string, StoreSpec, std::less<>> stores_;
+  std::map<std::string, int32_t> repartition_topics_;
+  std::map<std::string, std::string> repartition_like_;
+  std::vector<Subtopology> subtopologies_;
+  absl::Status error_;
+  bool built_ = false;
+};
+
+}  // namespace tributary

@@ -1,0 +1,159 @@
+#include "tests/support/topology_test_driver.h"
+
+#include "absl/strings/str_cat.h"
+#include "engine/internal/record_collector.h"
+#include "engine/internal/task.h"
+#include "state/absl_compat.h"
+#include "state/in_memory_store.h"
+#include "state/status_macros.h"
+
+namespace tributary::testing {
+
+class TopologyTestDriver::Collector : public internal::RecordCollector {
+ public:
+  explicit Collector(TopologyTestDriver* driver) : driver_(driver) {}
+
+  absl::Status Send(std::string_view topic, const Record& record,
+                    std::optional<Partition> partition) override {
+    OwnedRecord owned = OwnedRecord::CopyOf(record);
+    owned.topic = std::string(topic);
+    owned.partition = partition.value_or(Partition{0});
+    owned.offset = Offset{driver_->next_offset_[std::string(topic)]++};
+    if (driver_->task_of_topic_.count(topic) > 0) {
+      driver_->pending_.push_back(owned);  // an internal topic another task reads
+    }
+    driver_->output_[owned.topic].push_back(std::move(owned));
+    return absl::OkStatus();
+  }
+
+  absl::StatusOr<int32_t> PartitionCount(std::string_view) override { return 1; }
+
+ private:
+  TopologyTestDriver* driver_;
+};
+
+TopologyTestDriver::TopologyTestDriver(Topology topology, Options options)
+    : topology_(std::move(topology)),
+      options_(std::move(options)),
+      wall_clock_(options_.start_wall_clock),
+      collector_(std::make_unique<Collector>(this)) {}
+
+TopologyTestDriver::~TopologyTestDriver() {
+  for (auto& task : tasks_) (void)task->Close();
+}
+
+absl::StatusOr<std::unique_ptr<TopologyTestDriver>> TopologyTestDriver::Create(
+    Topology topology, Options options) {
+  std::unique_ptr<TopologyTestDriver> driver(
+      new TopologyTestDriver(std::move(topology), std::move(options)));
+  TRIBUTARY_RETURN_IF_ERROR(driver->Init());
+  return driver;
+}
+
+std::string TopologyTestDriver::TopicName(std::string_view topic) const {
+  if (topology_.repartition_topics().count(std::string(topic)) > 0) {
+    return absl::StrCat(options_.application_id, "-", Sv(topic));
+  }
+  return std::string(topic);
+}
+
+absl::Status TopologyTestDriver::Init() {
+  TRIBUTARY_RETURN_IF_ERROR(topology_.Build());
+  for (const Topology::Subtopology& sub : topology_.subtopologies()) {
+    internal::TaskOptions options;
+    options.id = TaskId{sub.id, 0};
+    options.topology = &topology_;
+    options.application_id = options_.application_id;
+    options.topic_name = [this](std::string_view topic) { return TopicName(topic); };
+    options.collector = collector_.get();
+    options.open_store = [](const StoreSpec& spec, TaskId)
+        -> absl::StatusOr<std::unique_ptr<KeyValueStore>> {
+      return InMemoryStore::Create(spec.name);
+    };
+    options.wall_clock = [this] { return wall_clock_; };
+    options.error_policy = options_.error_policy;
+    options.dead_letter_topic = options_.dead_letter_topic;
+    options.metrics = &metrics_;
+    TRIBUTARY_ASSIGN_OR_RETURN(std::unique_ptr<internal::Task> task,
+                               internal::Task::Create(std::move(options)));
+    for (const std::string& topic : task->source_topics()) {
+      task_of_topic_[topic] = task.get();
+    }
+    tasks_.push_back(std::move(task));
+  }
+  for (auto& task : tasks_) TRIBUTARY_RETURN_IF_ERROR(task->Start());
+  return absl::OkStatus();
+}
+
+absl::Status TopologyTestDriver::PipeInput(std::string_view topic,
+                                           std::optional<std::string_view> key,
+                                           std::optional<std::string_view> value,
+                                           TimestampMs timestamp,
+                                           std::vector<Header> headers) {
+  auto it = task_of_topic_.find(topic);
+  if (it == task_of_topic_.end()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("the topology reads no topic '", Sv(topic), "'"));
+  }
+  Record record;
+  record.key = key;
+  record.value = value;
+  record.timestamp = timestamp;
+  record.headers = std::move(headers);
+  record.topic = it->first;
+  record.partition = Partition{0};
+  record.offset = Offset{next_offset_[std::string(topic)]++};
+  TRIBUTARY_RETURN_IF_ERROR(it->second->Process(record));
+  return Drain();
+}
+
+absl::Status TopologyTestDriver::Drain() {
+  while (!pending_.empty()) {
+    OwnedRecord next = std::move(pending_.front());
+    pending_.pop_front();
+    internal::Task* task = task_of_topic_.find(next.topic)->second;
+    TRIBUTARY_RETURN_IF_ERROR(task->Process(next.View()));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status TopologyTestDriver::AdvanceWallClockTime(absl::Duration duration) {
+  wall_clock_.value += absl::ToInt64Milliseconds(duration);
+  for (auto& task : tasks_) {
+    TRIBUTARY_RETURN_IF_ERROR(task->PunctuateWallClock(wall_clock_));
+    TRIBUTARY_RETURN_IF_ERROR(Drain());
+  }
+  return absl::OkStatus();
+}
+
+std::vector<OwnedRecord> TopologyTestDriver::ReadOutput(std::string_view topic) {
+  const std::vector<OwnedRecord>& all = AllOutput(topic);
+  size_t& position = read_position_[std::string(topic)];
+  std::vector<OwnedRecord> fresh(all.begin() + static_cast<std::ptrdiff_t>(position),
+                                 all.end());
+  position = all.size();
+  return fresh;
+}
+
+const std::vector<OwnedRecord>& TopologyTestDriver::AllOutput(std::string_view topic) {
+  auto it = output_.find(topic);
+  if (it == output_.end()) it = output_.emplace(std::string(topic), std::vector<OwnedRecord>{}).first;
+  return it->second;
+}
+
+std::vector<std::string> TopologyTestDriver::OutputTopics() const {
+  std::vector<std::string> topics;
+  for (const auto& [topic, records] : output_) {
+    if (!records.empty()) topics.push_back(topic);
+  }
+  return topics;
+}
+
+KeyValueStore* TopologyTestDriver::GetStore(std::string_view name) {
+  for (auto& task : tasks_) {
+    if (KeyValueStore* store = task->store(name)) return store;
+  }
+  return nullptr;
+}
+
+}  // namespace tributary::testing
