@@ -1,0 +1,118 @@
+// Decoding of Debezium's JSON change events and transaction markers with
+// simdjson On Demand: each value is parsed once, and what is returned are
+// views into the decoder's own padded copy of the value.
+// Thread-safety: a DebeziumDecoder is used by one thread at a time (one per
+// task); results are valid until the next Decode* call on the same decoder.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace tributary {
+
+enum class ChangeOp : char {
+  kCreate = 'c',
+  kUpdate = 'u',
+  kDelete = 'd',
+  kRead = 'r',  // snapshot read
+  kTruncate = 't',
+};
+
+// How a transaction id identifies its transaction.
+enum class TxIdMode {
+  // PostgreSQL: ids are "<xid>:<lsn>" and the LSN part differs on every
+  // message of one transaction; only the part before the first ':' matches.
+  kPostgres,
+  // MySQL, SQL Server, ...: the whole id identifies the transaction.
+  kWhole,
+};
+
+// The "transaction" block of a change event.
+struct TransactionRef {
+  std::string_view id;        // as written, e.g. "571:53195831"
+  std::string_view match_id;  // what identifies the transaction, e.g. "571"
+  int64_t total_order = 0;            // 1-based over the transaction's events
+  int64_t data_collection_order = 0;  // 1-based within one data collection
+};
+
+// The "source" block, reduced to what the engine needs.
+struct SourceInfo {
+  std::string_view connector;  // "postgresql", "mysql", ...
+  std::string_view db;
+  std::string_view schema;  // empty for MySQL
+  std::string_view table;
+  // "schema.table" (PostgreSQL) or "db.table" (MySQL): what END markers count.
+  std::string data_collection;
+  // Where the change sits in the source log; with the transaction id it
+  // identifies one change event. PostgreSQL: source.lsn as decimal text;
+  // MySQL: "<file>:<pos>:<row>"; others: source.sequence or empty.
+  std::string position;
+  int64_t ts_ms = 0;
+};
+
+struct ChangeEvent {
+  ChangeOp op = ChangeOp::kCreate;
+  // Raw JSON text of the row images; nullopt when the image is JSON null.
+  std::optional<std::string_view> before;
+  std::optional<std::string_view> after;
+  SourceInfo source;
+  std::optional<TransactionRef> transaction;  // absent for snapshot reads
+  int64_t ts_ms = 0;
+};
+
+struct DataCollectionCount {
+  std::string_view data_collection;
+  int64_t event_count = 0;
+};
+
+struct TransactionMarker {
+  enum class Status { kBegin, kEnd };
+  Status status = Status::kBegin;
+  std::string_view id;
+  std::string_view match_id;
+  std::optional<int64_t> event_count;            // END only
+  std::vector<DataCollectionCount> data_collections;  // END only
+  int64_t ts_ms = 0;
+};
+
+class DebeziumDecoder {
+ public:
+  explicit DebeziumDecoder(TxIdMode mode = TxIdMode::kPostgres);
+  ~DebeziumDecoder();
+  DebeziumDecoder(const DebeziumDecoder&) = delete;
+  DebeziumDecoder& operator=(const DebeziumDecoder&) = delete;
+
+  // Decodes a change event value, with or without the JSON converter's
+  // {"schema":...,"payload":...} wrapper. A tombstone (null Kafka value) is
+  // not a change event: callers handle it before calling this.
+  // Errors (InvalidArgument / DataLoss) say what is wrong and where, e.g.
+  // "change event: unknown op 'x'", "change event: missing 'source.lsn'".
+  absl::StatusOr<ChangeEvent> DecodeChange(std::string_view value);
+
+  // Decodes a value of the transaction topic (BEGIN or END marker).
+  absl::StatusOr<TransactionMarker> DecodeMarker(std::string_view value);
+
+  // Reads top-level fields of a JSON object (a row image or a key), each as
+  // its raw JSON text (`1001`, `"abc"`, `null`, `{...}`), in one pass.
+  // Fields not present are nullopt. Also unwraps {"schema":..,"payload":{..}}.
+  absl::StatusOr<std::vector<std::optional<std::string_view>>> ExtractFields(
+      std::string_view object, const std::vector<std::string>& fields);
+
+  TxIdMode mode() const { return mode_; }
+
+ private:
+  struct Impl;
+  TxIdMode mode_;
+  std::unique_ptr<Impl> impl_;
+};
+
+// The part of a transaction id that identifies the transaction under `mode`.
+std::string_view MatchId(std::string_view id, TxIdMode mode);
+
+}  // namespace tributary

@@ -1,0 +1,191 @@
+#include "operators/internal/aggregate_join.h"
+
+#include "absl/strings/str_cat.h"
+#include "operators/internal/codec.h"
+#include "state/absl_compat.h"
+#include "state/status_macros.h"
+
+namespace tributary::internal {
+namespace {
+
+std::string RootKey(char prefix, std::string_view root) {
+  std::string key(1, prefix);
+  key.append(root);
+  return key;
+}
+
+std::string ChildPrefix(std::string_view root) {
+  std::string key(root);
+  key.push_back('\0');
+  return key;
+}
+
+// Appends `text` as a JSON string literal.
+void AppendJsonString(std::string& out, std::string_view text) {
+  out.push_back('"');
+  for (char c : text) {
+    switch (c) {
+      case '"': out.append("\\\""); break;
+      case '\\': out.append("\\\\"); break;
+      case '\n': out.append("\\n"); break;
+      case '\r': out.append("\\r"); break;
+      case '\t': out.append("\\t"); break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20) {
+          absl::StrAppend(&out, "\\u00", absl::Hex(static_cast<unsigned char>(c), absl::kZeroPad2));
+        } else {
+          out.push_back(c);
+        }
+    }
+  }
+  out.push_back('"');
+}
+
+// The inside of a JSON object's text, without its braces and surrounding
+// whitespace ("" for an empty object).
+std::string_view ObjectBody(std::string_view object) {
+  size_t open = object.find('{');
+  size_t close = object.rfind('}');
+  if (open == std::string_view::npos || close == std::string_view::npos || close <= open) {
+    return {};
+  }
+  std::string_view body = object.substr(open + 1, close - open - 1);
+  while (!body.empty() && (body.front() == ' ' || body.front() == '\n')) body.remove_prefix(1);
+  while (!body.empty() && (body.back() == ' ' || body.back() == '\n')) body.remove_suffix(1);
+  return body;
+}
+
+}  // namespace
+
+absl::Status AggregateJoin::Init(ProcessorContext& context) {
+  context_ = &context;
+  roots_ = context.GetStateStore(RootsStore(spec_));
+  children_ = context.GetStateStore(ChildrenStore(spec_));
+  if (roots_ == nullptr || children_ == nullptr) {
+    return absl::FailedPreconditionError("AggregateJoin: its stores are not connected");
+  }
+  MetricTags tags{{"task", context.task_id().ToString()}, {"operator", spec_.name}};
+  emitted_ = context.metrics().GetCounter("cdc-aggregates-emitted-total", tags);
+  stale_ = context.metrics().GetCounter("cdc-stale-slices-dropped-total", tags);
+  return absl::OkStatus();
+}
+
+absl::Status AggregateJoin::Process(const Record& record) {
+  if (!record.key || !record.value) {
+    return absl::DataLossError("aggregate slice without key or value");
+  }
+  const std::string_view root = *record.key;
+  TRIBUTARY_ASSIGN_OR_RETURN(RootSlice slice, DecodeRootSlice(*record.value));
+
+  // v<root>: version (8 bytes) then the position last applied (8 bytes).
+  const std::string version_key = RootKey('v', root);
+  TRIBUTARY_ASSIGN_OR_RETURN(std::optional<std::string> meta, roots_->Get(version_key));
+  int64_t version = 0;
+  int64_t last_position = -1;
+  if (meta && meta->size() == 16) {
+    version = GetOrderedInt64(*meta);
+    last_position = GetOrderedInt64(std::string_view(*meta).substr(8));
+  }
+  if (slice.position >= 0 && slice.position <= last_position) {
+    stale_->Add(1);
+    return absl::OkStatus();
+  }
+
+  const std::string row_key = RootKey('r', root);
+  TRIBUTARY_ASSIGN_OR_RETURN(std::optional<std::string> root_row, roots_->Get(row_key));
+  bool root_deleted = false;
+  WriteBatch root_writes;
+  WriteBatch child_writes;
+  std::string child_key;
+  for (const SliceOp& op : slice.ops) {
+    switch (op.kind) {
+      case SliceOp::Kind::kRootUpsert:
+        root_row = std::string(op.row);
+        root_deleted = false;
+        break;
+      case SliceOp::Kind::kRootDelete:
+        root_row.reset();
+        root_deleted = true;
+        break;
+      case SliceOp::Kind::kChildUpsert:
+      case SliceOp::Kind::kChildDelete:
+        child_key = ChildPrefix(root);
+        child_key.push_back(static_cast<char>(op.table));
+        child_key.append(SortableKey(op.key));
+        if (op.kind == SliceOp::Kind::kChildUpsert) {
+          child_writes.Put(child_key, op.row);
+        } else {
+          child_writes.Delete(child_key);
+        }
+        break;
+    }
+  }
+  if (root_row) {
+    root_writes.Put(row_key, *root_row);
+  } else {
+    root_writes.Delete(row_key);
+  }
+  TRIBUTARY_RETURN_IF_ERROR(children_->Write(child_writes));
+
+  const bool emit = root_row.has_value() || root_deleted;
+  if (emit) ++version;
+  std::string new_meta;
+  PutOrderedInt64(new_meta, version);
+  PutOrderedInt64(new_meta, std::max(slice.position, last_position));
+  root_writes.Put(version_key, new_meta);
+  TRIBUTARY_RETURN_IF_ERROR(roots_->Write(root_writes));
+  if (!emit) return absl::OkStatus();  // children wait for their root
+
+  emitted_->Add(1);
+  if (!root_row) {
+    Record tombstone;
+    tombstone.key = root;
+    tombstone.timestamp = record.timestamp;
+    return context_->Forward(tombstone);
+  }
+  return BuildAggregate(root, *root_row, slice, version);
+}
+
+absl::Status AggregateJoin::BuildAggregate(std::string_view root_key,
+                                           std::string_view root_row,
+                                           const RootSlice& slice, int64_t version) {
+  out_.clear();
+  out_.push_back('{');
+  std::string_view body = ObjectBody(root_row);
+  out_.append(body);
+  bool first_field = body.empty();
+  auto scan = children_->PrefixScan(ChildPrefix(root_key));
+  for (size_t table = 1; table <= spec_.children.size(); ++table) {
+    if (!first_field) out_.push_back(',');
+    first_field = false;
+    AppendJsonString(out_, spec_.children[table - 1].array_field);
+    out_.append(":[");
+    bool first_child = true;
+    // Children are stored by table, then child key: one pass over the scan.
+    while (scan->Valid()) {
+      std::string_view key = scan->key();
+      uint8_t child_table = static_cast<uint8_t>(key[root_key.size() + 1]);
+      if (child_table != table) break;
+      if (!first_child) out_.push_back(',');
+      first_child = false;
+      out_.append(scan->value());
+      scan->Next();
+    }
+    out_.push_back(']');
+  }
+  TRIBUTARY_RETURN_IF_ERROR(scan->status());
+  if (!first_field) out_.push_back(',');
+  out_.append("\"source_tx\":{\"id\":");
+  AppendJsonString(out_, slice.tx_id);
+  absl::StrAppend(&out_, ",\"position\":", slice.position);
+  if (slice.partial) out_.append(",\"partial\":true");
+  absl::StrAppend(&out_, "},\"version\":", version, "}");
+
+  Record out;
+  out.key = root_key;
+  out.value = out_;
+  out.timestamp = context_->stream_time();
+  return context_->Forward(out);
+}
+
+}  // namespace tributary::internal

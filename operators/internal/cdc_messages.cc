@@ -1,0 +1,124 @@
+#include "operators/internal/cdc_messages.h"
+
+#include "absl/strings/numbers.h"
+#include "operators/internal/codec.h"
+#include "state/absl_compat.h"
+
+namespace tributary::internal {
+
+std::string EncodeRoutedEvent(const RoutedEvent& event) {
+  std::string out;
+  out.reserve(64 + event.key.size() + (event.row ? event.row->size() : 0));
+  out.push_back(static_cast<char>(event.kind));
+  if (event.kind == RoutedEvent::Kind::kEnd) {
+    PutBytes(out, event.tx_id);
+    PutOrderedInt64(out, event.end_position);
+    PutOrderedInt64(out, event.ts_ms);
+    PutVarint(out, event.counts.size());
+    for (const auto& [collection, count] : event.counts) {
+      PutBytes(out, collection);
+      PutOrderedInt64(out, count);
+    }
+    return out;
+  }
+  out.push_back(static_cast<char>(event.table));
+  out.push_back(event.op);
+  PutBytes(out, event.position);
+  PutBytes(out, event.key);
+  PutOptional(out, event.parent);
+  PutOptional(out, event.row);
+  PutOrderedInt64(out, event.ts_ms);
+  return out;
+}
+
+absl::StatusOr<RoutedEvent> DecodeRoutedEvent(std::string_view bytes) {
+  Reader reader(bytes);
+  RoutedEvent event;
+  char kind = 0;
+  reader.Byte(kind);
+  event.kind = static_cast<RoutedEvent::Kind>(kind);
+  bool ok = false;
+  switch (event.kind) {
+    case RoutedEvent::Kind::kEnd: {
+      uint64_t n = 0;
+      ok = reader.Bytes(event.tx_id) && reader.OrderedInt64(event.end_position) &&
+           reader.OrderedInt64(event.ts_ms) && reader.Varint(n) && n < 100000;
+      for (uint64_t i = 0; ok && i < n; ++i) {
+        std::string_view collection;
+        int64_t count = 0;
+        ok = reader.Bytes(collection) && reader.OrderedInt64(count);
+        event.counts.emplace_back(collection, count);
+      }
+      break;
+    }
+    case RoutedEvent::Kind::kChange:
+    case RoutedEvent::Kind::kStandalone: {
+      char table = 0;
+      ok = reader.Byte(table) && reader.Byte(event.op) && reader.Bytes(event.position) &&
+           reader.Bytes(event.key) && reader.Optional(event.parent) &&
+           reader.Optional(event.row) && reader.OrderedInt64(event.ts_ms);
+      event.table = static_cast<uint8_t>(table);
+      break;
+    }
+    default:
+      break;
+  }
+  if (!ok || !reader.done()) {
+    return absl::DataLossError("corrupt routed CDC event on the internal topic");
+  }
+  return event;
+}
+
+std::string EncodeRootSlice(const RootSlice& slice) {
+  std::string out;
+  PutBytes(out, slice.tx_id);
+  PutOrderedInt64(out, slice.position);
+  out.push_back(slice.partial ? 1 : 0);
+  PutVarint(out, slice.ops.size());
+  for (const SliceOp& op : slice.ops) {
+    out.push_back(static_cast<char>(op.kind));
+    out.push_back(static_cast<char>(op.table));
+    PutBytes(out, op.key);
+    PutBytes(out, op.row);
+  }
+  return out;
+}
+
+absl::StatusOr<RootSlice> DecodeRootSlice(std::string_view bytes) {
+  Reader reader(bytes);
+  RootSlice slice;
+  char partial = 0;
+  uint64_t n = 0;
+  bool ok = reader.Bytes(slice.tx_id) && reader.OrderedInt64(slice.position) &&
+            reader.Byte(partial) && reader.Varint(n) && n <= bytes.size();
+  slice.partial = partial != 0;
+  for (uint64_t i = 0; ok && i < n; ++i) {
+    SliceOp op;
+    char kind = 0, table = 0;
+    ok = reader.Byte(kind) && reader.Byte(table) && reader.Bytes(op.key) &&
+         reader.Bytes(op.row);
+    op.kind = static_cast<SliceOp::Kind>(kind);
+    op.table = static_cast<uint8_t>(table);
+    slice.ops.push_back(op);
+  }
+  if (!ok || !reader.done()) {
+    return absl::DataLossError("corrupt aggregate slice on the internal topic");
+  }
+  return slice;
+}
+
+std::string SortableKey(std::string_view raw_json) {
+  std::string out;
+  int64_t number = 0;
+  if (absl::SimpleAtoi(Sv(raw_json), &number) &&
+      raw_json.find_first_of(".eE ") == std::string_view::npos) {
+    out.push_back('0');
+    PutOrderedInt64(out, number);
+  } else {
+    out.push_back('1');
+    out.append(raw_json);
+  }
+  return out;
+}
+
+}  // namespace tributary::internal

@@ -1,0 +1,393 @@
+#include "operators/internal/tx_assembler.h"
+
+#include <deque>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "operators/internal/codec.h"
+#include "operators/internal/log.h"
+#include "state/absl_compat.h"
+#include "state/status_macros.h"
+
+namespace tributary::internal {
+namespace {
+
+constexpr char kEndPrefix = 'E';
+constexpr char kQueuePrefix = 'Q';
+constexpr char kReleasedPrefix = 'R';
+constexpr char kReleasedOrderPrefix = 'P';
+constexpr absl::Duration kCheckInterval = absl::Seconds(1);
+
+std::string MetaKey(char prefix, std::string_view match_id) {
+  std::string key(1, prefix);
+  key.append(match_id);
+  return key;
+}
+
+std::string MetaKey(char prefix, int64_t position) {
+  std::string key(1, prefix);
+  PutOrderedInt64(key, position);
+  return key;
+}
+
+std::string EventPrefix(std::string_view match_id) {
+  std::string key(match_id);
+  key.push_back('\0');
+  return key;
+}
+
+}  // namespace
+
+TxAssembler::TxAssembler(const TransactionAggregateSpec& spec)
+    : spec_(spec), tables_(1 + spec.children.size()) {}
+
+int TxAssembler::TableOf(std::string_view data_collection) const {
+  if (data_collection == spec_.root.data_collection) return 0;
+  for (size_t i = 0; i < spec_.children.size(); ++i) {
+    if (data_collection == spec_.children[i].data_collection) return static_cast<int>(i + 1);
+  }
+  return -1;
+}
+
+absl::Status TxAssembler::Init(ProcessorContext& context) {
+  context_ = &context;
+  events_ = context.GetStateStore(EventsStore(spec_));
+  meta_ = context.GetStateStore(MetaStore(spec_));
+  index_ = context.GetStateStore(IndexStore(spec_));
+  if (events_ == nullptr || meta_ == nullptr || index_ == nullptr) {
+    return absl::FailedPreconditionError("TxAssembler: its stores are not connected");
+  }
+  MetricTags tags{{"task", context.task_id().ToString()}, {"operator", spec_.name}};
+  released_ = context.metrics().GetCounter("cdc-transactions-released-total", tags);
+  duplicates_ = context.metrics().GetCounter("cdc-duplicates-dropped-total", tags);
+  partial_ = context.metrics().GetCounter("cdc-transactions-released-partial-total", tags);
+  orphans_ = context.metrics().GetCounter("cdc-orphan-child-deletes-total", tags);
+  pending_gauge_ = context.metrics().GetGauge("cdc-transactions-pending", tags);
+  oldest_age_gauge_ = context.metrics().GetGauge("cdc-oldest-pending-age-ms", tags);
+  TRIBUTARY_RETURN_IF_ERROR(Rebuild());
+  context.Schedule(kCheckInterval, PunctuationType::kWallClockTime,
+                   [this](TimestampMs now) { return CheckHead(now); });
+  return ReleaseReady();
+}
+
+absl::Status TxAssembler::Rebuild() {
+  pending_.clear();
+  queue_.clear();
+  released_count_ = 0;
+  for (auto it = events_->All(); it->Valid(); it->Next()) {
+    std::string_view key = it->key();
+    std::string match_id(key.substr(0, key.find('\0')));
+    TRIBUTARY_ASSIGN_OR_RETURN(RoutedEvent event, DecodeRoutedEvent(it->value()));
+    Pending& pending = pending_[match_id];
+    pending.buffered.resize(tables_);
+    if (event.table < tables_) ++pending.buffered[event.table];
+  }
+  for (auto it = meta_->PrefixScan(std::string(1, kEndPrefix)); it->Valid(); it->Next()) {
+    std::string match_id(it->key().substr(1));
+    TRIBUTARY_ASSIGN_OR_RETURN(RoutedEvent end, DecodeRoutedEvent(it->value()));
+    Pending& pending = pending_[match_id];
+    pending.buffered.resize(tables_);
+    pending.has_end = true;
+    pending.end_position = end.end_position;
+    pending.tx_id = std::string(end.tx_id);
+    pending.expected.assign(tables_, 0);
+    for (const auto& [collection, count] : end.counts) {
+      int table = TableOf(collection);
+      if (table >= 0) pending.expected[table] = count;
+    }
+    queue_[end.end_position] = match_id;
+  }
+  for (auto it = meta_->PrefixScan(std::string(1, kReleasedOrderPrefix)); it->Valid();
+       it->Next()) {
+    ++released_count_;
+  }
+  if (!pending_.empty()) {
+    OperatorsLogger()->info("{}: resumed with {} pending transactions ({} with END)",
+                            spec_.name, pending_.size(), queue_.size());
+  }
+  PublishGauges();
+  return absl::OkStatus();
+}
+
+absl::Status TxAssembler::Process(const Record& record) {
+  if (!record.key || !record.value) {
+    return absl::DataLossError("routed CDC event without key or value");
+  }
+  TRIBUTARY_ASSIGN_OR_RETURN(RoutedEvent event, DecodeRoutedEvent(*record.value));
+  absl::Status status;
+  switch (event.kind) {
+    case RoutedEvent::Kind::kChange:
+      status = OnChange(*record.key, event, *record.value);
+      break;
+    case RoutedEvent::Kind::kEnd:
+      status = OnEnd(*record.key, event, *record.value);
+      break;
+    case RoutedEvent::Kind::kStandalone:
+      status = OnStandalone(event);
+      break;
+  }
+  PublishGauges();
+  return status;
+}
+
+absl::StatusOr<bool> TxAssembler::IsReleased(std::string_view match_id) {
+  TRIBUTARY_ASSIGN_OR_RETURN(auto released, meta_->Get(MetaKey(kReleasedPrefix, match_id)));
+  return released.has_value();
+}
+
+absl::Status TxAssembler::OnChange(std::string_view match_id, const RoutedEvent& event,
+                                   std::string_view raw) {
+  if (event.table >= tables_) return absl::DataLossError("routed event of unknown table");
+  auto it = pending_.find(Sv(match_id));
+  if (it == pending_.end()) {
+    TRIBUTARY_ASSIGN_OR_RETURN(bool released, IsReleased(match_id));
+    if (released) {
+      duplicates_->Add(1);  // a re-delivered transaction, already applied
+      return absl::OkStatus();
+    }
+  }
+  std::string key = EventPrefix(match_id);
+  key.append(event.position);
+  TRIBUTARY_ASSIGN_OR_RETURN(auto existing, events_->Get(key));
+  if (existing) {
+    duplicates_->Add(1);  // same transaction and source position: a repeat
+    return absl::OkStatus();
+  }
+  TRIBUTARY_RETURN_IF_ERROR(events_->Put(key, raw));
+  if (it == pending_.end()) it = pending_.emplace(std::string(match_id), Pending{}).first;
+  it->second.buffered.resize(tables_);
+  ++it->second.buffered[event.table];
+  if (it->second.has_end && !queue_.empty() && queue_.begin()->second == match_id) {
+    return ReleaseReady();
+  }
+  return absl::OkStatus();
+}
+
+absl::Status TxAssembler::OnEnd(std::string_view match_id, const RoutedEvent& event,
+                                std::string_view raw) {
+  auto it = pending_.find(Sv(match_id));
+  if (it != pending_.end() && it->second.has_end) {
+    duplicates_->Add(1);
+    return absl::OkStatus();
+  }
+  if (it == pending_.end()) {
+    TRIBUTARY_ASSIGN_OR_RETURN(bool released, IsReleased(match_id));
+    if (released) {
+      duplicates_->Add(1);
+      return absl::OkStatus();
+    }
+    it = pending_.emplace(std::string(match_id), Pending{}).first;
+  }
+  Pending& pending = it->second;
+  pending.buffered.resize(tables_);
+  pending.has_end = true;
+  pending.end_position = event.end_position;
+  pending.tx_id = std::string(event.tx_id);
+  pending.expected.assign(tables_, 0);
+  for (const auto& [collection, count] : event.counts) {
+    int table = TableOf(collection);
+    if (table >= 0) pending.expected[table] = count;
+  }
+  TRIBUTARY_RETURN_IF_ERROR(meta_->Put(MetaKey(kEndPrefix, match_id), raw));
+  TRIBUTARY_RETURN_IF_ERROR(meta_->Put(MetaKey(kQueuePrefix, event.end_position), match_id));
+  queue_[event.end_position] = std::string(match_id);
+  return ReleaseReady();
+}
+
+absl::Status TxAssembler::OnStandalone(const RoutedEvent& event) {
+  if (event.table >= tables_) return absl::DataLossError("routed event of unknown table");
+  return Emit("", -1, false, {event});
+}
+
+bool TxAssembler::IsComplete(const Pending& pending) const {
+  if (!pending.has_end) return false;
+  for (size_t t = 0; t < tables_; ++t) {
+    if (pending.buffered[t] != pending.expected[t]) return false;
+  }
+  return true;
+}
+
+absl::Status TxAssembler::ReleaseReady() {
+  while (!queue_.empty()) {
+    auto head = queue_.begin();
+    if (head->first != head_position_) {
+      head_position_ = head->first;
+      head_since_ = context_->wall_clock_time();
+    }
+    if (!IsComplete(pending_[head->second])) break;
+    std::string match_id = head->second;
+    TRIBUTARY_RETURN_IF_ERROR(Release(match_id, /*partial=*/false));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status TxAssembler::Release(const std::string& match_id, bool partial) {
+  Pending& pending = pending_[match_id];
+  const int64_t position = pending.end_position;
+  // Events in source-position order. Their bytes must outlive the slices
+  // built from them, and a deque never moves what it holds.
+  std::deque<std::string> raw;
+  std::vector<RoutedEvent> events;
+  WriteBatch deletes;
+  std::string prefix = EventPrefix(match_id);
+  {
+    auto it = events_->PrefixScan(prefix);
+    for (; it->Valid(); it->Next()) {
+      raw.emplace_back(it->value());
+      deletes.Delete(it->key());
+    }
+    TRIBUTARY_RETURN_IF_ERROR(it->status());
+  }
+  events.reserve(raw.size());
+  for (const std::string& bytes : raw) {
+    TRIBUTARY_ASSIGN_OR_RETURN(RoutedEvent event, DecodeRoutedEvent(bytes));
+    events.push_back(event);
+  }
+  TRIBUTARY_RETURN_IF_ERROR(Emit(match_id, position, partial, events));
+  TRIBUTARY_RETURN_IF_ERROR(events_->Write(deletes));
+
+  WriteBatch meta;
+  meta.Delete(MetaKey(kEndPrefix, match_id));
+  meta.Delete(MetaKey(kQueuePrefix, position));
+  std::string ordered;
+  PutOrderedInt64(ordered, position);
+  meta.Put(MetaKey(kReleasedPrefix, match_id), ordered);
+  meta.Put(MetaKey(kReleasedOrderPrefix, position), match_id);
+  ++released_count_;
+  TRIBUTARY_RETURN_IF_ERROR(meta_->Write(meta));
+  // Forget the oldest released ids beyond the retention.
+  if (released_count_ > spec_.released_retention) {
+    WriteBatch prune;
+    auto it = meta_->PrefixScan(std::string(1, kReleasedOrderPrefix));
+    for (; it->Valid() && released_count_ > spec_.released_retention; it->Next()) {
+      prune.Delete(it->key());
+      prune.Delete(MetaKey(kReleasedPrefix, it->value()));
+      --released_count_;
+    }
+    it.reset();
+    TRIBUTARY_RETURN_IF_ERROR(meta_->Write(prune));
+  }
+  queue_.erase(position);
+  pending_.erase(match_id);
+  released_->Add(1);
+  if (partial) partial_->Add(1);
+  return absl::OkStatus();
+}
+
+absl::Status TxAssembler::Emit(std::string_view tx_id, int64_t position, bool partial,
+                               const std::vector<RoutedEvent>& events) {
+  std::map<std::string, RootSlice> slices;
+  std::deque<std::string> parents;  // owns root keys read from the index
+  auto slice_of = [&](std::string_view root) -> RootSlice& {
+    RootSlice& slice = slices[std::string(root)];
+    slice.tx_id = tx_id;
+    slice.position = position;
+    slice.partial = partial;
+    return slice;
+  };
+  for (const RoutedEvent& event : events) {
+    if (event.op == 't') {
+      OperatorsLogger()->warn("{}: ignoring a truncate of table #{} in transaction {}",
+                              spec_.name, event.table, tx_id);
+      continue;
+    }
+    if (event.table == 0) {
+      SliceOp op;
+      op.kind = event.op == 'd' ? SliceOp::Kind::kRootDelete : SliceOp::Kind::kRootUpsert;
+      if (event.row) op.row = *event.row;
+      slice_of(event.key).ops.push_back(op);
+      continue;
+    }
+    std::string index_key(1, static_cast<char>(event.table));
+    index_key.append(event.key);
+    TRIBUTARY_ASSIGN_OR_RETURN(std::optional<std::string> old_parent, index_->Get(index_key));
+    std::optional<std::string_view> old_root;
+    if (old_parent) old_root = parents.emplace_back(std::move(*old_parent));
+    SliceOp remove{SliceOp::Kind::kChildDelete, event.table, event.key, {}};
+    if (event.op == 'd') {
+      if (old_root) {
+        slice_of(*old_root).ops.push_back(remove);
+        TRIBUTARY_RETURN_IF_ERROR(index_->Delete(index_key));
+      } else {
+        orphans_->Add(1);
+        OperatorsLogger()->warn("{}: delete of child {} of table #{} whose root is unknown",
+                                spec_.name, event.key, event.table);
+      }
+      continue;
+    }
+    std::optional<std::string_view> new_root = event.parent;
+    if (new_root && *new_root == "null") new_root.reset();
+    if (old_root && (!new_root || *old_root != *new_root)) {
+      slice_of(*old_root).ops.push_back(remove);
+    }
+    if (new_root) {
+      SliceOp upsert{SliceOp::Kind::kChildUpsert, event.table, event.key,
+                     event.row.value_or("{}")};
+      slice_of(*new_root).ops.push_back(upsert);
+      if (!old_root || *old_root != *new_root) {
+        TRIBUTARY_RETURN_IF_ERROR(index_->Put(index_key, *new_root));
+      }
+    } else if (old_root) {
+      TRIBUTARY_RETURN_IF_ERROR(index_->Delete(index_key));
+    }
+  }
+  std::string encoded;
+  for (const auto& [root, slice] : slices) {
+    encoded = EncodeRootSlice(slice);
+    Record out;
+    out.key = root;
+    out.value = encoded;
+    out.timestamp = context_->stream_time();
+    TRIBUTARY_RETURN_IF_ERROR(context_->Forward(out));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status TxAssembler::CheckHead(TimestampMs now) {
+  PublishGauges();
+  if (queue_.empty()) return absl::OkStatus();
+  auto head = queue_.begin();
+  const int64_t age_ms = now.value - head_since_.value;
+  oldest_age_gauge_->Set(age_ms);
+  if (age_ms < absl::ToInt64Milliseconds(spec_.incomplete_timeout)) return absl::OkStatus();
+  const Pending& pending = pending_[head->second];
+  std::vector<std::string> counts;
+  for (size_t t = 0; t < tables_; ++t) {
+    const CdcTable& table = t == 0 ? spec_.root : spec_.children[t - 1];
+    counts.push_back(absl::StrCat(table.data_collection, " ", pending.buffered[t], "/",
+                                  pending.expected[t]));
+  }
+  std::string detail = absl::StrCat(
+      "transaction ", head->second, " (END at transaction-topic offset ", head->first,
+      ") incomplete for ", age_ms / 1000, " s: buffered/expected ",
+      absl::StrJoin(counts, ", "), "; ", queue_.size() - 1, " later transactions wait");
+  switch (spec_.incomplete_policy) {
+    case IncompletePolicy::kHold:
+      if (now.value - last_warning_.value >=
+          absl::ToInt64Milliseconds(spec_.incomplete_timeout)) {
+        last_warning_ = now;
+        OperatorsLogger()->warn("{}: {} (policy hold)", spec_.name, detail);
+      }
+      return absl::OkStatus();
+    case IncompletePolicy::kRelease: {
+      OperatorsLogger()->warn("{}: {}: releasing what arrived (policy release)", spec_.name,
+                              detail);
+      std::string match_id = head->second;
+      TRIBUTARY_RETURN_IF_ERROR(Release(match_id, /*partial=*/true));
+      return ReleaseReady();
+    }
+    case IncompletePolicy::kFail:
+      return absl::FailedPreconditionError(
+          absl::StrCat(spec_.name, ": ", detail,
+                       " (policy fail; set incomplete.transaction.policy=release or "
+                       "hold to go on)"));
+  }
+  return absl::OkStatus();
+}
+
+void TxAssembler::PublishGauges() {
+  pending_gauge_->Set(static_cast<int64_t>(pending_.size()));
+  if (queue_.empty()) oldest_age_gauge_->Set(0);
+}
+
+}  // namespace tributary::internal

@@ -1,0 +1,94 @@
+#include "operators/transaction_aggregate.h"
+
+#include "absl/strings/str_cat.h"
+#include "operators/internal/aggregate_join.h"
+#include "operators/internal/cdc_router.h"
+#include "operators/internal/tx_assembler.h"
+#include "state/absl_compat.h"
+
+namespace tributary {
+
+absl::StatusOr<IncompletePolicy> ParseIncompletePolicy(std::string_view text) {
+  if (text == "hold") return IncompletePolicy::kHold;
+  if (text == "release") return IncompletePolicy::kRelease;
+  if (text == "fail") return IncompletePolicy::kFail;
+  return absl::InvalidArgumentError(absl::StrCat(
+      "incomplete transaction policy '", Sv(text), "': expected hold, release or fail"));
+}
+
+absl::Status AddTransactionAggregate(Topology& topology,
+                                     const TransactionAggregateSpec& spec_in) {
+  if (spec_in.root.topic.empty() || spec_in.transaction_topic.empty() ||
+      spec_in.output_topic.empty()) {
+    return absl::InvalidArgumentError(
+        "transaction aggregate: root topic, transaction topic and output topic are required");
+  }
+  if (spec_in.children.size() > 200) {
+    return absl::InvalidArgumentError("transaction aggregate: at most 200 child tables");
+  }
+  for (const CdcTable& child : spec_in.children) {
+    if (child.parent_column.empty() || child.array_field.empty()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "transaction aggregate: child table '", child.data_collection,
+          "' needs a parent column and an array field"));
+    }
+  }
+  // Processors keep a reference to the spec; the factories own it.
+  auto spec = std::make_shared<const TransactionAggregateSpec>(spec_in);
+  const std::string& n = spec->name;
+  const std::string tx_topic = n + "-tx-repartition";
+  const std::string root_topic = n + "-aggregate-repartition";
+  topology.AddRepartitionTopic(tx_topic, 1);
+  if (spec->aggregate_partitions > 0) {
+    topology.AddRepartitionTopic(root_topic, spec->aggregate_partitions);
+  } else {
+    topology.AddRepartitionTopic(root_topic, 0, spec->root.topic);
+  }
+
+  // Route: one sub-topology per input topic, so that each may have its own
+  // partition count.
+  std::vector<const CdcTable*> tables = {&spec->root};
+  for (const CdcTable& child : spec->children) tables.push_back(&child);
+  for (size_t t = 0; t < tables.size(); ++t) {
+    const std::string source = absl::StrCat(n, "-source-", t);
+    const std::string route = absl::StrCat(n, "-route-", t);
+    topology.AddSource(source, {tables[t]->topic})
+        .AddProcessor(
+            route,
+            [spec, t] {
+              return std::make_unique<internal::CdcRouter>(*spec, static_cast<int>(t));
+            },
+            {source})
+        .AddSink(absl::StrCat(n, "-route-", t, "-sink"), tx_topic, {route});
+  }
+  topology.AddSource(n + "-source-tx", {spec->transaction_topic})
+      .AddProcessor(
+          n + "-route-tx",
+          [spec] { return std::make_unique<internal::CdcRouter>(*spec, -1); },
+          {n + "-source-tx"})
+      .AddSink(n + "-route-tx-sink", tx_topic, {n + "-route-tx"});
+
+  // Assemble: a single task.
+  const std::string assemble = n + "-assemble";
+  topology.AddSource(n + "-source-assemble", {tx_topic})
+      .AddProcessor(
+          assemble, [spec] { return std::make_unique<internal::TxAssembler>(*spec); },
+          {n + "-source-assemble"})
+      .AddStateStore({internal::TxAssembler::EventsStore(*spec)}, {assemble})
+      .AddStateStore({internal::TxAssembler::MetaStore(*spec)}, {assemble})
+      .AddStateStore({internal::TxAssembler::IndexStore(*spec)}, {assemble})
+      .AddSink(n + "-assemble-sink", root_topic, {assemble});
+
+  // Aggregate: parallel by root key.
+  const std::string aggregate = n + "-aggregate";
+  topology.AddSource(n + "-source-aggregate", {root_topic})
+      .AddProcessor(
+          aggregate, [spec] { return std::make_unique<internal::AggregateJoin>(*spec); },
+          {n + "-source-aggregate"})
+      .AddStateStore({internal::AggregateJoin::RootsStore(*spec)}, {aggregate})
+      .AddStateStore({internal::AggregateJoin::ChildrenStore(*spec)}, {aggregate})
+      .AddSink(n + "-output", spec->output_topic, {aggregate});
+  return absl::OkStatus();
+}
+
+}  // namespace tributary

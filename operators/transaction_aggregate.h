@@ -1,0 +1,69 @@
+// Transaction-consistent aggregates from Debezium CDC topics: the operators
+// and the function that wires them into a Topology.
+//
+//   table topics ──route──┐                        (one task per partition)
+//   transaction topic ─route─┴─> <app>-cdc-tx-repartition (1 partition)
+//        ──assemble──> <app>-cdc-aggregate-repartition (N partitions, by root id)
+//        ──aggregate──> output topic (one record per transaction and root)
+//
+// Route decodes each change event once and re-keys it by transaction; END
+// markers carry their offset in the transaction topic, the source commit
+// order. Assemble (a single task, so commit order is a plain queue) buffers
+// events in RocksDB until a transaction is complete, releases complete
+// transactions strictly in commit order, drops repeated events and
+// re-delivered transactions, and keeps the child -> root index that tells
+// where a moved or deleted child used to belong. Aggregate (parallel by root
+// id) applies each transaction's slice for one root atomically and emits that
+// root's aggregate once.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "engine/topology.h"
+#include "operators/debezium.h"
+
+namespace tributary {
+
+struct CdcTable {
+  std::string topic;            // e.g. dbserver1.inventory.orderline
+  std::string data_collection;  // as END markers name it: inventory.orderline
+  std::string key_column = "id";
+  // Children only: the column holding the root's key, and the array field of
+  // the aggregate the child rows go to.
+  std::string parent_column;
+  std::string array_field;
+};
+
+// What happens to a transaction that stays incomplete (END seen, counts not
+// matched) at the head of the commit-order queue for `incomplete_timeout`.
+enum class IncompletePolicy {
+  kHold,     // keep waiting (later transactions wait too); warn every interval
+  kRelease,  // release what was buffered, marked "partial" in source_tx
+  kFail,     // stop the task with an error naming the transaction
+};
+
+struct TransactionAggregateSpec {
+  std::string name = "cdc";  // prefix of node, store and internal topic names
+  CdcTable root;
+  std::vector<CdcTable> children;
+  std::string transaction_topic;
+  std::string output_topic;
+  TxIdMode tx_id_mode = TxIdMode::kPostgres;
+  IncompletePolicy incomplete_policy = IncompletePolicy::kHold;
+  absl::Duration incomplete_timeout = absl::Minutes(5);
+  // How many released transaction ids are remembered to drop re-deliveries.
+  int64_t released_retention = 1'000'000;
+  // Partitions of the by-root repartition topic; 0: as many as root.topic.
+  int32_t aggregate_partitions = 0;
+};
+
+// Adds the route / assemble / aggregate operators for `spec` to `topology`.
+absl::Status AddTransactionAggregate(Topology& topology,
+                                     const TransactionAggregateSpec& spec);
+
+absl::StatusOr<IncompletePolicy> ParseIncompletePolicy(std::string_view text);
+
+}  // namespace tributary

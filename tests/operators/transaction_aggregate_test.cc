@@ -1,0 +1,385 @@
+// The CDC operators (route, assemble, aggregate) wired by
+// AddTransactionAggregate, run through TopologyTestDriver with Debezium
+// PostgreSQL-shaped traffic: out-of-order and interleaved arrival, repeats,
+// missing ENDs, counts that never match, empty transactions, moved and
+// deleted children, snapshot reads, a 100k-event transaction, bad input.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <simdjson.h>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "operators/transaction_aggregate.h"
+#include "state/absl_compat.h"
+#include "tests/support/topology_test_driver.h"
+
+namespace tributary {
+namespace {
+
+using testing::TopologyTestDriver;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+
+constexpr char kOrders[] = "dbserver1.inventory.purchaseorder";
+constexpr char kLines[] = "dbserver1.inventory.orderline";
+constexpr char kTx[] = "dbserver1.transaction";
+constexpr char kOut[] = "order-aggregates";
+
+TransactionAggregateSpec Spec() {
+  TransactionAggregateSpec spec;
+  spec.root = {kOrders, "inventory.purchaseorder", "id", "", ""};
+  spec.children = {{kLines, "inventory.orderline", "id", "order_id", "lines"}};
+  spec.transaction_topic = kTx;
+  spec.output_topic = kOut;
+  spec.incomplete_timeout = absl::Seconds(30);
+  return spec;
+}
+
+// Builds Debezium PostgreSQL change events and markers. Every message gets
+// its own LSN, so ids differ in their suffix as real ones do.
+class Pg {
+ public:
+  std::string Order(char op, int id, std::string_view status, int64_t xid) {
+    std::string row = absl::StrCat(R"({"id":)", id,
+                                   R"(,"customer_id":7,"order_date":19700,"status":")", Sv(status),
+                                   R"("})");
+    return Change("purchaseorder", op, op == 'd' ? absl::StrCat(R"({"id":)", id, "}") : "null",
+                  op == 'd' ? "null" : row, xid);
+  }
+  std::string Line(char op, int id, int order, std::string_view product, int64_t xid) {
+    std::string row = absl::StrCat(R"({"id":)", id, R"(,"order_id":)", order,
+                                   R"(,"product":")", Sv(product),
+                                   R"(","quantity":1,"price":"BOI=","status":"ENTERED"})");
+    return Change("orderline", op, op == 'd' ? absl::StrCat(R"({"id":)", id, "}") : "null",
+                  op == 'd' ? "null" : row, xid);
+  }
+  std::string SnapshotOrder(int id) {
+    ++lsn_;
+    return absl::StrCat(
+        R"({"before":null,"after":{"id":)", id,
+        R"(,"customer_id":7,"order_date":19700,"status":"PLACED"},"source":{"version":"3.6.1.Final","connector":"postgresql","name":"dbserver1","ts_ms":1700000000000,"snapshot":"true","db":"orderdb","sequence":"[null,\")",
+        lsn_, R"(\"]","schema":"inventory","table":"purchaseorder","txId":5,"lsn":)", lsn_,
+        R"(,"xmin":null},"transaction":null,"op":"r","ts_ms":1700000000001})");
+  }
+  std::string End(int64_t xid, int orders, int lines) {
+    std::vector<std::string> collections;
+    if (orders > 0) {
+      collections.push_back(absl::StrCat(
+          R"({"data_collection":"inventory.purchaseorder","event_count":)", orders, "}"));
+    }
+    if (lines > 0) {
+      collections.push_back(absl::StrCat(
+          R"({"data_collection":"inventory.orderline","event_count":)", lines, "}"));
+    }
+    return absl::StrCat(R"({"status":"END","id":")", xid, ":", ++lsn_,
+                        R"(","event_count":)", orders + lines, R"(,"data_collections":[)",
+                        absl::StrJoin(collections, ","), R"(],"ts_ms":1700000000002})");
+  }
+  std::string Begin(int64_t xid) {
+    return absl::StrCat(R"({"status":"BEGIN","id":")", xid, ":", ++lsn_,
+                        R"(","event_count":null,"data_collections":null,"ts_ms":1700000000000})");
+  }
+  // Restarts the per-transaction counters.
+  void NewTransaction() { total_ = 0; }
+
+ private:
+  std::string Change(std::string_view table, char op, std::string_view before,
+                     std::string_view after, int64_t xid) {
+    ++lsn_;
+    ++total_;
+    return absl::StrCat(
+        R"({"before":)", Sv(before), R"(,"after":)", Sv(after),
+        R"(,"source":{"version":"3.6.1.Final","connector":"postgresql","name":"dbserver1","ts_ms":1700000000000,"snapshot":"false","db":"orderdb","sequence":"[null,\")",
+        lsn_, R"(\"]","schema":"inventory","table":")", Sv(table), R"(","txId":)", xid,
+        R"(,"lsn":)", lsn_, R"(,"xmin":null},"transaction":{"id":")", xid, ":", lsn_,
+        R"(","total_order":)", total_, R"(,"data_collection_order":)", total_,
+        R"(},"op":")", std::string(1, op), R"(","ts_ms":1700000000001})");
+  }
+  int64_t lsn_ = 1000;
+  int total_ = 0;
+};
+
+struct Version {
+  std::string key;
+  std::optional<std::string> value;
+};
+
+class TransactionAggregateTest : public ::testing::Test {
+ protected:
+  void SetUp() override { Open(Spec()); }
+
+  void Open(const TransactionAggregateSpec& spec,
+            ErrorPolicy policy = ErrorPolicy::kContinue) {
+    driver_.reset();
+    Topology topology;
+    ASSERT_TRUE(AddTransactionAggregate(topology, spec).ok());
+    TopologyTestDriver::Options options;
+    options.error_policy = policy;
+    options.dead_letter_topic = "dlq";
+    auto driver = TopologyTestDriver::Create(std::move(topology), options);
+    ASSERT_TRUE(driver.ok()) << driver.status();
+    driver_ = *std::move(driver);
+  }
+
+  void Pipe(const char* topic, const std::string& value) {
+    ASSERT_TRUE(driver_->PipeInput(topic, "{\"id\":0}", value).ok());
+  }
+  std::vector<Version> Output() {
+    std::vector<Version> out;
+    for (const OwnedRecord& r : driver_->ReadOutput(kOut)) out.push_back({*r.key, r.value});
+    return out;
+  }
+  int64_t Gauge(std::string_view name) {
+    for (const MetricSample& s : driver_->metrics().Snapshot()) {
+      if (s.name == name) return s.value;
+    }
+    return -1;
+  }
+  int64_t Counter(std::string_view name) { return Gauge(name); }
+
+  Pg pg_;
+  std::unique_ptr<TopologyTestDriver> driver_;
+};
+
+// Parses an aggregate and returns "status|line ids" for compact assertions.
+std::string Summary(const std::string& json) {
+  simdjson::dom::parser parser;
+  simdjson::dom::element doc = parser.parse(json);
+  std::string out{std::string_view(doc["status"])};
+  out += "|";
+  for (simdjson::dom::element line : doc["lines"].get_array()) {
+    out += absl::StrCat(int64_t(line["id"]), ",");
+  }
+  return out;
+}
+
+TEST_F(TransactionAggregateTest, OneRecordPerTransactionAndRootEvenWhenEndComesFirst) {
+  Pipe(kTx, pg_.Begin(571));
+  Pipe(kTx, pg_.End(571, 1, 3));  // END before any change event
+  Pipe(kLines, pg_.Line('c', 3, 1001, "c", 571));
+  Pipe(kOrders, pg_.Order('c', 1001, "PLACED", 571));
+  Pipe(kLines, pg_.Line('c', 1, 1001, "a", 571));
+  EXPECT_TRUE(Output().empty()) << "one line still missing";
+  Pipe(kLines, pg_.Line('c', 2, 1001, "b", 571));
+  std::vector<Version> out = Output();
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].key, "1001");
+  ASSERT_TRUE(out[0].value);
+  EXPECT_EQ(Summary(*out[0].value), "PLACED|1,2,3,");
+  simdjson::dom::parser parser;
+  simdjson::dom::element doc = parser.parse(*out[0].value);
+  EXPECT_EQ(std::string_view(doc["source_tx"]["id"]), "571");
+  EXPECT_EQ(int64_t(doc["source_tx"]["position"]), 1) << "offset of the END";
+  EXPECT_EQ(int64_t(doc["version"]), 1);
+  EXPECT_EQ(int64_t(doc["customer_id"]), 7);
+  EXPECT_EQ(std::string_view(doc["lines"].at(0)["price"]), "BOI=");
+  EXPECT_EQ(Gauge("cdc-transactions-pending"), 0);
+}
+
+TEST_F(TransactionAggregateTest, ReleasesInCommitOrderWhenALaterTransactionCompletesFirst) {
+  Pipe(kOrders, pg_.Order('c', 1, "PLACED", 600));
+  Pipe(kTx, pg_.End(600, 1, 1));  // 600 commits first but its line lags
+  pg_.NewTransaction();
+  Pipe(kOrders, pg_.Order('u', 1, "SHIPPED", 601));
+  Pipe(kTx, pg_.End(601, 1, 0));  // 601 is complete
+  EXPECT_TRUE(Output().empty()) << "601 must wait for 600";
+  EXPECT_EQ(Gauge("cdc-transactions-pending"), 2);
+  Pipe(kLines, pg_.Line('c', 10, 1, "x", 600));
+  std::vector<Version> out = Output();
+  ASSERT_EQ(out.size(), 2u);
+  EXPECT_EQ(Summary(*out[0].value), "PLACED|10,");
+  EXPECT_EQ(Summary(*out[1].value), "SHIPPED|10,");
+}
+
+TEST_F(TransactionAggregateTest, RepeatedEventsAndRedeliveredTransactionsAreDropped) {
+  std::string order = pg_.Order('c', 5, "PLACED", 700);
+  std::string line = pg_.Line('c', 50, 5, "x", 700);
+  std::string end = pg_.End(700, 1, 1);
+  Pipe(kOrders, order);
+  Pipe(kOrders, order);  // a repeat before release
+  Pipe(kTx, end);
+  Pipe(kLines, line);
+  ASSERT_EQ(Output().size(), 1u);
+  // Debezium re-delivers the whole transaction after a restart.
+  Pipe(kTx, end);
+  Pipe(kOrders, order);
+  Pipe(kLines, line);
+  EXPECT_TRUE(Output().empty());
+  EXPECT_EQ(Counter("cdc-duplicates-dropped-total"), 4);
+  EXPECT_EQ(Gauge("cdc-transactions-pending"), 0);
+}
+
+TEST_F(TransactionAggregateTest, MissingEndIsHeldAndVisible) {
+  Pipe(kOrders, pg_.Order('c', 9, "PLACED", 800));
+  ASSERT_TRUE(driver_->AdvanceWallClockTime(absl::Minutes(10)).ok());
+  EXPECT_TRUE(Output().empty());
+  EXPECT_EQ(Gauge("cdc-transactions-pending"), 1);
+  // A later, complete transaction does not wait for one without an END.
+  pg_.NewTransaction();
+  Pipe(kOrders, pg_.Order('c', 10, "PLACED", 801));
+  Pipe(kTx, pg_.End(801, 1, 0));
+  EXPECT_EQ(Output().size(), 1u);
+}
+
+TEST_F(TransactionAggregateTest, CountsThatNeverMatchAreHeldByDefault) {
+  Pipe(kOrders, pg_.Order('c', 1, "PLACED", 900));
+  Pipe(kTx, pg_.End(900, 1, 2));  // one line never comes
+  Pipe(kLines, pg_.Line('c', 1, 1, "a", 900));
+  pg_.NewTransaction();
+  Pipe(kOrders, pg_.Order('c', 2, "PLACED", 901));
+  Pipe(kTx, pg_.End(901, 1, 0));
+  ASSERT_TRUE(driver_->AdvanceWallClockTime(absl::Minutes(5)).ok());
+  EXPECT_TRUE(Output().empty()) << "hold: nothing partial, nothing out of order";
+  EXPECT_EQ(Gauge("cdc-transactions-pending"), 2);
+  EXPECT_GE(Gauge("cdc-oldest-pending-age-ms"), 30000);
+}
+
+TEST_F(TransactionAggregateTest, ReleasePolicyEmitsAPartialTransactionAfterTheTimeout) {
+  TransactionAggregateSpec spec = Spec();
+  spec.incomplete_policy = IncompletePolicy::kRelease;
+  Open(spec);
+  Pipe(kOrders, pg_.Order('c', 1, "PLACED", 900));
+  Pipe(kTx, pg_.End(900, 1, 2));
+  Pipe(kLines, pg_.Line('c', 1, 1, "a", 900));
+  pg_.NewTransaction();
+  Pipe(kOrders, pg_.Order('c', 2, "PLACED", 901));
+  Pipe(kTx, pg_.End(901, 1, 0));
+  ASSERT_TRUE(driver_->AdvanceWallClockTime(absl::Seconds(10)).ok());
+  EXPECT_TRUE(Output().empty()) << "not before the timeout";
+  ASSERT_TRUE(driver_->AdvanceWallClockTime(absl::Seconds(25)).ok());
+  std::vector<Version> out = Output();
+  ASSERT_EQ(out.size(), 2u);
+  EXPECT_EQ(out[0].key, "1");
+  EXPECT_THAT(*out[0].value, HasSubstr(R"("partial":true)"));
+  EXPECT_EQ(out[1].key, "2");
+  EXPECT_THAT(*out[1].value, ::testing::Not(HasSubstr("partial")));
+  EXPECT_EQ(Counter("cdc-transactions-released-partial-total"), 1);
+}
+
+TEST_F(TransactionAggregateTest, FailPolicyStopsWithTheTransactionNamed) {
+  TransactionAggregateSpec spec = Spec();
+  spec.incomplete_policy = IncompletePolicy::kFail;
+  Open(spec);
+  Pipe(kTx, pg_.End(950, 1, 0));
+  absl::Status status = driver_->AdvanceWallClockTime(absl::Minutes(1));
+  EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(status.message()), HasSubstr("transaction 950"));
+  EXPECT_THAT(std::string(status.message()), HasSubstr("inventory.purchaseorder 0/1"));
+}
+
+TEST_F(TransactionAggregateTest, EmptyTransactionsAreIgnored) {
+  Pipe(kTx, pg_.Begin(990));
+  Pipe(kTx, R"({"status":"END","id":"990:77","event_count":0,"data_collections":[],"ts_ms":1})");
+  pg_.NewTransaction();
+  Pipe(kOrders, pg_.Order('c', 3, "PLACED", 991));
+  Pipe(kTx, pg_.End(991, 1, 0));
+  std::vector<Version> out = Output();
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].key, "3");
+  EXPECT_EQ(Gauge("cdc-transactions-pending"), 0);
+}
+
+TEST_F(TransactionAggregateTest, UnconsumedCollectionsInEndAreIgnored) {
+  Pipe(kOrders, pg_.Order('c', 4, "PLACED", 992));
+  Pipe(kTx, R"({"status":"END","id":"992:78","event_count":3,"data_collections":[{"data_collection":"inventory.purchaseorder","event_count":1},{"data_collection":"inventory.customers","event_count":2}],"ts_ms":1})");
+  EXPECT_EQ(Output().size(), 1u);
+}
+
+TEST_F(TransactionAggregateTest, MovedLineLeavesOneOrderAndJoinsAnother) {
+  Pipe(kOrders, pg_.Order('c', 1, "PLACED", 100));
+  Pipe(kOrders, pg_.Order('c', 2, "PLACED", 100));
+  Pipe(kLines, pg_.Line('c', 7, 1, "a", 100));
+  Pipe(kLines, pg_.Line('c', 8, 1, "b", 100));
+  Pipe(kTx, pg_.End(100, 2, 2));
+  ASSERT_EQ(Output().size(), 2u);
+  pg_.NewTransaction();
+  // PostgreSQL's default replica identity: the update's before is null.
+  Pipe(kLines, pg_.Line('u', 7, 2, "a", 101));
+  Pipe(kTx, pg_.End(101, 0, 1));
+  std::vector<Version> out = Output();
+  ASSERT_EQ(out.size(), 2u);
+  std::map<std::string, std::string> by_key;
+  for (const Version& v : out) by_key[v.key] = Summary(*v.value);
+  EXPECT_EQ(by_key["1"], "PLACED|8,");
+  EXPECT_EQ(by_key["2"], "PLACED|7,");
+}
+
+TEST_F(TransactionAggregateTest, DeletesRemoveLinesAndTombstoneTheOrder) {
+  Pipe(kOrders, pg_.Order('c', 1, "PLACED", 100));
+  Pipe(kLines, pg_.Line('c', 7, 1, "a", 100));
+  Pipe(kLines, pg_.Line('c', 8, 1, "b", 100));
+  Pipe(kTx, pg_.End(100, 1, 2));
+  ASSERT_EQ(Output().size(), 1u);
+  pg_.NewTransaction();
+  Pipe(kLines, pg_.Line('d', 7, 0, "", 101));  // before holds only the key
+  Pipe(kTx, pg_.End(101, 0, 1));
+  std::vector<Version> out = Output();
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(Summary(*out[0].value), "PLACED|8,");
+  pg_.NewTransaction();
+  Pipe(kLines, pg_.Line('d', 8, 0, "", 102));
+  Pipe(kOrders, pg_.Order('d', 1, "", 102));
+  Pipe(kTx, pg_.End(102, 1, 1));
+  out = Output();
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].key, "1");
+  EXPECT_FALSE(out[0].value.has_value()) << "tombstone";
+}
+
+TEST_F(TransactionAggregateTest, LinesWithoutTheirOrderWaitForIt) {
+  Pipe(kLines, pg_.Line('c', 7, 42, "a", 100));
+  Pipe(kTx, pg_.End(100, 0, 1));
+  EXPECT_TRUE(Output().empty());
+  pg_.NewTransaction();
+  Pipe(kOrders, pg_.Order('c', 42, "PLACED", 101));
+  Pipe(kTx, pg_.End(101, 1, 0));
+  std::vector<Version> out = Output();
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(Summary(*out[0].value), "PLACED|7,");
+}
+
+TEST_F(TransactionAggregateTest, SnapshotReadsAreUnitsOfTheirOwn) {
+  Pipe(kOrders, pg_.SnapshotOrder(1));
+  Pipe(kOrders, pg_.SnapshotOrder(2));
+  std::vector<Version> out = Output();
+  ASSERT_EQ(out.size(), 2u);
+  EXPECT_THAT(*out[0].value, HasSubstr(R"("source_tx":{"id":"","position":-1})"));
+}
+
+TEST_F(TransactionAggregateTest, MalformedInputGoesToTheDeadLetterTopicAndProcessingGoesOn) {
+  Pipe(kLines, "{not json");
+  Pipe(kOrders, R"({"before":null,"after":{"id":1},"source":{"connector":"postgresql","db":"orderdb","schema":"inventory","table":"purchaseorder","txId":1,"lsn":5},"transaction":null,"op":"x","ts_ms":1})");
+  Pipe(kOrders, pg_.Order('c', 1, "PLACED", 100));
+  Pipe(kTx, pg_.End(100, 1, 0));
+  EXPECT_EQ(Output().size(), 1u);
+  std::vector<OwnedRecord> dead = driver_->ReadOutput("dlq");
+  ASSERT_EQ(dead.size(), 2u);
+  EXPECT_EQ(dead[0].value, "{not json");
+  std::map<std::string, std::string> headers;
+  for (const auto& h : dead[1].headers) headers[h.key] = h.value.value_or("");
+  EXPECT_EQ(headers["tributary.source.topic"], kOrders);
+  EXPECT_THAT(headers["tributary.error"], HasSubstr("op"));
+}
+
+TEST_F(TransactionAggregateTest, HundredThousandEventTransaction) {
+  constexpr int kOrdersInTx = 1000;
+  constexpr int kLinesPerOrder = 99;
+  for (int o = 0; o < kOrdersInTx; ++o) {
+    Pipe(kOrders, pg_.Order('c', o, "PLACED", 5000));
+    for (int l = 0; l < kLinesPerOrder; ++l) {
+      Pipe(kLines, pg_.Line('c', o * 1000 + l, o, "p", 5000));
+    }
+  }
+  EXPECT_TRUE(Output().empty());
+  Pipe(kTx, pg_.End(5000, kOrdersInTx, kOrdersInTx * kLinesPerOrder));
+  std::vector<Version> out = Output();
+  ASSERT_EQ(out.size(), static_cast<size_t>(kOrdersInTx));
+  for (const Version& v : out) {
+    simdjson::dom::parser parser;
+    simdjson::dom::element doc = parser.parse(*v.value);
+    EXPECT_EQ(doc["lines"].get_array().size(), static_cast<size_t>(kLinesPerOrder));
+  }
+}
+
+}  // namespace
+}  // namespace tributary
