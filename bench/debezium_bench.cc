@@ -31,13 +31,12 @@ constexpr const char* kStatuses[] = {"ENTERED", "CONFIRMED", "PICKED",
                                      "SHIPPED"};
 
 std::string RowImage(int64_t id, int64_t order_id, int i) {
-  static constexpr const char* kPrices[] = {"AZo=", "B88=", "CcQ=", "BOI=",
-                                            "AV8s"};
+  static constexpr const char* kPrices[] = {
+      "AZo=", "B88=", "CcQ=", "BOI=", "AV8s"};
   return absl::StrCat(R"({"id":)", id, R"(,"order_id":)", order_id,
-                      R"(,"product":")", kProducts[i % 5],
-                      R"(","quantity":)", 1 + i % 40, R"(,"price":")",
-                      kPrices[i % 5], R"(","status":")", kStatuses[i % 4],
-                      R"("})");
+                      R"(,"product":")", kProducts[i % 5], R"(","quantity":)",
+                      1 + i % 40, R"(,"price":")", kPrices[i % 5],
+                      R"(","status":")", kStatuses[i % 4], R"("})");
 }
 
 // Envelope i of a stream of order-service transactions: creates, and
@@ -57,12 +56,12 @@ std::string Envelope(int i, bool with_schema) {
       commit_ms, R"(,"snapshot":"false","db":"orders","sequence":"[\")",
       lsn - 30, R"(\",\")", lsn, R"(\"]","ts_us":)", commit_ms * 1000,
       R"(,"ts_ns":)", commit_ms * 1000000,
-      R"(,"schema":"inventory","table":"orderline","txId":)", xid,
-      R"(,"lsn":)", lsn, R"(,"xmin":null},"op":")", update ? "u" : "c",
-      R"(","ts_ms":)", ts_ms, R"(,"ts_us":)", ts_ms * 1000 + 417,
-      R"(,"ts_ns":)", (ts_ms * 1000 + 417) * 1000 + 302,
-      R"(,"transaction":{"id":")", xid, ":", lsn, R"(","total_order":)",
-      1 + i % 4, R"(,"data_collection_order":)", 1 + i % 4, "}}");
+      R"(,"schema":"inventory","table":"orderline","txId":)", xid, R"(,"lsn":)",
+      lsn, R"(,"xmin":null},"op":")", update ? "u" : "c", R"(","ts_ms":)",
+      ts_ms, R"(,"ts_us":)", ts_ms * 1000 + 417, R"(,"ts_ns":)",
+      (ts_ms * 1000 + 417) * 1000 + 302, R"(,"transaction":{"id":")", xid, ":",
+      lsn, R"(","total_order":)", 1 + i % 4, R"(,"data_collection_order":)",
+      1 + i % 4, "}}");
   if (!with_schema) return payload;
   return absl::StrCat(R"({"schema":)", kOrderlineSchema, R"(,"payload":)",
                       payload, "}");

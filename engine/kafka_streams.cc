@@ -206,6 +206,14 @@ absl::Status KafkaStreams::CreateInternalTopics() {
                              NewAdminClient(bootstrap_servers_, config_.AdminSettings()));
   TRIBUTARY_ASSIGN_OR_RETURN(auto existing, PartitionCounts(admin.get()));
   const auto& repartition = topology_.repartition_topics();
+  for (const auto& [topic, requirement] : topology_.partition_requirements()) {
+    auto it = existing.find(topic);
+    if (it != existing.end() && it->second != requirement.partitions) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "topic '", topic, "' has ", it->second, " partitions but must have ",
+          requirement.partitions, ": ", requirement.reason));
+    }
+  }
 
   // Partition count of every sub-topology: its source topics' count, where a
   // repartition topic without a declared count takes its writer's count.

@@ -93,6 +93,12 @@ class StreamsConfig {
   absl::StatusOr<int64_t> GetInt(std::string_view key) const;
   absl::StatusOr<bool> GetBool(std::string_view key) const;
 
+  // True when `key` (canonical engine name, application key or pass-through
+  // key with its prefix) was set explicitly rather than left at its default.
+  bool IsSet(std::string_view key) const {
+    return values_.count(key) > 0 || pass_through_.count(key) > 0;
+  }
+
   // librdkafka settings passed through, with their prefix removed.
   // Consumer: `consumer.*` overridden by `main.consumer.*`.
   std::map<std::string, std::string> ConsumerSettings() const;

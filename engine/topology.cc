@@ -372,6 +372,12 @@ Topology& Topology::AddSink(std::string name, std::string topic,
   return *this;
 }
 
+Topology& Topology::RequirePartitions(std::string topic, int32_t partitions,
+                                      std::string reason) {
+  partition_requirements_[std::move(topic)] = {partitions, std::move(reason)};
+  return *this;
+}
+
 Topology& Topology::AddRepartitionTopic(std::string topic, int32_t partitions,
                                         std::string partitions_like) {
   built_ = false;

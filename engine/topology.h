@@ -85,6 +85,17 @@ class Topology {
   Topology& AddRepartitionTopic(std::string topic, int32_t partitions = 0,
                                 std::string partitions_like = "");
 
+  // Requires source topic `topic` to have exactly `partitions` partitions;
+  // KafkaStreams::Start refuses to run otherwise, quoting `reason`.
+  Topology& RequirePartitions(std::string topic, int32_t partitions, std::string reason);
+  struct PartitionRequirement {
+    int32_t partitions = 0;
+    std::string reason;
+  };
+  const std::map<std::string, PartitionRequirement>& partition_requirements() const {
+    return partition_requirements_;
+  }
+
   // Validates the DAG (every processor reachable from a source, no cycles,
   // each sink with a parent) and computes sub-topologies. Idempotent.
   absl::Status Build();
@@ -119,6 +130,7 @@ class Topology {
   std::map<std::string, StoreSpec, std::less<>> stores_;
   std::map<std::string, int32_t> repartition_topics_;
   std::map<std::string, std::string> repartition_like_;
+  std::map<std::string, PartitionRequirement> partition_requirements_;
   std::vector<Subtopology> subtopologies_;
   absl::Status error_;
   bool built_ = false;

@@ -348,70 +348,73 @@ absl::Status ReadSource(const Context& ctx, od::value& value, SourceInfo* info,
   od::object object;
   TRIBUTARY_RETURN_IF_ERROR(GetObject(ctx, value, "source", &object));
   fields->seen = true;
-  return ForEachField(ctx, object, [&](od::raw_json_string key,
-                                       od::value& v) -> absl::Status {
-    switch (*key.raw()) {
-      case 'c':
-        if (key.unsafe_is_equal("connector")) {
-          return ReadString(ctx, v, "source.connector", &info->connector);
+  return ForEachField(
+      ctx, object, [&](od::raw_json_string key, od::value& v) -> absl::Status {
+        switch (*key.raw()) {
+          case 'c':
+            if (key.unsafe_is_equal("connector")) {
+              return ReadString(ctx, v, "source.connector", &info->connector);
+            }
+            break;
+          case 'd':
+            if (key.unsafe_is_equal("db")) {
+              return ReadString(ctx, v, "source.db", &info->db);
+            }
+            break;
+          case 's':
+            if (key.unsafe_is_equal("schema")) {
+              return ReadString(ctx, v, "source.schema", &info->schema);
+            }
+            // Only a position of last resort: PostgreSQL and MySQL (whose
+            // connector name comes first) have better ones, so their sequence,
+            // which always needs unescaping, is not decoded.
+            if (key.unsafe_is_equal("sequence") &&
+                info->connector != "postgresql" && info->connector != "mysql") {
+              return ReadOptionalString(ctx, v, "source.sequence",
+                                        &fields->sequence);
+            }
+            break;
+          case 't':
+            if (key.unsafe_is_equal("table")) {
+              fields->has_table = true;
+              return ReadString(ctx, v, "source.table", &info->table);
+            }
+            if (key.unsafe_is_equal("ts_ms")) {
+              return ReadInt64(ctx, v, "source.ts_ms", &info->ts_ms);
+            }
+            break;
+          case 'l':
+            if (key.unsafe_is_equal("lsn")) {
+              std::optional<int64_t> lsn;
+              fields->lsn = {};
+              return ReadOptionalInt64(ctx, v, "source.lsn", &lsn,
+                                       &fields->lsn);
+            }
+            break;
+          case 'f':
+            if (key.unsafe_is_equal("file")) {
+              return ReadOptionalString(ctx, v, "source.file", &fields->file);
+            }
+            break;
+          case 'p':
+            if (key.unsafe_is_equal("pos")) {
+              std::optional<int64_t> pos;
+              return ReadOptionalInt64(ctx, v, "source.pos", &pos,
+                                       &fields->pos);
+            }
+            break;
+          case 'r':
+            if (key.unsafe_is_equal("row")) {
+              std::optional<int64_t> row;
+              return ReadOptionalInt64(ctx, v, "source.row", &row,
+                                       &fields->row);
+            }
+            break;
+          default:
+            break;
         }
-        break;
-      case 'd':
-        if (key.unsafe_is_equal("db")) {
-          return ReadString(ctx, v, "source.db", &info->db);
-        }
-        break;
-      case 's':
-        if (key.unsafe_is_equal("schema")) {
-          return ReadString(ctx, v, "source.schema", &info->schema);
-        }
-        // Only a position of last resort: PostgreSQL and MySQL (whose
-        // connector name comes first) have better ones, so their sequence,
-        // which always needs unescaping, is not decoded.
-        if (key.unsafe_is_equal("sequence") &&
-            info->connector != "postgresql" && info->connector != "mysql") {
-          return ReadOptionalString(ctx, v, "source.sequence",
-                                    &fields->sequence);
-        }
-        break;
-      case 't':
-        if (key.unsafe_is_equal("table")) {
-          fields->has_table = true;
-          return ReadString(ctx, v, "source.table", &info->table);
-        }
-        if (key.unsafe_is_equal("ts_ms")) {
-          return ReadInt64(ctx, v, "source.ts_ms", &info->ts_ms);
-        }
-        break;
-      case 'l':
-        if (key.unsafe_is_equal("lsn")) {
-          std::optional<int64_t> lsn;
-          fields->lsn = {};
-          return ReadOptionalInt64(ctx, v, "source.lsn", &lsn, &fields->lsn);
-        }
-        break;
-      case 'f':
-        if (key.unsafe_is_equal("file")) {
-          return ReadOptionalString(ctx, v, "source.file", &fields->file);
-        }
-        break;
-      case 'p':
-        if (key.unsafe_is_equal("pos")) {
-          std::optional<int64_t> pos;
-          return ReadOptionalInt64(ctx, v, "source.pos", &pos, &fields->pos);
-        }
-        break;
-      case 'r':
-        if (key.unsafe_is_equal("row")) {
-          std::optional<int64_t> row;
-          return ReadOptionalInt64(ctx, v, "source.row", &row, &fields->row);
-        }
-        break;
-      default:
-        break;
-    }
-    return absl::OkStatus();
-  });
+        return absl::OkStatus();
+      });
 }
 
 absl::Status ReadTransaction(const Context& ctx, od::value& value,
@@ -431,8 +434,7 @@ absl::Status ReadTransaction(const Context& ctx, od::value& value,
   TransactionRef tx;
   bool has_id = false;
   TRIBUTARY_RETURN_IF_ERROR(ForEachField(
-      ctx, object,
-      [&](od::raw_json_string key, od::value& v) -> absl::Status {
+      ctx, object, [&](od::raw_json_string key, od::value& v) -> absl::Status {
         if (key.unsafe_is_equal("id")) {
           has_id = true;
           return ReadString(ctx, v, "transaction.id", &tx.id);
@@ -597,7 +599,8 @@ absl::Status ReadDataCollections(const Context& ctx, od::value& value,
     if (!has_name) {
       return ctx.Invalid("missing 'data_collections[].data_collection'");
     }
-    if (!has_count) return ctx.Invalid("missing 'data_collections[].event_count'");
+    if (!has_count)
+      return ctx.Invalid("missing 'data_collections[].event_count'");
     out->push_back(count);
   }
   return absl::OkStatus();
@@ -870,8 +873,7 @@ DebeziumDecoder::ExtractFields(std::string_view object,
       if (unwrapped) break;  // not a wrapper after all: read it plainly below
     }
     if (unwrapped) continue;
-    TRIBUTARY_RETURN_IF_ERROR(
-        MatchField(ctx, key, value, fields, out, &found));
+    TRIBUTARY_RETURN_IF_ERROR(MatchField(ctx, key, value, fields, out, &found));
     // A plain object (a key other than schema/payload seen) with every
     // field found: the rest need not be read.
     if (saw_other && found == fields.size()) return out;

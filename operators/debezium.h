@@ -2,7 +2,10 @@
 // simdjson On Demand: each value is parsed once, and what is returned are
 // views into the decoder's own padded copy of the value.
 // Thread-safety: a DebeziumDecoder is used by one thread at a time (one per
-// task); results are valid until the next Decode* call on the same decoder.
+// task). Lifetime: what DecodeChange / DecodeMarker return is valid until the
+// next Decode* call on the same decoder; what ExtractFields returns lives in a
+// second buffer and is valid until the next ExtractFields call, so it may be
+// given the row images an event returned.
 #pragma once
 
 #include <cstdint>
@@ -100,7 +103,10 @@ class DebeziumDecoder {
 
   // Reads top-level fields of a JSON object (a row image or a key), each as
   // its raw JSON text (`1001`, `"abc"`, `null`, `{...}`), in one pass.
-  // Fields not present are nullopt. Also unwraps {"schema":..,"payload":{..}}.
+  // Fields not present are nullopt. Also unwraps {"schema":..,"payload":{..}}
+  // (an object whose only keys are those two, with an object payload).
+  // Reading stops once every field is found, so a syntax error after that
+  // point goes unnoticed.
   absl::StatusOr<std::vector<std::optional<std::string_view>>> ExtractFields(
       std::string_view object, const std::vector<std::string>& fields);
 

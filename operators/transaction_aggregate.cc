@@ -38,6 +38,10 @@ absl::Status AddTransactionAggregate(Topology& topology,
   const std::string& n = spec->name;
   const std::string tx_topic = n + "-tx-repartition";
   const std::string root_topic = n + "-aggregate-repartition";
+  topology.RequirePartitions(
+      spec->transaction_topic, 1,
+      "Debezium leaves the transaction topic's partitioning to the producer, so only a "
+      "single partition keeps BEGIN/END markers in commit order");
   topology.AddRepartitionTopic(tx_topic, 1);
   if (spec->aggregate_partitions > 0) {
     topology.AddRepartitionTopic(root_topic, spec->aggregate_partitions);

@@ -24,6 +24,7 @@
 #include <random>
 #include <regex>
 #include <set>
+#include <sstream>
 #include <string>
 #include <utility>
 #include <vector>
@@ -271,7 +272,17 @@ class EosCountTest : public KafkaTest {
         << app.name << " " << DescribeWaitStatus(*status) << "\n"
         << LogTails();
     app.process.reset();
-    Note("stopped ", app.name);
+    // count_app prints its metrics on close; show the commit figures.
+    std::string commits;
+    std::istringstream log(ReadTextFile(app.logs.back()));
+    for (std::string line; std::getline(log, line);) {
+      if (line.rfind("commit-", 0) == 0 ||
+          line.rfind("process-total", 0) == 0) {
+        absl::StrAppend(&commits, "\n    ", line.substr(0, line.find('{')),
+                        line.substr(line.find('}') + 1));
+      }
+    }
+    Note("stopped ", app.name, commits);
   }
 
   void Produce(int n) {

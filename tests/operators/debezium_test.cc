@@ -69,9 +69,10 @@ TEST_P(ChangeSampleTest, PostgresCreate) {
   const ChangeEvent& event = ValueOrDie(result);
   EXPECT_EQ(event.op, ChangeOp::kCreate);
   EXPECT_EQ(event.before, std::nullopt);
-  EXPECT_THAT(event.after,
-              Optional(std::string_view(
-                  R"({"id":1001,"order_id":1001,"product":"Claw hammer 16\" \\ steel","quantity":3,"price":"AZo=","status":"ENTERED"})")));
+  EXPECT_THAT(
+      event.after,
+      Optional(std::string_view(
+          R"({"id":1001,"order_id":1001,"product":"Claw hammer 16\" \\ steel","quantity":3,"price":"AZo=","status":"ENTERED"})")));
   EXPECT_EQ(event.source.connector, "postgresql");
   EXPECT_EQ(event.source.db, "orders");
   EXPECT_EQ(event.source.schema, "inventory");
@@ -94,9 +95,10 @@ TEST_P(ChangeSampleTest, PostgresUpdateWithoutBeforeImage) {
   const ChangeEvent& event = ValueOrDie(result);
   EXPECT_EQ(event.op, ChangeOp::kUpdate);
   EXPECT_EQ(event.before, std::nullopt);
-  EXPECT_THAT(event.after,
-              Optional(std::string_view(
-                  R"({"id":1001,"customer_id":42,"order_date":19797,"status":"CONFIRMED"})")));
+  EXPECT_THAT(
+      event.after,
+      Optional(std::string_view(
+          R"({"id":1001,"customer_id":42,"order_date":19797,"status":"CONFIRMED"})")));
   EXPECT_EQ(event.source.connector, "postgresql");
   EXPECT_EQ(event.source.db, "orders");
   EXPECT_EQ(event.source.schema, "inventory");
@@ -118,9 +120,10 @@ TEST_P(ChangeSampleTest, PostgresDeleteWithKeyOnlyBeforeImage) {
       decoder.DecodeChange(Sample("pg_orderline_delete"));
   const ChangeEvent& event = ValueOrDie(result);
   EXPECT_EQ(event.op, ChangeOp::kDelete);
-  EXPECT_THAT(event.before,
-              Optional(std::string_view(
-                  R"({"id":1000,"order_id":null,"product":null,"quantity":null,"price":null,"status":null})")));
+  EXPECT_THAT(
+      event.before,
+      Optional(std::string_view(
+          R"({"id":1000,"order_id":null,"product":null,"quantity":null,"price":null,"status":null})")));
   EXPECT_EQ(event.after, std::nullopt);
   EXPECT_EQ(event.source.table, "orderline");
   EXPECT_EQ(event.source.data_collection, "inventory.orderline");
@@ -141,9 +144,10 @@ TEST_P(ChangeSampleTest, PostgresSnapshotReadHasNoTransaction) {
   const ChangeEvent& event = ValueOrDie(result);
   EXPECT_EQ(event.op, ChangeOp::kRead);
   EXPECT_EQ(event.before, std::nullopt);
-  EXPECT_THAT(event.after,
-              Optional(std::string_view(
-                  R"({"id":1000,"customer_id":7,"order_date":19790,"status":"SHIPPED"})")));
+  EXPECT_THAT(
+      event.after,
+      Optional(std::string_view(
+          R"({"id":1000,"customer_id":7,"order_date":19790,"status":"SHIPPED"})")));
   EXPECT_EQ(event.source.connector, "postgresql");
   EXPECT_EQ(event.source.data_collection, "inventory.purchaseorder");
   EXPECT_EQ(event.source.position, "53190000");
@@ -178,9 +182,10 @@ TEST_P(ChangeSampleTest, MySqlCreate) {
   const ChangeEvent& event = ValueOrDie(result);
   EXPECT_EQ(event.op, ChangeOp::kCreate);
   EXPECT_EQ(event.before, std::nullopt);
-  EXPECT_THAT(event.after,
-              Optional(std::string_view(
-                  R"({"id":1002,"order_id":1001,"product":"Nails 4cm","quantity":200,"price":"B88=","status":"ENTERED"})")));
+  EXPECT_THAT(
+      event.after,
+      Optional(std::string_view(
+          R"({"id":1002,"order_id":1001,"product":"Nails 4cm","quantity":200,"price":"B88=","status":"ENTERED"})")));
   EXPECT_EQ(event.source.connector, "mysql");
   EXPECT_EQ(event.source.db, "inventory");
   EXPECT_EQ(event.source.schema, "");
@@ -273,9 +278,9 @@ TEST(MatchIdTest, PostgresIdsMatchOnTheXid) {
   EXPECT_EQ(MatchId(":5", TxIdMode::kPostgres), "");
   EXPECT_EQ(MatchId("1:2:3", TxIdMode::kPostgres), "1");
   EXPECT_EQ(MatchId("571:53195829", TxIdMode::kWhole), "571:53195829");
-  EXPECT_EQ(MatchId("3e11fa47-71ca-11e1-9e33-c80aa9429562:23",
-                    TxIdMode::kWhole),
-            "3e11fa47-71ca-11e1-9e33-c80aa9429562:23");
+  EXPECT_EQ(
+      MatchId("3e11fa47-71ca-11e1-9e33-c80aa9429562:23", TxIdMode::kWhole),
+      "3e11fa47-71ca-11e1-9e33-c80aa9429562:23");
 }
 
 TEST(DebeziumDecoderTest, PayloadAfterSchemaAndPrettyPrinted) {
@@ -373,9 +378,10 @@ TEST(DebeziumDecoderTest, ReusesItsBufferAcrossValues) {
 
     absl::StatusOr<ChangeEvent> b = decoder.DecodeChange(small);
     EXPECT_EQ(ValueOrDie(b).source.table, "purchaseorder");
-    EXPECT_THAT(ValueOrDie(b).after,
-                Optional(std::string_view(
-                    R"({"id":1001,"customer_id":42,"order_date":19797,"status":"CONFIRMED"})")));
+    EXPECT_THAT(
+        ValueOrDie(b).after,
+        Optional(std::string_view(
+            R"({"id":1001,"customer_id":42,"order_date":19797,"status":"CONFIRMED"})")));
 
     absl::StatusOr<ChangeEvent> c = decoder.DecodeChange(huge);
     ASSERT_TRUE(ValueOrDie(c).after.has_value());
@@ -424,8 +430,8 @@ TEST(DebeziumDecoderErrorTest, MalformedJson) {
 TEST(DebeziumDecoderErrorTest, TruncatedInput) {
   DebeziumDecoder decoder;
   const std::string value = Load("pg_orderline_create.json");
-  for (size_t size : {size_t{1}, size_t{20}, value.size() / 2,
-                      value.size() - 1}) {
+  for (size_t size :
+       {size_t{1}, size_t{20}, value.size() / 2, value.size() - 1}) {
     ExpectInvalid(decoder.DecodeChange(std::string_view(value).substr(0, size)),
                   "change event: malformed JSON");
   }
@@ -468,18 +474,18 @@ TEST(DebeziumDecoderErrorTest, UnknownOp) {
 
 TEST(DebeziumDecoderErrorTest, MissingParts) {
   DebeziumDecoder decoder;
-  ExpectInvalid(decoder.DecodeChange(R"({"before":null,"after":{"id":1},"op":"c"})"),
-                "change event: missing 'source'");
+  ExpectInvalid(
+      decoder.DecodeChange(R"({"before":null,"after":{"id":1},"op":"c"})"),
+      "change event: missing 'source'");
   ExpectInvalid(decoder.DecodeChange(absl::StrCat(
                     R"({"after":{"id":1},"source":)", Sv(kSource), "}")),
                 "change event: missing 'op'");
   ExpectInvalid(decoder.DecodeChange(Envelope(
                     R"("c")", R"({"connector":"postgresql","schema":"s"})")),
                 "change event: missing 'source.table'");
-  ExpectInvalid(
-      decoder.DecodeChange(Envelope(R"("c")", kSource,
-                                    R"(,"transaction":{"total_order":1})")),
-      "change event: missing 'transaction.id'");
+  ExpectInvalid(decoder.DecodeChange(Envelope(
+                    R"("c")", kSource, R"(,"transaction":{"total_order":1})")),
+                "change event: missing 'transaction.id'");
   ExpectInvalid(decoder.DecodeChange(R"({"schema":{},"payload":null})"),
                 "change event: 'payload' must be an object, got null");
   ExpectInvalid(decoder.DecodeChange(R"({"schema":{}})"),
@@ -507,18 +513,17 @@ TEST(DebeziumDecoderErrorTest, WrongTypes) {
   ExpectInvalid(
       decoder.DecodeChange(R"({"after":"x","source":{"table":"t"},"op":"c"})"),
       "change event: 'after' must be an object or null, got string");
-  ExpectInvalid(decoder.DecodeChange(Envelope(
-                    R"("c")", R"({"table":"t","ts_ms":"yesterday"})")),
+  ExpectInvalid(decoder.DecodeChange(
+                    Envelope(R"("c")", R"({"table":"t","ts_ms":"yesterday"})")),
                 "change event: 'source.ts_ms' must be an integer, got string");
-  ExpectInvalid(decoder.DecodeChange(Envelope(R"("c")",
-                                              R"({"table":"t","lsn":1.5})")),
-                "change event: 'source.lsn' must be a 64-bit integer, got 1.5");
+  ExpectInvalid(
+      decoder.DecodeChange(Envelope(R"("c")", R"({"table":"t","lsn":1.5})")),
+      "change event: 'source.lsn' must be a 64-bit integer, got 1.5");
   ExpectInvalid(decoder.DecodeChange(Envelope(R"("c")", R"({"table":7})")),
                 "change event: 'source.table' must be a string, got number");
-  ExpectInvalid(
-      decoder.DecodeChange(Envelope(R"("c")", kSource,
-                                    R"(,"transaction":{"id":571})")),
-      "change event: 'transaction.id' must be a string, got number");
+  ExpectInvalid(decoder.DecodeChange(Envelope(R"("c")", kSource,
+                                              R"(,"transaction":{"id":571})")),
+                "change event: 'transaction.id' must be a string, got number");
   ExpectInvalid(decoder.DecodeChange(
                     Envelope(R"("c")", kSource, R"(,"transaction":"571")")),
                 "change event: 'transaction' must be an object or null");
@@ -565,12 +570,12 @@ TEST(ExtractFieldsTest, EveryKindOfValueWithWhitespace) {
 
 TEST(ExtractFieldsTest, Keys) {
   DebeziumDecoder decoder;
-  EXPECT_EQ(ValueOrDie(decoder.ExtractFields(Load("key_orderline.json"),
-                                             {"id"})),
-            (Fields{"1001"}));
+  EXPECT_EQ(
+      ValueOrDie(decoder.ExtractFields(Load("key_orderline.json"), {"id"})),
+      (Fields{"1001"}));
   // The JSON converter's schema wrapper is looked through.
-  EXPECT_EQ(ValueOrDie(decoder.ExtractFields(
-                Load("key_orderline_schema.json"), {"id", "schema"})),
+  EXPECT_EQ(ValueOrDie(decoder.ExtractFields(Load("key_orderline_schema.json"),
+                                             {"id", "schema"})),
             (Fields{"1001", std::nullopt}));
   EXPECT_EQ(ValueOrDie(decoder.ExtractFields(Load("key_marker.json"), {"id"})),
             (Fields{R"("571:53195829")"}));
