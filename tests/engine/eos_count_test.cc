@@ -22,7 +22,6 @@
 #include <map>
 #include <memory>
 #include <random>
-#include <regex>
 #include <set>
 #include <sstream>
 #include <string>
@@ -393,11 +392,17 @@ class EosCountTest : public KafkaTest {
   // Sum of "(N records restored)" over the current run's log of `app`.
   int64_t RestoredRecords(const AppInstance& app) const {
     const std::string log = ReadTextFile(app.logs.back());
-    static const std::regex kRestored(R"(running \((\d+) records restored\))");
+    static constexpr std::string_view kMarker = "running (";
     int64_t total = 0;
-    for (auto it = std::sregex_iterator(log.begin(), log.end(), kRestored);
-         it != std::sregex_iterator(); ++it) {
-      total += std::stoll((*it)[1].str());
+    for (size_t at = log.find(kMarker); at != std::string::npos;
+         at = log.find(kMarker, at + 1)) {
+      size_t digits = at + kMarker.size();
+      size_t end = log.find(" records restored)", digits);
+      int64_t n = 0;
+      if (end != std::string::npos &&
+          absl::SimpleAtoi(absl::string_view(log.data() + digits, end - digits), &n)) {
+        total += n;
+      }
     }
     return total;
   }

@@ -1,0 +1,999 @@
+#include "apps/cdc-gen/cdc_generator.h"
+
+#include <algorithm>
+#include <array>
+#include <charconv>
+#include <cmath>
+#include <deque>
+#include <random>
+#include <set>
+#include <string_view>
+#include <unordered_map>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+
+namespace tributary::cdcgen {
+namespace {
+
+constexpr std::string_view kSchemaName = "inventory";
+constexpr std::string_view kOrderTable = "purchaseorder";
+constexpr std::string_view kLineTable = "orderline";
+constexpr int32_t kDateBase = 19358;  // 2023-01-01, days since the epoch
+
+// Redeliveries repeat at most this many of the latest transactions.
+constexpr size_t kRedeliveryHistory = 3;
+
+// Product names include a quote and non-ASCII text so that every reader has
+// to handle JSON escapes and UTF-8.
+constexpr std::array<std::string_view, 8> kProducts = {
+    "Widget",          "Gadget",         "Sprocket", "12\" pizza pan",
+    "Caf\xC3\xA9 mug", "Flux capacitor", "Gizmo XL", "Back\\slash hook"};
+
+constexpr std::string_view kPlaced = "PLACED";
+constexpr std::string_view kShipped = "SHIPPED";
+constexpr std::string_view kCancelled = "CANCELLED";
+constexpr std::string_view kEntered = "ENTERED";
+
+void AppendInt(std::string& out, int64_t value) {
+  char buffer[24];
+  auto [end, ec] = std::to_chars(buffer, buffer + sizeof(buffer), value);
+  out.append(buffer, end);
+}
+
+// Escapes as Jackson (the JSON converter) does: \" \\ and the short forms of
+// control characters, \u00XX for the rest of them; UTF-8 passes through.
+void AppendJsonString(std::string& out, std::string_view text) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  out += '"';
+  for (char c : text) {
+    switch (c) {
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      case '\b':
+        out += "\\b";
+        break;
+      case '\f':
+        out += "\\f";
+        break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20) {
+          out += "\\u00";
+          out += kHex[(c >> 4) & 0xF];
+          out += kHex[c & 0xF];
+        } else {
+          out += c;
+        }
+    }
+  }
+  out += '"';
+}
+
+void AppendDecimalBase64(std::string& out, int64_t unscaled) {
+  out += '"';
+  out += DecimalToBase64(unscaled);
+  out += '"';
+}
+
+// Live primary keys with O(1) add, remove and uniform pick.
+class IdPool {
+ public:
+  void Add(int64_t id) {
+    positions_[id] = ids_.size();
+    ids_.push_back(id);
+  }
+  void Remove(int64_t id) {
+    auto it = positions_.find(id);
+    if (it == positions_.end()) return;
+    const size_t position = it->second;
+    const int64_t last = ids_.back();
+    ids_[position] = last;
+    positions_[last] = position;
+    ids_.pop_back();
+    positions_.erase(id);
+  }
+  // REQUIRES: !empty().
+  int64_t Pick(uint64_t random) const { return ids_[random % ids_.size()]; }
+  bool empty() const { return ids_.empty(); }
+  size_t size() const { return ids_.size(); }
+
+ private:
+  std::vector<int64_t> ids_;
+  std::unordered_map<int64_t, size_t> positions_;
+};
+
+struct OrderRow {
+  int64_t id = 0;
+  int64_t customer_id = 0;
+  int32_t order_date = 0;
+  std::string_view status;
+  std::vector<int64_t> lines;  // ascending line id
+
+  void AddLine(int64_t line_id) {
+    lines.insert(std::lower_bound(lines.begin(), lines.end(), line_id),
+                 line_id);
+  }
+  void RemoveLine(int64_t line_id) {
+    auto it = std::lower_bound(lines.begin(), lines.end(), line_id);
+    if (it != lines.end() && *it == line_id) lines.erase(it);
+  }
+};
+
+struct LineRow {
+  int64_t id = 0;
+  int64_t order_id = 0;
+  int product = 0;
+  int32_t quantity = 0;
+  int64_t price_cents = 0;
+  std::string_view status;
+  std::string image;  // the row image of the fields above, kept current
+};
+
+void AppendOrderRow(std::string& out, const OrderRow& order) {
+  out += "{\"id\":";
+  AppendInt(out, order.id);
+  out += ",\"customer_id\":";
+  AppendInt(out, order.customer_id);
+  out += ",\"order_date\":";
+  AppendInt(out, order.order_date);
+  out += ",\"status\":";
+  AppendJsonString(out, order.status);
+  out += '}';
+}
+
+void AppendLineRow(std::string& out, const LineRow& line) {
+  out += "{\"id\":";
+  AppendInt(out, line.id);
+  out += ",\"order_id\":";
+  AppendInt(out, line.order_id);
+  out += ",\"product\":";
+  AppendJsonString(out, kProducts[line.product]);
+  out += ",\"quantity\":";
+  AppendInt(out, line.quantity);
+  out += ",\"price\":";
+  AppendDecimalBase64(out, line.price_cents);
+  out += ",\"status\":";
+  AppendJsonString(out, line.status);
+  out += '}';
+}
+
+enum class Table { kOrder = 0, kLine = 1 };
+
+CdcTopic TopicOf(Table table) {
+  return table == Table::kOrder ? CdcTopic::kPurchaseOrder
+                                : CdcTopic::kOrderLine;
+}
+
+// --- The JSON converter's schemas (schemas.enable=true) ---
+
+constexpr std::string_view kOrderColumns =
+    R"({"type":"int32","optional":false,"field":"id"},)"
+    R"({"type":"int32","optional":true,"field":"customer_id"},)"
+    R"({"type":"int32","optional":true,"name":"io.debezium.time.Date","version":1,"field":"order_date"},)"
+    R"({"type":"string","optional":true,"field":"status"})";
+
+constexpr std::string_view kLineColumns =
+    R"({"type":"int32","optional":false,"field":"id"},)"
+    R"({"type":"int32","optional":true,"field":"order_id"},)"
+    R"({"type":"string","optional":true,"field":"product"},)"
+    R"({"type":"int32","optional":true,"field":"quantity"},)"
+    R"({"type":"bytes","optional":true,"name":"org.apache.kafka.connect.data.Decimal","version":1,"parameters":{"scale":"2","connect.decimal.precision":"10"},"field":"price"},)"
+    R"({"type":"string","optional":true,"field":"status"})";
+
+constexpr std::string_view kSourceSchema =
+    R"({"type":"struct","fields":[)"
+    R"({"type":"string","optional":false,"field":"version"},)"
+    R"({"type":"string","optional":false,"field":"connector"},)"
+    R"({"type":"string","optional":false,"field":"name"},)"
+    R"({"type":"int64","optional":false,"field":"ts_ms"},)"
+    R"({"type":"string","optional":true,"name":"io.debezium.data.Enum","version":1,"parameters":{"allowed":"true,last,false,incremental"},"default":"false","field":"snapshot"},)"
+    R"({"type":"string","optional":false,"field":"db"},)"
+    R"({"type":"string","optional":true,"field":"sequence"},)"
+    R"({"type":"string","optional":false,"field":"schema"},)"
+    R"({"type":"string","optional":false,"field":"table"},)"
+    R"({"type":"int64","optional":true,"field":"txId"},)"
+    R"({"type":"int64","optional":true,"field":"lsn"},)"
+    R"({"type":"int64","optional":true,"field":"xmin"}],)"
+    R"("optional":false,"name":"io.debezium.connector.postgresql.Source","field":"source"})";
+
+constexpr std::string_view kTransactionBlockSchema =
+    R"({"type":"struct","fields":[)"
+    R"({"type":"string","optional":false,"field":"id"},)"
+    R"({"type":"int64","optional":false,"field":"total_order"},)"
+    R"({"type":"int64","optional":false,"field":"data_collection_order"}],)"
+    R"("optional":true,"name":"event.block","version":1,"field":"transaction"})";
+
+constexpr std::string_view kMarkerKeySchema =
+    R"({"type":"struct","fields":[{"type":"string","optional":false,"field":"id"}],)"
+    R"("optional":false,"name":"io.debezium.connector.common.TransactionMetadataKey","version":1})";
+
+constexpr std::string_view kMarkerValueSchema =
+    R"({"type":"struct","fields":[)"
+    R"({"type":"string","optional":false,"field":"status"},)"
+    R"({"type":"string","optional":false,"field":"id"},)"
+    R"({"type":"int64","optional":true,"field":"event_count"},)"
+    R"({"type":"array","items":{"type":"struct","fields":[)"
+    R"({"type":"string","optional":false,"field":"data_collection"},)"
+    R"({"type":"int64","optional":false,"field":"event_count"}],"optional":false},)"
+    R"("optional":true,"field":"data_collections"},)"
+    R"({"type":"int64","optional":false,"field":"ts_ms"}],)"
+    R"("optional":false,"name":"io.debezium.connector.common.TransactionMetadataValue","version":1})";
+
+// Schema names as Debezium derives them: "<prefix>.<schema>.<table>.Key".
+std::string KeySchema(std::string_view prefix, std::string_view table) {
+  std::string name =
+      absl::StrCat(std::string(prefix), ".", std::string(kSchemaName), ".",
+                   std::string(table), ".Key");
+  std::string out =
+      R"({"type":"struct","fields":[{"type":"int32","optional":false,"field":"id"}],"optional":false,"name":)";
+  AppendJsonString(out, name);
+  out += '}';
+  return out;
+}
+
+std::string ValueSchema(std::string_view prefix, std::string_view table,
+                        std::string_view columns) {
+  const std::string base =
+      absl::StrCat(std::string(prefix), ".", std::string(kSchemaName), ".",
+                   std::string(table));
+  std::string row_name;
+  AppendJsonString(row_name, base + ".Value");
+  std::string envelope_name;
+  AppendJsonString(envelope_name, base + ".Envelope");
+  std::string out = R"({"type":"struct","fields":[)";
+  for (std::string_view field : {"before", "after"}) {
+    absl::StrAppend(&out, R"({"type":"struct","fields":[)",
+                    std::string(columns), R"(],"optional":true,"name":)",
+                    row_name, R"(,"field":")", std::string(field), R"("},)");
+  }
+  absl::StrAppend(&out, std::string(kSourceSchema), ",",
+                  R"({"type":"string","optional":false,"field":"op"},)",
+                  R"({"type":"int64","optional":true,"field":"ts_ms"},)",
+                  std::string(kTransactionBlockSchema),
+                  R"(],"optional":false,"name":)", envelope_name,
+                  R"(,"version":1})");
+  return out;
+}
+
+enum class Op {
+  kPlaceOrder,
+  kCancelLine,
+  kUpdateOrderStatus,
+  kUpdateQuantity,
+  kMoveLine,
+  kDeleteOrder,
+  kMultiOrder,
+  kBulk,
+  kEmpty,
+};
+
+constexpr int kSingleOps = 6;  // the first six Op values
+
+}  // namespace
+
+std::string GeneratorOptions::TopicName(CdcTopic topic) const {
+  switch (topic) {
+    case CdcTopic::kTransaction:
+      return absl::StrCat(topic_prefix, ".transaction");
+    case CdcTopic::kPurchaseOrder:
+      return absl::StrCat(topic_prefix, ".", std::string(kSchemaName), ".",
+                          std::string(kOrderTable));
+    case CdcTopic::kOrderLine:
+      return absl::StrCat(topic_prefix, ".", std::string(kSchemaName), ".",
+                          std::string(kLineTable));
+  }
+  return "";
+}
+
+std::string DataCollection(CdcTopic topic) {
+  return absl::StrCat(
+      std::string(kSchemaName), ".",
+      std::string(topic == CdcTopic::kPurchaseOrder ? kOrderTable
+                                                    : kLineTable));
+}
+
+std::string DecimalToBase64(int64_t unscaled) {
+  uint8_t bytes[8];
+  for (int i = 0; i < 8; ++i) {
+    bytes[i] =
+        static_cast<uint8_t>(static_cast<uint64_t>(unscaled) >> (8 * (7 - i)));
+  }
+  // Drop leading bytes that only repeat the sign.
+  int start = 0;
+  while (start < 7) {
+    const bool redundant =
+        (bytes[start] == 0x00 && (bytes[start + 1] & 0x80) == 0) ||
+        (bytes[start] == 0xFF && (bytes[start + 1] & 0x80) != 0);
+    if (!redundant) break;
+    ++start;
+  }
+  static constexpr char kAlphabet[] =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  for (int i = start; i < 8; i += 3) {
+    const int left = 8 - i;
+    uint32_t chunk = static_cast<uint32_t>(bytes[i]) << 16;
+    if (left > 1) chunk |= static_cast<uint32_t>(bytes[i + 1]) << 8;
+    if (left > 2) chunk |= bytes[i + 2];
+    out += kAlphabet[(chunk >> 18) & 63];
+    out += kAlphabet[(chunk >> 12) & 63];
+    out += left > 1 ? kAlphabet[(chunk >> 6) & 63] : '=';
+    out += left > 2 ? kAlphabet[chunk & 63] : '=';
+  }
+  return out;
+}
+
+void GeneratedTransaction::Clear() {
+  kind = Kind::kTransaction;
+  xid = 0;
+  messages.clear();
+  expected.clear();
+  change_events = 0;
+}
+
+// The generator's database model, log position and message writer.
+struct CdcGenerator::State {
+  // What one source transaction has written so far.
+  struct Tx {
+    int64_t xid = 0;
+    int64_t commit_ts = 0;
+    int64_t total_order = 0;
+    std::array<int64_t, 2> table_events = {0, 0};
+    std::vector<Table> collections;  // in order of first event
+    std::set<int64_t> touched;       // root ids
+    std::set<int64_t> created;       // orders inserted by this transaction
+    std::vector<size_t> duplicates;  // message indexes to write twice
+    std::vector<CdcMessage>* out = nullptr;
+  };
+
+  explicit State(GeneratorOptions opts)
+      : options(std::move(opts)),
+        rng(options.seed),
+        fault_rng(options.seed ^ 0x9E3779B97F4A7C15ull),
+        xid(options.first_xid - 1),
+        lsn(options.first_lsn),
+        commit_ts(options.start_ts_ms),
+        snapshot_left(options.snapshot_orders) {
+    for (CdcTopic topic : {CdcTopic::kTransaction, CdcTopic::kPurchaseOrder,
+                           CdcTopic::kOrderLine}) {
+      topics[static_cast<int>(topic)] = options.TopicName(topic);
+    }
+    const OperationMix& m = options.mix;
+    weights = {m.place_order,     m.cancel_line, m.update_order_status,
+               m.update_quantity, m.move_line,   m.delete_order,
+               m.multi_order,     m.bulk,        m.empty};
+    for (int i = 0; i < static_cast<int>(weights.size()); ++i) {
+      total_weight += weights[i];
+      if (i < kSingleOps) single_weight += weights[i];
+    }
+    source_head = "{\"version\":";
+    AppendJsonString(source_head, options.debezium_version);
+    source_head += ",\"connector\":\"postgresql\",\"name\":";
+    AppendJsonString(source_head, options.topic_prefix);
+    source_head += ",\"ts_ms\":";
+    std::string db;
+    AppendJsonString(db, options.database);
+    for (Table table : {Table::kOrder, Table::kLine}) {
+      const std::string_view name =
+          table == Table::kOrder ? kOrderTable : kLineTable;
+      std::string& tail = source_tail[static_cast<int>(table)];
+      tail = ",\"schema\":";
+      AppendJsonString(tail, kSchemaName);
+      tail += ",\"table\":";
+      AppendJsonString(tail, name);
+      tail += ",\"txId\":";
+      if (options.schemas) {
+        key_head[static_cast<int>(table)] =
+            absl::StrCat("{\"schema\":", KeySchema(options.topic_prefix, name),
+                         ",\"payload\":");
+        value_head[static_cast<int>(table)] = absl::StrCat(
+            "{\"schema\":",
+            ValueSchema(options.topic_prefix, name,
+                        table == Table::kOrder ? kOrderColumns : kLineColumns),
+            ",\"payload\":");
+      }
+    }
+    source_db = absl::StrCat(",\"db\":", db, ",\"sequence\":");
+    if (options.schemas) {
+      marker_key_head = absl::StrCat(
+          "{\"schema\":", std::string(kMarkerKeySchema), ",\"payload\":");
+      marker_value_head = absl::StrCat(
+          "{\"schema\":", std::string(kMarkerValueSchema), ",\"payload\":");
+    }
+  }
+
+  // --- PRNG ---
+  int64_t Uniform(int64_t n) {
+    return n <= 1 ? 0 : static_cast<int64_t>(rng() % static_cast<uint64_t>(n));
+  }
+  static double Real(std::mt19937_64& r) {
+    return static_cast<double>(r() >> 11) * 0x1.0p-53;
+  }
+  bool Chance(double p) { return p > 0 && Real(rng) < p; }
+  bool FaultChance(double p) { return p > 0 && Real(fault_rng) < p; }
+
+  // --- message writing ---
+
+  void AppendKey(std::string& out, Table table, int64_t id) const {
+    const bool wrap = options.schemas;
+    if (wrap) out += key_head[static_cast<int>(table)];
+    out += "{\"id\":";
+    AppendInt(out, id);
+    out += '}';
+    if (wrap) out += '}';
+  }
+
+  // The source block of a change at `change_lsn`; `snapshot` is "false",
+  // "true" or "last".
+  void AppendSource(std::string& out, Table table, int64_t ts_ms,
+                    std::string_view snapshot, int64_t tx_xid,
+                    int64_t change_lsn) const {
+    out += source_head;
+    AppendInt(out, ts_ms);
+    out += ",\"snapshot\":\"";
+    out += snapshot;
+    out += '"';
+    out += source_db;
+    // sequence: ["<last commit LSN>","<this LSN>"] as one JSON string.
+    out += "\"[";
+    if (last_commit_lsn < 0) {
+      out += "null";
+    } else {
+      out += "\\\"";
+      AppendInt(out, last_commit_lsn);
+      out += "\\\"";
+    }
+    out += ",\\\"";
+    AppendInt(out, change_lsn);
+    out += "\\\"]\"";
+    out += source_tail[static_cast<int>(table)];
+    AppendInt(out, tx_xid);
+    out += ",\"lsn\":";
+    AppendInt(out, change_lsn);
+    out += ",\"xmin\":null}";
+  }
+
+  // Writes one change event (and after a delete its tombstone) to tx.out.
+  // `after` is the row image, or null for a delete.
+  void EmitChange(Tx& tx, Table table, char op, int64_t id,
+                  const std::string* after) {
+    lsn += 40 + Uniform(160);
+    const int t = static_cast<int>(table);
+    if (tx.table_events[t] == 0) tx.collections.push_back(table);
+    const int64_t total_order = ++tx.total_order;
+    const int64_t collection_order = ++tx.table_events[t];
+
+    CdcMessage& message = tx.out->emplace_back();
+    message.topic = TopicOf(table);
+    AppendKey(message.key, table, id);
+    std::string value;
+    value.reserve(options.schemas ? 4096 : 640);
+    if (options.schemas) value += value_head[t];
+    value += "{\"before\":";
+    if (op == 'd') {
+      value += "{\"id\":";
+      AppendInt(value, id);
+      value += '}';
+    } else {
+      value += "null";
+    }
+    value += ",\"after\":";
+    value += after != nullptr ? *after : std::string("null");
+    value += ",\"source\":";
+    AppendSource(value, table, tx.commit_ts, "false", tx.xid, lsn);
+    value += ",\"op\":\"";
+    value += op;
+    value += "\",\"ts_ms\":";
+    AppendInt(value, tx.commit_ts + 3 + Uniform(40));
+    value += ",\"transaction\":{\"id\":\"";
+    AppendInt(value, tx.xid);
+    value += ':';
+    AppendInt(value, lsn);
+    value += "\",\"total_order\":";
+    AppendInt(value, total_order);
+    value += ",\"data_collection_order\":";
+    AppendInt(value, collection_order);
+    value += "}}";
+    if (options.schemas) value += '}';
+    message.value = std::move(value);
+
+    if (FaultChance(options.duplicate_rate)) {
+      tx.duplicates.push_back(tx.out->size() - 1);
+    }
+    if (op == 'd') {
+      // A new element may move `message`: build the tombstone afresh.
+      CdcMessage& tombstone = tx.out->emplace_back();
+      tombstone.topic = TopicOf(table);
+      AppendKey(tombstone.key, table, id);
+    }
+  }
+
+  void EmitMarker(Tx& tx, bool begin) {
+    CdcMessage& message = tx.out->emplace_back();
+    message.topic = CdcTopic::kTransaction;
+    std::string id = absl::StrCat(tx.xid, ":", lsn);
+    if (options.schemas) message.key += marker_key_head;
+    message.key += "{\"id\":\"";
+    message.key += id;
+    message.key += "\"}";
+    if (options.schemas) message.key += '}';
+
+    std::string value;
+    if (options.schemas) value += marker_value_head;
+    value += begin ? "{\"status\":\"BEGIN\",\"id\":\""
+                   : "{\"status\":\"END\",\"id\":\"";
+    value += id;
+    value += "\",\"event_count\":";
+    if (begin) {
+      value += "null,\"data_collections\":null";
+    } else {
+      AppendInt(value, tx.total_order);
+      value += ",\"data_collections\":[";
+      bool first = true;
+      for (Table table : tx.collections) {
+        if (!first) value += ',';
+        first = false;
+        value += "{\"data_collection\":";
+        AppendJsonString(value, DataCollection(TopicOf(table)));
+        value += ",\"event_count\":";
+        AppendInt(value, tx.table_events[static_cast<int>(table)]);
+        value += '}';
+      }
+      value += ']';
+    }
+    value += ",\"ts_ms\":";
+    AppendInt(value, tx.commit_ts);
+    value += '}';
+    if (options.schemas) value += '}';
+    message.value = std::move(value);
+  }
+
+  // Writes each chosen change event again at a random later place before
+  // END, as an at-least-once redelivery inside the transaction would.
+  void WriteDuplicates(Tx& tx) {
+    std::vector<CdcMessage>& out = *tx.out;
+    for (auto it = tx.duplicates.rbegin(); it != tx.duplicates.rend(); ++it) {
+      const size_t index = *it;
+      const size_t span = out.size() - index;  // >= 1
+      const size_t at = index + 1 + fault_rng() % span;
+      CdcMessage copy = out[index];
+      out.insert(out.begin() + static_cast<std::ptrdiff_t>(at),
+                 std::move(copy));
+    }
+  }
+
+  // --- database operations ---
+
+  std::string OrderImage(const OrderRow& order) const {
+    std::string out;
+    AppendOrderRow(out, order);
+    return out;
+  }
+  static void RefreshImage(LineRow& line) {
+    line.image.clear();
+    AppendLineRow(line.image, line);
+  }
+
+  std::string Aggregate(const OrderRow& order) const {
+    std::string out;
+    out.reserve(96 + order.lines.size() * 128);
+    AppendOrderRow(out, order);
+    out.pop_back();  // '}'
+    out += ",\"lines\":[";
+    bool first = true;
+    for (int64_t line_id : order.lines) {
+      if (!first) out += ',';
+      first = false;
+      out += lines.at(line_id).image;
+    }
+    out += "]}";
+    return out;
+  }
+
+  int64_t InsertOrder(Tx& tx) {
+    OrderRow order;
+    order.id = next_order_id++;
+    order.customer_id = 1001 + Uniform(500);
+    order.order_date = kDateBase + static_cast<int32_t>(Uniform(730));
+    order.status = kPlaced;
+    const std::string image = OrderImage(order);
+    const int64_t id = order.id;
+    orders.emplace(id, std::move(order));
+    order_pool.Add(id);
+    tx.touched.insert(id);
+    tx.created.insert(id);
+    EmitChange(tx, Table::kOrder, 'c', id, &image);
+    return id;
+  }
+
+  void InsertLine(Tx& tx, int64_t order_id) {
+    LineRow line;
+    line.id = next_line_id++;
+    line.order_id = order_id;
+    line.product = static_cast<int>(Uniform(kProducts.size()));
+    line.quantity = static_cast<int32_t>(1 + Uniform(10));
+    line.price_cents = 99 + Uniform(99901);
+    line.status = kEntered;
+    RefreshImage(line);
+    orders.at(order_id).AddLine(line.id);
+    line_pool.Add(line.id);
+    tx.touched.insert(order_id);
+    const int64_t id = line.id;
+    const LineRow& stored = lines.emplace(id, std::move(line)).first->second;
+    EmitChange(tx, Table::kLine, 'c', id, &stored.image);
+  }
+
+  void UpdateLine(Tx& tx, LineRow& line) {
+    RefreshImage(line);
+    tx.touched.insert(line.order_id);
+    EmitChange(tx, Table::kLine, 'u', line.id, &line.image);
+  }
+
+  void PlaceOrder(Tx& tx) {
+    const int64_t order_id = InsertOrder(tx);
+    const int64_t count = 1 + Uniform(options.max_lines_per_order);
+    for (int64_t i = 0; i < count; ++i) InsertLine(tx, order_id);
+  }
+
+  void CancelLine(Tx& tx) {
+    if (line_pool.empty()) return PlaceOrder(tx);
+    int64_t id = line_pool.Pick(rng());
+    for (int attempt = 0; attempt < 3 && lines.at(id).status == kCancelled;
+         ++attempt) {
+      id = line_pool.Pick(rng());
+    }
+    LineRow& line = lines.at(id);
+    line.status = kCancelled;
+    UpdateLine(tx, line);
+  }
+
+  void UpdateOrderStatus(Tx& tx) {
+    if (order_pool.empty()) return PlaceOrder(tx);
+    OrderRow& order = orders.at(order_pool.Pick(rng()));
+    static constexpr std::array<std::string_view, 3> kStatuses = {
+        kPlaced, kShipped, kCancelled};
+    std::string_view status = order.status;
+    while (status == order.status) status = kStatuses[Uniform(3)];
+    order.status = status;
+    const std::string image = OrderImage(order);
+    tx.touched.insert(order.id);
+    EmitChange(tx, Table::kOrder, 'u', order.id, &image);
+    // Shipping or cancelling an order does the same to its open lines.
+    if (status == kPlaced) return;
+    for (int64_t line_id : order.lines) {
+      LineRow& line = lines.at(line_id);
+      if (line.status != kEntered) continue;
+      line.status = status;
+      UpdateLine(tx, line);
+    }
+  }
+
+  void UpdateQuantity(Tx& tx) {
+    if (line_pool.empty()) return PlaceOrder(tx);
+    LineRow& line = lines.at(line_pool.Pick(rng()));
+    const int32_t quantity = static_cast<int32_t>(1 + Uniform(20));
+    line.quantity = quantity == line.quantity ? quantity + 1 : quantity;
+    UpdateLine(tx, line);
+  }
+
+  void MoveLine(Tx& tx) {
+    if (line_pool.empty() || order_pool.size() < 2) return PlaceOrder(tx);
+    LineRow& line = lines.at(line_pool.Pick(rng()));
+    int64_t target = order_pool.Pick(rng());
+    while (target == line.order_id) target = order_pool.Pick(rng());
+    orders.at(line.order_id).RemoveLine(line.id);
+    tx.touched.insert(line.order_id);  // the order it leaves
+    line.order_id = target;
+    orders.at(target).AddLine(line.id);
+    UpdateLine(tx, line);  // touches the order it joins
+  }
+
+  void DeleteOrder(Tx& tx) {
+    // An order inserted by this same transaction is not deleted: its
+    // expected "version" would be a tombstone for a key never emitted.
+    int64_t id = -1;
+    for (int attempt = 0; attempt < 4 && !order_pool.empty(); ++attempt) {
+      const int64_t candidate = order_pool.Pick(rng());
+      if (tx.created.count(candidate) == 0) {
+        id = candidate;
+        break;
+      }
+    }
+    if (id < 0) return PlaceOrder(tx);
+    OrderRow& order = orders.at(id);
+    // The FK: the lines go first, each followed by its tombstone.
+    for (int64_t line_id : order.lines) {
+      EmitChange(tx, Table::kLine, 'd', line_id, nullptr);
+      line_pool.Remove(line_id);
+      lines.erase(line_id);
+    }
+    tx.touched.insert(id);
+    EmitChange(tx, Table::kOrder, 'd', id, nullptr);
+    order_pool.Remove(id);
+    orders.erase(id);
+  }
+
+  void Bulk(Tx& tx) {
+    std::vector<int64_t> targets;
+    const int64_t wanted = 1 + Uniform(options.bulk_orders);
+    for (int64_t i = 0; i < wanted && !order_pool.empty(); ++i) {
+      const int64_t id = order_pool.Pick(rng());
+      if (std::find(targets.begin(), targets.end(), id) == targets.end()) {
+        targets.push_back(id);
+      }
+    }
+    if (targets.empty()) targets.push_back(InsertOrder(tx));
+    for (int i = 0; i < options.bulk_lines; ++i) {
+      InsertLine(tx, targets[static_cast<size_t>(i) % targets.size()]);
+    }
+  }
+
+  Op PickOp(bool single_only) {
+    const double total = single_only ? single_weight : total_weight;
+    double r = Real(rng) * total;
+    const int n = single_only ? kSingleOps : static_cast<int>(weights.size());
+    for (int i = 0; i < n; ++i) {
+      if (r < weights[i]) return static_cast<Op>(i);
+      r -= weights[i];
+    }
+    return Op::kPlaceOrder;  // rounding at the top end
+  }
+
+  void RunOp(Tx& tx, Op op) {
+    switch (op) {
+      case Op::kPlaceOrder:
+        return PlaceOrder(tx);
+      case Op::kCancelLine:
+        return CancelLine(tx);
+      case Op::kUpdateOrderStatus:
+        return UpdateOrderStatus(tx);
+      case Op::kUpdateQuantity:
+        return UpdateQuantity(tx);
+      case Op::kMoveLine:
+        return MoveLine(tx);
+      case Op::kDeleteOrder:
+        return DeleteOrder(tx);
+      case Op::kMultiOrder: {
+        const int64_t count = 2 + Uniform(2);
+        for (int64_t i = 0; i < count; ++i) RunOp(tx, PickOp(true));
+        return;
+      }
+      case Op::kBulk:
+        return Bulk(tx);
+      case Op::kEmpty:
+        return;
+    }
+  }
+
+  // --- units ---
+
+  void SnapshotRead(GeneratedTransaction& out) {
+    const int64_t snapshot_xid = options.first_xid - 1;
+    out.kind = GeneratedTransaction::Kind::kSnapshotRead;
+    out.xid = snapshot_xid;
+    out.change_events = 1;
+    --snapshot_left;
+
+    OrderRow order;
+    order.id = next_order_id++;
+    order.customer_id = 1001 + Uniform(500);
+    order.order_date = kDateBase + static_cast<int32_t>(Uniform(730));
+    order.status = kPlaced;
+    CdcMessage& message = out.messages.emplace_back();
+    message.topic = CdcTopic::kPurchaseOrder;
+    AppendKey(message.key, Table::kOrder, order.id);
+    std::string value;
+    if (options.schemas) value += value_head[static_cast<int>(Table::kOrder)];
+    value += "{\"before\":null,\"after\":";
+    AppendOrderRow(value, order);
+    value += ",\"source\":";
+    // Every snapshot read carries the snapshot's xid and LSN.
+    AppendSource(value, Table::kOrder, options.start_ts_ms,
+                 snapshot_left == 0 ? "last" : "true", snapshot_xid,
+                 options.first_lsn);
+    value += ",\"op\":\"r\",\"ts_ms\":";
+    AppendInt(value, options.start_ts_ms + 1 + Uniform(40));
+    value += ",\"transaction\":null}";
+    if (options.schemas) value += '}';
+    message.value = std::move(value);
+
+    if (options.compute_expected) {
+      out.expected.push_back({order.id, "", Aggregate(order)});
+    }
+    const int64_t id = order.id;
+    orders.emplace(id, std::move(order));
+    order_pool.Add(id);
+  }
+
+  void Redeliver(GeneratedTransaction& out) {
+    pending_redelivery = false;
+    out.kind = GeneratedTransaction::Kind::kRedelivery;
+    const size_t count = 1 + fault_rng() % history.size();
+    for (size_t i = history.size() - count; i < history.size(); ++i) {
+      out.messages.insert(out.messages.end(), history[i].second.begin(),
+                          history[i].second.end());
+      out.xid = history[i].first;
+    }
+  }
+
+  void SourceTransaction(GeneratedTransaction& out) {
+    out.kind = GeneratedTransaction::Kind::kTransaction;
+    xid = xid < options.first_xid ? options.first_xid
+                                  : xid + 1 + (Chance(0.05) ? Uniform(5) : 0);
+    lsn += 16 + Uniform(600);  // WAL written by other work in between
+    commit_ts += 1 + Uniform(40);
+    Tx tx;
+    tx.xid = xid;
+    tx.commit_ts = commit_ts;
+    tx.out = &out.messages;
+
+    lsn += 8 + Uniform(48);
+    EmitMarker(tx, /*begin=*/true);
+    RunOp(tx, PickOp(false));
+    WriteDuplicates(tx);
+    lsn += 16 + Uniform(48);
+    EmitMarker(tx, /*begin=*/false);
+    last_commit_lsn = lsn;
+
+    out.xid = xid;
+    out.change_events = tx.total_order;
+    const std::string tx_id = absl::StrCat(xid);
+    for (int64_t root : tx.touched) {
+      if (!options.compute_expected) break;
+      auto it = orders.find(root);
+      if (it == orders.end()) {
+        out.expected.push_back({root, tx_id, std::nullopt});
+      } else {
+        out.expected.push_back({root, tx_id, Aggregate(it->second)});
+      }
+    }
+
+    if (options.redelivery_rate > 0) {
+      history.emplace_back(xid, out.messages);
+      if (history.size() > kRedeliveryHistory) history.pop_front();
+      pending_redelivery = FaultChance(options.redelivery_rate);
+    }
+  }
+
+  GeneratorOptions options;
+  std::array<std::string, 3> topics;
+  std::mt19937_64 rng;        // the database's story
+  std::mt19937_64 fault_rng;  // duplicates and redeliveries only
+  std::array<double, 9> weights{};
+  double total_weight = 0;
+  double single_weight = 0;
+
+  // Constant text, precomputed.
+  std::string source_head;
+  std::string source_db;
+  std::array<std::string, 2> source_tail;
+  std::array<std::string, 2> key_head;    // schemas only
+  std::array<std::string, 2> value_head;  // schemas only
+  std::string marker_key_head;            // schemas only
+  std::string marker_value_head;          // schemas only
+
+  // The database.
+  std::unordered_map<int64_t, OrderRow> orders;
+  std::unordered_map<int64_t, LineRow> lines;
+  IdPool order_pool;
+  IdPool line_pool;
+  int64_t next_order_id = 1001;
+  int64_t next_line_id = 1;
+
+  // The source log.
+  int64_t xid;
+  int64_t lsn;
+  int64_t commit_ts;
+  int64_t last_commit_lsn = -1;  // none yet
+  int snapshot_left;
+
+  // Redeliveries: (xid, messages) of the latest transactions.
+  std::deque<std::pair<int64_t, std::vector<CdcMessage>>> history;
+  bool pending_redelivery = false;
+};
+
+absl::StatusOr<std::unique_ptr<CdcGenerator>> CdcGenerator::Create(
+    GeneratorOptions options) {
+  if (options.topic_prefix.empty()) {
+    return absl::InvalidArgumentError("topic prefix must not be empty");
+  }
+  if (options.max_lines_per_order < 1) {
+    return absl::InvalidArgumentError("max_lines_per_order must be >= 1");
+  }
+  if (options.bulk_lines < 1 || options.bulk_orders < 1) {
+    return absl::InvalidArgumentError(
+        "bulk_lines and bulk_orders must be >= 1");
+  }
+  if (options.snapshot_orders < 0) {
+    return absl::InvalidArgumentError("snapshot_orders must be >= 0");
+  }
+  for (double rate : {options.duplicate_rate, options.redelivery_rate}) {
+    if (!(rate >= 0 && rate <= 1)) {
+      return absl::InvalidArgumentError(
+          "duplicate and redelivery rates must be within [0, 1]");
+    }
+  }
+  if (options.first_xid < 2 || options.first_lsn < 1) {
+    return absl::InvalidArgumentError("first_xid must be >= 2, first_lsn >= 1");
+  }
+  const OperationMix& m = options.mix;
+  const std::array<double, 9> weights = {
+      m.place_order,     m.cancel_line, m.update_order_status,
+      m.update_quantity, m.move_line,   m.delete_order,
+      m.multi_order,     m.bulk,        m.empty};
+  double total = 0;
+  double single = 0;
+  for (size_t i = 0; i < weights.size(); ++i) {
+    if (!(weights[i] >= 0) || std::isinf(weights[i])) {
+      return absl::InvalidArgumentError(
+          "operation weights must be finite and >= 0");
+    }
+    total += weights[i];
+    if (i < kSingleOps) single += weights[i];
+  }
+  if (total <= 0) {
+    return absl::InvalidArgumentError("operation mix has no positive weight");
+  }
+  if (m.multi_order > 0 && single <= 0) {
+    return absl::InvalidArgumentError(
+        "multi_order needs a positive weight for a single operation");
+  }
+  return std::unique_ptr<CdcGenerator>(
+      new CdcGenerator(std::make_unique<State>(std::move(options))));
+}
+
+CdcGenerator::CdcGenerator(std::unique_ptr<State> state)
+    : state_(std::move(state)) {}
+
+CdcGenerator::~CdcGenerator() = default;
+
+absl::Status CdcGenerator::NextTransaction(GeneratedTransaction& out) {
+  out.Clear();
+  if (state_->snapshot_left > 0) {
+    state_->SnapshotRead(out);
+  } else if (state_->pending_redelivery && !state_->history.empty()) {
+    state_->Redeliver(out);
+  } else {
+    state_->SourceTransaction(out);
+  }
+  return absl::OkStatus();
+}
+
+const GeneratorOptions& CdcGenerator::options() const {
+  return state_->options;
+}
+
+const std::string& CdcGenerator::topic(CdcTopic topic) const {
+  return state_->topics[static_cast<int>(topic)];
+}
+
+std::map<int64_t, std::string> CdcGenerator::CurrentAggregates() const {
+  std::map<int64_t, std::string> aggregates;
+  for (const auto& [id, order] : state_->orders) {
+    aggregates.emplace(id, state_->Aggregate(order));
+  }
+  return aggregates;
+}
+
+int64_t CdcGenerator::live_orders() const {
+  return static_cast<int64_t>(state_->orders.size());
+}
+
+int64_t CdcGenerator::live_lines() const {
+  return static_cast<int64_t>(state_->lines.size());
+}
+
+}  // namespace tributary::cdcgen

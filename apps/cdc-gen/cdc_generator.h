@@ -1,0 +1,164 @@
+// CdcGenerator: synthetic Debezium traffic for the order service, written
+// byte for byte as Debezium's PostgreSQL connector (pgoutput,
+// provide.transaction.metadata=true, JSON converter, default replica identity,
+// decimal.handling.mode=precise) would write it, together with the aggregate
+// versions a correct engine must emit for each source transaction.
+//
+// The generator keeps its own model of the database (inventory.purchaseorder
+// and inventory.orderline, FK orderline.order_id -> purchaseorder.id), draws
+// operations from a seeded PRNG (same options, same bytes), and knows which
+// orders each transaction touched. Producing to Kafka lives in
+// cdc_producer.h; an independent recomputation of the versions from the
+// emitted JSON lives in reference_model.h.
+// Thread-safety: a CdcGenerator is used by one thread at a time.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "apps/cdc-gen/expected_version.h"
+
+namespace tributary::cdcgen {
+
+// The three topics Debezium writes for the order service.
+enum class CdcTopic {
+  kTransaction,    // <prefix>.transaction: BEGIN/END markers, one partition
+  kPurchaseOrder,  // <prefix>.inventory.purchaseorder
+  kOrderLine,      // <prefix>.inventory.orderline
+};
+
+// One Kafka record as Debezium's producer would send it.
+struct CdcMessage {
+  CdcTopic topic = CdcTopic::kTransaction;
+  std::string key;                   // JSON
+  std::optional<std::string> value;  // JSON; nullopt = tombstone after a delete
+};
+
+// Relative weights of the kinds of source transaction. Any non-negative
+// values; at least one must be positive.
+struct OperationMix {
+  double place_order = 30;  // 1 order insert + 1..max_lines line inserts
+  double cancel_line = 12;  // line status -> CANCELLED
+  double update_order_status = 12;  // order status (SHIPPED also ships lines)
+  double update_quantity = 12;      // one line's quantity
+  double move_line = 8;             // line's order_id -> another order
+  double delete_order = 6;          // its lines' deletes, then the order's
+  double multi_order = 15;          // 2..3 of the above in one transaction
+  double bulk = 0.1;                // bulk_lines line inserts over a few orders
+  double empty = 1;                 // BEGIN + END with event_count 0
+};
+
+struct GeneratorOptions {
+  uint64_t seed = 1;
+  // Debezium's topic.prefix; also source.name.
+  std::string topic_prefix = "dbserver1";
+  std::string database = "orderdb";  // source.db
+  // JSON converter schemas.enable: {"schema":{...},"payload":{...}} for keys
+  // and values; false writes the bare payload.
+  bool schemas = false;
+  int max_lines_per_order = 5;  // a new order gets 1..max lines
+  OperationMix mix;
+  int bulk_lines = 1000;  // line inserts in one bulk transaction
+  int bulk_orders = 3;    // spread over 1..bulk_orders existing orders
+  // Orders read by an initial snapshot before streaming starts: one op=r
+  // event each, no transaction block, no lines; each is a unit of its own.
+  // As in Debezium, every read carries the snapshot's txId (first_xid - 1)
+  // and the same source.lsn (first_lsn): (txId, lsn) does not identify a
+  // snapshot read, so it must not be deduplicated by it.
+  int snapshot_orders = 0;
+  // Faults, as Debezium's at-least-once delivery produces them. None of them
+  // adds expected versions.
+  // Chance per change event of being written a second time (identical bytes)
+  // later in the same transaction.
+  double duplicate_rate = 0;
+  // Chance, after each transaction, that the last 1..3 transactions are
+  // written again whole (BEGIN, events, tombstones, END; identical bytes),
+  // as after a connector restart.
+  double redelivery_rate = 0;
+  // Where the source log starts: first streaming xid, first LSN, and the
+  // commit time of the first transaction (no wall clock: output depends on
+  // the options only).
+  int64_t first_xid = 571;
+  int64_t first_lsn = 24023128;
+  int64_t start_ts_ms = 1700000000000;
+  // source.version.
+  std::string debezium_version = "2.5.4.Final";
+  // Whether GeneratedTransaction::expected is filled. Building an aggregate
+  // costs time proportional to its size (orders that got a bulk insert have
+  // thousands of lines); a pure load run can turn it off.
+  bool compute_expected = true;
+
+  // "<prefix>.transaction", "<prefix>.inventory.purchaseorder", ...
+  std::string TopicName(CdcTopic topic) const;
+};
+
+// What END's data_collections calls a table: "inventory.orderline".
+// REQUIRES: topic is a table topic.
+std::string DataCollection(CdcTopic topic);
+
+// NUMERIC as the JSON converter writes it under decimal.handling.mode=precise:
+// the unscaled value as big-endian two's complement in the fewest bytes
+// (Java's BigInteger.toByteArray), base64. 12.50 -> 1250 -> 04 E2 -> "BOI=".
+std::string DecimalToBase64(int64_t unscaled);
+
+// One unit of the generated stream, with the messages in the order Debezium
+// writes them.
+struct GeneratedTransaction {
+  enum class Kind {
+    // BEGIN, change events (+ a tombstone after each delete, + duplicates),
+    // END. `expected` holds one version per touched order.
+    kTransaction,
+    // One op=r event of the initial snapshot; `expected` holds its order.
+    kSnapshotRead,
+    // Earlier transactions written again; `expected` is empty.
+    kRedelivery,
+  };
+  Kind kind = Kind::kTransaction;
+  int64_t xid = 0;  // kRedelivery: the xid of the last transaction repeated
+  std::vector<CdcMessage> messages;
+  // Ascending root id; each aggregate in the layout of ExpectedVersion.
+  // Empty when GeneratorOptions::compute_expected is false.
+  std::vector<ExpectedVersion> expected;
+  // Distinct change events (END's event_count), excluding tombstones and
+  // duplicates. kRedelivery: 0.
+  int64_t change_events = 0;
+
+  void Clear();
+};
+
+class CdcGenerator {
+ public:
+  // InvalidArgument when the options are inconsistent.
+  static absl::StatusOr<std::unique_ptr<CdcGenerator>> Create(
+      GeneratorOptions options);
+  ~CdcGenerator();
+  CdcGenerator(const CdcGenerator&) = delete;
+  CdcGenerator& operator=(const CdcGenerator&) = delete;
+
+  // Fills `out` (cleared first; its buffers are reused) with the next unit:
+  // the snapshot reads first, then source transactions in commit order, with
+  // redeliveries between them when enabled.
+  absl::Status NextTransaction(GeneratedTransaction& out);
+
+  const GeneratorOptions& options() const;
+  const std::string& topic(CdcTopic topic) const;
+
+  // The model's current aggregate of every live order, by order id, in the
+  // layout of ExpectedVersion::aggregate.
+  std::map<int64_t, std::string> CurrentAggregates() const;
+  int64_t live_orders() const;
+  int64_t live_lines() const;
+
+ private:
+  struct State;
+  explicit CdcGenerator(std::unique_ptr<State> state);
+  std::unique_ptr<State> state_;
+};
+
+}  // namespace tributary::cdcgen

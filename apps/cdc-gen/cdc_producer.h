@@ -1,0 +1,86 @@
+// Producing a CdcGenerator's stream to Kafka as Debezium's Kafka Connect
+// worker would: table-topic records partitioned by murmur2 of the key bytes
+// (Kafka's default partitioner), transaction markers on partition 0 of the
+// one-partition transaction topic. Also creates the three topics.
+// Thread-safety: call from one thread; the producer handle must not be
+// polled by another thread meanwhile.
+#pragma once
+
+#include <librdkafka/rdkafka.h>
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "apps/cdc-gen/cdc_generator.h"
+#include "apps/cdc-gen/expected_version.h"
+#include "engine/internal/rdkafka_handles.h"
+#include "engine/mock_cluster.h"
+
+namespace tributary::cdcgen {
+
+struct ProduceOptions {
+  // Hold the orderline topic's records back by this many transactions, so
+  // that END markers (and order changes) arrive long before their lines.
+  int64_t skew_transactions = 0;
+  // Source transactions per second, paced by a token bucket; 0 = unpaced.
+  double rate = 0;
+  // Bound on the final flush.
+  int flush_timeout_ms = 120000;
+};
+
+struct ProduceStats {
+  int64_t transactions = 0;    // source transactions (kTransaction units)
+  int64_t snapshot_reads = 0;  // kSnapshotRead units
+  int64_t redeliveries = 0;    // kRedelivery units
+  int64_t change_events = 0;   // distinct change events (END counts' sum)
+  int64_t messages = 0;        // every record, incl. markers and tombstones
+  int64_t bytes = 0;           // keys + values
+  int64_t expected_versions = 0;
+  double seconds = 0;  // first produce to flush done
+};
+
+// A producer for ProduceTransactions: bootstrap.servers, idempotence, acks
+// =all, batching suited to a load generator, a delivery-report callback that
+// ProduceTransactions relies on to see failed deliveries; then `overrides`.
+// InvalidArgument for a bad setting.
+absl::StatusOr<internal::KafkaHandle> MakeCdcProducer(
+    std::string_view bootstrap,
+    const std::vector<std::pair<std::string, std::string>>& overrides = {});
+
+// Produces units from `generator` until `count` source transactions (plus
+// the snapshot reads and redeliveries the generator puts among them) are
+// written, then flushes. Expected versions go to `expected` (may be null) in
+// commit order as each unit is generated.
+// REQUIRES: `producer` came from MakeCdcProducer (otherwise failed deliveries
+// go unnoticed); the three topics exist. FailedPrecondition when the
+// transaction topic has more than one partition; NotFound when a topic is
+// missing; Kafka failures as mapped by internal::KafkaStatus.
+absl::StatusOr<ProduceStats> ProduceTransactions(rd_kafka_t* producer,
+                                                 CdcGenerator& generator,
+                                                 int64_t count,
+                                                 const ProduceOptions& options,
+                                                 ExpectedSink* expected);
+
+// Creates the generator's three topics on a real broker through the Admin
+// API: the table topics with `table_partitions` partitions, the transaction
+// topic with one; an existing topic is accepted (its partition count is
+// checked by ProduceTransactions). Waits, bounded by `timeout_ms`, until every
+// partition has a leader.
+absl::Status CreateTopics(std::string_view bootstrap,
+                          const GeneratorOptions& options, int table_partitions,
+                          int timeout_ms = 30000);
+
+// The same on librdkafka's mock cluster.
+absl::Status CreateTopics(MockCluster& cluster, const GeneratorOptions& options,
+                          int table_partitions);
+
+// Kafka's default partitioner for a non-null key: murmur2 of the key bytes,
+// positive, modulo the partition count (as Kafka's Java client does).
+int32_t KeyPartition(std::string_view key, int32_t partition_count);
+
+}  // namespace tributary::cdcgen

@@ -1,0 +1,185 @@
+// cdc-gen: writes Debezium-format order-service traffic (purchase orders,
+// order lines, BEGIN/END markers) to Kafka, and optionally the aggregate
+// versions a correct engine must emit, as JSON lines.
+//
+//   cdc-gen --bootstrap 127.0.0.1:19092 --count 10000 --create-topics
+//           --partitions 4 --expected /tmp/expected.jsonl
+//
+// Exit codes: 0 done; 1 usage or configuration error; 2 Kafka error.
+#include <algorithm>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "apps/cdc-gen/cdc_generator.h"
+#include "apps/cdc-gen/cdc_producer.h"
+#include "apps/cdc-gen/expected_version.h"
+
+ABSL_FLAG(std::string, bootstrap, "", "Kafka bootstrap servers, HOST:PORT");
+ABSL_FLAG(int64_t, count, 0, "source transactions to produce (> 0)");
+ABSL_FLAG(double, rate, 0, "source transactions per second; 0 = unpaced");
+ABSL_FLAG(int, partitions, 4,
+          "partitions of the table topics made by --create-topics");
+ABSL_FLAG(bool, schemas, false,
+          "JSON converter schemas.enable: wrap keys and values in "
+          "{\"schema\":...,\"payload\":...}");
+ABSL_FLAG(uint64_t, seed, 1, "PRNG seed; same flags, same bytes");
+ABSL_FLAG(double, duplicates, 0,
+          "chance per change event of a duplicate in its transaction, and "
+          "per transaction of redelivering the latest 1..3 transactions");
+ABSL_FLAG(int64_t, skew, 0,
+          "hold the orderline topic's records back by this many transactions");
+ABSL_FLAG(std::string, prefix, "dbserver1", "Debezium topic.prefix");
+ABSL_FLAG(std::string, expected, "",
+          "write the expected aggregate versions to this file (JSON lines)");
+ABSL_FLAG(bool, create_topics, false,
+          "create the topics first (table topics with --partitions, the "
+          "transaction topic with 1)");
+ABSL_FLAG(int, snapshot_orders, 0,
+          "orders read by an initial snapshot (op=r) before streaming");
+ABSL_FLAG(int, bulk_lines, 1000,
+          "line inserts in one (occasional) bulk transaction; 0 = no bulk "
+          "transactions");
+
+namespace tributary::cdcgen {
+namespace {
+
+constexpr int kUsageError = 1;
+constexpr int kKafkaError = 2;
+
+int Fail(int code, const absl::Status& status) {
+  std::fprintf(stderr, "cdc-gen: %s\n", status.ToString().c_str());
+  return code;
+}
+
+int Usage(const std::string& message) {
+  std::fprintf(stderr, "cdc-gen: %s\n(see cdc-gen --help)\n", message.c_str());
+  return kUsageError;
+}
+
+// Configuration problems found while talking to Kafka (a transaction topic
+// with several partitions, a bad setting) are the user's to fix.
+int KafkaFailure(const absl::Status& status) {
+  const bool config =
+      absl::IsInvalidArgument(status) || absl::IsFailedPrecondition(status);
+  return Fail(config ? kUsageError : kKafkaError, status);
+}
+
+int Run() {
+  const std::string bootstrap = absl::GetFlag(FLAGS_bootstrap);
+  const int64_t count = absl::GetFlag(FLAGS_count);
+  const int partitions = absl::GetFlag(FLAGS_partitions);
+  const double duplicates = absl::GetFlag(FLAGS_duplicates);
+  if (bootstrap.empty()) return Usage("--bootstrap HOST:PORT is required");
+  if (count <= 0) return Usage("--count must be a positive number");
+  if (partitions < 1) return Usage("--partitions must be >= 1");
+  if (absl::GetFlag(FLAGS_rate) < 0) return Usage("--rate must be >= 0");
+  if (absl::GetFlag(FLAGS_skew) < 0) return Usage("--skew must be >= 0");
+  if (duplicates < 0 || duplicates > 1) {
+    return Usage("--duplicates must be within [0, 1]");
+  }
+
+  GeneratorOptions options;
+  options.seed = absl::GetFlag(FLAGS_seed);
+  options.topic_prefix = absl::GetFlag(FLAGS_prefix);
+  options.schemas = absl::GetFlag(FLAGS_schemas);
+  options.duplicate_rate = duplicates;
+  options.redelivery_rate = duplicates;
+  options.snapshot_orders = absl::GetFlag(FLAGS_snapshot_orders);
+  if (const int bulk_lines = absl::GetFlag(FLAGS_bulk_lines); bulk_lines > 0) {
+    options.bulk_lines = bulk_lines;
+  } else if (bulk_lines == 0) {
+    options.mix.bulk = 0;
+  } else {
+    return Usage("--bulk-lines must be >= 0");
+  }
+  const std::string expected_path = absl::GetFlag(FLAGS_expected);
+  // Aggregates are only built when someone reads them.
+  options.compute_expected = !expected_path.empty();
+  absl::StatusOr<std::unique_ptr<CdcGenerator>> generator =
+      CdcGenerator::Create(options);
+  if (!generator.ok()) return Fail(kUsageError, generator.status());
+
+  std::unique_ptr<ExpectedFileWriter> expected;
+  if (!expected_path.empty()) {
+    absl::StatusOr<std::unique_ptr<ExpectedFileWriter>> writer =
+        ExpectedFileWriter::Open(expected_path);
+    if (!writer.ok()) return Fail(kUsageError, writer.status());
+    expected = *std::move(writer);
+  }
+
+  if (absl::GetFlag(FLAGS_create_topics)) {
+    if (absl::Status status = CreateTopics(bootstrap, options, partitions);
+        !status.ok()) {
+      return KafkaFailure(status);
+    }
+  }
+  absl::StatusOr<internal::KafkaHandle> producer = MakeCdcProducer(bootstrap);
+  if (!producer.ok()) return KafkaFailure(producer.status());
+
+  ProduceOptions produce;
+  produce.rate = absl::GetFlag(FLAGS_rate);
+  produce.skew_transactions = absl::GetFlag(FLAGS_skew);
+  absl::StatusOr<ProduceStats> stats = ProduceTransactions(
+      producer->get(), **generator, count, produce, expected.get());
+  if (!stats.ok()) return KafkaFailure(stats.status());
+  if (expected != nullptr) {
+    if (absl::Status status = expected->Close(); !status.ok()) {
+      return Fail(kUsageError, status);
+    }
+  }
+
+  const double seconds = stats->seconds > 0 ? stats->seconds : 1e-9;
+  std::string summary = absl::StrFormat(
+      "cdc-gen: %d transactions (+%d snapshot reads, %d redeliveries), %d "
+      "change events, %d records, %.1f MB in %.2f s: %.0f events/s, %.0f "
+      "transactions/s, %.1f MB/s",
+      stats->transactions, stats->snapshot_reads, stats->redeliveries,
+      stats->change_events, stats->messages, stats->bytes / 1e6, seconds,
+      stats->change_events / seconds, stats->transactions / seconds,
+      stats->bytes / 1e6 / seconds);
+  if (expected != nullptr) {
+    absl::StrAppend(&summary, "; ", stats->expected_versions,
+                    " expected versions -> ", expected_path);
+  }
+  std::printf("%s\n", summary.c_str());
+  return 0;
+}
+
+}  // namespace
+}  // namespace tributary::cdcgen
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(
+      "Writes Debezium-format order-service CDC traffic to Kafka.\n"
+      "  cdc-gen --bootstrap HOST:PORT --count N [--rate R] [--partitions P]\n"
+      "          [--schemas] [--seed S] [--duplicates RATE] [--skew K]\n"
+      "          [--prefix dbserver1] [--expected FILE] [--create-topics]\n"
+      "          [--snapshot-orders N]");
+  // Abseil's flag names are identifiers; accept the documented spelling
+  // (--create-topics) by mapping '-' to '_' in every flag's name.
+  std::vector<std::string> args(argv, argv + argc);
+  std::vector<char*> normalized;
+  for (std::string& arg : args) {
+    if (arg.size() > 2 && arg.compare(0, 2, "--") == 0) {
+      const size_t end = std::min(arg.find('='), arg.size());
+      for (size_t i = 2; i < end; ++i) {
+        if (arg[i] == '-') arg[i] = '_';
+      }
+    }
+    normalized.push_back(arg.data());
+  }
+  std::vector<char*> rest = absl::ParseCommandLine(
+      static_cast<int>(normalized.size()), normalized.data());
+  if (rest.size() > 1) {
+    return tributary::cdcgen::Usage(
+        absl::StrCat("unexpected argument '", rest[1], "'"));
+  }
+  return tributary::cdcgen::Run();
+}

@@ -1,0 +1,140 @@
+// ReferenceModel: an independent recomputation of the aggregate versions a
+// correct engine must emit, from the change events as they appear on the
+// wire. It shares no code with the generator's model: it decodes the emitted
+// JSON with simdjson DOM, keeps rows as their JSON text, and builds each
+// aggregate from those texts. Tests use it to check the generator, and the
+// integration tests to check the engine.
+//
+// Aggregate layout (the same as ExpectedVersion::aggregate): the root's row
+// image fields in row-image order, then "lines": [child row images, ascending
+// child id]; a deleted root has no aggregate (tombstone).
+// Thread-safety: one thread at a time per object.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/types/span.h"
+#include "apps/cdc-gen/expected_version.h"
+
+namespace tributary::cdcgen {
+
+// What the reference needs from one Debezium change event.
+struct DecodedChange {
+  char op = 'c';       // 'c', 'u', 'd' or 'r'
+  std::string table;   // source.table, e.g. "orderline"
+  std::string schema;  // source.schema, e.g. "inventory"
+  // Minified row images; nullopt when JSON null.
+  std::optional<std::string> before;
+  std::optional<std::string> after;
+  // source.txId and source.lsn (0 when null or absent): with PostgreSQL,
+  // (tx_id, lsn) identifies one change event.
+  int64_t tx_id = 0;
+  int64_t lsn = 0;
+  // The transaction block; nullopt for snapshot reads.
+  struct Transaction {
+    std::string id;  // "<xid>:<lsn>"
+    int64_t total_order = 0;
+    int64_t data_collection_order = 0;
+  };
+  std::optional<Transaction> transaction;
+};
+
+// What the reference needs from one BEGIN/END marker.
+struct DecodedMarker {
+  bool begin = true;
+  std::string id;                      // as written, "<xid>:<lsn>"
+  std::string xid;                     // the part before ':'
+  std::optional<int64_t> event_count;  // END only
+  std::vector<std::pair<std::string, int64_t>> data_collections;  // END only
+};
+
+// Decodes Debezium JSON values, with or without the JSON converter's
+// {"schema":...,"payload":...} wrapper.
+class ReferenceDecoder {
+ public:
+  ReferenceDecoder();
+  ~ReferenceDecoder();
+  ReferenceDecoder(const ReferenceDecoder&) = delete;
+  ReferenceDecoder& operator=(const ReferenceDecoder&) = delete;
+
+  // REQUIRES: `value` is not a tombstone (null Kafka value).
+  absl::StatusOr<DecodedChange> DecodeChange(std::string_view value);
+  absl::StatusOr<DecodedMarker> DecodeMarker(std::string_view value);
+  // The "id" of a key ({"id":1001}, possibly wrapped) as raw JSON text.
+  absl::StatusOr<std::string> DecodeKeyId(std::string_view key);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+struct ReferenceModelOptions {
+  std::string root_table = "purchaseorder";
+  std::string child_table = "orderline";
+  std::string key_field = "id";           // primary key of both tables
+  std::string parent_field = "order_id";  // child -> root
+  std::string children_field = "lines";   // array in the aggregate
+};
+
+class ReferenceModel {
+ public:
+  explicit ReferenceModel(ReferenceModelOptions options = {});
+  ~ReferenceModel();
+  ReferenceModel(const ReferenceModel&) = delete;
+  ReferenceModel& operator=(const ReferenceModel&) = delete;
+
+  // Applies one source transaction's distinct change events (in commit
+  // order, duplicates already removed) and returns one version per touched
+  // root, ascending root id, each with `tx_id`. A root is touched when its
+  // row changed or a child joined, left or changed. For a snapshot read pass
+  // it alone with tx_id "". Changes to other tables are ignored.
+  // FailedPrecondition when the changes break the model (a delete or update
+  // of an unknown row, a child whose root does not exist at the end of the
+  // transaction, a root deleted while children still point at it); the
+  // model is then unspecified.
+  absl::StatusOr<std::vector<ExpectedVersion>> ApplyTransaction(
+      std::string_view tx_id, absl::Span<const DecodedChange> changes);
+
+  // The current aggregate of every live root, by root id.
+  std::map<int64_t, std::string> CurrentAggregates() const;
+  size_t root_count() const { return roots_.size(); }
+  size_t child_count() const { return children_.size(); }
+
+ private:
+  struct Child {
+    int64_t parent = 0;
+    std::string row;
+  };
+
+  struct Parser;
+
+  // The integer `field` of a row image.
+  absl::StatusOr<int64_t> ReadInt(std::string_view row,
+                                  const std::string& field);
+  std::string BuildAggregate(int64_t root) const;
+
+  ReferenceModelOptions options_;
+  std::unique_ptr<Parser> parser_;
+  std::map<int64_t, std::string> roots_;  // id -> minified row image
+  std::map<int64_t, Child> children_;     // id -> parent + row image
+  std::map<int64_t, std::set<int64_t>> children_of_;
+};
+
+// Whether two JSON texts are the same value: objects compare as unordered
+// maps, numbers by value. Top-level fields named in `ignore_top_level` are
+// left out of the comparison on both sides, e.g. {"source_tx", "version"}
+// to compare an engine's output with an ExpectedVersion aggregate.
+// InvalidArgument when either text is not JSON.
+absl::StatusOr<bool> JsonEquivalent(
+    std::string_view a, std::string_view b,
+    const std::vector<std::string>& ignore_top_level = {});
+
+}  // namespace tributary::cdcgen

@@ -1,0 +1,775 @@
+// Tests of the CDC generator (apps/cdc-gen): reproducible bytes, Debezium's
+// exact message shapes and PostgreSQL traps, the expected aggregate versions
+// against the independent ReferenceModel, faults, and producing to the mock
+// cluster with Kafka's murmur2 partitioning.
+#include "apps/cdc-gen/cdc_generator.h"
+
+#include <librdkafka/rdkafka.h>
+#include <simdjson.h>
+
+#include <chrono>
+#include <map>
+#include <set>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "apps/cdc-gen/cdc_producer.h"
+#include "apps/cdc-gen/expected_version.h"
+#include "apps/cdc-gen/reference_model.h"
+#include "engine/internal/rdkafka_handles.h"
+#include "engine/mock_cluster.h"
+#include "gtest/gtest.h"
+
+namespace tributary::cdcgen {
+namespace {
+
+using Kind = GeneratedTransaction::Kind;
+using simdjson::dom::element;
+using simdjson::dom::object;
+
+std::vector<GeneratedTransaction> Generate(const GeneratorOptions& options,
+                                           int units) {
+  auto generator = CdcGenerator::Create(options);
+  EXPECT_TRUE(generator.ok()) << generator.status();
+  std::vector<GeneratedTransaction> out(static_cast<size_t>(units));
+  for (auto& unit : out) {
+    EXPECT_TRUE((*generator)->NextTransaction(unit).ok());
+  }
+  return out;
+}
+
+std::string Str(simdjson::simdjson_result<element> value) {
+  return std::string(std::string_view(value));
+}
+
+std::vector<std::string> Keys(object o) {
+  std::vector<std::string> keys;
+  for (auto field : o) keys.emplace_back(field.key);
+  return keys;
+}
+
+// Parses `text`; with `schemas`, checks the {"schema":{...},"payload":...}
+// wrapper and returns the payload.
+element Payload(simdjson::dom::parser& parser, const std::string& text,
+                bool schemas) {
+  element doc = parser.parse(text);
+  if (!schemas) return doc;
+  object wrapper = doc;
+  EXPECT_EQ(Keys(wrapper), (std::vector<std::string>{"schema", "payload"}));
+  object schema = wrapper["schema"];
+  EXPECT_EQ(std::string_view(schema["type"]), "struct");
+  return wrapper["payload"];
+}
+
+int64_t LsnOf(std::string_view id) {
+  const size_t colon = id.find(':');
+  EXPECT_NE(colon, std::string_view::npos) << id;
+  return std::stoll(std::string(id.substr(colon + 1)));
+}
+
+std::string XidOf(std::string_view id) {
+  return std::string(id.substr(0, id.find(':')));
+}
+
+TEST(DecimalToBase64, MatchesJavaBigIntegerBytes) {
+  EXPECT_EQ(DecimalToBase64(1250), "BOI=");  // 12.50
+  EXPECT_EQ(DecimalToBase64(200), "AMg=");   // 0x00C8: sign byte kept
+  EXPECT_EQ(DecimalToBase64(0), "AA==");
+  EXPECT_EQ(DecimalToBase64(-1), "/w==");
+  EXPECT_EQ(DecimalToBase64(128), "AIA=");
+  EXPECT_EQ(DecimalToBase64(99999), "AYaf");  // 0x01869F
+  EXPECT_EQ(DecimalToBase64(-129), "/38=");   // 0xFF7F
+}
+
+TEST(CdcGenerator, RejectsBadOptions) {
+  GeneratorOptions options;
+  options.max_lines_per_order = 0;
+  EXPECT_FALSE(CdcGenerator::Create(options).ok());
+  options = {};
+  options.mix = OperationMix{0, 0, 0, 0, 0, 0, 0, 0, 0};
+  EXPECT_FALSE(CdcGenerator::Create(options).ok());
+  options = {};
+  options.duplicate_rate = 1.5;
+  EXPECT_FALSE(CdcGenerator::Create(options).ok());
+}
+
+TEST(CdcGenerator, SameSeedSameBytes) {
+  GeneratorOptions options;
+  options.seed = 42;
+  options.schemas = true;
+  options.duplicate_rate = 0.1;
+  options.redelivery_rate = 0.05;
+  options.snapshot_orders = 5;
+  auto a = Generate(options, 400);
+  auto b = Generate(options, 400);
+  for (size_t i = 0; i < a.size(); ++i) {
+    ASSERT_EQ(a[i].messages.size(), b[i].messages.size()) << i;
+    for (size_t j = 0; j < a[i].messages.size(); ++j) {
+      EXPECT_EQ(a[i].messages[j].key, b[i].messages[j].key);
+      EXPECT_EQ(a[i].messages[j].value, b[i].messages[j].value);
+    }
+    EXPECT_EQ(a[i].expected, b[i].expected);
+  }
+  options.seed = 43;
+  auto c = Generate(options, 400);
+  bool differ = false;
+  for (size_t i = 5; i < a.size() && !differ; ++i) {
+    differ = a[i].messages.size() != c[i].messages.size() ||
+             a[i].messages[1].value != c[i].messages[1].value;
+  }
+  EXPECT_TRUE(differ);
+}
+
+TEST(CdcGenerator, TopicNames) {
+  GeneratorOptions options;
+  EXPECT_EQ(options.TopicName(CdcTopic::kTransaction), "dbserver1.transaction");
+  EXPECT_EQ(options.TopicName(CdcTopic::kPurchaseOrder),
+            "dbserver1.inventory.purchaseorder");
+  EXPECT_EQ(options.TopicName(CdcTopic::kOrderLine),
+            "dbserver1.inventory.orderline");
+  EXPECT_EQ(DataCollection(CdcTopic::kOrderLine), "inventory.orderline");
+}
+
+// Every message of every transaction has Debezium's exact PostgreSQL shape.
+class ShapeTest : public ::testing::TestWithParam<bool> {};
+
+TEST_P(ShapeTest, MessagesHaveDebeziumShape) {
+  const bool schemas = GetParam();
+  GeneratorOptions options;
+  options.seed = 7;
+  options.schemas = schemas;
+  options.duplicate_rate = 0.05;
+  options.mix.bulk = 1;
+  options.bulk_lines = 50;
+  options.mix.empty = 3;
+  auto units = Generate(options, 600);
+
+  simdjson::dom::parser parser;
+  simdjson::dom::parser key_parser;
+  int64_t last_xid = 0;
+  int empty_transactions = 0;
+  int duplicates = 0;
+  std::set<char> ops_seen;
+  for (const GeneratedTransaction& unit : units) {
+    ASSERT_EQ(unit.kind, Kind::kTransaction);
+    ASSERT_GE(unit.messages.size(), 2u);
+    EXPECT_GT(unit.xid, last_xid);
+    last_xid = unit.xid;
+    const std::string xid = std::to_string(unit.xid);
+
+    // BEGIN.
+    const CdcMessage& begin_message = unit.messages.front();
+    ASSERT_EQ(begin_message.topic, CdcTopic::kTransaction);
+    object begin = Payload(parser, *begin_message.value, schemas);
+    EXPECT_EQ(Keys(begin),
+              (std::vector<std::string>{"status", "id", "event_count",
+                                        "data_collections", "ts_ms"}));
+    EXPECT_EQ(std::string_view(begin["status"]), "BEGIN");
+    EXPECT_TRUE(begin["event_count"].is_null());
+    EXPECT_TRUE(begin["data_collections"].is_null());
+    const std::string begin_id = Str(begin["id"]);
+    EXPECT_EQ(XidOf(begin_id), xid);
+    {
+      object key = Payload(key_parser, begin_message.key, schemas);
+      EXPECT_EQ(Keys(key), std::vector<std::string>{"id"});
+      EXPECT_EQ(std::string_view(key["id"]), begin_id);
+    }
+
+    // Change events.
+    std::set<int64_t> seen_lsns;
+    std::set<std::string> ids = {begin_id};
+    std::map<std::string, int64_t> per_table;  // data collection -> count
+    std::vector<std::string> collections_in_order;
+    int64_t distinct = 0;
+    int64_t last_lsn = LsnOf(begin_id);
+    std::vector<std::string> pending_tombstones;  // keys of deletes
+    for (size_t i = 1; i + 1 < unit.messages.size(); ++i) {
+      const CdcMessage& message = unit.messages[i];
+      ASSERT_NE(message.topic, CdcTopic::kTransaction);
+      const std::string table = message.topic == CdcTopic::kPurchaseOrder
+                                    ? "purchaseorder"
+                                    : "orderline";
+      if (!message.value) {  // tombstone: right after its delete (or a dup)
+        ASSERT_FALSE(pending_tombstones.empty());
+        EXPECT_EQ(message.key, pending_tombstones.back());
+        pending_tombstones.pop_back();
+        continue;
+      }
+      object envelope = Payload(parser, *message.value, schemas);
+      EXPECT_EQ(Keys(envelope),
+                (std::vector<std::string>{"before", "after", "source", "op",
+                                          "ts_ms", "transaction"}));
+      object source = envelope["source"];
+      EXPECT_EQ(Keys(source),
+                (std::vector<std::string>{
+                    "version", "connector", "name", "ts_ms", "snapshot", "db",
+                    "sequence", "schema", "table", "txId", "lsn", "xmin"}));
+      EXPECT_EQ(std::string_view(source["connector"]), "postgresql");
+      EXPECT_EQ(std::string_view(source["db"]), "orderdb");
+      EXPECT_EQ(std::string_view(source["schema"]), "inventory");
+      EXPECT_EQ(std::string_view(source["name"]), "dbserver1");
+      EXPECT_EQ(std::string_view(source["snapshot"]), "false");
+      EXPECT_EQ(std::string_view(source["table"]), table);
+      EXPECT_EQ(int64_t(source["txId"]), unit.xid);
+      const int64_t lsn = int64_t(source["lsn"]);
+      std::string_view sequence = source["sequence"];
+      EXPECT_NE(sequence.find("\"" + std::to_string(lsn) + "\"]"),
+                std::string_view::npos)
+          << sequence;
+      object block = envelope["transaction"];
+      EXPECT_EQ(Keys(block),
+                (std::vector<std::string>{"id", "total_order",
+                                          "data_collection_order"}));
+      const std::string id = Str(block["id"]);
+      EXPECT_EQ(id, xid + ":" + std::to_string(lsn));
+
+      const std::string op = Str(envelope["op"]);
+      ops_seen.insert(op[0]);
+      object key = Payload(key_parser, message.key, schemas);
+      EXPECT_EQ(Keys(key), std::vector<std::string>{"id"});
+      const int64_t key_id = int64_t(key["id"]);
+      if (op == "d") {
+        object before = envelope["before"];
+        EXPECT_EQ(Keys(before), std::vector<std::string>{"id"});
+        EXPECT_EQ(int64_t(before["id"]), key_id);
+        EXPECT_TRUE(envelope["after"].is_null());
+      } else {
+        EXPECT_TRUE(op == "c" || op == "u") << op;
+        EXPECT_TRUE(envelope["before"].is_null());  // default replica identity
+        object after = envelope["after"];
+        EXPECT_EQ(int64_t(after["id"]), key_id);
+        if (table == "orderline") {
+          EXPECT_EQ(Keys(after),
+                    (std::vector<std::string>{"id", "order_id", "product",
+                                              "quantity", "price", "status"}));
+        } else {
+          EXPECT_EQ(Keys(after),
+                    (std::vector<std::string>{"id", "customer_id", "order_date",
+                                              "status"}));
+        }
+      }
+
+      if (!seen_lsns.insert(lsn).second) {  // a duplicate: identical bytes
+        ++duplicates;
+        continue;
+      }
+      if (op == "d") pending_tombstones.push_back(message.key);
+      // Each distinct event: a new id, later LSN, counters 1-based per tx.
+      EXPECT_TRUE(ids.insert(id).second) << id;
+      EXPECT_GT(lsn, last_lsn);
+      last_lsn = lsn;
+      ++distinct;
+      EXPECT_EQ(int64_t(block["total_order"]), distinct);
+      const std::string collection = "inventory." + table;
+      if (per_table[collection]++ == 0)
+        collections_in_order.push_back(collection);
+      EXPECT_EQ(int64_t(block["data_collection_order"]), per_table[collection]);
+    }
+    EXPECT_TRUE(pending_tombstones.empty());
+
+    // END.
+    const CdcMessage& end_message = unit.messages.back();
+    ASSERT_EQ(end_message.topic, CdcTopic::kTransaction);
+    object end = Payload(parser, *end_message.value, schemas);
+    EXPECT_EQ(Keys(end),
+              (std::vector<std::string>{"status", "id", "event_count",
+                                        "data_collections", "ts_ms"}));
+    EXPECT_EQ(std::string_view(end["status"]), "END");
+    const std::string end_id = Str(end["id"]);
+    EXPECT_EQ(XidOf(end_id), xid);
+    EXPECT_GT(LsnOf(end_id), last_lsn);
+    EXPECT_TRUE(ids.insert(end_id).second) << "END id repeats another id";
+    EXPECT_EQ(int64_t(end["event_count"]), distinct);
+    EXPECT_EQ(unit.change_events, distinct);
+    simdjson::dom::array collections = end["data_collections"];
+    std::vector<std::string> names;
+    for (object entry : collections) {
+      EXPECT_EQ(Keys(entry),
+                (std::vector<std::string>{"data_collection", "event_count"}));
+      const std::string name = Str(entry["data_collection"]);
+      names.push_back(name);
+      EXPECT_EQ(int64_t(entry["event_count"]), per_table[name]) << name;
+    }
+    EXPECT_EQ(names, collections_in_order);
+    if (distinct == 0) {
+      ++empty_transactions;
+      EXPECT_EQ(collections.size(), 0u);
+      EXPECT_TRUE(unit.expected.empty());
+    }
+  }
+  EXPECT_GT(empty_transactions, 0);
+  EXPECT_GT(duplicates, 0);
+  EXPECT_EQ(ops_seen, (std::set<char>{'c', 'u', 'd'}));
+}
+
+INSTANTIATE_TEST_SUITE_P(SchemasOnAndOff, ShapeTest, ::testing::Bool());
+
+// The line-to-order map as the reference would know it: line id -> order id.
+void TrackLines(simdjson::dom::parser& parser, const GeneratedTransaction& unit,
+                std::map<int64_t, int64_t>& line_order) {
+  for (const CdcMessage& message : unit.messages) {
+    if (message.topic != CdcTopic::kOrderLine || !message.value) continue;
+    object envelope = parser.parse(*message.value);
+    element after = envelope["after"];
+    if (after.is_null()) {
+      line_order.erase(int64_t(envelope["before"]["id"]));
+    } else {
+      line_order[int64_t(after["id"])] = int64_t(after["order_id"]);
+    }
+  }
+}
+
+TEST(CdcGenerator, MoveLineYieldsVersionsForBothOrders) {
+  GeneratorOptions options;
+  options.seed = 11;
+  options.mix = {.place_order = 1,
+                 .cancel_line = 0,
+                 .update_order_status = 0,
+                 .update_quantity = 0,
+                 .move_line = 1,
+                 .delete_order = 0,
+                 .multi_order = 0,
+                 .bulk = 0,
+                 .empty = 0};
+  auto units = Generate(options, 300);
+  simdjson::dom::parser parser;
+  std::map<int64_t, int64_t> line_order;
+  int moves = 0;
+  for (const GeneratedTransaction& unit : units) {
+    if (unit.messages.size() == 3 &&
+        unit.messages[1].topic == CdcTopic::kOrderLine) {
+      object envelope = parser.parse(*unit.messages[1].value);
+      ASSERT_EQ(std::string_view(envelope["op"]), "u");
+      const int64_t line = int64_t(envelope["after"]["id"]);
+      const int64_t to = int64_t(envelope["after"]["order_id"]);
+      const int64_t from = line_order.at(line);
+      ASSERT_NE(from, to);
+      ASSERT_EQ(unit.expected.size(), 2u);
+      const std::set<int64_t> roots = {unit.expected[0].root_id,
+                                       unit.expected[1].root_id};
+      EXPECT_EQ(roots, (std::set<int64_t>{from, to}));
+      for (const ExpectedVersion& version : unit.expected) {
+        ASSERT_TRUE(version.aggregate.has_value());
+        EXPECT_EQ(version.tx_id, std::to_string(unit.xid));
+        object aggregate = parser.parse(*version.aggregate);
+        bool has_line = false;
+        for (object l : simdjson::dom::array(aggregate["lines"])) {
+          has_line |= int64_t(l["id"]) == line;
+        }
+        EXPECT_EQ(has_line, version.root_id == to);
+      }
+      ++moves;
+    }
+    TrackLines(parser, unit, line_order);
+  }
+  EXPECT_GT(moves, 50);
+}
+
+TEST(CdcGenerator, DeleteOrderDeletesLinesFirstAndYieldsTombstone) {
+  GeneratorOptions options;
+  options.seed = 12;
+  options.mix = {.place_order = 2,
+                 .cancel_line = 0,
+                 .update_order_status = 0,
+                 .update_quantity = 0,
+                 .move_line = 0,
+                 .delete_order = 1,
+                 .multi_order = 0,
+                 .bulk = 0,
+                 .empty = 0};
+  auto units = Generate(options, 300);
+  simdjson::dom::parser parser;
+  std::map<int64_t, int64_t> line_order;
+  int deletes = 0;
+  for (const GeneratedTransaction& unit : units) {
+    const CdcMessage& last_event = unit.messages[unit.messages.size() - 2];
+    if (last_event.topic == CdcTopic::kPurchaseOrder && !last_event.value) {
+      // ... d(line), tombstone, ..., d(order), tombstone, END
+      const CdcMessage& order_delete = unit.messages[unit.messages.size() - 3];
+      object envelope = parser.parse(*order_delete.value);
+      ASSERT_EQ(std::string_view(envelope["op"]), "d");
+      const int64_t order = int64_t(envelope["before"]["id"]);
+      std::set<int64_t> lines_of_order;
+      for (const auto& [line, owner] : line_order) {
+        if (owner == order) lines_of_order.insert(line);
+      }
+      std::set<int64_t> deleted_lines;
+      for (size_t i = 1; i + 3 < unit.messages.size(); i += 2) {
+        ASSERT_EQ(unit.messages[i].topic, CdcTopic::kOrderLine);
+        object line_delete = parser.parse(*unit.messages[i].value);
+        EXPECT_EQ(std::string_view(line_delete["op"]), "d");
+        deleted_lines.insert(int64_t(line_delete["before"]["id"]));
+        EXPECT_FALSE(unit.messages[i + 1].value.has_value());  // tombstone
+        EXPECT_EQ(unit.messages[i + 1].key, unit.messages[i].key);
+      }
+      EXPECT_EQ(deleted_lines, lines_of_order);
+      ASSERT_EQ(unit.expected.size(), 1u);
+      EXPECT_EQ(unit.expected[0].root_id, order);
+      EXPECT_FALSE(unit.expected[0].aggregate.has_value());
+      ++deletes;
+    }
+    TrackLines(parser, unit, line_order);
+  }
+  EXPECT_GT(deletes, 50);
+}
+
+TEST(CdcGenerator, FaultsAddNoExpectedVersions) {
+  GeneratorOptions clean;
+  clean.seed = 5;
+  GeneratorOptions faulty = clean;
+  faulty.duplicate_rate = 0.2;
+  faulty.redelivery_rate = 0.2;
+  auto a = Generate(clean, 300);
+  auto b = Generate(faulty, 400);
+  std::vector<ExpectedVersion> expected_a;
+  std::vector<ExpectedVersion> expected_b;
+  for (const auto& unit : a) {
+    expected_a.insert(expected_a.end(), unit.expected.begin(),
+                      unit.expected.end());
+  }
+  int redeliveries = 0;
+  size_t transactions = 0;
+  size_t extra_messages = 0;
+  std::map<int64_t, const GeneratedTransaction*> by_xid;
+  for (const auto& unit : b) {
+    if (unit.kind == Kind::kRedelivery) {
+      ++redeliveries;
+      EXPECT_TRUE(unit.expected.empty());
+      EXPECT_EQ(unit.change_events, 0);
+      // The repeated transactions end with the latest one, byte for byte.
+      const GeneratedTransaction* original = by_xid.at(unit.xid);
+      ASSERT_GE(unit.messages.size(), original->messages.size());
+      const size_t offset = unit.messages.size() - original->messages.size();
+      for (size_t i = 0; i < original->messages.size(); ++i) {
+        EXPECT_EQ(unit.messages[offset + i].key, original->messages[i].key);
+        EXPECT_EQ(unit.messages[offset + i].value, original->messages[i].value);
+      }
+      continue;
+    }
+    if (transactions == a.size()) break;
+    by_xid[unit.xid] = &unit;
+    extra_messages += unit.messages.size() - a[transactions].messages.size();
+    ++transactions;
+    expected_b.insert(expected_b.end(), unit.expected.begin(),
+                      unit.expected.end());
+  }
+  EXPECT_GT(redeliveries, 10);
+  EXPECT_GT(extra_messages, 20u);  // duplicates inside transactions
+  EXPECT_EQ(expected_a, expected_b);
+}
+
+// Replays the generated stream the way an engine sees it in commit order
+// (BEGIN, events, END; snapshot reads alone), deduplicating by (xid, lsn)
+// and skipping redelivered transactions, through the independent
+// ReferenceModel; its versions must equal the generator's.
+void CheckAgainstReference(const GeneratorOptions& options, int units_count) {
+  auto generator = CdcGenerator::Create(options);
+  ASSERT_TRUE(generator.ok());
+  ReferenceDecoder decoder;
+  ReferenceModel model;
+  std::vector<ExpectedVersion> from_generator;
+  std::vector<ExpectedVersion> from_reference;
+  int64_t last_applied_xid = -1;
+  bool in_transaction = false;
+  std::string current_xid;
+  std::vector<DecodedChange> buffer;
+  std::set<int64_t> lsns;
+  int snapshot_reads = 0;
+  GeneratedTransaction unit;
+  for (int u = 0; u < units_count; ++u) {
+    ASSERT_TRUE((*generator)->NextTransaction(unit).ok());
+    from_generator.insert(from_generator.end(), unit.expected.begin(),
+                          unit.expected.end());
+    for (const CdcMessage& message : unit.messages) {
+      if (!message.value) continue;  // tombstones carry nothing new
+      if (message.topic == CdcTopic::kTransaction) {
+        auto marker = decoder.DecodeMarker(*message.value);
+        ASSERT_TRUE(marker.ok()) << marker.status();
+        if (marker->begin) {
+          in_transaction = true;
+          current_xid = marker->xid;
+          buffer.clear();
+          lsns.clear();
+          continue;
+        }
+        ASSERT_TRUE(in_transaction);
+        in_transaction = false;
+        ASSERT_EQ(marker->xid, current_xid);
+        ASSERT_EQ(*marker->event_count, static_cast<int64_t>(buffer.size()));
+        const int64_t xid = std::stoll(marker->xid);
+        if (xid <= last_applied_xid) continue;  // a redelivery
+        last_applied_xid = xid;
+        auto versions = model.ApplyTransaction(marker->xid, buffer);
+        ASSERT_TRUE(versions.ok()) << versions.status();
+        from_reference.insert(from_reference.end(), versions->begin(),
+                              versions->end());
+        continue;
+      }
+      auto change = decoder.DecodeChange(*message.value);
+      ASSERT_TRUE(change.ok()) << change.status();
+      if (!change->transaction) {  // snapshot read: a unit of its own
+        ASSERT_EQ(change->op, 'r');
+        ++snapshot_reads;
+        auto versions = model.ApplyTransaction("", {*change});
+        ASSERT_TRUE(versions.ok()) << versions.status();
+        from_reference.insert(from_reference.end(), versions->begin(),
+                              versions->end());
+        continue;
+      }
+      ASSERT_TRUE(in_transaction);
+      ASSERT_EQ(std::to_string(change->tx_id), current_xid);
+      if (!lsns.insert(change->lsn).second) continue;  // duplicate
+      buffer.push_back(*std::move(change));
+    }
+  }
+  EXPECT_EQ(snapshot_reads, options.snapshot_orders);
+  ASSERT_EQ(from_generator.size(), from_reference.size());
+  for (size_t i = 0; i < from_generator.size(); ++i) {
+    const ExpectedVersion& g = from_generator[i];
+    const ExpectedVersion& r = from_reference[i];
+    ASSERT_EQ(g.root_id, r.root_id) << i;
+    ASSERT_EQ(g.tx_id, r.tx_id) << i;
+    ASSERT_EQ(g.aggregate.has_value(), r.aggregate.has_value()) << i;
+    if (g.aggregate) {
+      auto same = JsonEquivalent(*g.aggregate, *r.aggregate);
+      ASSERT_TRUE(same.ok()) << same.status();
+      ASSERT_TRUE(*same) << *g.aggregate << "\n vs\n" << *r.aggregate;
+    }
+  }
+  // The expected versions replayed in order give the final state.
+  std::map<int64_t, std::string> replayed;
+  for (const ExpectedVersion& version : from_generator) {
+    if (version.aggregate) {
+      replayed[version.root_id] = *version.aggregate;
+    } else {
+      replayed.erase(version.root_id);
+    }
+  }
+  const std::map<int64_t, std::string> live = (*generator)->CurrentAggregates();
+  const std::map<int64_t, std::string> reference = model.CurrentAggregates();
+  EXPECT_EQ(replayed, live);
+  ASSERT_EQ(reference.size(), live.size());
+  for (const auto& [id, aggregate] : live) {
+    auto same = JsonEquivalent(aggregate, reference.at(id));
+    ASSERT_TRUE(same.ok());
+    EXPECT_TRUE(*same) << id;
+  }
+  EXPECT_EQ(static_cast<int64_t>(model.root_count()),
+            (*generator)->live_orders());
+  EXPECT_EQ(static_cast<int64_t>(model.child_count()),
+            (*generator)->live_lines());
+}
+
+TEST(ReferenceModel, AgreesWithGeneratorBare) {
+  GeneratorOptions options;
+  options.seed = 21;
+  options.snapshot_orders = 25;
+  options.duplicate_rate = 0.05;
+  options.redelivery_rate = 0.05;
+  options.mix.bulk = 0.5;
+  options.bulk_lines = 300;
+  CheckAgainstReference(options, 3000);
+}
+
+TEST(ReferenceModel, AgreesWithGeneratorSchemas) {
+  GeneratorOptions options;
+  options.seed = 22;
+  options.schemas = true;
+  options.snapshot_orders = 3;
+  options.duplicate_rate = 0.05;
+  options.redelivery_rate = 0.05;
+  CheckAgainstReference(options, 800);
+}
+
+TEST(ReferenceModel, SnapshotReadsAreUnitsOfTheirOwn) {
+  GeneratorOptions options;
+  options.snapshot_orders = 3;
+  auto units = Generate(options, 4);
+  simdjson::dom::parser parser;
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_EQ(units[i].kind, Kind::kSnapshotRead);
+    ASSERT_EQ(units[i].messages.size(), 1u);
+    object envelope = parser.parse(*units[i].messages[0].value);
+    EXPECT_EQ(std::string_view(envelope["op"]), "r");
+    EXPECT_TRUE(envelope["transaction"].is_null());
+    EXPECT_EQ(std::string_view(envelope["source"]["snapshot"]),
+              i == 2 ? "last" : "true");
+    ASSERT_EQ(units[i].expected.size(), 1u);
+    EXPECT_EQ(units[i].expected[0].tx_id, "");
+    object aggregate = parser.parse(*units[i].expected[0].aggregate);
+    EXPECT_EQ(simdjson::dom::array(aggregate["lines"]).size(), 0u);
+  }
+  EXPECT_EQ(units[3].kind, Kind::kTransaction);
+  EXPECT_EQ(units[3].xid, options.first_xid);
+}
+
+TEST(ReferenceModel, RejectsOrphansAndUnknownRows) {
+  ReferenceModel model;
+  DecodedChange line;
+  line.op = 'c';
+  line.table = "orderline";
+  line.after =
+      R"({"id":1,"order_id":77,"product":"x","quantity":1,"price":"AA==","status":"ENTERED"})";
+  EXPECT_FALSE(model.ApplyTransaction("1", {line}).ok());
+  ReferenceModel fresh;
+  DecodedChange update;
+  update.op = 'u';
+  update.table = "purchaseorder";
+  update.after = R"({"id":5,"customer_id":1,"order_date":1,"status":"PLACED"})";
+  EXPECT_FALSE(fresh.ApplyTransaction("2", {update}).ok());
+}
+
+TEST(ExpectedVersion, LineFormatRoundTrips) {
+  ExpectedVersion live{1001, "571", R"({"id":1001,"status":"A","lines":[]})"};
+  ExpectedVersion gone{1002, "572", std::nullopt};
+  EXPECT_EQ(
+      FormatExpectedLine(live),
+      R"({"root":1001,"tx":"571","aggregate":{"id":1001,"status":"A","lines":[]}})");
+  EXPECT_EQ(FormatExpectedLine(gone),
+            R"({"root":1002,"tx":"572","aggregate":null})");
+  EXPECT_EQ(*ParseExpectedLine(FormatExpectedLine(live)), live);
+  EXPECT_EQ(*ParseExpectedLine(FormatExpectedLine(gone)), gone);
+
+  const std::string path = ::testing::TempDir() + "/cdcgen_expected.jsonl";
+  {
+    auto writer = ExpectedFileWriter::Open(path);
+    ASSERT_TRUE(writer.ok());
+    ASSERT_TRUE((*writer)->Write(live).ok());
+    ASSERT_TRUE((*writer)->Write(gone).ok());
+    ASSERT_TRUE((*writer)->Close().ok());
+  }
+  auto read = ReadExpectedFile(path);
+  ASSERT_TRUE(read.ok()) << read.status();
+  EXPECT_EQ(*read, (std::vector<ExpectedVersion>{live, gone}));
+}
+
+TEST(JsonEquivalent, IgnoresOrderAndNamedTopLevelFields) {
+  EXPECT_TRUE(*JsonEquivalent(R"({"a":1,"b":[1,{"c":2}]})",
+                              R"({"b":[1,{"c":2.0}],"a":1})"));
+  EXPECT_FALSE(*JsonEquivalent(R"({"a":1})", R"({"a":1,"b":2})"));
+  EXPECT_FALSE(*JsonEquivalent(R"([1,2])", R"([2,1])"));
+  EXPECT_TRUE(*JsonEquivalent(
+      R"({"id":1,"lines":[],"source_tx":{"id":"5","position":3},"version":2})",
+      R"({"lines":[],"id":1})", {"source_tx", "version"}));
+  EXPECT_FALSE(JsonEquivalent("{", "{}").ok());
+}
+
+// Produces to librdkafka's mock cluster and reads everything back: every
+// record sits in the partition murmur2 of its key bytes picks (markers in
+// partition 0), and nothing is lost with skew and faults on.
+TEST(ProduceTransactions, PartitionsLikeKafkaOnMockCluster) {
+  auto cluster = MockCluster::Start();
+  ASSERT_TRUE(cluster.ok()) << cluster.status();
+  constexpr int kPartitions = 3;
+  GeneratorOptions options;
+  options.seed = 99;
+  options.schemas = true;
+  options.duplicate_rate = 0.05;
+  options.redelivery_rate = 0.05;
+  options.snapshot_orders = 4;
+  options.mix.bulk = 0;
+  ASSERT_TRUE(CreateTopics(**cluster, options, kPartitions).ok());
+
+  // What should arrive: the same stream from a second generator.
+  std::map<std::pair<std::string, int32_t>, int64_t> want;
+  std::vector<ExpectedVersion> want_versions;
+  {
+    auto generator = CdcGenerator::Create(options);
+    ASSERT_TRUE(generator.ok());
+    GeneratedTransaction unit;
+    int transactions = 0;
+    while (transactions < 200) {
+      ASSERT_TRUE((*generator)->NextTransaction(unit).ok());
+      if (unit.kind == Kind::kTransaction) ++transactions;
+      want_versions.insert(want_versions.end(), unit.expected.begin(),
+                           unit.expected.end());
+      for (const CdcMessage& message : unit.messages) {
+        const int32_t partition = message.topic == CdcTopic::kTransaction
+                                      ? 0
+                                      : KeyPartition(message.key, kPartitions);
+        ++want[{options.TopicName(message.topic), partition}];
+      }
+    }
+  }
+
+  struct Collect final : ExpectedSink {
+    absl::Status Write(const ExpectedVersion& version) override {
+      versions.push_back(version);
+      return absl::OkStatus();
+    }
+    std::vector<ExpectedVersion> versions;
+  } sink;
+  auto producer = MakeCdcProducer((*cluster)->bootstrap_servers());
+  ASSERT_TRUE(producer.ok()) << producer.status();
+  auto generator = CdcGenerator::Create(options);
+  ASSERT_TRUE(generator.ok());
+  ProduceOptions produce;
+  produce.skew_transactions = 7;
+  auto stats =
+      ProduceTransactions(producer->get(), **generator, 200, produce, &sink);
+  ASSERT_TRUE(stats.ok()) << stats.status();
+  EXPECT_EQ(stats->transactions, 200);
+  EXPECT_EQ(stats->snapshot_reads, 4);
+  EXPECT_EQ(sink.versions, want_versions);
+  int64_t want_total = 0;
+  for (const auto& [where, n] : want) want_total += n;
+  EXPECT_EQ(stats->messages, want_total);
+
+  // Read everything back with a plain consumer (no group).
+  internal::KafkaConf conf(rd_kafka_conf_new());
+  char errstr[512];
+  for (const auto& [key, value] :
+       std::vector<std::pair<std::string, std::string>>{
+           {"bootstrap.servers", (*cluster)->bootstrap_servers()},
+           {"group.id", "cdcgen-test"},
+           {"enable.auto.commit", "false"}}) {
+    ASSERT_EQ(rd_kafka_conf_set(conf.get(), key.c_str(), value.c_str(), errstr,
+                                sizeof(errstr)),
+              RD_KAFKA_CONF_OK)
+        << errstr;
+  }
+  internal::KafkaHandle consumer(
+      rd_kafka_new(RD_KAFKA_CONSUMER, conf.get(), errstr, sizeof(errstr)));
+  ASSERT_TRUE(consumer) << errstr;
+  conf.release();
+  internal::PartitionList assignment(rd_kafka_topic_partition_list_new(8));
+  for (CdcTopic topic : {CdcTopic::kTransaction, CdcTopic::kPurchaseOrder,
+                         CdcTopic::kOrderLine}) {
+    const int partitions = topic == CdcTopic::kTransaction ? 1 : kPartitions;
+    for (int p = 0; p < partitions; ++p) {
+      rd_kafka_topic_partition_list_add(assignment.get(),
+                                        options.TopicName(topic).c_str(), p)
+          ->offset = RD_KAFKA_OFFSET_BEGINNING;
+    }
+  }
+  ASSERT_EQ(rd_kafka_assign(consumer.get(), assignment.get()),
+            RD_KAFKA_RESP_ERR_NO_ERROR);
+  std::map<std::pair<std::string, int32_t>, int64_t> got;
+  int64_t got_total = 0;
+  int misrouted = 0;
+  const auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (got_total < want_total &&
+         std::chrono::steady_clock::now() < deadline) {
+    internal::KafkaMessage message(rd_kafka_consumer_poll(consumer.get(), 200));
+    if (!message) continue;
+    if (message->err != RD_KAFKA_RESP_ERR_NO_ERROR) continue;
+    const std::string topic = rd_kafka_topic_name(message->rkt);
+    const std::string_view key(static_cast<const char*>(message->key),
+                               message->key_len);
+    const int32_t partition = topic == options.TopicName(CdcTopic::kTransaction)
+                                  ? 0
+                                  : KeyPartition(key, kPartitions);
+    if (partition != message->partition) ++misrouted;
+    ++got[{topic, message->partition}];
+    ++got_total;
+  }
+  EXPECT_EQ(misrouted, 0);
+  EXPECT_EQ(got, want);
+  rd_kafka_consumer_close(consumer.get());
+}
+
+}  // namespace
+}  // namespace tributary::cdcgen
