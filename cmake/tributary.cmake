@@ -3,6 +3,11 @@
 
 set(TRIBUTARY_WARNINGS -Wall -Wextra -Wpedantic -Wshadow -Wnon-virtual-dtor
     -Wcast-align -Woverloaded-virtual -Wnull-dereference -Wimplicit-fallthrough)
+# GCC 12 reports -Wrestrict inside libstdc++'s std::string at -O3 where no
+# overlap exists (GCC bugs 105329, 105651); keep the rest of -Wall fatal.
+if(CMAKE_CXX_COMPILER_ID STREQUAL "GNU" AND CMAKE_CXX_COMPILER_VERSION VERSION_LESS 13)
+  list(APPEND TRIBUTARY_WARNINGS -Wno-restrict)
+endif()
 
 function(tributary_compile_options target)
   target_compile_options(${target} PRIVATE ${TRIBUTARY_WARNINGS})

@@ -161,7 +161,7 @@ std::string WithoutEngineFields(const std::string& aggregate) {
   return aggregate.substr(0, cut) + "}";
 }
 
-int RunEmbeddedDemo(KafkaStreams& streams, const StreamsConfig& config,
+int RunEmbeddedDemo(KafkaStreams& streams,
                     const TransactionAggregateSpec& spec) {
   MockCluster& cluster = *streams.mock_cluster();
   cdcgen::GeneratorOptions options;
@@ -339,7 +339,7 @@ int Main() {
     std::fprintf(stderr, "order-aggregator: %s\n", streams.status().ToString().c_str());
     return 1;
   }
-  if (embedded) return RunEmbeddedDemo(**streams, *config, *spec);
+  if (embedded) return RunEmbeddedDemo(**streams, *spec);
   if (absl::Status s = (*streams)->Start(); !s.ok()) {
     std::fprintf(stderr, "order-aggregator: cannot start: %s\n", s.ToString().c_str());
     return 2;
