@@ -112,7 +112,33 @@ absl::Status CreateTopics(rd_kafka_t* admin, MockCluster* mock,
     }
   }
   rd_kafka_event_destroy(event);
-  return status;
+  TRIBUTARY_RETURN_IF_ERROR(status);
+  // A new topic's partitions have no leader for a moment; the stream threads
+  // query them at once, so wait (bounded) until every one has a leader.
+  const absl::Time deadline = absl::Now() + absl::Seconds(30);
+  for (const NewTopic& topic : topics) {
+    while (true) {
+      rd_kafka_topic_t* handle = rd_kafka_topic_new(admin, topic.name.c_str(), nullptr);
+      const rd_kafka_metadata_t* metadata = nullptr;
+      rd_kafka_resp_err_t err = rd_kafka_metadata(admin, 0, handle, &metadata, 5000);
+      rd_kafka_topic_destroy(handle);
+      bool ready = err == RD_KAFKA_RESP_ERR_NO_ERROR && metadata->topic_cnt == 1 &&
+                   metadata->topics[0].err == RD_KAFKA_RESP_ERR_NO_ERROR &&
+                   metadata->topics[0].partition_cnt == topic.partitions;
+      for (int p = 0; ready && p < metadata->topics[0].partition_cnt; ++p) {
+        ready = metadata->topics[0].partitions[p].leader >= 0 &&
+                metadata->topics[0].partitions[p].err == RD_KAFKA_RESP_ERR_NO_ERROR;
+      }
+      if (metadata != nullptr) rd_kafka_metadata_destroy(metadata);
+      if (ready) break;
+      if (absl::Now() > deadline) {
+        return absl::DeadlineExceededError(
+            absl::StrCat("topic ", topic.name, " has no leader for every partition after 30 s"));
+      }
+      absl::SleepFor(absl::Milliseconds(50));  // metadata has no wait-for-leader call
+    }
+  }
+  return absl::OkStatus();
 }
 
 std::string NewProcessId() {
@@ -196,8 +222,9 @@ absl::Status KafkaStreams::Prepare() {
     }
   }
   TRIBUTARY_ASSIGN_OR_RETURN(
-      rocksdb_, RocksDbResources::Create(static_cast<size_t>(config_.cache_max_bytes()),
-                                         static_cast<size_t>(config_.cache_max_bytes() / 4)));
+      rocksdb_,
+      RocksDbResources::Create(static_cast<size_t>(config_.rocksdb_block_cache_bytes()),
+                               static_cast<size_t>(config_.rocksdb_block_cache_bytes() / 4)));
   return absl::OkStatus();
 }
 
@@ -335,6 +362,11 @@ absl::Status KafkaStreams::Start() {
     options.state_dir = state_dir_;
     options.process_id = process_id_;
     options.rocksdb_wal = config_.rocksdb_wal_enabled();
+    // Each thread gets an equal share of the record cache and splits it among
+    // the stores of its tasks (Kafka Streams divides cache.max.bytes among
+    // threads the same way).
+    options.cache_bytes = static_cast<size_t>(config_.cache_max_bytes()) /
+                          static_cast<size_t>(config_.num_stream_threads());
     options.error_policy = config_.processing_error_policy();
     options.dead_letter_topic = config_.dead_letter_topic();
     options.consumer_settings = config_.ConsumerSettings();

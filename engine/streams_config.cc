@@ -34,6 +34,7 @@ constexpr std::string_view kNumStreamThreads = "num.stream.threads";
 constexpr std::string_view kCommitIntervalMs = "commit.interval.ms";
 constexpr std::string_view kStateDir = "state.dir";
 constexpr std::string_view kCacheMaxBytes = "cache.max.bytes";
+constexpr std::string_view kRocksDbBlockCacheBytes = "rocksdb.block.cache.bytes";
 constexpr std::string_view kReplicationFactor = "replication.factor";
 constexpr std::string_view kNumStandbyReplicas = "num.standby.replicas";
 constexpr std::string_view kProcessingErrorPolicy = "processing.error.policy";
@@ -198,7 +199,8 @@ const std::vector<KeySpec>& KeySpecs() {
       {kNumStreamThreads, Kind::kInt, "1", 1, 1024},
       {kCommitIntervalMs, Kind::kInt, "", 0, kInt32Max},
       {kStateDir, Kind::kString, "/tmp/tributary-streams", 0, 0, CheckNonEmpty},
-      {kCacheMaxBytes, Kind::kInt, "67108864", 0, kInt64Max},
+      {kCacheMaxBytes, Kind::kInt, "10485760", 0, kInt64Max},
+      {kRocksDbBlockCacheBytes, Kind::kInt, "67108864", 1 << 20, kInt64Max},
       {kReplicationFactor, Kind::kInt, "1", -1, 32767, CheckReplicationFactor},
       {kNumStandbyReplicas, Kind::kInt, "0", 0, kInt32Max,
        CheckStandbyReplicas},
@@ -724,6 +726,10 @@ std::string StreamsConfig::state_dir() const { return Effective(kStateDir); }
 
 int64_t StreamsConfig::cache_max_bytes() const {
   return ValidatedInt(Effective(kCacheMaxBytes));
+}
+
+int64_t StreamsConfig::rocksdb_block_cache_bytes() const {
+  return ValidatedInt(Effective(kRocksDbBlockCacheBytes));
 }
 
 int StreamsConfig::replication_factor() const {

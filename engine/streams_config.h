@@ -64,8 +64,14 @@ class StreamsConfig {
   // Default 100 ms under exactly_once_v2, 30 s under at_least_once.
   absl::Duration commit_interval() const;
   std::string state_dir() const;
-  // RocksDB block-cache budget shared by the instance's stores.
+  // Record cache (CachingStore in front of every store) budget of the whole
+  // instance, split among stream threads and then among each thread's
+  // stores; 0 disables caching. Kafka Streams' cache.max.bytes (aliases
+  // cache.max.bytes.buffering, statestore.cache.max.bytes). Default 10 MiB.
   int64_t cache_max_bytes() const;
+  // RocksDB block cache shared by the instance's stores (memtables are
+  // charged to it). rocksdb.block.cache.bytes, default 64 MiB.
+  int64_t rocksdb_block_cache_bytes() const;
   // Replication factor of internal topics. Default 1 (Kafka Streams' is -1,
   // the broker default); -1 is accepted and means the broker default.
   int replication_factor() const;

@@ -327,6 +327,23 @@ Topology& Topology::ConnectProcessorAndStore(std::string_view processor,
   return *this;
 }
 
+Topology& Topology::AddDynamicSink(std::string name, TopicNameExtractor extractor,
+                                   std::vector<std::string> parents) {
+  if (!extractor) {
+    Fail(absl::StrCat("dynamic sink \"", name, "\" has no topic name extractor"));
+    return *this;
+  }
+  // Validate as a sink with a placeholder topic, then make it dynamic.
+  AddSink(name, "<dynamic>", std::move(parents));
+  auto it = nodes_.find(name);
+  if (it != nodes_.end() && it->second.kind == NodeKind::kSink &&
+      !it->second.topic_extractor) {
+    it->second.topics.clear();
+    it->second.topic_extractor = std::move(extractor);
+  }
+  return *this;
+}
+
 Topology& Topology::AddSink(std::string name, std::string topic,
                             std::vector<std::string> parents,
                             StreamPartitioner partitioner) {
@@ -521,7 +538,9 @@ std::string Topology::Describe() const {
         }
         case NodeKind::kSink:
           absl::StrAppend(&out, "    Sink: ", name,
-                          " (topic: ", node.topics.front(), ")\n      <-- ",
+                          " (topic: ",
+                          node.topics.empty() ? "<dynamic>" : node.topics.front(),
+                          ")\n      <-- ",
                           NodeNames(by_size.Sorted(node.parents)), "\n");
           break;
       }

@@ -37,6 +37,10 @@ struct StoreSpec {
 using StreamPartitioner =
     std::function<std::optional<int32_t>(const Record& record, int32_t partitions)>;
 
+// Chooses the topic a dynamic sink writes a record to (Kafka Streams'
+// TopicNameExtractor). An error status is the record's processing error.
+using TopicNameExtractor = std::function<absl::StatusOr<std::string>(const Record& record)>;
+
 class Topology {
  public:
   enum class NodeKind { kSource, kProcessor, kSink };
@@ -50,6 +54,7 @@ class Topology {
     ProcessorFactory factory;           // processors only
     std::vector<std::string> stores;    // stores this processor may use
     StreamPartitioner partitioner;      // sinks only; may be empty
+    TopicNameExtractor topic_extractor; // dynamic sinks only (topics empty)
   };
 
   // A connected part of the DAG (nodes linked by edges or a shared store).
@@ -76,6 +81,10 @@ class Topology {
   Topology& AddSink(std::string name, std::string topic,
                     std::vector<std::string> parents,
                     StreamPartitioner partitioner = nullptr);
+  // A sink whose topic is chosen per record by `extractor`. The topics must
+  // exist (or be auto-created by the cluster); they are not internal topics.
+  Topology& AddDynamicSink(std::string name, TopicNameExtractor extractor,
+                           std::vector<std::string> parents);
   // Declares `topic` as an internal repartition topic of this application:
   // the runtime names it "<application.id>-<topic>" and creates it with
   // `partitions` partitions (0: as many as the upstream source topics).

@@ -27,6 +27,7 @@
 #include "apps/cdc-gen/cdc_producer.h"
 #include "engine/internal/rdkafka_handles.h"
 #include "engine/kafka_streams.h"
+#include "operators/outbox_router.h"
 #include "operators/transaction_aggregate.h"
 #include "state/status_macros.h"
 
@@ -56,6 +57,10 @@ const AppKeys& OrderAggregatorKeys() {
       {"incomplete.transaction.policy", "hold"},
       {"incomplete.transaction.timeout.ms", "300000"},
       {"aggregate.partitions", "0"},
+      {"outbox.topic", ""},  // empty: no outbox routing
+      {"outbox.topic.prefix", "outbox.event."},
+      {"outbox.input.mode", "debezium"},
+      {"outbox.data.collection", "inventory.outbox"},
   };
   return keys;
 }
@@ -90,6 +95,26 @@ absl::StatusOr<TransactionAggregateSpec> SpecFrom(const StreamsConfig& config) {
   return spec;
 }
 
+// The outbox route, when outbox.topic is set; nullopt otherwise.
+absl::StatusOr<std::optional<OutboxSpec>> OutboxSpecFrom(const StreamsConfig& config) {
+  auto get = [&](std::string_view key) { return config.GetString(key).value_or(""); };
+  if (get("outbox.topic").empty()) return std::nullopt;
+  OutboxSpec spec;
+  spec.topic = get("outbox.topic");
+  spec.topic_prefix = get("outbox.topic.prefix");
+  spec.data_collection = get("outbox.data.collection");
+  const std::string mode = get("outbox.input.mode");
+  if (mode == "debezium") {
+    spec.input_mode = OutboxSpec::InputMode::kDebezium;
+  } else if (mode == "plain") {
+    spec.input_mode = OutboxSpec::InputMode::kPlainRow;
+  } else {
+    return absl::InvalidArgumentError(
+        absl::StrCat("outbox.input.mode '", mode, "': expected debezium or plain"));
+  }
+  return spec;
+}
+
 int64_t MetricSum(KafkaStreams& streams, std::string_view name) {
   int64_t sum = 0;
   for (const MetricSample& sample : streams.metrics().Snapshot()) {
@@ -106,7 +131,9 @@ std::string StatusLine(KafkaStreams& streams) {
                       ", aggregates emitted ", MetricSum(streams, "cdc-aggregates-emitted-total"),
                       ", dead letters ", MetricSum(streams, "records-dead-lettered-total"),
                       ", duplicates dropped ",
-                      MetricSum(streams, "cdc-duplicates-dropped-total"));
+                      MetricSum(streams, "cdc-duplicates-dropped-total"),
+                      ", outbox events routed ",
+                      MetricSum(streams, "outbox-events-routed-total"));
 }
 
 // Runs until a signal or a stream error.
@@ -326,6 +353,19 @@ int Main() {
   if (absl::Status s = AddTransactionAggregate(topology, *spec); !s.ok()) {
     std::fprintf(stderr, "order-aggregator: %s\n", s.ToString().c_str());
     return 1;
+  }
+  // The outbox route shares the topology, so its output commits in the same
+  // Kafka transactions as the aggregates.
+  absl::StatusOr<std::optional<OutboxSpec>> outbox = OutboxSpecFrom(*config);
+  if (!outbox.ok()) {
+    std::fprintf(stderr, "order-aggregator: %s\n", outbox.status().ToString().c_str());
+    return 1;
+  }
+  if (*outbox) {
+    if (absl::Status s = AddOutboxRouter(topology, **outbox); !s.ok()) {
+      std::fprintf(stderr, "order-aggregator: %s\n", s.ToString().c_str());
+      return 1;
+    }
   }
   const bool embedded = config->uses_mock_cluster();
   if (embedded && path.empty()) {

@@ -2,6 +2,7 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <set>
@@ -71,6 +72,30 @@ Record ViewOf(const rd_kafka_message_t* message, std::vector<Header>& headers) {
   }
   record.headers = headers;
   return record;
+}
+
+// The low and high watermarks of a partition (for a read_committed client
+// the high one is the last stable offset). Retries the errors a freshly
+// created or moving partition gives (no leader yet, unknown topic, timeout)
+// until `timeout`.
+absl::Status QueryWatermarks(rd_kafka_t* client, const std::string& topic,
+                             int32_t partition, int64_t& low, int64_t& high,
+                             absl::Duration timeout = absl::Seconds(60)) {
+  const absl::Time deadline = absl::Now() + timeout;
+  while (true) {
+    rd_kafka_resp_err_t err = rd_kafka_query_watermark_offsets(
+        client, topic.c_str(), partition, &low, &high, kKafkaTimeoutMs);
+    const bool retriable = err == RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION ||
+                           err == RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE ||
+                           err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
+                           err == RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION ||
+                           err == RD_KAFKA_RESP_ERR__TIMED_OUT ||
+                           err == RD_KAFKA_RESP_ERR__TRANSPORT;
+    if (!retriable || absl::Now() > deadline) {
+      return KafkaStatus(err, absl::StrCat("end offset of ", topic, "[", partition, "]"));
+    }
+    absl::SleepFor(absl::Milliseconds(100));  // back off before asking again
+  }
 }
 
 }  // namespace
@@ -151,6 +176,7 @@ class StreamThread::Impl {
   std::map<std::string, int, std::less<>> subtopology_of_topic_;
   absl::Time last_commit_ = absl::Now();
   bool uncommitted_ = false;
+  size_t cache_bytes_per_store_ = 0;
   absl::Status rebalance_error_;
   std::vector<Header> header_scratch_;
 
@@ -219,6 +245,7 @@ absl::Status StreamThread::Impl::Setup() {
   restore["group.id"] = absl::StrCat(options_.application_id, "-restore");
   restore["enable.auto.commit"] = "false";
   restore["enable.partition.eof"] = "true";
+  restore.emplace("fetch.wait.max.ms", "10");  // restore ends on EOF: ask often
   restore["isolation.level"] = "read_committed";
   TRIBUTARY_ASSIGN_OR_RETURN(restore_consumer_, NewClient(RD_KAFKA_CONSUMER, restore));
 
@@ -267,6 +294,15 @@ absl::Status StreamThread::Impl::CreateTasks(const rd_kafka_topic_partition_list
     if (it == subtopology_of_topic_.end()) continue;
     wanted.insert(TaskId{it->second, assigned->elems[i].partition});
   }
+  // Split the thread's record cache among the stores of all its tasks. Under
+  // the eager protocol every assignment recreates all tasks, so the split
+  // holds for each of them.
+  size_t stores = 0;
+  for (const auto& [id, task] : tasks_) wanted.insert(id);
+  for (TaskId id : wanted) {
+    stores += options_.topology->subtopologies()[id.subtopology].stores.size();
+  }
+  cache_bytes_per_store_ = options_.cache_bytes / std::max<size_t>(1, stores);
   for (TaskId id : wanted) {
     if (tasks_.count(id) == 0) TRIBUTARY_RETURN_IF_ERROR(CreateTask(id));
   }
@@ -303,6 +339,7 @@ absl::Status StreamThread::Impl::CreateTask(TaskId id) {
   task_options.error_policy = options_.error_policy;
   task_options.dead_letter_topic = options_.dead_letter_topic;
   task_options.metrics = options_.metrics;
+  task_options.cache_bytes_per_store = cache_bytes_per_store_;
   RocksDbResources* rocksdb = options_.rocksdb;
   bool wal = options_.rocksdb_wal;
   task_options.open_store = [dir, rocksdb, wal](const StoreSpec& spec, TaskId)
@@ -344,11 +381,8 @@ absl::Status StreamThread::Impl::RestoreTask(Task& task,
   std::map<std::pair<std::string, int32_t>, int64_t> end_offsets;
   for (const Task::Changelog& changelog : task.changelogs()) {
     int64_t low = 0, high = 0;
-    TRIBUTARY_RETURN_IF_ERROR(KafkaStatus(
-        rd_kafka_query_watermark_offsets(restore_consumer_.get(), changelog.topic.c_str(),
-                                         changelog.partition.value, &low, &high,
-                                         kKafkaTimeoutMs),
-        absl::StrCat("end offset of ", changelog.topic)));
+    TRIBUTARY_RETURN_IF_ERROR(QueryWatermarks(restore_consumer_.get(), changelog.topic,
+                                              changelog.partition.value, low, high));
     int64_t start = RD_KAFKA_OFFSET_BEGINNING;
     auto it = checkpoint.find({changelog.topic, changelog.partition.value});
     if (it != checkpoint.end() && it->second >= low && it->second <= high) start = it->second;
@@ -365,6 +399,7 @@ absl::Status StreamThread::Impl::RestoreTask(Task& task,
   std::map<std::pair<std::string, int32_t>, WriteBatch> batches;
   size_t open = end_offsets.size();
   absl::Time deadline = absl::Now() + kRestoreDeadline;
+  size_t since_position_check = 0;
   absl::Status status;
   auto flush = [&](const std::pair<std::string, int32_t>& tp) -> absl::Status {
     WriteBatch& batch = batches[tp];
@@ -381,6 +416,24 @@ absl::Status StreamThread::Impl::RestoreTask(Task& task,
       break;
     }
     KafkaMessage message(rd_kafka_consumer_poll(restore_consumer_.get(), 100));
+    if (!message || ++since_position_check >= kRestoreBatch) {
+      // Under exactly-once a changelog ends with a commit marker, so the last
+      // record's offset + 1 stays below the end offset: compare positions.
+      since_position_check = 0;
+      for (auto it = end_offsets.begin(); it != end_offsets.end() && status.ok();) {
+        PartitionList position(rd_kafka_topic_partition_list_new(1));
+        rd_kafka_topic_partition_list_add(position.get(), it->first.first.c_str(),
+                                          it->first.second);
+        rd_kafka_position(restore_consumer_.get(), position.get());
+        if (position->elems[0].offset >= it->second) {
+          status = flush(it->first);
+          it = end_offsets.erase(it);
+          --open;
+        } else {
+          ++it;
+        }
+      }
+    }
     if (!message) continue;
     std::pair<std::string, int32_t> tp{
         message->rkt ? rd_kafka_topic_name(message->rkt) : "", message->partition};
@@ -421,11 +474,8 @@ absl::Status StreamThread::Impl::WriteCheckpoint(Task& task) {
   CheckpointFile::Offsets offsets;
   for (const Task::Changelog& changelog : task.changelogs()) {
     int64_t low = 0, high = 0;
-    TRIBUTARY_RETURN_IF_ERROR(KafkaStatus(
-        rd_kafka_query_watermark_offsets(producer_.get(), changelog.topic.c_str(),
-                                         changelog.partition.value, &low, &high,
-                                         kKafkaTimeoutMs),
-        absl::StrCat("end offset of ", changelog.topic)));
+    TRIBUTARY_RETURN_IF_ERROR(QueryWatermarks(producer_.get(), changelog.topic,
+                                              changelog.partition.value, low, high));
     offsets[{changelog.topic, changelog.partition.value}] = high;
   }
   return CheckpointFile(absl::StrCat(TaskDir(task.id()), "/.checkpoint")).Write(offsets);
@@ -445,6 +495,10 @@ absl::Status StreamThread::Impl::CloseTasks(bool clean) {
 
 absl::Status StreamThread::Impl::Commit() {
   CountTaskDeltas();
+  // Cached store writes become store writes and changelog records (in the
+  // open transaction under exactly-once) before anything is committed; done
+  // even with nothing processed, since punctuators write too.
+  for (auto& [id, task] : tasks_) TRIBUTARY_RETURN_IF_ERROR(task->PrepareCommit());
   if (!uncommitted_ && !(collector_ && collector_->in_transaction())) {
     last_commit_ = absl::Now();
     return absl::OkStatus();

@@ -38,6 +38,10 @@ struct StreamThreadOptions {
   std::string state_dir;         // <state.dir>/<application.id>
   std::string process_id;        // stable per state dir: names the producer
   bool rocksdb_wal = false;
+  // Record cache budget of this thread (its share of cache.max.bytes), split
+  // evenly among the stores of the tasks it owns after each assignment; 0:
+  // stores are not cached.
+  size_t cache_bytes = 0;
   ErrorPolicy error_policy = ErrorPolicy::kFail;
   std::string dead_letter_topic;
   std::map<std::string, std::string> consumer_settings;  // librdkafka pass-through

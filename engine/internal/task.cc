@@ -183,7 +183,9 @@ absl::Status Task::Init() {
         }
         break;
       case Topology::NodeKind::kSink:
-        node.sink_topic = options_.topic_name(node.def->topics.front());
+        if (!node.def->topics.empty()) {
+          node.sink_topic = options_.topic_name(node.def->topics.front());
+        }
         break;
       case Topology::NodeKind::kProcessor:
         node.processor = node.def->factory();
@@ -202,17 +204,22 @@ absl::Status Task::Init() {
     TRIBUTARY_ASSIGN_OR_RETURN(std::unique_ptr<KeyValueStore> raw,
                                options_.open_store(*spec, options_.id));
     raw_stores_[name] = raw.get();
+    std::unique_ptr<KeyValueStore> top = std::move(raw);
     if (spec->logging) {
       std::string topic = ChangelogTopic(options_.application_id, name);
       changelogs_.push_back({name, topic, Partition{options_.id.partition}});
       changelog_writers_.push_back(std::make_unique<StoreChangelogWriter>(
           options_.collector, topic, Partition{options_.id.partition},
           options_.wall_clock));
-      stores_[name] = MakeChangeLoggingStore(std::move(raw),
-                                             changelog_writers_.back().get());
-    } else {
-      stores_[name] = std::move(raw);
+      top = MakeChangeLoggingStore(std::move(top), changelog_writers_.back().get());
     }
+    if (options_.cache_bytes_per_store > 0) {
+      std::unique_ptr<CachingStore> caching =
+          CachingStore::Create(std::move(top), options_.cache_bytes_per_store);
+      caching_stores_.push_back(caching.get());
+      top = std::move(caching);
+    }
+    stores_[name] = std::move(top);
   }
   return absl::OkStatus();
 }
@@ -280,15 +287,20 @@ absl::Status Task::Deliver(int node, const Record& record) {
     case Topology::NodeKind::kProcessor:
       return target.processor->Process(record);
     case Topology::NodeKind::kSink: {
+      std::string dynamic_topic;
+      if (target.def->topic_extractor) {
+        TRIBUTARY_ASSIGN_OR_RETURN(dynamic_topic, target.def->topic_extractor(record));
+      }
+      const std::string& topic =
+          target.def->topic_extractor ? dynamic_topic : target.sink_topic;
       std::optional<Partition> partition;
       if (target.def->partitioner) {
-        TRIBUTARY_ASSIGN_OR_RETURN(int32_t count,
-                                   options_.collector->PartitionCount(target.sink_topic));
+        TRIBUTARY_ASSIGN_OR_RETURN(int32_t count, options_.collector->PartitionCount(topic));
         if (auto chosen = target.def->partitioner(record, count)) {
           partition = Partition{*chosen};
         }
       }
-      return options_.collector->Send(target.sink_topic, record, partition);
+      return options_.collector->Send(topic, record, partition);
     }
     case Topology::NodeKind::kSource:
       return Forward(node, record);
@@ -379,7 +391,15 @@ absl::Status Task::PunctuateWallClock(TimestampMs now) {
   return absl::OkStatus();
 }
 
+absl::Status Task::PrepareCommit() {
+  for (CachingStore* store : caching_stores_) {
+    TRIBUTARY_RETURN_IF_ERROR(store->FlushCache());
+  }
+  return absl::OkStatus();
+}
+
 absl::Status Task::FlushStores() {
+  // The top layer's Flush flushes its record cache first.
   for (auto& [name, store] : stores_) {
     TRIBUTARY_RETURN_IF_ERROR(store->Flush());
   }
@@ -397,6 +417,8 @@ absl::Status Task::Close() {
   schedules_.clear();
   nodes_.clear();
   raw_stores_.clear();
+  // Dirty cache entries are dropped: a clean close has run PrepareCommit.
+  caching_stores_.clear();
   stores_.clear();
   changelog_writers_.clear();
   state_ = TaskState::kClosed;

@@ -27,6 +27,7 @@
 #include "engine/topology.h"
 #include "engine/types.h"
 #include "engine/internal/record_collector.h"
+#include "state/caching_store.h"
 #include "state/changelog.h"
 #include "state/key_value_store.h"
 
@@ -52,6 +53,9 @@ struct TaskOptions {
   ErrorPolicy error_policy = ErrorPolicy::kFail;
   std::string dead_letter_topic;  // used with kContinue
   Metrics* metrics = nullptr;  // nullptr: the task keeps a registry of its own
+  // Record cache (CachingStore) budget of each of the task's stores; 0: the
+  // stores are not cached.
+  size_t cache_bytes_per_store = 0;
 };
 
 struct TaskCounters {
@@ -114,12 +118,19 @@ class Task {
   bool commit_requested() const { return commit_requested_; }
   void clear_commit_request() { commit_requested_ = false; }
 
-  // Makes local store writes durable (before a checkpoint is written).
+  // Writes the record caches' dirty entries to the stores below them, which
+  // appends their changelog records (into the open transaction under
+  // exactly-once). Call before committing: what stays cached is not part of
+  // the commit.
+  absl::Status PrepareCommit();
+  // Makes local store writes durable (before a checkpoint is written); flushes
+  // the record caches first.
   absl::Status FlushStores();
   // Closes processors (when running) and stores. Idempotent.
   absl::Status Close();
 
-  // Store `name` as processors see it (change-logging when enabled).
+  // Store `name` as processors see it: the caching layer when caching is on,
+  // over the change-logging layer when logging is on.
   KeyValueStore* store(std::string_view name);
 
  private:
@@ -143,8 +154,10 @@ class Task {
   absl::flat_hash_map<std::string, int> source_by_topic_;
   std::vector<std::string> source_topics_;
   std::vector<Changelog> changelogs_;
-  // Stores as processors see them, and the raw local ones used by Restore.
+  // Stores as processors see them, their caching layers (observed), and the
+  // raw local ones used by Restore.
   std::map<std::string, std::unique_ptr<KeyValueStore>, std::less<>> stores_;
+  std::vector<CachingStore*> caching_stores_;
   std::map<std::string, KeyValueStore*, std::less<>> raw_stores_;
   std::vector<std::unique_ptr<StoreChangelogWriter>> changelog_writers_;
   std::vector<std::shared_ptr<Schedule>> schedules_;

@@ -44,7 +44,8 @@ TEST(StreamsConfigTest, DefaultsUnderExactlyOnce) {
   EXPECT_EQ(config->num_stream_threads(), 1);
   EXPECT_EQ(config->commit_interval(), absl::Milliseconds(100));
   EXPECT_EQ(config->state_dir(), "/tmp/tributary-streams");
-  EXPECT_EQ(config->cache_max_bytes(), 64 << 20);
+  EXPECT_EQ(config->cache_max_bytes(), 10 << 20) << "Kafka Streams' default";
+  EXPECT_EQ(config->rocksdb_block_cache_bytes(), 64 << 20);
   EXPECT_EQ(config->replication_factor(), 1);
   EXPECT_EQ(config->processing_error_policy(), ErrorPolicy::kFail);
   EXPECT_EQ(config->dead_letter_topic(), "app-dlq");
@@ -165,6 +166,8 @@ TEST(StreamsConfigTest, EveryValidationErrorNamesKeyAndFileLine) {
       {"commit.interval.ms", "-5", "integer"},
       {"state.dir", "", "non-empty"},
       {"cache.max.bytes", "lots", "integer"},
+      {"cache.max.bytes", "-1", "integer"},
+      {"rocksdb.block.cache.bytes", "1024", "integer in [1048576, "},
       {"replication.factor", "0", "-1"},
       {"num.standby.replicas", "1", "not supported yet"},
       {"processing.error.policy", "skip", "'fail' or 'continue'"},
@@ -354,6 +357,8 @@ TEST(StreamsConfigTest, AliasKeys) {
   ASSERT_TRUE(config.ok()) << config.status();
   EXPECT_EQ(config->cache_max_bytes(), 1024);
   EXPECT_EQ(*config->GetInt("cache.max.bytes.buffering"), 1024);
+  EXPECT_EQ(config->rocksdb_block_cache_bytes(), 64 << 20)
+      << "the record cache and RocksDB's block cache are separate budgets";
   EXPECT_EQ(config->processing_error_policy(), ErrorPolicy::kContinue);
 
   config =
@@ -372,6 +377,17 @@ TEST(StreamsConfigTest, AliasKeys) {
       Message(config.status()),
       HasSubstr("'statestore.cache.max.bytes' (alias of 'cache.max.bytes')"));
   EXPECT_THAT(Message(config.status()), HasSubstr(absl::StrCat(path, ":2")));
+}
+
+TEST(StreamsConfigTest, RecordCacheAndBlockCacheAreSeparateKeys) {
+  absl::StatusOr<StreamsConfig> config =
+      StreamsConfig::FromMap({{"application.id", "a"},
+                              {"cache.max.bytes", "0"},
+                              {"rocksdb.block.cache.bytes", "134217728"}});
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->cache_max_bytes(), 0) << "0 disables the record cache";
+  EXPECT_EQ(config->rocksdb_block_cache_bytes(), 128 << 20);
+  EXPECT_EQ(*config->GetInt("statestore.cache.max.bytes"), 0);
 }
 
 TEST(StreamsConfigTest, ToStringMasksSecrets) {

@@ -1,6 +1,8 @@
 // One suite run against every KeyValueStore implementation, proving they
-// behave the same: InMemoryStore, RocksDbStore, and ChangeLoggingStore over
-// RocksDbStore. Also the serdes and TypedStore, over the in-memory store.
+// behave the same: InMemoryStore, RocksDbStore, ChangeLoggingStore over
+// RocksDbStore, and CachingStore over RocksDbStore and InMemoryStore (with a
+// roomy budget, and with a tiny one that evicts and flushes on most writes).
+// Also the serdes and TypedStore, over the in-memory store.
 
 #include "state/key_value_store.h"
 
@@ -17,6 +19,7 @@
 #include "absl/status/status.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "state/caching_store.h"
 #include "state/change_logging_store.h"
 #include "state/changelog.h"
 #include "state/in_memory_store.h"
@@ -63,7 +66,14 @@ class NullChangelogWriter final : public ChangelogWriter {
   int appends_ = 0;
 };
 
-enum class Kind { kInMemory, kRocksDb, kChangeLoggingRocksDb };
+enum class Kind {
+  kInMemory,
+  kRocksDb,
+  kChangeLoggingRocksDb,
+  kCachingRocksDb,
+  kCachingInMemory,
+  kTinyCachingInMemory,
+};
 
 std::string KindName(const ::testing::TestParamInfo<Kind>& info) {
   switch (info.param) {
@@ -73,6 +83,12 @@ std::string KindName(const ::testing::TestParamInfo<Kind>& info) {
       return "RocksDb";
     case Kind::kChangeLoggingRocksDb:
       return "ChangeLoggingRocksDb";
+    case Kind::kCachingRocksDb:
+      return "CachingRocksDb";
+    case Kind::kCachingInMemory:
+      return "CachingInMemory";
+    case Kind::kTinyCachingInMemory:
+      return "TinyCachingInMemory";
   }
   return "Unknown";
 }
@@ -88,6 +104,14 @@ class KeyValueStoreTest : public ::testing::TestWithParam<Kind> {
       store_ = InMemoryStore::Create("test");
       return;
     }
+    if (GetParam() == Kind::kCachingInMemory) {
+      store_ = CachingStore::Create(InMemoryStore::Create("test"), 1 << 20);
+      return;
+    }
+    if (GetParam() == Kind::kTinyCachingInMemory) {
+      store_ = CachingStore::Create(InMemoryStore::Create("test"), 512);
+      return;
+    }
     auto resources = RocksDbResources::Create(64 << 20, 16 << 20);
     ASSERT_TRUE(resources.ok()) << resources.status();
     resources_ = std::move(*resources);
@@ -95,6 +119,8 @@ class KeyValueStoreTest : public ::testing::TestWithParam<Kind> {
     ASSERT_TRUE(rocks.ok()) << rocks.status();
     if (GetParam() == Kind::kRocksDb) {
       store_ = std::move(*rocks);
+    } else if (GetParam() == Kind::kCachingRocksDb) {
+      store_ = CachingStore::Create(std::move(*rocks), 1 << 20);
     } else {
       store_ = MakeChangeLoggingStore(std::move(*rocks), &writer_);
     }
@@ -291,7 +317,10 @@ TEST_P(KeyValueStoreTest, FlushKeepsData) {
 
 INSTANTIATE_TEST_SUITE_P(AllStores, KeyValueStoreTest,
                          ::testing::Values(Kind::kInMemory, Kind::kRocksDb,
-                                           Kind::kChangeLoggingRocksDb),
+                                           Kind::kChangeLoggingRocksDb,
+                                           Kind::kCachingRocksDb,
+                                           Kind::kCachingInMemory,
+                                           Kind::kTinyCachingInMemory),
                          KindName);
 
 // --- serdes and TypedStore ---------------------------------------------------

@@ -392,12 +392,38 @@ absl::Status TopicReader::Poll(std::chrono::milliseconds timeout) {
       if (m->payload != nullptr) {
         record.value.emplace(static_cast<const char*>(m->payload), m->len);
       }
+      rd_kafka_headers_t* headers = nullptr;
+      if (rd_kafka_message_headers(m.get(), &headers) ==
+              RD_KAFKA_RESP_ERR_NO_ERROR &&
+          headers != nullptr) {
+        const char* name = nullptr;
+        const void* value = nullptr;
+        size_t size = 0;
+        for (size_t i = 0; rd_kafka_header_get_all(headers, i, &name, &value,
+                                                   &size) ==
+                           RD_KAFKA_RESP_ERR_NO_ERROR;
+             ++i) {
+          std::optional<std::string> text;
+          if (value != nullptr) {
+            text.emplace(static_cast<const char*>(value), size);
+          }
+          record.headers.emplace_back(name, std::move(text));
+        }
+      }
       records_.push_back(std::move(record));
     }
     // Drain what is already there without waiting, up to the deadline.
     wait_ms = 0;
     if (Clock::now() >= deadline) return absl::OkStatus();
   }
+}
+
+std::optional<std::string> ConsumedRecord::Header(
+    std::string_view name) const {
+  for (const auto& [header_key, header_value] : headers) {
+    if (header_key == name) return header_value;
+  }
+  return std::nullopt;
 }
 
 absl::Status TopicReader::ReadUntilCount(size_t count,

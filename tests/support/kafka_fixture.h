@@ -115,6 +115,12 @@ struct ConsumedRecord {
   int64_t offset = 0;
   std::optional<std::string> key;    // nullopt for a null key
   std::optional<std::string> value;  // nullopt for a tombstone
+  // The record's headers in order (name, value; nullopt for a null value).
+  std::vector<std::pair<std::string, std::optional<std::string>>> headers;
+
+  // The value of the first header named `name`; nullopt when there is none
+  // or its value is null.
+  std::optional<std::string> Header(std::string_view name) const;
 };
 
 // Reads every partition of one topic from the beginning, without a consumer

@@ -3,7 +3,11 @@
 // (partition 0); records written to the topology's repartition topics are fed
 // straight back into the reading task; everything else a sink, changelog or
 // dead-letter path writes is kept per topic for the test to read. Stores are
-// in memory. Wall-clock time is fake and moves only with AdvanceWallClockTime.
+// in memory, behind a record cache as in the engine; the caches are flushed
+// (as a commit would) after every PipeInput and AdvanceWallClockTime, so
+// changelog records are visible when those return, and several writes of one
+// key within one call collapse into one record. Wall-clock time is fake and
+// moves only with AdvanceWallClockTime.
 // Thread-safety: single-threaded.
 #pragma once
 
@@ -37,6 +41,9 @@ class TopologyTestDriver {
     TimestampMs start_wall_clock{0};
     ErrorPolicy error_policy = ErrorPolicy::kFail;
     std::string dead_letter_topic = "test-app-dlq";
+    // Record cache budget per store; 0: no caching (every write reaches the
+    // store and its changelog at once).
+    size_t cache_bytes_per_store = 1 << 20;
   };
 
   static absl::StatusOr<std::unique_ptr<TopologyTestDriver>> Create(Topology topology,
@@ -77,6 +84,8 @@ class TopologyTestDriver {
   TopologyTestDriver(Topology topology, Options options);
   absl::Status Init();
   absl::Status Drain();
+  // Drain, then flush every task's record caches (PrepareCommit).
+  absl::Status Settle();
 
   Topology topology_;
   Options options_;
