@@ -20,6 +20,7 @@
 #include "engine/internal/task.h"
 #include "state/absl_compat.h"
 #include "state/rocksdb_store.h"
+#include "spdlog/spdlog.h"
 #include "state/status_macros.h"
 
 namespace tributary {
@@ -187,6 +188,7 @@ std::string KafkaStreams::TopicName(std::string_view topic) const {
 
 absl::Status KafkaStreams::Prepare() {
   TRIBUTARY_RETURN_IF_ERROR(topology_.Build());
+  spdlog::set_level(spdlog::level::from_str(config_.log_level()));
   metrics_ = std::make_unique<Metrics>();
   if (config_.uses_mock_cluster()) {
     TRIBUTARY_ASSIGN_OR_RETURN(mock_cluster_,

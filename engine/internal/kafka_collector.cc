@@ -18,6 +18,22 @@ void KafkaRecordCollector::DeliveryReport(rd_kafka_t*, const rd_kafka_message_t*
   }
 }
 
+KafkaRecordCollector::~KafkaRecordCollector() {
+  for (auto& [name, handle] : topics_) rd_kafka_topic_destroy(handle);
+}
+
+rd_kafka_topic_t* KafkaRecordCollector::Topic(std::string_view topic) {
+  auto it = topics_.find(topic);
+  if (it != topics_.end()) return it->second;
+  std::string name(topic);
+  rd_kafka_topic_t* handle = rd_kafka_topic_new(producer_, name.c_str(), nullptr);
+  if (handle == nullptr) return nullptr;
+  topics_.emplace(std::move(name), handle);
+  return handle;
+}
+
+void KafkaRecordCollector::PrepareTopic(std::string_view topic) { (void)Topic(topic); }
+
 absl::Status KafkaRecordCollector::TakeError() {
   absl::Status error = std::move(delivery_error_);
   delivery_error_ = absl::OkStatus();
@@ -35,7 +51,10 @@ absl::Status KafkaRecordCollector::EnsureTransaction() {
 absl::Status KafkaRecordCollector::Send(std::string_view topic, const Record& record,
                                         std::optional<Partition> partition) {
   if (transactional_) TRIBUTARY_RETURN_IF_ERROR(EnsureTransaction());
-  std::string topic_name(topic);
+  rd_kafka_topic_t* handle = Topic(topic);
+  if (handle == nullptr) {
+    return KafkaStatus(rd_kafka_last_error(), absl::StrCat("topic handle for ", Sv(topic)));
+  }
   rd_kafka_headers_t* headers = nullptr;
   if (!record.headers.empty()) {
     headers = rd_kafka_headers_new(record.headers.size());
@@ -52,7 +71,7 @@ absl::Status KafkaRecordCollector::Send(std::string_view topic, const Record& re
   int32_t chosen = partition ? partition->value : RD_KAFKA_PARTITION_UA;
   for (int attempt = 0;; ++attempt) {
     rd_kafka_resp_err_t err = rd_kafka_producev(
-        producer_, RD_KAFKA_V_TOPIC(topic_name.c_str()), RD_KAFKA_V_PARTITION(chosen),
+        producer_, RD_KAFKA_V_RKT(handle), RD_KAFKA_V_PARTITION(chosen),
         RD_KAFKA_V_KEY(key, key_len), RD_KAFKA_V_VALUE(value, value_len),
         RD_KAFKA_V_TIMESTAMP(record.timestamp.value > 0 ? record.timestamp.value : 0),
         RD_KAFKA_V_HEADERS(headers), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
@@ -66,7 +85,7 @@ absl::Status KafkaRecordCollector::Send(std::string_view topic, const Record& re
       continue;
     }
     if (headers != nullptr) rd_kafka_headers_destroy(headers);
-    return KafkaStatus(err, absl::StrCat("produce to ", topic_name));
+    return KafkaStatus(err, absl::StrCat("produce to ", Sv(topic)));
   }
 }
 

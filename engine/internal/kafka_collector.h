@@ -19,6 +19,9 @@ namespace tributary::internal {
 class KafkaRecordCollector : public RecordCollector {
  public:
   explicit KafkaRecordCollector(bool transactional) : transactional_(transactional) {}
+  ~KafkaRecordCollector() override;
+  KafkaRecordCollector(const KafkaRecordCollector&) = delete;
+  KafkaRecordCollector& operator=(const KafkaRecordCollector&) = delete;
   // REQUIRES: before any Send; `producer` outlives this object and was created
   // with this object as its opaque and DeliveryReport as its callback.
   void set_producer(rd_kafka_t* producer) { producer_ = producer; }
@@ -32,6 +35,10 @@ class KafkaRecordCollector : public RecordCollector {
   absl::Status EnsureTransaction();
   // Marks the transaction closed (after commit or abort).
   void TransactionEnded() { in_transaction_ = false; }
+
+  // Creates (and keeps) the producer's handle for `topic`, which starts its
+  // metadata lookup now instead of at the first send. Idempotent.
+  void PrepareTopic(std::string_view topic) override;
 
   int64_t sent() const { return sent_; }
   // The first delivery failure since the last call, if any.
@@ -48,6 +55,9 @@ class KafkaRecordCollector : public RecordCollector {
   int64_t sent_ = 0;
   absl::Status delivery_error_;
   std::map<std::string, int32_t, std::less<>> partition_counts_;
+  // Topic handles by name, owned (one reference each) until destruction.
+  std::map<std::string, rd_kafka_topic_t*, std::less<>> topics_;
+  rd_kafka_topic_t* Topic(std::string_view topic);
 };
 
 }  // namespace tributary::internal

@@ -23,6 +23,9 @@ class RecordCollector {
   // needs before returning.
   virtual absl::Status Send(std::string_view topic, const Record& record,
                             std::optional<Partition> partition) = 0;
+  // A hint that records for `topic` will follow (the Kafka collector starts
+  // the topic's metadata lookup). Optional.
+  virtual void PrepareTopic(std::string_view topic) { (void)topic; }
   // Number of partitions of `topic`, or an error if it is unknown.
   virtual absl::StatusOr<int32_t> PartitionCount(std::string_view topic) = 0;
 };

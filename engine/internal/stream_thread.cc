@@ -136,6 +136,10 @@ class StreamThread::Impl {
     }
   }
 
+  ~Impl() { ClearFastRoute(); }
+  Impl(const Impl&) = delete;
+  Impl& operator=(const Impl&) = delete;
+
   absl::Status Run();
 
  private:
@@ -161,6 +165,9 @@ class StreamThread::Impl {
     static_cast<Impl*>(opaque)->OnRebalance(err, partitions);
   }
   void CountTaskDeltas();
+  Task* RouteOf(rd_kafka_topic_t* topic, int32_t partition);
+  absl::Status RewindToCommitted();
+  void ClearFastRoute();
   void PublishCounters(Task& task);
 
   StreamThread* owner_;
@@ -174,6 +181,13 @@ class StreamThread::Impl {
   std::map<TaskId, std::unique_ptr<Task>> tasks_;
   std::map<std::pair<std::string, int32_t>, Task*, std::less<>> route_;
   std::map<std::string, int, std::less<>> subtopology_of_topic_;
+  // route_ by topic handle: no string per record. Holds a reference to each
+  // handle (held_topics_) so that an address always means the same topic.
+  absl::flat_hash_map<std::pair<const rd_kafka_topic_t*, int32_t>, Task*> fast_route_;
+  std::vector<rd_kafka_topic_t*> held_topics_;
+  KafkaQueue consumer_queue_;
+  std::vector<rd_kafka_message_t*> batch_;
+  uint64_t rebalances_ = 0;
   absl::Time last_commit_ = absl::Now();
   bool uncommitted_ = false;
   size_t cache_bytes_per_store_ = 0;
@@ -211,6 +225,7 @@ absl::Status StreamThread::Impl::Setup() {
   TRIBUTARY_ASSIGN_OR_RETURN(consumer_,
                              NewClient(RD_KAFKA_CONSUMER, consumer, consumer_conf.release()));
   rd_kafka_poll_set_consumer(consumer_.get());
+  consumer_queue_.reset(rd_kafka_queue_get_consumer(consumer_.get()));
 
   std::map<std::string, std::string> producer = {
       {"linger.ms", "5"},
@@ -259,6 +274,8 @@ absl::Status StreamThread::Impl::Setup() {
 
 void StreamThread::Impl::OnRebalance(rd_kafka_resp_err_t err,
                                      rd_kafka_topic_partition_list_t* partitions) {
+  ++rebalances_;
+  ClearFastRoute();
   if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
     owner_->state_ = ThreadState::kPartitionsAssigned;
     rd_kafka_assign(consumer_.get(), partitions);
@@ -490,6 +507,7 @@ absl::Status StreamThread::Impl::CloseTasks(bool clean) {
   }
   tasks_.clear();
   route_.clear();
+  ClearFastRoute();
   return first;
 }
 
@@ -592,6 +610,36 @@ absl::Status StreamThread::Impl::RecoverFromAbort() {
   return absl::OkStatus();
 }
 
+absl::Status StreamThread::Impl::RewindToCommitted() {
+  rd_kafka_topic_partition_list_t* raw = nullptr;
+  TRIBUTARY_RETURN_IF_ERROR(KafkaStatus(rd_kafka_assignment(consumer_.get(), &raw), "assignment"));
+  PartitionList assignment(raw);
+  if (assignment->cnt == 0) return absl::OkStatus();
+  for (int i = 0; i < assignment->cnt; ++i) {
+    assignment->elems[i].offset = RD_KAFKA_OFFSET_INVALID;  // the committed offset
+  }
+  return KafkaStatus(rd_kafka_assign(consumer_.get(), assignment.get()), "re-assign");
+}
+
+Task* StreamThread::Impl::RouteOf(rd_kafka_topic_t* topic, int32_t partition) {
+  auto fast = fast_route_.find({topic, partition});
+  if (fast != fast_route_.end()) return fast->second;
+  auto it = route_.find(std::pair<std::string, int32_t>(rd_kafka_topic_name(topic), partition));
+  if (it == route_.end()) return nullptr;
+  // Keep a reference to the handle so that its address stays this topic's.
+  rd_kafka_topic_t* held = rd_kafka_topic_new(consumer_.get(), rd_kafka_topic_name(topic), nullptr);
+  if (held == nullptr) return it->second;
+  held_topics_.push_back(held);
+  fast_route_[{held, partition}] = it->second;
+  return it->second;
+}
+
+void StreamThread::Impl::ClearFastRoute() {
+  fast_route_.clear();
+  for (rd_kafka_topic_t* topic : held_topics_) rd_kafka_topic_destroy(topic);
+  held_topics_.clear();
+}
+
 void StreamThread::Impl::CountTaskDeltas() {
   for (const auto& [id, task] : tasks_) PublishCounters(*task);
 }
@@ -606,12 +654,27 @@ void StreamThread::Impl::PublishCounters(Task& task) {
 absl::Status StreamThread::Impl::PollOnce() {
   absl::Time batch_start = absl::Now();
   int64_t processed = 0;
-  for (int n = 0; n < options_.max_poll_records; ++n) {
-    KafkaMessage message(rd_kafka_consumer_poll(
-        consumer_.get(),
-        n == 0 ? static_cast<int>(absl::ToInt64Milliseconds(options_.poll_timeout)) : 0));
-    TRIBUTARY_RETURN_IF_ERROR(std::exchange(rebalance_error_, absl::OkStatus()));
-    if (!message) break;
+  batch_.resize(static_cast<size_t>(options_.max_poll_records));
+  const uint64_t rebalances_before = rebalances_;
+  ssize_t count = rd_kafka_consume_batch_queue(
+      consumer_queue_.get(), static_cast<int>(absl::ToInt64Milliseconds(options_.poll_timeout)),
+      batch_.data(), batch_.size());
+  // Own every message first, so that an early return releases them all.
+  std::vector<KafkaMessage> messages;
+  messages.reserve(count > 0 ? static_cast<size_t>(count) : 0);
+  for (ssize_t i = 0; i < count; ++i) messages.emplace_back(batch_[i]);
+  TRIBUTARY_RETURN_IF_ERROR(std::exchange(rebalance_error_, absl::OkStatus()));
+  if (count < 0) return KafkaStatus(rd_kafka_last_error(), "consume batch");
+  // A rebalance served inside this call may have put messages fetched before
+  // it (which the new tasks will read again from the committed offsets) next
+  // to messages fetched after it. Drop the whole batch and restart every
+  // assigned partition from its committed offset: nothing after the
+  // assignment was processed, so that position is exact.
+  if (rebalances_ != rebalances_before && !messages.empty()) {
+    messages.clear();
+    TRIBUTARY_RETURN_IF_ERROR(RewindToCommitted());
+  }
+  for (KafkaMessage& message : messages) {
     if (message->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
       if (message->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) continue;
       absl::Status error = KafkaStatus(message->err, "consume");
@@ -619,11 +682,10 @@ absl::Status StreamThread::Impl::PollOnce() {
       log_->warn("{}: {}", name_, error.ToString());
       continue;
     }
-    auto it = route_.find(std::pair<std::string, int32_t>(
-        rd_kafka_topic_name(message->rkt), message->partition));
-    if (it == route_.end()) continue;  // revoked meanwhile; the new owner reads it
+    Task* task = RouteOf(message->rkt, message->partition);
+    if (task == nullptr) continue;  // revoked meanwhile; the new owner reads it
     Record record = ViewOf(message.get(), header_scratch_);
-    TRIBUTARY_RETURN_IF_ERROR(it->second->Process(record));
+    TRIBUTARY_RETURN_IF_ERROR(task->Process(record));
     uncommitted_ = true;
     ++processed;
   }

@@ -178,13 +178,14 @@ absl::Status Task::Init() {
       case Topology::NodeKind::kSource:
         for (const std::string& topic : node.def->topics) {
           std::string real = options_.topic_name(topic);
-          source_by_topic_[real] = static_cast<int>(i);
+          source_by_topic_[real] = Source{static_cast<int>(i), 0};
           source_topics_.push_back(real);
         }
         break;
       case Topology::NodeKind::kSink:
         if (!node.def->topics.empty()) {
           node.sink_topic = options_.topic_name(node.def->topics.front());
+          options_.collector->PrepareTopic(node.sink_topic);
         }
         break;
       case Topology::NodeKind::kProcessor:
@@ -198,6 +199,10 @@ absl::Status Task::Init() {
     }
   }
   std::sort(source_topics_.begin(), source_topics_.end());
+  for (size_t t = 0; t < source_topics_.size(); ++t) {
+    source_by_topic_[source_topics_[t]].topic = t;
+  }
+  next_offsets_.assign(source_topics_.size(), -1);
 
   for (const std::string& name : blueprint.stores) {
     const StoreSpec* spec = topology.store(name);
@@ -207,6 +212,7 @@ absl::Status Task::Init() {
     std::unique_ptr<KeyValueStore> top = std::move(raw);
     if (spec->logging) {
       std::string topic = ChangelogTopic(options_.application_id, name);
+      options_.collector->PrepareTopic(topic);
       changelogs_.push_back({name, topic, Partition{options_.id.partition}});
       changelog_writers_.push_back(std::make_unique<StoreChangelogWriter>(
           options_.collector, topic, Partition{options_.id.partition},
@@ -222,6 +228,16 @@ absl::Status Task::Init() {
     stores_[name] = std::move(top);
   }
   return absl::OkStatus();
+}
+
+std::map<std::pair<std::string, int32_t>, int64_t> Task::consumed_offsets() const {
+  std::map<std::pair<std::string, int32_t>, int64_t> offsets;
+  for (size_t t = 0; t < source_topics_.size(); ++t) {
+    if (next_offsets_[t] >= 0) {
+      offsets[{source_topics_[t], options_.id.partition}] = next_offsets_[t];
+    }
+  }
+  return offsets;
 }
 
 TaskCounters Task::TakeCounterDeltas() {
@@ -326,9 +342,8 @@ absl::Status Task::Process(const Record& record) {
         "task ", options_.id.ToString(), " reads no topic '", Sv(record.topic), "'"));
   }
   stream_time_ = std::max(stream_time_, record.timestamp);
-  absl::Status status = Forward(it->second, record);
-  consumed_offsets_[{std::string(record.topic), record.partition.value}] =
-      record.offset.value + 1;
+  absl::Status status = Forward(it->second.node, record);
+  next_offsets_[it->second.topic] = record.offset.value + 1;
   ++counters_.processed;
   if (!status.ok()) {
     if (options_.error_policy == ErrorPolicy::kFail) {

@@ -112,9 +112,7 @@ class Task {
   absl::Status PunctuateWallClock(TimestampMs now);
 
   // Next offset to commit for each (topic, partition) this task consumed.
-  const std::map<std::pair<std::string, int32_t>, int64_t>& consumed_offsets() const {
-    return consumed_offsets_;
-  }
+  std::map<std::pair<std::string, int32_t>, int64_t> consumed_offsets() const;
   bool commit_requested() const { return commit_requested_; }
   void clear_commit_request() { commit_requested_ = false; }
 
@@ -151,7 +149,13 @@ class Task {
   TaskCounters counters_;
   TaskCounters published_;
   std::vector<NodeRuntime> nodes_;
-  absl::flat_hash_map<std::string, int> source_by_topic_;
+  struct Source {
+    int node = 0;         // the source node reading the topic
+    size_t topic = 0;     // index into source_topics_ and next_offsets_
+  };
+  absl::flat_hash_map<std::string, Source> source_by_topic_;
+  // Next offset to commit per source topic (this task's partition); -1: none.
+  std::vector<int64_t> next_offsets_;
   std::vector<std::string> source_topics_;
   std::vector<Changelog> changelogs_;
   // Stores as processors see them, their caching layers (observed), and the
@@ -161,7 +165,6 @@ class Task {
   std::map<std::string, KeyValueStore*, std::less<>> raw_stores_;
   std::vector<std::unique_ptr<StoreChangelogWriter>> changelog_writers_;
   std::vector<std::shared_ptr<Schedule>> schedules_;
-  std::map<std::pair<std::string, int32_t>, int64_t> consumed_offsets_;
   TimestampMs stream_time_{-1};
   bool commit_requested_ = false;
   std::unique_ptr<Metrics> own_metrics_;
