@@ -12,6 +12,7 @@
 #include <random>
 #include <string>
 
+#include "absl/strings/str_format.h"
 #include "benchmark/benchmark.h"
 #include "state/in_memory_store.h"
 #include "state/key_value_store.h"
@@ -27,10 +28,10 @@ constexpr int64_t kPreloadedKeys = 100'000;
 
 // 32 bytes: a 24-byte group prefix (the scan unit) and an 8-byte member.
 std::string MakeKey(int64_t group, int64_t member) {
-  char key[33];
-  std::snprintf(key, sizeof(key), "order-%018lld%08lld",
-                static_cast<long long>(group), static_cast<long long>(member));
-  return std::string(key, 32);
+  std::string key = absl::StrFormat("order-%018d%08d", group % 1'000'000'000'000'000'000,
+                                    member % 100'000'000);
+  key.resize(32);
+  return key;
 }
 
 std::string GroupPrefix(int64_t group) {

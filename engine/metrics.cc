@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "state/absl_compat.h"
+#include "state/json_escape.h"
 
 namespace tributary {
 
@@ -153,40 +154,6 @@ std::string TagsText(const MetricTags& tags) {
   return out;
 }
 
-std::string JsonString(std::string_view s) {
-  std::string out = "\"";
-  for (char c : s) {
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          constexpr char kHex[] = "0123456789abcdef";
-          out += "\\u00";
-          out += kHex[(c >> 4) & 0xF];
-          out += kHex[c & 0xF];
-        } else {
-          out += c;
-        }
-    }
-  }
-  out += '"';
-  return out;
-}
-
 std::string_view KindName(MetricKind kind) {
   switch (kind) {
     case MetricKind::kCounter:
@@ -222,12 +189,16 @@ std::string Metrics::ToJson() const {
   std::string out = "[";
   for (const MetricSample& s : Snapshot()) {
     if (out.size() > 1) out += ',';
-    absl::StrAppend(&out, "{\"name\":", JsonString(s.name), ",\"tags\":{");
+    out += "{\"name\":";
+    AppendJsonString(out, s.name);
+    out += ",\"tags\":{";
     bool first = true;
     for (const auto& [key, value] : s.tags) {
       if (!first) out += ',';
       first = false;
-      absl::StrAppend(&out, JsonString(key), ":", JsonString(value));
+      AppendJsonString(out, key);
+      out += ':';
+      AppendJsonString(out, value);
     }
     absl::StrAppend(&out, "},\"type\":\"", Sv(KindName(s.kind)), "\"");
     if (s.kind == MetricKind::kLatency) {

@@ -269,6 +269,9 @@ class KStream {
   // This stream, first repartitioned when its keys may have changed; the
   // prefix is used for the topic name.
   std::string RepartitionedNode(const std::string& prefix) const;
+  // Filter (keep_when true) and FilterNot (false).
+  KStream AddFilter(std::function<bool(const K&, const V&)> predicate,
+                    Named named, bool keep_when) const;
 
   StreamsBuilder* builder_;
   std::string node_;
@@ -419,23 +422,24 @@ std::string KStream<K, V>::RepartitionedNode(const std::string& prefix) const {
 template <typename K, typename V>
 KStream<K, V> KStream<K, V>::Filter(
     std::function<bool(const K&, const V&)> predicate, Named named) const {
-  using P = internal::FilterProcessor<K, V>;
-  std::string name = builder_->NameOr(named, "KSTREAM-FILTER-");
-  AddChild(name,
-           internal::MakeFactory<P>(typename P::Config{
-               name, key_serde_, value_serde_, std::move(predicate), true}));
-  return KStream(builder_, std::move(name), key_serde_, value_serde_,
-                 repartition_required_);
+  return AddFilter(std::move(predicate), std::move(named), /*keep_when=*/true);
 }
 
 template <typename K, typename V>
 KStream<K, V> KStream<K, V>::FilterNot(
     std::function<bool(const K&, const V&)> predicate, Named named) const {
+  return AddFilter(std::move(predicate), std::move(named), /*keep_when=*/false);
+}
+
+template <typename K, typename V>
+KStream<K, V> KStream<K, V>::AddFilter(
+    std::function<bool(const K&, const V&)> predicate, Named named,
+    bool keep_when) const {
   using P = internal::FilterProcessor<K, V>;
   std::string name = builder_->NameOr(named, "KSTREAM-FILTER-");
-  AddChild(name,
-           internal::MakeFactory<P>(typename P::Config{
-               name, key_serde_, value_serde_, std::move(predicate), false}));
+  AddChild(name, internal::MakeFactory<P>(
+                     typename P::Config{name, key_serde_, value_serde_,
+                                        std::move(predicate), keep_when}));
   return KStream(builder_, std::move(name), key_serde_, value_serde_,
                  repartition_required_);
 }

@@ -689,6 +689,41 @@ absl::Status ExtractFrom(const Context& ctx, od::object& object,
   return absl::OkStatus();
 }
 
+// Parses a Debezium envelope (a change event or a transaction marker) and
+// calls `read_field(key, value)` for each of its fields. The fields stand at
+// the root or, with the JSON converter's schemas on, inside "payload"; the
+// root's "schema" is skipped.
+// REQUIRES: `text` is what `buffer.Assign` returned last. Views `read_field`
+// keeps are valid until `parser`'s next document.
+template <typename ReadField>
+absl::Status ReadEnvelope(Context& ctx, od::parser& parser,
+                          const PaddedBuffer& buffer, std::string_view text,
+                          ReadField&& read_field) {
+  od::document doc;
+  simdjson::error_code error =
+      parser.iterate(text.data(), text.size(), buffer.capacity()).get(doc);
+  if (error) return ctx.Malformed(error);
+  ctx.set_document(&doc);
+  auto read_root_field = [&](od::raw_json_string key,
+                             od::value& v) -> absl::Status {
+    if (key.unsafe_is_equal("payload")) {
+      od::object payload;
+      TRIBUTARY_RETURN_IF_ERROR(GetObject(ctx, v, "payload", &payload));
+      return ForEachField(ctx, payload, read_field);
+    }
+    if (key.unsafe_is_equal("schema")) return absl::OkStatus();
+    return read_field(key, v);
+  };
+  const absl::Status status = [&]() -> absl::Status {
+    od::object root;
+    TRIBUTARY_RETURN_IF_ERROR(RootObject(ctx, doc, &root));
+    TRIBUTARY_RETURN_IF_ERROR(ForEachField(ctx, root, read_root_field));
+    return ctx.CheckEnd();
+  }();
+  ctx.set_document(nullptr);  // `doc` ends here.
+  return status;
+}
+
 }  // namespace
 
 std::string_view MatchId(std::string_view id, TxIdMode mode) {
@@ -715,34 +750,14 @@ absl::StatusOr<ChangeEvent> DebeziumDecoder::DecodeChange(
     std::string_view value) {
   const std::string_view text = impl_->buffer.Assign(value);
   Context ctx("change event", text);
-  od::document doc;
-  simdjson::error_code error =
-      impl_->parser.iterate(text.data(), text.size(), impl_->buffer.capacity())
-          .get(doc);
-  if (error) return ctx.Malformed(error);
-  ctx.set_document(&doc);
-  od::object root;
-  TRIBUTARY_RETURN_IF_ERROR(RootObject(ctx, doc, &root));
-
   ChangeEvent event;
   EnvelopeState state;
   state.event = &event;
-  auto read_payload_field = [&](od::raw_json_string key,
-                                od::value& v) -> absl::Status {
-    return ReadEnvelopeField(ctx, mode_, key, v, state);
-  };
-  auto read_root_field = [&](od::raw_json_string key,
-                             od::value& v) -> absl::Status {
-    if (key.unsafe_is_equal("payload")) {
-      od::object payload;
-      TRIBUTARY_RETURN_IF_ERROR(GetObject(ctx, v, "payload", &payload));
-      return ForEachField(ctx, payload, read_payload_field);
-    }
-    if (key.unsafe_is_equal("schema")) return absl::OkStatus();
-    return ReadEnvelopeField(ctx, mode_, key, v, state);
-  };
-  TRIBUTARY_RETURN_IF_ERROR(ForEachField(ctx, root, read_root_field));
-  TRIBUTARY_RETURN_IF_ERROR(ctx.CheckEnd());
+  TRIBUTARY_RETURN_IF_ERROR(
+      ReadEnvelope(ctx, impl_->parser, impl_->buffer, text,
+                   [&](od::raw_json_string key, od::value& v) -> absl::Status {
+                     return ReadEnvelopeField(ctx, mode_, key, v, state);
+                   }));
 
   if (!state.has_op) return ctx.Invalid("missing 'op'");
   if (!state.source.seen) return ctx.Invalid("missing 'source'");
@@ -755,34 +770,14 @@ absl::StatusOr<TransactionMarker> DebeziumDecoder::DecodeMarker(
     std::string_view value) {
   const std::string_view text = impl_->buffer.Assign(value);
   Context ctx("transaction marker", text);
-  od::document doc;
-  simdjson::error_code error =
-      impl_->parser.iterate(text.data(), text.size(), impl_->buffer.capacity())
-          .get(doc);
-  if (error) return ctx.Malformed(error);
-  ctx.set_document(&doc);
-  od::object root;
-  TRIBUTARY_RETURN_IF_ERROR(RootObject(ctx, doc, &root));
-
   TransactionMarker marker;
   MarkerState state;
   state.marker = &marker;
-  auto read_payload_field = [&](od::raw_json_string key,
-                                od::value& v) -> absl::Status {
-    return ReadMarkerField(ctx, mode_, key, v, state);
-  };
-  auto read_root_field = [&](od::raw_json_string key,
-                             od::value& v) -> absl::Status {
-    if (key.unsafe_is_equal("payload")) {
-      od::object payload;
-      TRIBUTARY_RETURN_IF_ERROR(GetObject(ctx, v, "payload", &payload));
-      return ForEachField(ctx, payload, read_payload_field);
-    }
-    if (key.unsafe_is_equal("schema")) return absl::OkStatus();
-    return ReadMarkerField(ctx, mode_, key, v, state);
-  };
-  TRIBUTARY_RETURN_IF_ERROR(ForEachField(ctx, root, read_root_field));
-  TRIBUTARY_RETURN_IF_ERROR(ctx.CheckEnd());
+  TRIBUTARY_RETURN_IF_ERROR(
+      ReadEnvelope(ctx, impl_->parser, impl_->buffer, text,
+                   [&](od::raw_json_string key, od::value& v) -> absl::Status {
+                     return ReadMarkerField(ctx, mode_, key, v, state);
+                   }));
 
   if (!state.has_status) return ctx.Invalid("missing 'status'");
   if (!state.has_id) return ctx.Invalid("missing 'id'");

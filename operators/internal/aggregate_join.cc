@@ -3,6 +3,7 @@
 #include "absl/strings/str_cat.h"
 #include "operators/internal/codec.h"
 #include "state/absl_compat.h"
+#include "state/json_escape.h"
 #include "state/status_macros.h"
 
 namespace tributary::internal {
@@ -18,27 +19,6 @@ std::string ChildPrefix(std::string_view root) {
   std::string key(root);
   key.push_back('\0');
   return key;
-}
-
-// Appends `text` as a JSON string literal.
-void AppendJsonString(std::string& out, std::string_view text) {
-  out.push_back('"');
-  for (char c : text) {
-    switch (c) {
-      case '"': out.append("\\\""); break;
-      case '\\': out.append("\\\\"); break;
-      case '\n': out.append("\\n"); break;
-      case '\r': out.append("\\r"); break;
-      case '\t': out.append("\\t"); break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          absl::StrAppend(&out, "\\u00", absl::Hex(static_cast<unsigned char>(c), absl::kZeroPad2));
-        } else {
-          out.push_back(c);
-        }
-    }
-  }
-  out.push_back('"');
 }
 
 // The inside of a JSON object's text, without its braces and surrounding

@@ -9,9 +9,6 @@
 // Every test uses its own topics, application id and temporary directory
 // (state dirs, config files and one log per child run); the directory is
 // kept, and its path printed, when a test fails.
-#include <signal.h>
-#include <sys/wait.h>
-
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
@@ -33,6 +30,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
+#include "tests/support/child_app.h"
 #include "tests/support/kafka_fixture.h"
 
 namespace tributary::testing {
@@ -41,12 +39,6 @@ namespace {
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 using KeyValues = std::vector<std::pair<std::string, std::string>>;
-
-#define ASSERT_STATUS_OK(expr)            \
-  do {                                    \
-    const absl::Status status_ = (expr);  \
-    ASSERT_TRUE(status_.ok()) << status_; \
-  } while (0)
 
 constexpr char kCountApp[] = COUNT_APP_PATH;
 constexpr int kKeys = 50;
@@ -160,37 +152,22 @@ std::string CheckExactlyOnce(std::vector<ConsumedRecord> output,
   return absl::StrCat(offending, " offending key(s); first: ", first);
 }
 
-// One count_app instance: its config, state dir and one log file per run.
-struct AppInstance {
-  std::string name;
-  std::string config_path;
-  std::string state_dir;
-  std::vector<std::string> logs;  // one per run, the current one last
-  std::unique_ptr<ChildProcess> process;
-};
-
 class EosCountTest : public KafkaTest {
  protected:
   void SetUp() override {
     KafkaTest::SetUp();
     if (HasFatalFailure()) return;
     start_ = Clock::now();
-    absl::StatusOr<std::string> dir = MakeTempDir("eos_count_test");
+    absl::StatusOr<ScratchDir> dir =
+        ScratchDir::Create("eos_count_test", "eos");
     ASSERT_TRUE(dir.ok()) << dir.status();
-    dir_ = *dir;
+    dir_ = *std::move(dir);
     app_id_ = UniqueName("eos-count");
   }
 
   void TearDown() override {
     for (auto& app : apps_) app->process.reset();  // SIGKILLs leftovers
-    if (dir_.empty()) return;
-    if (HasFailure()) {
-      std::printf("[eos] kept %s (configs, state dirs, child logs)\n",
-                  dir_.c_str());
-    } else {
-      std::error_code ec;
-      std::filesystem::remove_all(dir_, ec);
-    }
+    dir_.Finish(HasFailure(), "configs, state dirs, child logs");
   }
 
   // Progress notes in the test's output, with the time since the start.
@@ -216,12 +193,12 @@ class EosCountTest : public KafkaTest {
   }
 
   // An instance of application app_id_ with its own state dir.
-  AppInstance& AddApp(const std::string& name,
-                      const std::string& guarantee = "exactly_once_v2") {
-    auto app = std::make_unique<AppInstance>();
+  ChildApp& AddApp(const std::string& name,
+                   const std::string& guarantee = "exactly_once_v2") {
+    auto app = std::make_unique<ChildApp>();
     app->name = name;
-    app->state_dir = absl::StrCat(dir_, "/", name, "-state");
-    app->config_path = absl::StrCat(dir_, "/", name, ".properties");
+    app->state_dir = absl::StrCat(dir_.path(), "/", name, "-state");
+    app->config_path = absl::StrCat(dir_.path(), "/", name, ".properties");
     std::ofstream(app->config_path)
         << "application.id=" << app_id_ << "\n"
         << "bootstrap.servers=" << BootstrapServers() << "\n"
@@ -234,43 +211,26 @@ class EosCountTest : public KafkaTest {
     return *apps_.back();
   }
 
-  void StartApp(AppInstance& app) {
-    ASSERT_TRUE(app.process == nullptr || !app.process->Running())
-        << app.name << " is already running";
-    app.logs.push_back(
-        absl::StrCat(dir_, "/", app.name, ".run", app.logs.size() + 1, ".log"));
-    absl::StatusOr<std::unique_ptr<ChildProcess>> child =
-        ChildProcess::Start({kCountApp, "--config", app.config_path, "--input",
-                             input_, "--output", output_},
-                            app.logs.back());
-    ASSERT_TRUE(child.ok()) << child.status();
-    app.process = *std::move(child);
+  void StartApp(ChildApp& app) {
+    ASSERT_STATUS_OK(
+        app.Start(dir_.path(), {kCountApp, "--config", app.config_path,
+                                "--input", input_, "--output", output_}));
     Note("started ", app.name, " run ", app.logs.size(), " (pid ",
          app.process->pid(), ")");
   }
 
-  void KillApp(AppInstance& app) {
-    ASSERT_STATUS_OK(app.process->Signal(SIGKILL));
-    absl::StatusOr<int> status = app.process->Wait(kExitTimeout);
-    ASSERT_TRUE(status.ok()) << status.status();
-    ASSERT_TRUE(WIFSIGNALED(*status) && WTERMSIG(*status) == SIGKILL)
-        << app.name << " " << DescribeWaitStatus(*status) << "\n"
-        << LogTails();
-    app.process.reset();
+  void KillApp(ChildApp& app) {
+    const absl::Status killed = app.Kill(kExitTimeout);
+    ASSERT_TRUE(killed.ok()) << killed << "\n" << LogTails();
     ASSERT_STATUS_OK(progress_->Poll(100ms));
     Note("SIGKILLed ", app.name, " at ", progress_->size(),
          " committed outputs of ", gen_.produced(), " inputs");
   }
 
   // SIGTERM: the app must close cleanly and exit 0.
-  void StopApp(AppInstance& app) {
-    ASSERT_STATUS_OK(app.process->Signal(SIGTERM));
-    absl::StatusOr<int> status = app.process->Wait(kExitTimeout);
-    ASSERT_TRUE(status.ok()) << status.status() << "\n" << LogTails();
-    ASSERT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0)
-        << app.name << " " << DescribeWaitStatus(*status) << "\n"
-        << LogTails();
-    app.process.reset();
+  void StopApp(ChildApp& app) {
+    const absl::Status stopped = app.Stop(kExitTimeout);
+    ASSERT_TRUE(stopped.ok()) << stopped << "\n" << LogTails();
     // count_app prints its metrics on close; show the commit figures.
     std::string commits;
     std::istringstream log(ReadTextFile(app.logs.back()));
@@ -292,7 +252,7 @@ class EosCountTest : public KafkaTest {
   // Fails unless every started app is still running.
   void ExpectAppsRunning() {
     for (auto& app : apps_) {
-      if (app->process != nullptr && !app->process->Running()) {
+      if (app->Died()) {
         FAIL() << app->name
                << " died: " << DescribeWaitStatus(*app->process->wait_status())
                << "\n"
@@ -318,7 +278,7 @@ class EosCountTest : public KafkaTest {
 
   // Waits until the current run's log of `app`, from byte `from` on,
   // contains `text`.
-  void WaitForLog(const AppInstance& app, const std::string& text,
+  void WaitForLog(const ChildApp& app, const std::string& text,
                   size_t from = 0) {
     const Clock::time_point deadline = Clock::now() + kProgressTimeout;
     while (ReadTextFile(app.logs.back()).find(text, from) ==
@@ -381,7 +341,7 @@ class EosCountTest : public KafkaTest {
   }
 
   // The process id (in the state dir) that names the instance's clients.
-  std::string ProcessId(const AppInstance& app) const {
+  std::string ProcessId(const ChildApp& app) const {
     std::string id =
         ReadTextFile(absl::StrCat(app.state_dir, "/", app_id_, "/process-id"));
     while (!id.empty() && (id.back() == '\n' || id.back() == ' '))
@@ -390,7 +350,7 @@ class EosCountTest : public KafkaTest {
   }
 
   // Sum of "(N records restored)" over the current run's log of `app`.
-  int64_t RestoredRecords(const AppInstance& app) const {
+  int64_t RestoredRecords(const ChildApp& app) const {
     const std::string log = ReadTextFile(app.logs.back());
     static constexpr std::string_view kMarker = "running (";
     int64_t total = 0;
@@ -410,13 +370,7 @@ class EosCountTest : public KafkaTest {
   // The last lines of the last two runs' logs of every app.
   std::string LogTails() const {
     std::string text;
-    for (const auto& app : apps_) {
-      const size_t n = app->logs.size();
-      for (size_t i = n >= 2 ? n - 2 : 0; i < n; ++i) {
-        absl::StrAppend(&text, "---- tail of ", app->logs[i], " ----\n",
-                        TailOfFile(app->logs[i], 30));
-      }
-    }
+    for (const auto& app : apps_) text += app->LogTails();
     return text;
   }
 
@@ -433,7 +387,7 @@ class EosCountTest : public KafkaTest {
   }
 
   Clock::time_point start_;
-  std::string dir_;
+  ScratchDir dir_;
   std::string app_id_;
   InputGenerator gen_{kKeys, /*seed=*/20240607};
   std::string input_;  // topic names
@@ -441,7 +395,7 @@ class EosCountTest : public KafkaTest {
   int input_partitions_ = 0;
   int output_partitions_ = 0;
   std::unique_ptr<TopicReader> progress_;  // read_committed output reader
-  std::vector<std::unique_ptr<AppInstance>> apps_;
+  std::vector<std::unique_ptr<ChildApp>> apps_;
 };
 
 // One instance, SIGKILLed four times at different points and restarted:
@@ -451,7 +405,7 @@ class EosCountTest : public KafkaTest {
 // after the backlog. Input arrives in waves between and during the runs.
 TEST_F(EosCountTest, KillNineExactlyOnce) {
   ASSERT_NO_FATAL_FAILURE(CreateTopics(3, 3));
-  AppInstance& app = AddApp("solo");
+  ChildApp& app = AddApp("solo");
   ASSERT_NO_FATAL_FAILURE(Produce(2500));
   ASSERT_NO_FATAL_FAILURE(Produce(2500));
   // Sees outputs as they are written, before their transaction ends.
@@ -507,8 +461,8 @@ TEST_F(EosCountTest, KillNineExactlyOnce) {
 // input; when one stops, the other takes its partitions over.
 TEST_F(EosCountTest, TwoInstancesSplitPartitions) {
   ASSERT_NO_FATAL_FAILURE(CreateTopics(4, 4));
-  AppInstance& a = AddApp("a");
-  AppInstance& b = AddApp("b");
+  ChildApp& a = AddApp("a");
+  ChildApp& b = AddApp("b");
   ASSERT_NO_FATAL_FAILURE(Produce(3000));
   ASSERT_NO_FATAL_FAILURE(StartApp(a));
   ASSERT_NO_FATAL_FAILURE(StartApp(b));
@@ -565,7 +519,7 @@ TEST_F(EosCountTest, TwoInstancesSplitPartitions) {
 // counts from the changelog and continues them.
 TEST_F(EosCountTest, RestoreAfterStateDirDeleted) {
   ASSERT_NO_FATAL_FAILURE(CreateTopics(3, 3));
-  AppInstance& app = AddApp("solo");
+  ChildApp& app = AddApp("solo");
   ASSERT_NO_FATAL_FAILURE(Produce(3000));
   ASSERT_NO_FATAL_FAILURE(StartApp(app));
   ASSERT_NO_FATAL_FAILURE(WaitForOutput(3000));
@@ -586,7 +540,7 @@ TEST_F(EosCountTest, RestoreAfterStateDirDeleted) {
 // at_least_once without failures: a clean run is exact too.
 TEST_F(EosCountTest, AtLeastOnceMode) {
   ASSERT_NO_FATAL_FAILURE(CreateTopics(3, 3));
-  AppInstance& app = AddApp("solo", "at_least_once");
+  ChildApp& app = AddApp("solo", "at_least_once");
   ASSERT_NO_FATAL_FAILURE(Produce(3000));
   ASSERT_NO_FATAL_FAILURE(StartApp(app));
   ASSERT_NO_FATAL_FAILURE(WaitForOutput(3000));

@@ -24,12 +24,6 @@
 namespace tributary::testing {
 namespace {
 
-#define ASSERT_STATUS_OK(expr)                \
-  do {                                        \
-    const absl::Status status_ = (expr);      \
-    ASSERT_TRUE(status_.ok()) << status_;     \
-  } while (0)
-
 using Clock = std::chrono::steady_clock;
 
 constexpr auto kConsumeTimeout = std::chrono::seconds(60);

@@ -12,15 +12,12 @@
 // Every test uses its own topics (a unique Debezium topic.prefix),
 // application id and temporary directory (state dirs, config files, one log
 // per child run); the directory is kept, and its path printed, on failure.
-#include <signal.h>
 #include <simdjson.h>
-#include <sys/wait.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
-#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <map>
@@ -47,6 +44,7 @@
 #include "gtest/gtest.h"
 #include "operators/transaction_aggregate.h"
 #include "state/absl_compat.h"
+#include "tests/support/child_app.h"
 #include "tests/support/kafka_fixture.h"
 
 namespace tributary::testing {
@@ -59,12 +57,6 @@ using cdcgen::CdcTopic;
 using cdcgen::ExpectedVersion;
 using cdcgen::GeneratedTransaction;
 using cdcgen::GeneratorOptions;
-
-#define ASSERT_STATUS_OK(expr)            \
-  do {                                    \
-    const absl::Status status_ = (expr);  \
-    ASSERT_TRUE(status_.ok()) << status_; \
-  } while (0)
 
 constexpr char kOrderAggregator[] = ORDER_AGGREGATOR_PATH;
 // Bounds on observable conditions; a healthy run needs a fraction of them.
@@ -441,24 +433,18 @@ std::string CheckSequences(
   return absl::StrCat(offending, " offending order(s); first: ", first);
 }
 
-// An order-aggregator child: its config, state dir and one log per run.
-struct Child {
-  std::string config_path;
-  std::string state_dir;
-  std::vector<std::string> logs;  // one per run, the current one last
-  std::unique_ptr<ChildProcess> process;
-};
-
 class OrderAggregatorKafkaTest : public KafkaTest {
  protected:
   void SetUp() override {
     KafkaTest::SetUp();
     if (HasFatalFailure()) return;
     start_ = Clock::now();
-    absl::StatusOr<std::string> dir = MakeTempDir("order_aggregator_kafka_test");
+    absl::StatusOr<ScratchDir> dir =
+        ScratchDir::Create("order_aggregator_kafka_test", "oagg");
     ASSERT_TRUE(dir.ok()) << dir.status();
-    dir_ = *dir;
+    dir_ = *std::move(dir);
     app_id_ = UniqueName("oagg");
+    child_.name = "order-aggregator";
   }
 
   void TearDown() override {
@@ -469,14 +455,7 @@ class OrderAggregatorKafkaTest : public KafkaTest {
       if (!closed.ok()) Note(name, " closed with ", closed.ToString());
     }
     instances_.clear();
-    if (dir_.empty()) return;
-    if (HasFailure()) {
-      std::printf("[oagg] kept %s (state dirs, configs, child logs)\n",
-                  dir_.c_str());
-    } else {
-      std::error_code ec;
-      std::filesystem::remove_all(dir_, ec);
-    }
+    dir_.Finish(HasFailure(), "state dirs, configs, child logs");
   }
 
   template <typename... Args>
@@ -585,7 +564,7 @@ class OrderAggregatorKafkaTest : public KafkaTest {
     absl::StatusOr<StreamsConfig> config = StreamsConfig::FromMap({
         {"application.id", app_id_},
         {"bootstrap.servers", BootstrapServers()},
-        {"state.dir", absl::StrCat(dir_, "/", name, "-state")},
+        {"state.dir", absl::StrCat(dir_.path(), "/", name, "-state")},
         {"processing.guarantee", "exactly_once_v2"},
         {"num.stream.threads", absl::StrCat(threads)},
         {"commit.interval.ms", "100"},
@@ -618,8 +597,9 @@ class OrderAggregatorKafkaTest : public KafkaTest {
   // --- the order-aggregator child ---
 
   void WriteChildConfig() {
-    child_.state_dir = absl::StrCat(dir_, "/child-state");
-    child_.config_path = absl::StrCat(dir_, "/order-aggregator.properties");
+    child_.state_dir = absl::StrCat(dir_.path(), "/child-state");
+    child_.config_path =
+        absl::StrCat(dir_.path(), "/order-aggregator.properties");
     std::ofstream(child_.config_path)
         << "application.id=" << app_id_ << "\n"
         << "bootstrap.servers=" << BootstrapServers() << "\n"
@@ -638,27 +618,15 @@ class OrderAggregatorKafkaTest : public KafkaTest {
   }
 
   void StartChild() {
-    ASSERT_TRUE(child_.process == nullptr || !child_.process->Running())
-        << "order-aggregator is already running";
-    child_.logs.push_back(
-        absl::StrCat(dir_, "/order-aggregator.run", child_.logs.size() + 1,
-                     ".log"));
-    auto process = ChildProcess::Start(
-        {kOrderAggregator, "--config", child_.config_path}, child_.logs.back());
-    ASSERT_TRUE(process.ok()) << process.status();
-    child_.process = *std::move(process);
+    ASSERT_STATUS_OK(child_.Start(
+        dir_.path(), {kOrderAggregator, "--config", child_.config_path}));
     Note("started order-aggregator run ", child_.logs.size(), " (pid ",
          child_.process->pid(), ")");
   }
 
   void KillChild() {
-    ASSERT_STATUS_OK(child_.process->Signal(SIGKILL));
-    absl::StatusOr<int> status = child_.process->Wait(kExitTimeout);
-    ASSERT_TRUE(status.ok()) << status.status();
-    ASSERT_TRUE(WIFSIGNALED(*status) && WTERMSIG(*status) == SIGKILL)
-        << DescribeWaitStatus(*status) << "\n"
-        << LogTails();
-    child_.process.reset();
+    const absl::Status killed = child_.Kill(kExitTimeout);
+    ASSERT_TRUE(killed.ok()) << killed << "\n" << LogTails();
     ASSERT_STATUS_OK(committed_->Poll(100ms));
     Note("SIGKILLed order-aggregator at ", committed_->size(),
          " committed versions of ", expected_->versions());
@@ -666,25 +634,12 @@ class OrderAggregatorKafkaTest : public KafkaTest {
 
   // SIGTERM: the app must close cleanly and exit 0.
   void StopChild() {
-    ASSERT_STATUS_OK(child_.process->Signal(SIGTERM));
-    absl::StatusOr<int> status = child_.process->Wait(kExitTimeout);
-    ASSERT_TRUE(status.ok()) << status.status() << "\n" << LogTails();
-    ASSERT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0)
-        << DescribeWaitStatus(*status) << "\n"
-        << LogTails();
-    child_.process.reset();
+    const absl::Status stopped = child_.Stop(kExitTimeout);
+    ASSERT_TRUE(stopped.ok()) << stopped << "\n" << LogTails();
     Note("stopped order-aggregator: exit 0");
   }
 
-  std::string LogTails() const {
-    std::string text;
-    const size_t n = child_.logs.size();
-    for (size_t i = n >= 2 ? n - 2 : 0; i < n; ++i) {
-      absl::StrAppend(&text, "---- tail of ", child_.logs[i], " ----\n",
-                      TailOfFile(child_.logs[i], 30));
-    }
-    return text;
-  }
+  std::string LogTails() const { return child_.LogTails(); }
 
   // --- waiting ---
 
@@ -692,12 +647,11 @@ class OrderAggregatorKafkaTest : public KafkaTest {
   bool Healthy() {
     for (auto& [name, streams] : instances_) {
       if (streams->state() == KafkaStreams::State::kError) {
-        ADD_FAILURE() << "instance " << name
-                      << " failed: " << streams->error();
+        ADD_FAILURE() << "instance " << name << " failed: " << streams->error();
         return false;
       }
     }
-    if (child_.process != nullptr && !child_.process->Running()) {
+    if (child_.Died()) {
       ADD_FAILURE() << "order-aggregator died: "
                     << DescribeWaitStatus(*child_.process->wait_status())
                     << "\n"
@@ -776,7 +730,7 @@ class OrderAggregatorKafkaTest : public KafkaTest {
   }
 
   Clock::time_point start_;
-  std::string dir_;
+  ScratchDir dir_;
   std::string app_id_;
   GeneratorOptions options_;
   cdcgen::ProduceOptions produce_options_;
@@ -795,7 +749,7 @@ class OrderAggregatorKafkaTest : public KafkaTest {
   absl::StatusOr<cdcgen::ProduceStats> background_stats_;
   std::unique_ptr<TopicReader> committed_;  // read_committed output reader
   std::vector<std::pair<std::string, std::unique_ptr<KafkaStreams>>> instances_;
-  Child child_;
+  ChildApp child_;
 };
 
 // Faulty traffic (repeated events, redelivered transactions, lines lagging

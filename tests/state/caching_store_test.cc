@@ -22,66 +22,21 @@
 #include "state/changelog.h"
 #include "state/in_memory_store.h"
 #include "state/rocksdb_store.h"
+#include "tests/state/store_test_util.h"
 
 namespace tributary {
 namespace {
 
+using store_test::DeleteChange;
+using store_test::Drain;
+using store_test::Entries;
+using store_test::FakeChangelogWriter;
+using store_test::Keys;
+using store_test::PutChange;
 using ::testing::ElementsAre;
 using ::testing::IsEmpty;
 using ::testing::Optional;
 using ::testing::Pair;
-
-using Entries = std::vector<std::pair<std::string, std::string>>;
-
-Entries Drain(std::unique_ptr<KeyValueIterator> it) {
-  Entries entries;
-  for (; it->Valid(); it->Next()) {
-    entries.emplace_back(std::string(it->key()), std::string(it->value()));
-  }
-  EXPECT_TRUE(it->status().ok()) << it->status();
-  return entries;
-}
-
-std::vector<std::string> Keys(std::unique_ptr<KeyValueIterator> it) {
-  std::vector<std::string> keys;
-  for (const auto& [key, value] : Drain(std::move(it))) keys.push_back(key);
-  return keys;
-}
-
-struct Change {
-  std::string key;
-  std::optional<std::string> value;
-  bool operator==(const Change&) const = default;
-};
-
-Change PutChange(std::string key, std::string value) {
-  return {std::move(key), std::move(value)};
-}
-Change DeleteChange(std::string key) { return {std::move(key), std::nullopt}; }
-
-void PrintTo(const Change& change, std::ostream* os) {
-  *os << change.key << "=" << change.value.value_or("<deleted>");
-}
-
-// Records every append; can be told to fail.
-class FakeChangelogWriter final : public ChangelogWriter {
- public:
-  absl::Status Append(std::string_view key,
-                      std::optional<std::string_view> value) override {
-    if (!fail_with_.ok()) return fail_with_;
-    changes_.push_back({std::string(key), value.has_value()
-                                              ? std::optional<std::string>(*value)
-                                              : std::nullopt});
-    return absl::OkStatus();
-  }
-
-  std::vector<Change> Take() { return std::exchange(changes_, {}); }
-  void FailWith(absl::Status status) { fail_with_ = std::move(status); }
-
- private:
-  std::vector<Change> changes_;
-  absl::Status fail_with_;
-};
 
 // Counts the writes that reach the wrapped store.
 class CountingStore final : public KeyValueStore {

@@ -18,52 +18,18 @@
 #include "state/changelog.h"
 #include "state/in_memory_store.h"
 #include "state/rocksdb_store.h"
+#include "tests/state/store_test_util.h"
 
 namespace tributary {
 namespace {
 
+using store_test::Change;
+using store_test::DeleteChange;
+using store_test::Drain;
+using store_test::FakeChangelogWriter;
+using store_test::PutChange;
 using ::testing::ElementsAre;
 using ::testing::Optional;
-
-struct Change {
-  std::string key;
-  std::optional<std::string> value;
-  bool operator==(const Change&) const = default;
-};
-
-Change PutChange(std::string key, std::string value) {
-  return {std::move(key), std::move(value)};
-}
-Change DeleteChange(std::string key) { return {std::move(key), std::nullopt}; }
-
-// Records every append; can be told to fail.
-class FakeChangelogWriter final : public ChangelogWriter {
- public:
-  absl::Status Append(std::string_view key,
-                      std::optional<std::string_view> value) override {
-    if (!fail_with_.ok()) return fail_with_;
-    changes_.push_back({std::string(key),
-                        value.has_value() ? std::optional<std::string>(*value)
-                                          : std::nullopt});
-    return absl::OkStatus();
-  }
-
-  const std::vector<Change>& changes() const { return changes_; }
-  void FailWith(absl::Status status) { fail_with_ = std::move(status); }
-
- private:
-  std::vector<Change> changes_;
-  absl::Status fail_with_;
-};
-
-std::vector<std::pair<std::string, std::string>> Contents(
-    KeyValueStore& store) {
-  std::vector<std::pair<std::string, std::string>> contents;
-  auto it = store.All();
-  for (; it->Valid(); it->Next()) contents.emplace_back(it->key(), it->value());
-  EXPECT_TRUE(it->status().ok());
-  return contents;
-}
 
 std::vector<ChangelogRecord> AsRecords(const std::vector<Change>& changes) {
   std::vector<ChangelogRecord> records;
@@ -124,7 +90,7 @@ TEST_F(ChangeLoggingStoreTest, LogsEveryWriteInOrder) {
 TEST_F(ChangeLoggingStoreTest, ReadsAreNotLogged) {
   ASSERT_TRUE(store_->Put("a", "1").ok());
   EXPECT_THAT(*store_->Get("a"), Optional(std::string("1")));
-  EXPECT_EQ(Contents(*store_).size(), 1u);
+  EXPECT_EQ(Drain(store_->All()).size(), 1u);
   EXPECT_TRUE(store_->PrefixScan("a")->Valid());
   EXPECT_TRUE(store_->ApproximateCount().ok());
   EXPECT_TRUE(store_->Flush().ok());
@@ -154,8 +120,8 @@ TEST_F(ChangeLoggingStoreTest, RestoringTheChangelogReproducesTheContents) {
     ASSERT_TRUE(RestoreBatch(*restored, rest.first(n)).ok());
     rest.remove_prefix(n);
   }
-  EXPECT_EQ(Contents(*restored), Contents(*store_));
-  EXPECT_FALSE(Contents(*restored).empty());
+  EXPECT_EQ(Drain(restored->All()), Drain(store_->All()));
+  EXPECT_FALSE(Drain(restored->All()).empty());
 
   // Into a RocksDB store through inner(): nothing is logged again.
   auto resources = RocksDbResources::Create(16 << 20, 4 << 20);
@@ -166,7 +132,7 @@ TEST_F(ChangeLoggingStoreTest, RestoringTheChangelogReproducesTheContents) {
   auto logged = MakeChangeLoggingStore(std::move(*fresh), &fresh_writer);
   ASSERT_TRUE(RestoreBatch(logged->inner(), records).ok());
   EXPECT_TRUE(fresh_writer.changes().empty());
-  EXPECT_EQ(Contents(*logged), Contents(*store_));
+  EXPECT_EQ(Drain(logged->All()), Drain(store_->All()));
   EXPECT_TRUE(RestoreBatch(logged->inner(), {}).ok());
 }
 

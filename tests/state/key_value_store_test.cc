@@ -26,31 +26,17 @@
 #include "state/rocksdb_store.h"
 #include "state/serdes.h"
 #include "state/typed_store.h"
+#include "tests/state/store_test_util.h"
 
 namespace tributary {
 namespace {
 
+using store_test::Drain;
+using store_test::Entries;
+using store_test::Keys;
 using ::testing::ElementsAre;
 using ::testing::Optional;
 using ::testing::Pair;
-
-using Entries = std::vector<std::pair<std::string, std::string>>;
-
-// Drains `it`, failing the test if it ends with an error.
-Entries Drain(std::unique_ptr<KeyValueIterator> it) {
-  Entries entries;
-  for (; it->Valid(); it->Next()) {
-    entries.emplace_back(std::string(it->key()), std::string(it->value()));
-  }
-  EXPECT_TRUE(it->status().ok()) << it->status();
-  return entries;
-}
-
-std::vector<std::string> Keys(std::unique_ptr<KeyValueIterator> it) {
-  std::vector<std::string> keys;
-  for (const auto& [key, value] : Drain(std::move(it))) keys.push_back(key);
-  return keys;
-}
 
 // Accepts and discards every change.
 class NullChangelogWriter final : public ChangelogWriter {

@@ -28,6 +28,14 @@
 #include "absl/status/statusor.h"
 #include "gtest/gtest.h"
 
+// Fails the test and returns from the current (void) function unless `expr`,
+// an absl::Status, is ok.
+#define ASSERT_STATUS_OK(expr)            \
+  do {                                    \
+    const absl::Status status_ = (expr);  \
+    ASSERT_TRUE(status_.ok()) << status_; \
+  } while (0)
+
 namespace tributary::testing {
 
 // unique_ptr deleters for librdkafka's C handles.

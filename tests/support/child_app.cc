@@ -1,0 +1,86 @@
+#include "tests/support/child_app.h"
+
+#include <signal.h>
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <system_error>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+
+namespace tributary::testing {
+
+absl::Status ChildApp::Start(const std::string& dir,
+                             const std::vector<std::string>& argv) {
+  if (process != nullptr && process->Running()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(name, " is already running"));
+  }
+  logs.push_back(absl::StrCat(dir, "/", name, ".run", logs.size() + 1, ".log"));
+  absl::StatusOr<std::unique_ptr<ChildProcess>> child =
+      ChildProcess::Start(argv, logs.back());
+  if (!child.ok()) return child.status();
+  process = *std::move(child);
+  return absl::OkStatus();
+}
+
+absl::Status ChildApp::Kill(std::chrono::milliseconds timeout) {
+  absl::Status signalled = process->Signal(SIGKILL);
+  if (!signalled.ok()) return signalled;
+  absl::StatusOr<int> status = process->Wait(timeout);
+  if (!status.ok()) return status.status();
+  process.reset();
+  if (!WIFSIGNALED(*status) || WTERMSIG(*status) != SIGKILL) {
+    return absl::InternalError(
+        absl::StrCat(name, " ", DescribeWaitStatus(*status)));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ChildApp::Stop(std::chrono::milliseconds timeout) {
+  absl::Status signalled = process->Signal(SIGTERM);
+  if (!signalled.ok()) return signalled;
+  absl::StatusOr<int> status = process->Wait(timeout);
+  if (!status.ok()) return status.status();
+  process.reset();
+  if (!WIFEXITED(*status) || WEXITSTATUS(*status) != 0) {
+    return absl::InternalError(
+        absl::StrCat(name, " ", DescribeWaitStatus(*status)));
+  }
+  return absl::OkStatus();
+}
+
+std::string ChildApp::LogTails(int lines) const {
+  std::string text;
+  const size_t n = logs.size();
+  for (size_t i = n >= 2 ? n - 2 : 0; i < n; ++i) {
+    absl::StrAppend(&text, "---- tail of ", logs[i], " ----\n",
+                    TailOfFile(logs[i], lines));
+  }
+  return text;
+}
+
+absl::StatusOr<ScratchDir> ScratchDir::Create(std::string_view base,
+                                              std::string tag) {
+  absl::StatusOr<std::string> path = MakeTempDir(base);
+  if (!path.ok()) return path.status();
+  ScratchDir dir;
+  dir.path_ = *std::move(path);
+  dir.tag_ = std::move(tag);
+  return dir;
+}
+
+void ScratchDir::Finish(bool failed, std::string_view what) const {
+  if (path_.empty()) return;
+  if (failed) {
+    std::printf("[%s] kept %s (%s)\n", tag_.c_str(), path_.c_str(),
+                std::string(what).c_str());
+  } else {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+}
+
+}  // namespace tributary::testing

@@ -1,0 +1,59 @@
+// A program that a real-broker test runs, kills and restarts as a child
+// process (count_app, order-aggregator), and the test's scratch directory
+// that holds its configs, state dirs and logs. Single-threaded: the test's
+// thread only.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "tests/support/kafka_fixture.h"
+
+namespace tributary::testing {
+
+// One instance of a child program: its config, its state dir and one log
+// file per run, `<dir>/<name>.run<N>.log`.
+struct ChildApp {
+  // REQUIRES: no run is in progress. Starts run N+1 of `argv` (argv[0] the
+  // program's path), its output in a new log file.
+  absl::Status Start(const std::string& dir,
+                     const std::vector<std::string>& argv);
+  // SIGKILLs the current run and reaps it; an error unless SIGKILL ended it.
+  absl::Status Kill(std::chrono::milliseconds timeout);
+  // SIGTERM; an error unless the run then exits with 0.
+  absl::Status Stop(std::chrono::milliseconds timeout);
+  // Whether the current run has died (not killed or stopped by the test).
+  bool Died() { return process != nullptr && !process->Running(); }
+  // The last `lines` lines of the last two runs' logs, each under a header.
+  std::string LogTails(int lines = 30) const;
+
+  std::string name;
+  std::string config_path;
+  std::string state_dir;
+  std::vector<std::string> logs;  // one per run, the current one last
+  std::unique_ptr<ChildProcess> process;
+};
+
+// A test's scratch directory: made on Create, and on Finish removed, or
+// kept with its path printed when the test failed.
+class ScratchDir {
+ public:
+  // `tag` prefixes the printed line, "[tag] kept <path> (<what>)".
+  static absl::StatusOr<ScratchDir> Create(std::string_view base,
+                                           std::string tag);
+  ScratchDir() = default;
+
+  void Finish(bool failed, std::string_view what) const;
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+  std::string tag_;
+};
+
+}  // namespace tributary::testing
