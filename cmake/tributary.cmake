@@ -42,10 +42,13 @@ function(tributary_add_executable name)
   tributary_compile_options(${name})
 endfunction()
 
-# tributary_add_test(<file_test.cc> LABEL unit|kafka|e2e DEPS ...)
+# tributary_add_test(<file_test.cc> LABEL unit|kafka|e2e [TIMEOUT s]
+#                    [RESOURCE_LOCK name] DEPS ...)
 # One executable per test file, registered through gtest_discover_tests.
+# Tests naming the same RESOURCE_LOCK never run at the same time under
+# `ctest -j` (e.g. tests that share one database and its CDC stream).
 function(tributary_add_test file)
-  cmake_parse_arguments(ARG "" "LABEL;TIMEOUT" "DEPS" ${ARGN})
+  cmake_parse_arguments(ARG "" "LABEL;TIMEOUT;RESOURCE_LOCK" "DEPS" ${ARGN})
   get_filename_component(name ${file} NAME_WE)
   file(RELATIVE_PATH rel ${PROJECT_SOURCE_DIR}/tests ${CMAKE_CURRENT_SOURCE_DIR})
   string(REPLACE "/" "_" prefix "${rel}")
@@ -59,9 +62,13 @@ function(tributary_add_test file)
   target_link_libraries(${name} PRIVATE ${ARG_DEPS} tributary::test_support
                         GTest::gtest GTest::gmock GTest::gtest_main)
   tributary_compile_options(${name})
+  set(lock)
+  if(ARG_RESOURCE_LOCK)
+    set(lock RESOURCE_LOCK ${ARG_RESOURCE_LOCK})
+  endif()
   gtest_discover_tests(${name}
     TEST_PREFIX "${name}."
-    PROPERTIES LABELS ${ARG_LABEL} TIMEOUT ${ARG_TIMEOUT}
+    PROPERTIES LABELS ${ARG_LABEL} TIMEOUT ${ARG_TIMEOUT} ${lock}
     DISCOVERY_TIMEOUT 60)
 endfunction()
 
