@@ -787,15 +787,29 @@ absl::StatusOr<TransactionMarker> DebeziumDecoder::DecodeMarker(
 absl::StatusOr<std::vector<std::optional<std::string_view>>>
 DebeziumDecoder::ExtractFields(std::string_view object,
                                const std::vector<std::string>& fields) {
-  PaddedBuffer& buffer = impl_->fields_buffer;
   od::parser& parser = impl_->fields_parser;
-  const std::string_view text = buffer.Assign(object);
+  // A row image that DecodeChange returned already sits in a padded buffer
+  // (the decoder never writes to it while parsing): read it in place rather
+  // than copying it again. Anything else is copied into the fields buffer.
+  const PaddedBuffer& decoded = impl_->buffer;
+  const bool in_decoded =
+      object.data() >= decoded.data() &&
+      object.data() + object.size() + simdjson::SIMDJSON_PADDING <=
+          decoded.data() + decoded.capacity();
+  const char* base = decoded.data();
+  size_t capacity = decoded.capacity();
+  std::string_view text = object;
+  if (!in_decoded) {
+    text = impl_->fields_buffer.Assign(object);
+    base = impl_->fields_buffer.data();
+    capacity = impl_->fields_buffer.capacity();
+  }
   std::vector<std::optional<std::string_view>> out(fields.size());
 
   // Reads `part` (a sub-span of the buffer) as a plain object.
   auto extract_plain = [&](std::string_view part) -> absl::Status {
     Context ctx("ExtractFields", part);
-    const size_t readable = buffer.capacity() - (part.data() - buffer.data());
+    const size_t readable = capacity - static_cast<size_t>(part.data() - base);
     od::document doc;
     simdjson::error_code error =
         parser.iterate(part.data(), part.size(), readable).get(doc);
@@ -815,7 +829,9 @@ DebeziumDecoder::ExtractFields(std::string_view object,
   Context ctx("ExtractFields", text);
   od::document doc;
   simdjson::error_code error =
-      parser.iterate(text.data(), text.size(), buffer.capacity()).get(doc);
+      parser.iterate(text.data(), text.size(),
+                     capacity - static_cast<size_t>(text.data() - base))
+          .get(doc);
   if (error) return ctx.Malformed(error);
   ctx.set_document(&doc);
   od::object root;

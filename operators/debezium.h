@@ -3,9 +3,10 @@
 // views into the decoder's own padded copy of the value.
 // Thread-safety: a DebeziumDecoder is used by one thread at a time (one per
 // task). Lifetime: what DecodeChange / DecodeMarker return is valid until the
-// next Decode* call on the same decoder; what ExtractFields returns lives in a
-// second buffer and is valid until the next ExtractFields call, so it may be
-// given the row images an event returned.
+// next Decode* call on the same decoder. What ExtractFields returns is valid
+// until the next ExtractFields call, and, when it was given a row image that
+// DecodeChange returned (read in place, not copied), until the next Decode*
+// call as well.
 #pragma once
 
 #include <cstdint>
