@@ -26,7 +26,6 @@
 namespace tributary {
 namespace {
 
-using internal::KafkaConf;
 using internal::KafkaHandle;
 using internal::KafkaStatus;
 
@@ -34,21 +33,10 @@ constexpr int kAdminTimeoutMs = 30000;
 
 absl::StatusOr<KafkaHandle> NewAdminClient(const std::string& bootstrap,
                                            const std::map<std::string, std::string>& settings) {
-  KafkaConf conf(rd_kafka_conf_new());
-  char errstr[512];
   std::map<std::string, std::string> all = settings;
   all["bootstrap.servers"] = bootstrap;
   all.emplace("log_level", "4");
-  for (const auto& [key, value] : all) {
-    if (rd_kafka_conf_set(conf.get(), key.c_str(), value.c_str(), errstr, sizeof(errstr)) !=
-        RD_KAFKA_CONF_OK) {
-      return absl::InvalidArgumentError(absl::StrCat("admin '", key, "': ", errstr));
-    }
-  }
-  KafkaHandle handle(rd_kafka_new(RD_KAFKA_PRODUCER, conf.get(), errstr, sizeof(errstr)));
-  if (!handle) return absl::InternalError(absl::StrCat("admin client: ", errstr));
-  conf.release();
-  return handle;
+  return internal::NewKafkaClient(RD_KAFKA_PRODUCER, all);
 }
 
 absl::StatusOr<std::map<std::string, int32_t>> PartitionCounts(rd_kafka_t* admin) {

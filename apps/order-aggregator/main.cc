@@ -233,18 +233,21 @@ int RunEmbeddedDemo(KafkaStreams& streams,
   });
 
   // Read the output as a downstream service would: read_committed.
-  char errstr[512];
-  internal::KafkaConf conf(rd_kafka_conf_new());
-  for (const auto& [key, value] : std::map<std::string, std::string>{
-           {"bootstrap.servers", streams.bootstrap_servers()},
-           {"group.id", "order-aggregator-demo-reader"},
-           {"isolation.level", "read_committed"},
-           {"auto.offset.reset", "earliest"},
-           {"log_level", "3"}}) {
-    rd_kafka_conf_set(conf.get(), key.c_str(), value.c_str(), errstr, sizeof(errstr));
+  auto reader_or = internal::NewKafkaClient(
+      RD_KAFKA_CONSUMER, {{"bootstrap.servers", streams.bootstrap_servers()},
+                          {"group.id", "order-aggregator-demo-reader"},
+                          {"isolation.level", "read_committed"},
+                          {"auto.offset.reset", "earliest"},
+                          {"log_level", "3"}});
+  if (!reader_or.ok()) {
+    std::fprintf(stderr, "order-aggregator: output reader: %s\n",
+                 reader_or.status().ToString().c_str());
+    stop_requested = true;  // let the producer thread finish, then fail below
+    producer_thread.join();
+    (void)streams.Close();
+    return 2;
   }
-  internal::KafkaHandle reader(
-      rd_kafka_new(RD_KAFKA_CONSUMER, conf.release(), errstr, sizeof(errstr)));
+  internal::KafkaHandle reader = *std::move(reader_or);
   rd_kafka_poll_set_consumer(reader.get());
   internal::PartitionList topics(rd_kafka_topic_partition_list_new(1));
   rd_kafka_topic_partition_list_add(topics.get(), spec.output_topic.c_str(),

@@ -5,6 +5,23 @@
 
 namespace tributary::internal {
 
+absl::StatusOr<KafkaHandle> NewKafkaClient(rd_kafka_type_t type,
+                                           const std::map<std::string, std::string>& settings,
+                                           rd_kafka_conf_t* base) {
+  KafkaConf conf(base != nullptr ? base : rd_kafka_conf_new());
+  char errstr[512];
+  for (const auto& [key, value] : settings) {
+    if (rd_kafka_conf_set(conf.get(), key.c_str(), value.c_str(), errstr,
+                          sizeof(errstr)) != RD_KAFKA_CONF_OK) {
+      return absl::InvalidArgumentError(absl::StrCat("'", key, "': ", errstr));
+    }
+  }
+  KafkaHandle handle(rd_kafka_new(type, conf.get(), errstr, sizeof(errstr)));
+  if (!handle) return absl::InternalError(absl::StrCat("rd_kafka_new: ", errstr));
+  conf.release();  // owned by the handle now
+  return handle;
+}
+
 absl::Status KafkaStatus(rd_kafka_resp_err_t err, std::string_view context) {
   if (err == RD_KAFKA_RESP_ERR_NO_ERROR) return absl::OkStatus();
   std::string message =

@@ -5,10 +5,12 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include <map>
 #include <memory>
 #include <string>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 
 namespace tributary::internal {
 
@@ -40,6 +42,13 @@ using GroupMetadata =
     std::unique_ptr<rd_kafka_consumer_group_metadata_t, KafkaHandleDeleter>;
 using KafkaError = std::unique_ptr<rd_kafka_error_t, KafkaHandleDeleter>;
 using KafkaQueue = std::unique_ptr<rd_kafka_queue_t, KafkaHandleDeleter>;
+
+// A client of `type` configured with `settings` (applied in order on top of
+// `base`, whose ownership is taken; null: a fresh configuration).
+// InvalidArgument names the setting librdkafka refused.
+absl::StatusOr<KafkaHandle> NewKafkaClient(
+    rd_kafka_type_t type, const std::map<std::string, std::string>& settings,
+    rd_kafka_conf_t* base = nullptr);
 
 // Maps a librdkafka error code to an absl::Status, prefixing `context`.
 absl::Status KafkaStatus(rd_kafka_resp_err_t err, std::string_view context);

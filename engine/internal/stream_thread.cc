@@ -26,23 +26,6 @@ constexpr absl::Duration kRestoreDeadline = absl::Minutes(10);
 
 TimestampMs WallClock() { return TimestampMs{absl::ToUnixMillis(absl::Now())}; }
 
-absl::StatusOr<KafkaHandle> NewClient(rd_kafka_type_t type,
-                                      const std::map<std::string, std::string>& settings,
-                                      rd_kafka_conf_t* base = nullptr) {
-  KafkaConf conf(base != nullptr ? base : rd_kafka_conf_new());
-  char errstr[512];
-  for (const auto& [key, value] : settings) {
-    if (rd_kafka_conf_set(conf.get(), key.c_str(), value.c_str(), errstr,
-                          sizeof(errstr)) != RD_KAFKA_CONF_OK) {
-      return absl::InvalidArgumentError(absl::StrCat("'", key, "': ", errstr));
-    }
-  }
-  KafkaHandle handle(rd_kafka_new(type, conf.get(), errstr, sizeof(errstr)));
-  if (!handle) return absl::InternalError(absl::StrCat("rd_kafka_new: ", errstr));
-  conf.release();
-  return handle;
-}
-
 Record ViewOf(const rd_kafka_message_t* message, std::vector<Header>& headers) {
   Record record;
   if (message->key != nullptr) {
@@ -223,7 +206,7 @@ absl::Status StreamThread::Impl::Setup() {
   rd_kafka_conf_set_rebalance_cb(consumer_conf.get(), &Impl::RebalanceCallback);
   rd_kafka_conf_set_opaque(consumer_conf.get(), this);
   TRIBUTARY_ASSIGN_OR_RETURN(consumer_,
-                             NewClient(RD_KAFKA_CONSUMER, consumer, consumer_conf.release()));
+                             NewKafkaClient(RD_KAFKA_CONSUMER, consumer, consumer_conf.release()));
   rd_kafka_poll_set_consumer(consumer_.get());
   consumer_queue_.reset(rd_kafka_queue_get_consumer(consumer_.get()));
 
@@ -246,7 +229,7 @@ absl::Status StreamThread::Impl::Setup() {
   rd_kafka_conf_set_dr_msg_cb(producer_conf.get(), &KafkaRecordCollector::DeliveryReport);
   rd_kafka_conf_set_opaque(producer_conf.get(), collector_.get());
   TRIBUTARY_ASSIGN_OR_RETURN(producer_,
-                             NewClient(RD_KAFKA_PRODUCER, producer, producer_conf.release()));
+                             NewKafkaClient(RD_KAFKA_PRODUCER, producer, producer_conf.release()));
   collector_->set_producer(producer_.get());
   if (options_.exactly_once) {
     TRIBUTARY_RETURN_IF_ERROR(KafkaStatus(
@@ -262,7 +245,7 @@ absl::Status StreamThread::Impl::Setup() {
   restore["enable.partition.eof"] = "true";
   restore.emplace("fetch.wait.max.ms", "10");  // restore ends on EOF: ask often
   restore["isolation.level"] = "read_committed";
-  TRIBUTARY_ASSIGN_OR_RETURN(restore_consumer_, NewClient(RD_KAFKA_CONSUMER, restore));
+  TRIBUTARY_ASSIGN_OR_RETURN(restore_consumer_, NewKafkaClient(RD_KAFKA_CONSUMER, restore));
 
   PartitionList topics(rd_kafka_topic_partition_list_new(
       static_cast<int>(subtopology_of_topic_.size())));
