@@ -8,10 +8,23 @@
 // (connection parameters from the PG* environment variables, as printed by
 // `scripts/postgres env`): place an order with 1-5 lines, cancel a line,
 // change an order's status (shipping or cancelling it does the same to its
-// open lines), change a line's quantity, move a line to another order, delete
-// an order with its lines, 2-3 of those in one transaction, and every K-th
-// transaction a bulk insert of L lines over 1-3 orders. Sessions work on the
-// orders this run created, picked at random.
+// open lines), change a line's quantity, move a line to another order, give
+// a line a new primary key (UPDATE ... SET id = nextval(...): Debezium sends
+// a delete and a create with one LSN), change an order's details (shipping
+// cost, attributes, tags, priority; its notes left alone), replace an order's
+// notes, delete an order with its lines, 2-3 of those in one transaction, and
+// every K-th transaction a bulk insert of L lines over 1-3 orders. Sessions
+// work on the orders this run created, picked at random.
+//
+// Column values, all from the session's seeded generator except the ones
+// PostgreSQL picks (ids): shipping_cost numeric(8,2); placed_at timestamptz
+// with microseconds (sometimes whole seconds or milliseconds); attributes
+// jsonb (a quarter NULL); tracking_id uuid; priority an enum; tags text[]
+// (0-3, with quotes, commas, non-ASCII); notes text, a third NULL, a third
+// short, a third 8-12 kB (stored out of line, so updates that leave it alone
+// make Debezium send its unavailable-value placeholder); a line's price
+// numeric(10,2) and weight_kg a numeric without scale (scale 0-3, trailing
+// zeros kept).
 //
 // Concurrency: READ COMMITTED, and every transaction first locks (SELECT ...
 // FOR UPDATE, in id order) each existing order it will touch; a line is only
@@ -30,10 +43,17 @@
 // commit order (the later one took its lock after the earlier committed);
 // orders are the orders whose row or lines the transaction changed (as the
 // aggregate sees it: a moved line touches both orders) and states their
-// state read inside the transaction just before COMMIT, in plain form
-// ({"id":..,"customer_id":..,"order_date":"2024-01-31","status":..,
-// "lines":[{"id":..,"order_id":..,"product":..,"quantity":..,
-// "price":"12.50","status":..}, ... by line id]}); null for a deleted order.
+// state read inside the transaction just before COMMIT: every column of the
+// order as PostgreSQL's to_json(row) writes it (json_build_object's format;
+// session time zone UTC), then "lines": every column of each of its lines,
+// by line id; null for a deleted order. E.g.
+//   {"id":1001,"customer_id":1382,"order_date":"2023-05-17","status":"PLACED",
+//    "shipping_cost":12.50,"placed_at":"2024-03-02T10:11:12.345678+00:00",
+//    "attributes":{"gift": true, ...},"tracking_id":"6f1c...","priority":"HIGH",
+//    "tags":["fragile","a,b"],"notes":"...",
+//    "lines":[{"id":14,"order_id":1001,"product":"Gizmo XL","quantity":10,
+//              "price":12.50,"status":"ENTERED","weight_kg":1.250}]}
+// New columns appear in the log without a change here.
 //
 // With --outbox each operation also inserts a row into inventory.outbox
 // (id gen_random_uuid(), aggregatetype 'order', aggregateid the order id,
@@ -96,18 +116,27 @@ enum class Op {
   kUpdateOrderStatus,
   kUpdateQuantity,
   kMoveLine,
+  kRekeyLine,
+  kUpdateDetails,
+  kUpdateNotes,
   kDeleteOrder,
   kMulti,
   kBulk,
   kAddLine,  // what a line operation does on an order without a fitting line
 };
-constexpr int kOpCount = 9;
+constexpr int kOpCount = 12;
 constexpr std::array<std::string_view, kOpCount> kOpNames = {
-    "place_order", "cancel_line", "update_order_status", "update_quantity",
-    "move_line",   "delete_order", "multi",              "bulk",
-    "add_line"};
-// Weights of kPlaceOrder .. kMulti, as in cdc-gen's OperationMix.
-constexpr std::array<double, 7> kOpWeights = {30, 12, 12, 12, 8, 6, 15};
+    "place_order",    "cancel_line",  "update_order_status", "update_quantity",
+    "move_line",      "rekey_line",   "update_details",      "update_notes",
+    "delete_order",   "multi",        "bulk",                "add_line"};
+// Weights of kPlaceOrder .. kMulti (cdc-gen's OperationMix, plus the newer
+// operations).
+constexpr std::array<double, 10> kOpWeights = {30, 12, 12, 12, 8, 6, 8, 4, 6, 15};
+// A multi-operation transaction picks among kPlaceOrder .. kUpdateNotes.
+constexpr int kMultiOps = 8;
+constexpr std::array<std::string_view, 4> kPriorities = {"LOW", "NORMAL", "HIGH", "URGENT"};
+constexpr std::array<std::string_view, 7> kTags = {
+    "gift wrap", "fragile", "b2b", "express", "say \"hi\"", "a,b", "\xC3\xBC" "bergr\xC3\xB6\xC3\x9F" "e"};
 
 std::string_view OpName(Op op) { return kOpNames[static_cast<int>(op)]; }
 
@@ -140,7 +169,10 @@ class Connection {
           "`export $(scripts/postgres env)`): ",
           conn ? PQerrorMessage(conn.get()) : "out of memory"));
     }
-    return std::unique_ptr<Connection>(new Connection(std::move(conn)));
+    auto connection = std::unique_ptr<Connection>(new Connection(std::move(conn)));
+    // The logged timestamps in UTC (+00:00), whatever the server's default.
+    TRIBUTARY_RETURN_IF_ERROR(connection->Exec("SET TimeZone = 'UTC'").status());
+    return connection;
   }
 
   // Runs `sql` with text parameters $1, $2, ...
@@ -205,18 +237,20 @@ std::string JsonString(std::string_view text) {
   return out + "\"";
 }
 
-// The plain-form state of each order in $1 (int[]) that exists: (id, json).
+// The state of each order in $1 (int[]) that exists: (id, the order's row as
+// JSON, its lines' rows as a JSON array by line id; not json_agg, whose
+// output has line breaks). OrderJson joins them.
 constexpr char kStateSql[] = R"sql(
-SELECT o.id, json_build_object(
-    'id', o.id, 'customer_id', o.customer_id,
-    'order_date', o.order_date::text, 'status', o.status,
-    'lines', COALESCE((
-        SELECT json_agg(json_build_object(
-                   'id', l.id, 'order_id', l.order_id, 'product', l.product,
-                   'quantity', l.quantity, 'price', l.price::text,
-                   'status', l.status) ORDER BY l.id)
-        FROM inventory.orderline l WHERE l.order_id = o.id), '[]'::json))
+SELECT o.id, to_json(o)::text, '[' || COALESCE((
+    SELECT string_agg(to_json(l)::text, ',' ORDER BY l.id)
+    FROM inventory.orderline l WHERE l.order_id = o.id), '') || ']'
 FROM inventory.purchaseorder o WHERE o.id = ANY($1::int[]))sql";
+
+// The order's row JSON ({...}) with "lines":<lines> added as its last field.
+std::string OrderJson(std::string_view row, std::string_view lines) {
+  const size_t close = row.rfind('}');
+  return absl::StrCat(Sv(row.substr(0, close)), ",\"lines\":", Sv(lines), "}");
+}
 
 // --- the shared state of the sessions ---
 
@@ -431,7 +465,8 @@ class Session {
     if (op != Op::kMulti) return {PlanSingle(op)};
     // 2-3 operations in one transaction; no delete among them, so no
     // operation works on an order another one deleted.
-    std::discrete_distribution<int> single(kOpWeights.begin(), kOpWeights.begin() + 5);
+    static_assert(static_cast<int>(Op::kDeleteOrder) == kMultiOps);
+    std::discrete_distribution<int> single(kOpWeights.begin(), kOpWeights.begin() + kMultiOps);
     std::vector<PlannedOp> plan;
     const int64_t count = 2 + Uniform(2);
     for (int64_t i = 0; i < count; ++i) plan.push_back(PlanSingle(static_cast<Op>(single(rng_))));
@@ -464,7 +499,8 @@ class Session {
     if (!touched.empty()) {
       TRIBUTARY_ASSIGN_OR_RETURN(ResultPtr result, conn_->Exec(kStateSql, {IntArray(touched)}));
       for (int r = 0; r < PQntuples(result.get()); ++r) {
-        states[std::stoll(PQgetvalue(result.get(), r, 0))] = PQgetvalue(result.get(), r, 1);
+        states[std::stoll(PQgetvalue(result.get(), r, 0))] =
+            OrderJson(PQgetvalue(result.get(), r, 1), PQgetvalue(result.get(), r, 2));
       }
     }
     const int64_t seq = shared_.NextSeq();
@@ -512,6 +548,12 @@ class Session {
                              {absl::StrCat(p.orders[0]), absl::StrCat(1 + Uniform(20))});
       case Op::kMoveLine:
         return MoveLine(fx, p.orders[0], p.orders[1]);
+      case Op::kRekeyLine:
+        return RekeyLine(fx, p.orders[0]);
+      case Op::kUpdateDetails:
+        return UpdateDetails(fx, p.orders[0]);
+      case Op::kUpdateNotes:
+        return UpdateNotes(fx, p.orders[0]);
       case Op::kDeleteOrder:
         return DeleteOrder(fx, p.orders[0]);
       case Op::kBulk:
@@ -539,24 +581,35 @@ class Session {
 
   absl::StatusOr<int64_t> InsertLine(TxEffects& fx, int64_t order_id) {
     const std::string_view product = kProducts[Uniform(kProducts.size())];
-    const int64_t cents = 99 + Uniform(99901);
     TRIBUTARY_ASSIGN_OR_RETURN(
         const std::string id,
-        conn_->Value("INSERT INTO inventory.orderline (order_id, product, quantity, price, status) "
-                     "VALUES ($1, $2, $3, $4, 'ENTERED') RETURNING id",
+        conn_->Value("INSERT INTO inventory.orderline "
+                     "(order_id, product, quantity, price, status, weight_kg) "
+                     "VALUES ($1, $2, $3, $4, 'ENTERED', $5) RETURNING id",
                      {absl::StrCat(order_id), std::string(product), absl::StrCat(1 + Uniform(10)),
-                      absl::StrCat(cents / 100, ".", cents % 100 < 10 ? "0" : "", cents % 100)}));
+                      Decimal(99 + Uniform(99901), 2), Decimal(Uniform(100000), Uniform(4))}));
     ++fx.lines_inserted;
     fx.touched.insert(order_id);
     return std::stoll(id);
   }
 
   absl::Status PlaceOrder(TxEffects& fx) {
+    // placed_at: some time in 2024, to the microsecond, the millisecond or
+    // the second.
+    int64_t micros = Uniform(int64_t{366} * 86400 * 1000000);
+    if (const int64_t unit = std::array<int64_t, 4>{1, 1, 1000, 1000000}[Uniform(4)]; unit > 1) {
+      micros -= micros % unit;
+    }
     TRIBUTARY_ASSIGN_OR_RETURN(
         const std::string id_text,
-        conn_->Value("INSERT INTO inventory.purchaseorder (customer_id, order_date, status) "
-                     "VALUES ($1, DATE '2023-01-01' + $2::int, 'PLACED') RETURNING id",
-                     {absl::StrCat(1001 + Uniform(500)), absl::StrCat(Uniform(730))}));
+        conn_->Value("INSERT INTO inventory.purchaseorder (customer_id, order_date, status, "
+                     "shipping_cost, placed_at, attributes, tracking_id, priority, tags, notes) "
+                     "VALUES ($1, DATE '2023-01-01' + $2::int, 'PLACED', $3, "
+                     "TIMESTAMPTZ '2024-01-01 00:00:00+00' + $4::bigint * INTERVAL '1 microsecond', "
+                     "NULLIF($5, '')::jsonb, $6::uuid, $7, $8::text[], NULLIF($9, '')) RETURNING id",
+                     {absl::StrCat(1001 + Uniform(500)), absl::StrCat(Uniform(730)),
+                      Decimal(Uniform(5000), 2), absl::StrCat(micros), Attributes(), Uuid(),
+                      std::string(kPriorities[Uniform(kPriorities.size())]), Tags(), Notes()}));
     const int64_t id = std::stoll(id_text);
     fx.touched.insert(id);
     fx.created.push_back(id);
@@ -628,6 +681,45 @@ class Session {
                                ",\"from_order_id\":", from));
   }
 
+  // Gives one line of the order a new primary key.
+  absl::Status RekeyLine(TxEffects& fx, int64_t order_id) {
+    TRIBUTARY_ASSIGN_OR_RETURN(
+        ResultPtr result,
+        conn_->Exec("UPDATE inventory.orderline SET id = nextval('inventory.orderline_id_seq') "
+                    "WHERE id = (SELECT id FROM inventory.orderline WHERE order_id = $1 "
+                    "ORDER BY random() LIMIT 1) RETURNING id",
+                    {absl::StrCat(order_id)}));
+    if (PQntuples(result.get()) == 0) return AddLine(fx, order_id);
+    fx.touched.insert(order_id);
+    fx.ops.push_back(Op::kRekeyLine);
+    return Outbox(fx, order_id, "OrderLineRekeyed",
+                  absl::StrCat("\"line_id\":", PQgetvalue(result.get(), 0, 0)));
+  }
+
+  // Changes every column of the order but its keys, status and notes.
+  absl::Status UpdateDetails(TxEffects& fx, int64_t order_id) {
+    TRIBUTARY_RETURN_IF_ERROR(
+        conn_->Exec("UPDATE inventory.purchaseorder SET shipping_cost = $2, "
+                    "attributes = NULLIF($3, '')::jsonb, tags = $4::text[], priority = $5 "
+                    "WHERE id = $1",
+                    {absl::StrCat(order_id), Decimal(Uniform(5000), 2), Attributes(), Tags(),
+                     std::string(kPriorities[Uniform(kPriorities.size())])})
+            .status());
+    fx.touched.insert(order_id);
+    fx.ops.push_back(Op::kUpdateDetails);
+    return Outbox(fx, order_id, "OrderDetailsChanged", "\"details\":true");
+  }
+
+  absl::Status UpdateNotes(TxEffects& fx, int64_t order_id) {
+    TRIBUTARY_RETURN_IF_ERROR(
+        conn_->Exec("UPDATE inventory.purchaseorder SET notes = NULLIF($2, '') WHERE id = $1",
+                    {absl::StrCat(order_id), Notes()})
+            .status());
+    fx.touched.insert(order_id);
+    fx.ops.push_back(Op::kUpdateNotes);
+    return Outbox(fx, order_id, "OrderNotesChanged", "\"notes\":true");
+  }
+
   absl::Status DeleteOrder(TxEffects& fx, int64_t order_id) {
     TRIBUTARY_RETURN_IF_ERROR(
         conn_->Exec("DELETE FROM inventory.orderline WHERE order_id = $1",
@@ -648,10 +740,12 @@ class Session {
     const int lines = shared_.options().bulk_lines;
     TRIBUTARY_RETURN_IF_ERROR(
         conn_->Exec(
-                 "INSERT INTO inventory.orderline (order_id, product, quantity, price, status) "
+                 "INSERT INTO inventory.orderline "
+                 "(order_id, product, quantity, price, status, weight_kg) "
                  "SELECT ($1::int[])[1 + g % cardinality($1::int[])], "
                  "($2::text[])[1 + (g * 7 + $4) % cardinality($2::text[])], "
-                 "1 + (g + $4) % 10, (99 + (g * 7919 + $4) % 99901) / 100.0, 'ENTERED' "
+                 "1 + (g + $4) % 10, (99 + (g * 7919 + $4) % 99901) / 100.0, 'ENTERED', "
+                 "round(((g * 31 + $4) % 99991) / 7.0, (g + $4) % 4) "
                  "FROM generate_series(0, $3 - 1) AS g",
                  {IntArray(orders), TextArray(products), absl::StrCat(lines),
                   absl::StrCat(Uniform(1000))})
@@ -661,6 +755,67 @@ class Session {
     fx.ops.push_back(Op::kBulk);
     return Outbox(fx, orders[0], "OrderLinesBulkAdded",
                   absl::StrCat("\"lines\":", lines, ",\"orders\":", orders.size()));
+  }
+
+  // --- column values ---
+
+  // `unscaled` / 10^scale as PostgreSQL's NUMERIC text: "1250", "125.0", "1.250".
+  static std::string Decimal(int64_t unscaled, int64_t scale) {
+    std::string digits = absl::StrCat(unscaled);
+    if (scale == 0) return digits;
+    if (static_cast<int64_t>(digits.size()) <= scale) {
+      digits.insert(0, static_cast<size_t>(scale + 1) - digits.size(), '0');
+    }
+    digits.insert(digits.size() - static_cast<size_t>(scale), ".");
+    return digits;
+  }
+
+  // A jsonb object, or "" (NULL) a quarter of the time.
+  std::string Attributes() {
+    if (Uniform(4) == 0) return "";
+    static constexpr std::array<std::string_view, 3> kChannels = {"web", "phone", "store"};
+    return absl::StrCat("{\"channel\":\"", Sv(kChannels[Uniform(3)]),
+                        "\",\"gift\":", Uniform(2) == 0 ? "true" : "false",
+                        ",\"rating\":", Decimal(Uniform(501), 2),
+                        ",\"dims\":[", Uniform(100), ",", Uniform(100), ",", Decimal(Uniform(1000), 1),
+                        "],\"note\":\"say \\\"hi\\\" \xC3\xA0 ", Uniform(1000),
+                        "\",\"nested\":{\"none\":null,\"level\":", Uniform(5), "}}");
+  }
+
+  std::string Uuid() {
+    static constexpr char kHex[] = "0123456789abcdef";
+    std::string out;
+    for (int i = 0; i < 32; ++i) {
+      if (i == 8 || i == 12 || i == 16 || i == 20) out += '-';
+      out += i == 12 ? '4' : kHex[Uniform(16)];
+    }
+    return out;
+  }
+
+  // A text[] literal of 0-3 tags.
+  std::string Tags() {
+    std::vector<std::string_view> tags;
+    for (int64_t n = Uniform(4); n > 0; --n) tags.push_back(kTags[Uniform(kTags.size())]);
+    return TextArray(tags);
+  }
+
+  // "" (NULL), a short note, or 8-12 kB of text (out of line: TOAST).
+  std::string Notes() {
+    switch (Uniform(3)) {
+      case 0:
+        return "";
+      case 1:
+        return absl::StrCat("call before delivery \xE2\x80\x94 gate ", Uniform(100));
+      default:
+        break;
+    }
+    static constexpr char kText[] =
+        "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 .,;:!?-'\"\\/\n\t";
+    const int64_t size = 8 * 1024 + Uniform(4 * 1024);
+    std::string out;
+    out.reserve(static_cast<size_t>(size));
+    while (static_cast<int64_t>(out.size()) < size) out += kText[Uniform(sizeof(kText) - 1)];
+    return out;
   }
 
   const int index_;

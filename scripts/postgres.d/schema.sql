@@ -9,20 +9,40 @@
 
 CREATE SCHEMA inventory;
 
-CREATE TABLE inventory.purchaseorder (
-  id          serial PRIMARY KEY,
-  customer_id integer NOT NULL,
-  order_date  date    NOT NULL,
-  status      text    NOT NULL
-);
+CREATE TYPE inventory.order_priority AS ENUM ('LOW', 'NORMAL', 'HIGH', 'URGENT');
 
+-- Besides the keys and statuses, the columns carry the types whose Debezium
+-- encoding a reader has to decode (NUMERIC as bytes, DATE as epoch days,
+-- TIMESTAMPTZ as ZonedTimestamp, jsonb, uuid, an enum, text[]) and a text
+-- column that is often larger than 8 kB: STORAGE EXTERNAL keeps such a value
+-- out of line and uncompressed, so an UPDATE that leaves it alone sends
+-- Debezium's unavailable-value placeholder instead. The defaults only serve
+-- writers that do not know the newer columns; order-service sets them all.
+CREATE TABLE inventory.purchaseorder (
+  id            serial  PRIMARY KEY,
+  customer_id   integer NOT NULL,
+  order_date    date    NOT NULL,
+  status        text    NOT NULL,
+  shipping_cost numeric(8, 2) NOT NULL DEFAULT 0,
+  placed_at     timestamptz NOT NULL DEFAULT now(),
+  attributes    jsonb,
+  tracking_id   uuid    NOT NULL DEFAULT gen_random_uuid(),
+  priority      inventory.order_priority NOT NULL DEFAULT 'NORMAL',
+  tags          text[]  NOT NULL DEFAULT '{}',
+  notes         text
+);
+ALTER TABLE inventory.purchaseorder ALTER COLUMN notes SET STORAGE EXTERNAL;
+
+-- weight_kg is a NUMERIC without scale: each value keeps its own (Debezium's
+-- VariableScaleDecimal).
 CREATE TABLE inventory.orderline (
-  id       serial  PRIMARY KEY,
-  order_id integer NOT NULL REFERENCES inventory.purchaseorder (id),
-  product  text    NOT NULL,
-  quantity integer NOT NULL,
-  price    numeric(10, 2) NOT NULL,
-  status   text    NOT NULL
+  id        serial  PRIMARY KEY,
+  order_id  integer NOT NULL REFERENCES inventory.purchaseorder (id),
+  product   text    NOT NULL,
+  quantity  integer NOT NULL,
+  price     numeric(10, 2) NOT NULL,
+  status    text    NOT NULL,
+  weight_kg numeric
 );
 
 CREATE INDEX orderline_order_id ON inventory.orderline (order_id);
