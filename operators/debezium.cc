@@ -15,6 +15,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "operators/internal/connect_rewrite.h"
 #include "state/absl_compat.h"
 #include "state/status_macros.h"
 
@@ -692,13 +693,15 @@ absl::Status ExtractFrom(const Context& ctx, od::object& object,
 // Parses a Debezium envelope (a change event or a transaction marker) and
 // calls `read_field(key, value)` for each of its fields. The fields stand at
 // the root or, with the JSON converter's schemas on, inside "payload"; the
-// root's "schema" is skipped.
+// root's "schema" object is skipped, or, if `schema` is not null, its raw
+// text stored there.
 // REQUIRES: `text` is what `buffer.Assign` returned last. Views `read_field`
 // keeps are valid until `parser`'s next document.
 template <typename ReadField>
 absl::Status ReadEnvelope(Context& ctx, od::parser& parser,
                           const PaddedBuffer& buffer, std::string_view text,
-                          ReadField&& read_field) {
+                          ReadField&& read_field,
+                          std::optional<std::string_view>* schema = nullptr) {
   od::document doc;
   simdjson::error_code error =
       parser.iterate(text.data(), text.size(), buffer.capacity()).get(doc);
@@ -711,7 +714,16 @@ absl::Status ReadEnvelope(Context& ctx, od::parser& parser,
       TRIBUTARY_RETURN_IF_ERROR(GetObject(ctx, v, "payload", &payload));
       return ForEachField(ctx, payload, read_field);
     }
-    if (key.unsafe_is_equal("schema")) return absl::OkStatus();
+    if (key.unsafe_is_equal("schema")) {
+      if (schema == nullptr) return absl::OkStatus();
+      od::json_type type = od::json_type::null;
+      TRIBUTARY_RETURN_IF_ERROR(TypeOf(ctx, v, &type));
+      if (type != od::json_type::object) return absl::OkStatus();
+      std::string_view raw;
+      TRIBUTARY_RETURN_IF_ERROR(RawValue(ctx, v, &raw));
+      *schema = raw;
+      return absl::OkStatus();
+    }
     return read_field(key, v);
   };
   const absl::Status status = [&]() -> absl::Status {
@@ -733,16 +745,41 @@ std::string_view MatchId(std::string_view id, TxIdMode mode) {
 }
 
 struct DebeziumDecoder::Impl {
+  explicit Impl(std::string_view placeholder) : rewriter(placeholder) {}
+
+  // Rewrites `*image` (a view into `buffer`) by `plan` into `storage`.
+  absl::Status Rewrite(const Context& ctx, const internal::StructPlan* plan,
+                       std::string_view path,
+                       std::optional<std::string_view>& image,
+                       std::string& storage) {
+    if (plan == nullptr || !image.has_value()) return absl::OkStatus();
+    const size_t readable = buffer.capacity() -
+                            static_cast<size_t>(image->data() - buffer.data());
+    absl::StatusOr<bool> changed =
+        rewriter.Rewrite(*plan, *image, readable, path, &storage);
+    if (!changed.ok()) return ctx.Invalid(changed.status().message());
+    if (*changed) image = storage;
+    return absl::OkStatus();
+  }
+
   // DecodeChange and DecodeMarker: results point into these.
   od::parser parser;
   PaddedBuffer buffer;
+  // ValueMode::kReadable: compiled schemas, and the rewritten row images.
+  internal::SchemaPlanCache plans;
+  internal::RowRewriter rewriter;
+  std::string before;
+  std::string after;
   // ExtractFields, kept apart so that it may read views DecodeChange gave.
   od::parser fields_parser;
   PaddedBuffer fields_buffer;
 };
 
-DebeziumDecoder::DebeziumDecoder(TxIdMode mode)
-    : mode_(mode), impl_(std::make_unique<Impl>()) {}
+DebeziumDecoder::DebeziumDecoder(TxIdMode mode, ValueMode values,
+                                 std::string_view placeholder)
+    : mode_(mode),
+      value_mode_(values),
+      impl_(std::make_unique<Impl>(placeholder)) {}
 
 DebeziumDecoder::~DebeziumDecoder() = default;
 
@@ -753,16 +790,30 @@ absl::StatusOr<ChangeEvent> DebeziumDecoder::DecodeChange(
   ChangeEvent event;
   EnvelopeState state;
   state.event = &event;
-  TRIBUTARY_RETURN_IF_ERROR(
-      ReadEnvelope(ctx, impl_->parser, impl_->buffer, text,
-                   [&](od::raw_json_string key, od::value& v) -> absl::Status {
-                     return ReadEnvelopeField(ctx, mode_, key, v, state);
-                   }));
+  std::optional<std::string_view> schema;
+  TRIBUTARY_RETURN_IF_ERROR(ReadEnvelope(
+      ctx, impl_->parser, impl_->buffer, text,
+      [&](od::raw_json_string key, od::value& v) -> absl::Status {
+        return ReadEnvelopeField(ctx, mode_, key, v, state);
+      },
+      value_mode_ == ValueMode::kReadable ? &schema : nullptr));
 
   if (!state.has_op) return ctx.Invalid("missing 'op'");
   if (!state.source.seen) return ctx.Invalid("missing 'source'");
   if (!state.source.has_table) return ctx.Invalid("missing 'source.table'");
   FinishSource(state.source, event.source);
+
+  if (schema.has_value() && (event.before || event.after)) {
+    absl::StatusOr<const internal::EnvelopePlan*> plan =
+        impl_->plans.Get(*schema);
+    if (!plan.ok()) return ctx.Invalid(plan.status().message());
+    TRIBUTARY_RETURN_IF_ERROR(impl_->Rewrite(ctx, (*plan)->before.get(),
+                                             "before", event.before,
+                                             impl_->before));
+    TRIBUTARY_RETURN_IF_ERROR(impl_->Rewrite(ctx, (*plan)->after.get(),
+                                             "after", event.after,
+                                             impl_->after));
+  }
   return event;
 }
 

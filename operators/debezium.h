@@ -1,12 +1,13 @@
 // Decoding of Debezium's JSON change events and transaction markers with
 // simdjson On Demand: each value is parsed once, and what is returned are
-// views into the decoder's own padded copy of the value.
+// views into the decoder's own padded copy of the value, or, for row images
+// rewritten with readable values (ValueMode::kReadable), into the decoder's
+// own copy of the rewritten image.
 // Thread-safety: a DebeziumDecoder is used by one thread at a time (one per
 // task). Lifetime: what DecodeChange / DecodeMarker return is valid until the
 // next Decode* call on the same decoder. What ExtractFields returns is valid
 // until the next ExtractFields call, and, when it was given a row image that
-// DecodeChange returned (read in place, not copied), until the next Decode*
-// call as well.
+// DecodeChange returned, until the next Decode* call as well.
 #pragma once
 
 #include <cstdint>
@@ -19,6 +20,14 @@
 #include "absl/status/statusor.h"
 
 namespace tributary {
+
+// What Debezium writes in place of a value it does not have (setting
+// unavailable.value.placeholder), e.g. an unchanged TOASTed column of an
+// UPDATE under PostgreSQL's default replica identity: the string itself for
+// text and json(b) columns, ["<placeholder>"] for arrays, the base64 of its
+// bytes for bytea. Row images keep it as sent, in every ValueMode.
+inline constexpr std::string_view kDebeziumUnavailablePlaceholder =
+    "__debezium_unavailable_value";
 
 enum class ChangeOp : char {
   kCreate = 'c',
@@ -35,6 +44,30 @@ enum class TxIdMode {
   kPostgres,
   // MySQL, SQL Server, ...: the whole id identifies the transaction.
   kWhole,
+};
+
+// How DecodeChange returns row images.
+enum class ValueMode {
+  // With the JSON converter's schemas on, every field with a logical type is
+  // rewritten to a readable JSON value; other fields keep their bytes and
+  // the key order stays:
+  //   org.apache.kafka.connect.data.Decimal, io.debezium.data.
+  //   VariableScaleDecimal -> exact decimal string ("12.50", "-0.05", "0")
+  //   io.debezium.time.Date, ...connect.data.Date -> "2024-03-15"
+  //   io.debezium.time.{Time,MicroTime,NanoTime}, ...connect.data.Time
+  //     -> "13:45:30.123456" (fraction without trailing zeros, if any)
+  //   io.debezium.time.{Timestamp,MicroTimestamp,NanoTimestamp},
+  //   ...connect.data.Timestamp -> "2024-03-15T13:45:30.123456Z" (UTC)
+  //   io.debezium.data.Json -> the JSON text it holds, as a JSON value (a
+  //     string that does not parse stays a string)
+  //   arrays and structs -> each element / field by its own schema
+  // Already readable strings (ZonedTimestamp, ZonedTime, Uuid, Enum,
+  // EnumSet, Xml, ...), unknown logical types, nulls and the unavailable
+  // placeholder are kept as sent. Without a schema, or when nothing needs a
+  // change, the images are the views kRaw returns.
+  kReadable,
+  // The images exactly as the connector wrote them.
+  kRaw,
 };
 
 // The "transaction" block of a change event.
@@ -62,7 +95,8 @@ struct SourceInfo {
 
 struct ChangeEvent {
   ChangeOp op = ChangeOp::kCreate;
-  // Raw JSON text of the row images; nullopt when the image is JSON null.
+  // JSON text of the row images (see ValueMode); nullopt when the image is
+  // JSON null.
   std::optional<std::string_view> before;
   std::optional<std::string_view> after;
   SourceInfo source;
@@ -87,7 +121,11 @@ struct TransactionMarker {
 
 class DebeziumDecoder {
  public:
-  explicit DebeziumDecoder(TxIdMode mode = TxIdMode::kPostgres);
+  // `placeholder`: the connector's unavailable.value.placeholder.
+  explicit DebeziumDecoder(
+      TxIdMode mode = TxIdMode::kPostgres,
+      ValueMode values = ValueMode::kReadable,
+      std::string_view placeholder = kDebeziumUnavailablePlaceholder);
   ~DebeziumDecoder();
   DebeziumDecoder(const DebeziumDecoder&) = delete;
   DebeziumDecoder& operator=(const DebeziumDecoder&) = delete;
@@ -96,7 +134,8 @@ class DebeziumDecoder {
   // {"schema":...,"payload":...} wrapper. A tombstone (null Kafka value) is
   // not a change event: callers handle it before calling this.
   // Errors (InvalidArgument / DataLoss) say what is wrong and where, e.g.
-  // "change event: unknown op 'x'", "change event: missing 'source.lsn'".
+  // "change event: unknown op 'x'", "change event: missing 'source.lsn'",
+  // "change event: 'after.price': Decimal value \"#\" is not base64".
   absl::StatusOr<ChangeEvent> DecodeChange(std::string_view value);
 
   // Decodes a value of the transaction topic (BEGIN or END marker).
@@ -112,10 +151,12 @@ class DebeziumDecoder {
       std::string_view object, const std::vector<std::string>& fields);
 
   TxIdMode mode() const { return mode_; }
+  ValueMode value_mode() const { return value_mode_; }
 
  private:
   struct Impl;
   TxIdMode mode_;
+  ValueMode value_mode_;
   std::unique_ptr<Impl> impl_;
 };
 
