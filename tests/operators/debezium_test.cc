@@ -10,6 +10,8 @@
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "operators/internal/connect_rewrite.h"
+#include "operators/internal/connect_values.h"
 #include "state/absl_compat.h"
 
 namespace tributary {
@@ -659,6 +661,560 @@ TEST(ExtractFieldsTest, ReadsViewsThatDecodeChangeReturned) {
   EXPECT_EQ(ValueOrDie(decoder.ExtractFields(*ValueOrDie(deleted).before,
                                              {"id", "order_id"})),
             (Fields{"1000", "null"}));
+}
+
+// ---------------------------------------------------------------------------
+// Readable values (ValueMode::kReadable) on samples of the real connector:
+// Debezium 3.6.1, PostgreSQL 15, pgoutput, JSON converter with schemas,
+// captured byte for byte by scripts/capture-samples (testdata/real/).
+
+std::string Real(const std::string& name) { return Load("real/" + name + ".json"); }
+
+// The text of the payload's "after" (or "before") image as the file holds it.
+std::string RawImage(const std::string& value, const std::string& which) {
+  const size_t payload = value.find("\"payload\":");
+  const size_t start = value.find("\"" + which + "\":", payload);
+  EXPECT_NE(start, std::string::npos);
+  const size_t begin = start + which.size() + 3;
+  const size_t end = value.find(which == "before" ? ",\"after\":" : ",\"source\":",
+                                begin);
+  return value.substr(begin, end - begin);
+}
+
+// The fields of a decoded row image, each as its JSON text.
+class ReadableTest : public ::testing::Test {
+ protected:
+  // Decodes `value` and returns the named fields of its after image.
+  Fields After(const std::string& value, const std::vector<std::string>& names) {
+    absl::StatusOr<ChangeEvent> event = decoder_.DecodeChange(value);
+    EXPECT_TRUE(event.ok()) << event.status();
+    if (!event.ok() || !event->after.has_value()) return Fields(names.size());
+    after_ = std::string(*event->after);
+    auto fields = decoder_.ExtractFields(after_, names);
+    EXPECT_TRUE(fields.ok()) << fields.status();
+    return fields.ok() ? *fields : Fields(names.size());
+  }
+
+  DebeziumDecoder decoder_;
+  std::string after_;
+};
+
+TEST_F(ReadableTest, RealInsertEveryTypeExactImage) {
+  const std::string value = Real("insert_1");
+  absl::StatusOr<ChangeEvent> event = decoder_.DecodeChange(value);
+  ASSERT_TRUE(event.ok()) << event.status();
+  // Every converted field; all other bytes and the key order as sent.
+  EXPECT_THAT(
+      event->after,
+      Optional(std::string_view(
+          R"({"id":1,"price":"12.50","amount":"3.14159","day":"2024-03-15","at_time":"13:45:30.123456","at_time3":"13:45:30.123","at_timetz":"11:45:30.5Z","at_ts":"2024-03-15T13:45:30.123456Z","at_ts3":"2024-03-15T13:45:30.123Z","at_tstz":"2024-03-15T12:45:30.123456Z","doc_json":{"a": [1, 2.5, "x"], "b": null},"doc":{"k": "v", "n": 1},"uid":"a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11","mood":"happy","page":"<p>hi</p>","tags":["red","green, blue"],"nums":[1,2,3],"prices":["12.50","-0.05"],"days":["2024-03-15","1969-12-31"],"blob":"AQL/","note":"hello"})")));
+  EXPECT_EQ(event->before, std::nullopt);
+  EXPECT_EQ(event->source.table, "a");
+  EXPECT_EQ(event->source.schema, "capture");
+}
+
+TEST_F(ReadableTest, RealInsertEveryTypeFieldByField) {
+  const Fields got = After(
+      Real("insert_1"),
+      {"price", "amount", "day", "at_time", "at_time3", "at_timetz", "at_ts",
+       "at_ts3", "at_tstz", "doc_json", "doc", "uid", "mood", "page", "tags",
+       "nums", "prices", "days", "blob", "note"});
+  EXPECT_EQ(got[0], R"("12.50")");        // numeric(10,2): Decimal, scale 2
+  EXPECT_EQ(got[1], R"("3.14159")");      // numeric: VariableScaleDecimal
+  EXPECT_EQ(got[2], R"("2024-03-15")");   // date: io.debezium.time.Date
+  EXPECT_EQ(got[3], R"("13:45:30.123456")");  // time: MicroTime
+  EXPECT_EQ(got[4], R"("13:45:30.123")");     // time(3): Time (ms)
+  EXPECT_EQ(got[5], R"("11:45:30.5Z")");      // timetz: ZonedTime, kept
+  EXPECT_EQ(got[6], R"("2024-03-15T13:45:30.123456Z")");  // MicroTimestamp
+  EXPECT_EQ(got[7], R"("2024-03-15T13:45:30.123Z")");     // Timestamp (ms)
+  EXPECT_EQ(got[8], R"("2024-03-15T12:45:30.123456Z")");  // ZonedTimestamp
+  EXPECT_EQ(got[9], R"({"a": [1, 2.5, "x"], "b": null})");  // json: Json
+  EXPECT_EQ(got[10], R"({"k": "v", "n": 1})");             // jsonb: Json
+  EXPECT_EQ(got[11], R"("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11")");  // Uuid
+  EXPECT_EQ(got[12], R"("happy")");      // enum type: io.debezium.data.Enum
+  EXPECT_EQ(got[13], R"("<p>hi</p>")");  // xml: io.debezium.data.Xml
+  EXPECT_EQ(got[14], R"(["red","green, blue"])");  // text[]: no logical type
+  EXPECT_EQ(got[15], "[1,2,3]");                   // int[]
+  EXPECT_EQ(got[16], R"(["12.50","-0.05"])");      // numeric(10,2)[]
+  EXPECT_EQ(got[17], R"(["2024-03-15","1969-12-31"])");  // date[]
+  EXPECT_EQ(got[18], R"("AQL/")");   // bytea: base64, no logical type
+  EXPECT_EQ(got[19], R"("hello")");  // text
+}
+
+TEST_F(ReadableTest, RealInsertNegativeBigAndPre1970) {
+  const Fields got =
+      After(Real("insert_2"), {"price", "amount", "day", "at_time", "at_time3",
+                               "at_ts", "at_ts3", "at_tstz", "doc_json", "doc",
+                               "tags", "prices", "days", "blob", "note"});
+  EXPECT_EQ(got[0], R"("-0.05")");
+  // numeric with 39 digits: 16 bytes of two's complement, scale 9.
+  EXPECT_EQ(got[1], R"("-123456789012345678901234567890.123456789")");
+  EXPECT_EQ(got[2], R"("1969-07-20")");
+  EXPECT_EQ(got[3], R"("00:00:00")");
+  EXPECT_EQ(got[4], R"("23:59:59.999")");
+  EXPECT_EQ(got[5], R"("1969-07-20T20:17:40.5Z")");
+  EXPECT_EQ(got[6], R"("1900-01-01T00:00:00Z")");
+  EXPECT_EQ(got[7], R"("1969-12-31T23:59:59.999999Z")");
+  EXPECT_EQ(got[8], "[]");
+  EXPECT_EQ(got[9], "[]");
+  EXPECT_EQ(got[10], "[]");
+  EXPECT_EQ(got[11], "[]");
+  EXPECT_EQ(got[12], "[]");
+  EXPECT_EQ(got[13], R"("")");
+  EXPECT_EQ(got[14], R"("")");
+}
+
+TEST_F(ReadableTest, RealInsertZeroesAndNulls) {
+  const Fields got = After(Real("insert_3"), {"price", "amount", "day", "at_ts",
+                                              "doc_json", "doc", "nums", "prices"});
+  EXPECT_EQ(got[0], R"("0.00")");  // scale 2 kept, as BigDecimal prints it
+  EXPECT_EQ(got[1], R"("0")");
+  EXPECT_EQ(got[2], "null");
+  EXPECT_EQ(got[3], "null");
+  EXPECT_EQ(got[4], "null");  // SQL NULL
+  // jsonb 'null' arrives as the string "null" and becomes JSON null too:
+  // readable values do not tell it from SQL NULL (kRaw does).
+  EXPECT_EQ(got[5], "null");
+  EXPECT_EQ(got[6], "[null,5]");
+  EXPECT_EQ(got[7], "null");
+}
+
+TEST_F(ReadableTest, RealToastPlaceholdersPassThrough) {
+  const std::string value = Real("toast_update_1");
+  // What Debezium 3.6.1 sent for the unchanged out-of-line values.
+  const std::string raw = RawImage(value, "after");
+  EXPECT_THAT(raw, HasSubstr(R"("doc":"__debezium_unavailable_value")"));
+  EXPECT_THAT(raw, HasSubstr(R"("tags":["__debezium_unavailable_value"])"));
+  EXPECT_THAT(raw,
+              HasSubstr(R"("blob":"X19kZWJleml1bV91bmF2YWlsYWJsZV92YWx1ZQ==")"));
+  EXPECT_THAT(raw, HasSubstr(R"("note":"__debezium_unavailable_value")"));
+
+  const Fields got = After(value, {"price", "doc", "tags", "blob", "note"});
+  EXPECT_EQ(got[0], R"("2.25")");
+  EXPECT_EQ(got[1], R"("__debezium_unavailable_value")");  // jsonb
+  EXPECT_EQ(got[2], R"(["__debezium_unavailable_value"])");  // text[]
+  EXPECT_EQ(got[3], R"("X19kZWJleml1bV91bmF2YWlsYWJsZV92YWx1ZQ==")");  // bytea
+  EXPECT_EQ(got[4], R"("__debezium_unavailable_value")");  // text
+  EXPECT_EQ(kDebeziumUnavailablePlaceholder, "__debezium_unavailable_value");
+}
+
+TEST_F(ReadableTest, RealToastInsertCarriesTheLargeValues) {
+  const std::string value = Real("toast_insert_1");
+  const Fields got = After(value, {"price", "doc", "tags", "note"});
+  EXPECT_EQ(got[0], R"("1.00")");
+  ASSERT_TRUE(got[1].has_value());
+  EXPECT_GT(got[1]->size(), 8000u);
+  EXPECT_EQ(got[1]->substr(0, 45), R"({"items": ["c4ca4238a0b923820dcc509a6f75849b")");
+  ASSERT_TRUE(got[2].has_value());
+  EXPECT_GT(got[2]->size(), 8000u);
+  ASSERT_TRUE(got[3].has_value());
+  EXPECT_EQ(got[3]->size(), 400u * 32 + 2);
+}
+
+TEST_F(ReadableTest, RealPrimaryKeyUpdateIsDeleteAndCreate) {
+  const std::string del_value = Real("pk_update_1");
+  const std::string create_value = Real("pk_update_2");
+  absl::StatusOr<ChangeEvent> del = decoder_.DecodeChange(del_value);
+  ASSERT_TRUE(del.ok()) << del.status();
+  EXPECT_EQ(del->op, ChangeOp::kDelete);
+  EXPECT_EQ(del->after, std::nullopt);
+  // Key-only before image: nothing to convert, the bytes as sent.
+  EXPECT_THAT(del->before, Optional(std::string_view(RawImage(del_value, "before"))));
+  EXPECT_THAT(std::string(*del->before), HasSubstr(R"({"id":1,"price":null,)"));
+  const std::string del_position = del->source.position;
+  const int64_t del_order = del->transaction->total_order;
+  const std::string del_tx(del->transaction->match_id);
+
+  absl::StatusOr<ChangeEvent> create = decoder_.DecodeChange(create_value);
+  ASSERT_TRUE(create.ok()) << create.status();
+  EXPECT_EQ(create->op, ChangeOp::kCreate);
+  EXPECT_EQ(create->source.position, del_position);  // same source.lsn
+  EXPECT_EQ(create->transaction->match_id, del_tx);
+  EXPECT_EQ(del_order, 1);
+  EXPECT_EQ(create->transaction->total_order, 2);
+  ASSERT_TRUE(create->after.has_value());
+  EXPECT_THAT(std::string(*create->after),
+              HasSubstr(R"({"id":100,"price":"12.50","amount":"3.14159",)"));
+
+  absl::StatusOr<TransactionMarker> end =
+      decoder_.DecodeMarker(Real("pk_update_end"));
+  ASSERT_TRUE(end.ok()) << end.status();
+  EXPECT_EQ(end->match_id, del_tx);
+  EXPECT_EQ(end->event_count, 2);
+}
+
+TEST_F(ReadableTest, RealTwoTableTruncate) {
+  absl::StatusOr<ChangeEvent> a = decoder_.DecodeChange(Real("truncate_1"));
+  ASSERT_TRUE(a.ok()) << a.status();
+  const std::string a_position = a->source.position;
+  const std::string a_tx(a->transaction->match_id);
+  EXPECT_EQ(a->op, ChangeOp::kTruncate);
+  EXPECT_EQ(a->before, std::nullopt);
+  EXPECT_EQ(a->after, std::nullopt);
+  EXPECT_EQ(a->source.data_collection, "capture.a");
+  EXPECT_EQ(a->transaction->total_order, 1);
+
+  absl::StatusOr<ChangeEvent> b = decoder_.DecodeChange(Real("truncate_2"));
+  ASSERT_TRUE(b.ok()) << b.status();
+  EXPECT_EQ(b->op, ChangeOp::kTruncate);
+  EXPECT_EQ(b->source.data_collection, "capture.b");
+  EXPECT_EQ(b->source.position, a_position);  // one LSN for both tables
+  EXPECT_EQ(b->transaction->match_id, a_tx);
+  EXPECT_EQ(b->transaction->total_order, 2);
+  EXPECT_EQ(b->transaction->data_collection_order, 1);
+
+  absl::StatusOr<TransactionMarker> begin =
+      decoder_.DecodeMarker(Real("truncate_begin"));
+  ASSERT_TRUE(begin.ok()) << begin.status();
+  EXPECT_EQ(begin->status, TransactionMarker::Status::kBegin);
+  EXPECT_EQ(begin->match_id, a_tx);
+  absl::StatusOr<TransactionMarker> end =
+      decoder_.DecodeMarker(Real("truncate_end"));
+  ASSERT_TRUE(end.ok()) << end.status();
+  EXPECT_EQ(end->status, TransactionMarker::Status::kEnd);
+  EXPECT_EQ(end->match_id, a_tx);
+  EXPECT_EQ(end->event_count, 2);
+  ASSERT_EQ(end->data_collections.size(), 2u);
+}
+
+TEST_F(ReadableTest, RealMarkersMatchTheirEvents) {
+  const std::vector<std::pair<std::string, std::vector<std::string>>> cases = {
+      {"insert", {"insert_1", "insert_2", "insert_3", "insert_4"}},
+      {"toast_insert", {"toast_insert_1"}},
+      {"toast_update", {"toast_update_1"}},
+      {"pk_update", {"pk_update_1", "pk_update_2"}},
+      {"truncate", {"truncate_1", "truncate_2"}}};
+  for (const auto& [name, events] : cases) {
+    absl::StatusOr<TransactionMarker> begin = decoder_.DecodeMarker(Real(name + "_begin"));
+    ASSERT_TRUE(begin.ok()) << name << ": " << begin.status();
+    const std::string xid(begin->match_id);
+    absl::StatusOr<TransactionMarker> end = decoder_.DecodeMarker(Real(name + "_end"));
+    ASSERT_TRUE(end.ok()) << name << ": " << end.status();
+    EXPECT_EQ(end->match_id, xid) << name;
+    EXPECT_EQ(end->event_count, static_cast<int64_t>(events.size())) << name;
+    for (const std::string& event_name : events) {
+      absl::StatusOr<ChangeEvent> event = decoder_.DecodeChange(Real(event_name));
+      ASSERT_TRUE(event.ok()) << event_name << ": " << event.status();
+      EXPECT_EQ(event->transaction->match_id, xid) << event_name;
+    }
+  }
+}
+
+TEST(RawModeTest, KeepsTheConnectorsBytes) {
+  DebeziumDecoder raw(TxIdMode::kPostgres, ValueMode::kRaw);
+  EXPECT_EQ(raw.value_mode(), ValueMode::kRaw);
+  EXPECT_EQ(DebeziumDecoder().value_mode(), ValueMode::kReadable);
+  for (const char* name : {"insert_1", "insert_2", "insert_3", "insert_4",
+                           "toast_insert_1", "toast_update_1", "pk_update_2"}) {
+    const std::string value = Real(name);
+    absl::StatusOr<ChangeEvent> event = raw.DecodeChange(value);
+    ASSERT_TRUE(event.ok()) << name << ": " << event.status();
+    EXPECT_THAT(event->after, Optional(std::string_view(RawImage(value, "after"))))
+        << name;
+  }
+  // The old samples too: the base64 price stays.
+  absl::StatusOr<ChangeEvent> event =
+      raw.DecodeChange(Load("pg_orderline_create_schema.json"));
+  ASSERT_TRUE(event.ok()) << event.status();
+  EXPECT_THAT(std::string(*event->after), HasSubstr(R"("price":"AZo=")"));
+}
+
+TEST(ReadableModeTest, NothingToConvertReturnsAViewIntoTheInputCopy) {
+  DebeziumDecoder decoder;
+  // capture.b has no logical types; the pk delete's before image only nulls.
+  const std::string b = Real("insert_4");
+  absl::StatusOr<ChangeEvent> event = decoder.DecodeChange(b);
+  ASSERT_TRUE(event.ok()) << event.status();
+  EXPECT_THAT(event->after, Optional(std::string_view(R"({"id":1,"label":"one"})")));
+  // A view into the decoder's copy of the input, like kRaw's: its text
+  // continues with the rest of the envelope.
+  EXPECT_EQ(std::string_view(event->after->data() + event->after->size(), 10),
+            R"(,"source":)");
+}
+
+// A schema-on envelope whose before and after images have `fields`.
+std::string SchemaEnvelope(std::string_view fields, std::string_view after,
+                     std::string_view before = "null") {
+  const std::string image = absl::StrCat(
+      R"({"type":"struct","fields":[)", Sv(fields),
+      R"(],"optional":true,"name":"p.s.t.Value","field":")");
+  return absl::StrCat(
+      R"({"schema":{"type":"struct","fields":[)", image, R"(before"},)", image,
+      R"(after"},{"type":"string","optional":false,"field":"op"}],"optional":false,"name":"p.s.t.Envelope","version":2},"payload":{"before":)",
+      Sv(before), R"(,"after":)", Sv(after),
+      R"(,"source":{"connector":"postgresql","db":"d","schema":"s","table":"t","lsn":7,"ts_ms":1},"op":"u","ts_ms":2}})");
+}
+
+std::string Field(std::string_view name, std::string_view type,
+                  std::string_view logical = "", std::string_view extra = "") {
+  std::string field = absl::StrCat(R"({"type":")", Sv(type), R"(","optional":true)");
+  if (!logical.empty()) absl::StrAppend(&field, R"(,"name":")", Sv(logical), "\"");
+  if (!extra.empty()) absl::StrAppend(&field, ",", Sv(extra));
+  absl::StrAppend(&field, R"(,"field":")", Sv(name), "\"}");
+  return field;
+}
+
+std::string DecimalField(std::string_view name, int scale) {
+  return Field(name, "bytes", "org.apache.kafka.connect.data.Decimal",
+               absl::StrCat(R"("parameters":{"scale":")", scale, R"("})"));
+}
+
+absl::StatusOr<std::string> ReadableAfter(std::string_view fields,
+                                          std::string_view after) {
+  DebeziumDecoder decoder;
+  absl::StatusOr<ChangeEvent> event = decoder.DecodeChange(SchemaEnvelope(fields, after));
+  if (!event.ok()) return event.status();
+  return std::string(event->after.value_or("null"));
+}
+
+TEST(ReadableModeTest, TypesThePostgresConnectorDoesNotSend) {
+  const std::string fields = absl::StrCat(
+      Field("nt", "int64", "io.debezium.time.NanoTime"), ",",
+      Field("nts", "int64", "io.debezium.time.NanoTimestamp"), ",",
+      Field("cd", "int32", "org.apache.kafka.connect.data.Date"), ",",
+      Field("ct", "int32", "org.apache.kafka.connect.data.Time"), ",",
+      Field("cts", "int64", "org.apache.kafka.connect.data.Timestamp"), ",",
+      Field("es", "string", "io.debezium.data.EnumSet"), ",",
+      Field("dur", "int64", "io.debezium.time.MicroDuration"));
+  EXPECT_EQ(
+      ReadableAfter(fields,
+                    R"({"nt":45296000000001,"nts":-1,"cd":-1,"ct":45296789,"cts":1710498123456,"es":"a,b","dur":3600000000})")
+          .value_or("error"),
+      R"({"nt":"12:34:56.000000001","nts":"1969-12-31T23:59:59.999999999Z","cd":"1969-12-31","ct":"12:34:56.789","cts":"2024-03-15T10:22:03.456Z","es":"a,b","dur":3600000000})");
+}
+
+TEST(ReadableModeTest, BeforeImagesFieldOrderAndWhitespace) {
+  const std::string fields = absl::StrCat(R"({"type":"int32","optional":false,"field":"id"},)",
+                                          Field("d", "int32", "io.debezium.time.Date"), ",",
+                                          DecimalField("p", 2));
+  DebeziumDecoder decoder;
+  // REPLICA IDENTITY FULL before image; fields out of schema order, spaces.
+  absl::StatusOr<ChangeEvent> event = decoder.DecodeChange(
+      SchemaEnvelope(fields, R"({ "p" : "AZo=" , "id" : 1 , "d" : 0 })",
+               R"({"id":1,"d":null,"p":"/w=="})"));
+  ASSERT_TRUE(event.ok()) << event.status();
+  EXPECT_THAT(event->after,
+              Optional(std::string_view(R"({ "p" : "4.10" , "id" : 1 , "d" : "1970-01-01" })")));
+  EXPECT_THAT(event->before, Optional(std::string_view(R"({"id":1,"d":null,"p":"-0.01"})")));
+}
+
+TEST(ReadableModeTest, NestedStructsAndArrays) {
+  const std::string fields = absl::StrCat(
+      R"({"type":"struct","fields":[)", DecimalField("amount", 3), ",",
+      R"({"type":"string","optional":true,"field":"unit"}],"optional":true,"name":"x.Money","field":"money"},)",
+      R"({"type":"array","items":{"type":"array","items":{"type":"int32","optional":true,"name":"io.debezium.time.Date"},"optional":true},"optional":true,"field":"grid"},)",
+      R"({"type":"array","items":{"type":"struct","fields":[{"type":"int32","optional":false,"field":"scale"},{"type":"bytes","optional":false,"field":"value"}],"optional":true,"name":"io.debezium.data.VariableScaleDecimal"},"optional":true,"field":"vs"})");
+  EXPECT_EQ(
+      ReadableAfter(fields,
+                    R"({"money":{"amount":"MDk=","unit":"EUR"},"grid":[[0,1],null,[]],"vs":[{"scale":2,"value":"AZo="},null,{"scale":-2,"value":"Bw=="}]})")
+          .value_or("error"),
+      R"({"money":{"amount":"12.345","unit":"EUR"},"grid":[["1970-01-01","1970-01-02"],null,[]],"vs":["4.10",null,"700"]})");
+}
+
+TEST(ReadableModeTest, PlaceholderAndUnconvertibleValuesAreKept) {
+  const std::string fields = absl::StrCat(
+      DecimalField("p", 2), ",", DecimalField("q", 2), ",",
+      Field("v", "struct", "io.debezium.data.VariableScaleDecimal",
+            R"("fields":[{"type":"int32","optional":false,"field":"scale"},{"type":"bytes","optional":false,"field":"value"}])"),
+      ",", Field("j", "string", "io.debezium.data.Json"), ",",
+      Field("k", "string", "io.debezium.data.Json"), ",",
+      R"({"type":"array","items":{"type":"bytes","optional":true,"name":"org.apache.kafka.connect.data.Decimal","parameters":{"scale":"2"}},"optional":true,"field":"ps"},)",
+      Field("ts", "int64", "io.debezium.time.MicroTimestamp"));
+  // Decimal: the placeholder as a string and as base64 of its bytes; a
+  // VariableScaleDecimal holding it; Json that does not parse; an array
+  // holding it; a timestamp replaced by it.
+  const std::string after =
+      R"({"p":"__debezium_unavailable_value","q":"X19kZWJleml1bV91bmF2YWlsYWJsZV92YWx1ZQ==","v":{"scale":0,"value":"__debezium_unavailable_value"},"j":"__debezium_unavailable_value","k":"{not json","ps":["__debezium_unavailable_value"],"ts":"__debezium_unavailable_value"})";
+  DebeziumDecoder decoder;
+  absl::StatusOr<ChangeEvent> event = decoder.DecodeChange(SchemaEnvelope(fields, after));
+  ASSERT_TRUE(event.ok()) << event.status();
+  EXPECT_THAT(event->after, Optional(std::string_view(after)));
+  // A custom placeholder (unavailable.value.placeholder) is kept the same way.
+  DebeziumDecoder custom(TxIdMode::kPostgres, ValueMode::kReadable, "N/A");
+  event = custom.DecodeChange(
+      SchemaEnvelope(fields, R"({"p":"N/A","q":"Ti9B","v":null,"j":"N/A","k":"[1]","ps":["N/A","AZo="],"ts":"N/A"})"));
+  ASSERT_TRUE(event.ok()) << event.status();
+  EXPECT_THAT(event->after,
+              Optional(std::string_view(
+                  R"({"p":"N/A","q":"Ti9B","v":null,"j":"N/A","k":[1],"ps":["N/A","4.10"],"ts":"N/A"})")));
+}
+
+TEST(ReadableModeTest, DecimalsWrittenAsNumbers) {
+  // JsonConverter with decimal.format=NUMERIC writes exact JSON numbers.
+  EXPECT_EQ(ReadableAfter(DecimalField("p", 2), R"({"p":12.50})").value_or("error"),
+            R"({"p":"12.50"})");
+}
+
+TEST(ReadableModeTest, MalformedValuesNameTheirField) {
+  ExpectInvalid(ReadableAfter(DecimalField("price", 2), R"({"price":"no base64!"})"),
+                "change event: 'after.price': Decimal value \"no base64!\" is not base64");
+  ExpectInvalid(ReadableAfter(DecimalField("price", 2), R"({"price":""})"),
+                "'after.price': decimal with no unscaled bytes");
+  ExpectInvalid(ReadableAfter(DecimalField("price", 2), R"({"price":true})"),
+                "'after.price': Decimal value must not be a boolean");
+  ExpectInvalid(ReadableAfter(Field("day", "int32", "io.debezium.time.Date"),
+                              R"({"day":"2024-03-15"})"),
+                "'after.day': Date value must not be the string \"2024-03-15\"");
+  ExpectInvalid(ReadableAfter(Field("t", "int64", "io.debezium.time.MicroTime"),
+                              R"({"t":-5})"),
+                "'after.t': time of day -5 out of range");
+  ExpectInvalid(ReadableAfter(Field("t", "int64", "io.debezium.time.MicroTimestamp"),
+                              R"({"t":1.5})"),
+                "'after.t': Timestamp value 1.5 is not a 64-bit integer");
+  ExpectInvalid(
+      ReadableAfter(
+          R"({"type":"array","items":{"type":"int32","name":"io.debezium.time.Date"},"field":"days"})",
+          R"({"days":[1,{}]})"),
+      "'after.days[1]': Date value must not be an object");
+  ExpectInvalid(ReadableAfter(Field("j", "string", "io.debezium.data.Json"),
+                              R"({"j":5})"),
+                "'after.j': Json value must not be a number");
+  ExpectInvalid(
+      ReadableAfter(Field("price", "bytes", "org.apache.kafka.connect.data.Decimal"),
+                    R"({"price":"AZo="})"),
+      "schema of 'before.price': Decimal without an integer 'parameters.scale'");
+}
+
+TEST(SchemaPlanCacheTest, CompilesEachSchemaOnceAndStaysBounded) {
+  internal::SchemaPlanCache cache(4);
+  auto schema = [](int i) {
+    return absl::StrCat(
+        R"({"type":"struct","fields":[{"type":"struct","fields":[)",
+        DecimalField("p", i),
+        R"(],"optional":true,"field":"after"}],"name":"e"})");
+  };
+  for (int round = 0; round < 3; ++round) {
+    absl::StatusOr<const internal::EnvelopePlan*> plan = cache.Get(schema(2));
+    ASSERT_TRUE(plan.ok()) << plan.status();
+    ASSERT_NE((*plan)->after, nullptr);
+    EXPECT_EQ((*plan)->before, nullptr);
+    EXPECT_EQ((*plan)->after->plans[0].scale, 2);
+  }
+  EXPECT_EQ(cache.compilations(), 1u);
+  for (int i = 3; i < 10; ++i) ASSERT_TRUE(cache.Get(schema(i)).ok());
+  EXPECT_EQ(cache.size(), 4u);
+  EXPECT_EQ(cache.compilations(), 8u);
+  ASSERT_TRUE(cache.Get(schema(9)).ok());  // recent: still there
+  EXPECT_EQ(cache.compilations(), 8u);
+  ASSERT_TRUE(cache.Get(schema(2)).ok());  // evicted long ago
+  EXPECT_EQ(cache.compilations(), 9u);
+}
+
+TEST(SchemaPlanCacheTest, DecoderReusesPlansAcrossEvents) {
+  // Same schema, many events: results stay right when the cache hits, and
+  // an event of another schema in between does not disturb them.
+  DebeziumDecoder decoder;
+  const std::string a = SchemaEnvelope(DecimalField("p", 2), R"({"p":"AZo="})");
+  const std::string b = SchemaEnvelope(DecimalField("p", 1), R"({"p":"AZo="})");
+  for (int i = 0; i < 3; ++i) {
+    absl::StatusOr<ChangeEvent> event = decoder.DecodeChange(a);
+    ASSERT_TRUE(event.ok()) << event.status();
+    EXPECT_THAT(event->after, Optional(std::string_view(R"({"p":"4.10"})")));
+    event = decoder.DecodeChange(b);
+    ASSERT_TRUE(event.ok()) << event.status();
+    EXPECT_THAT(event->after, Optional(std::string_view(R"({"p":"41.0"})")));
+  }
+}
+
+// ---------------------------------------------------------------------------
+// The arithmetic behind readable values.
+
+std::string Decimal(std::string_view bytes, int32_t scale) {
+  std::string out;
+  const absl::Status status = internal::AppendDecimal(bytes, scale, &out);
+  return status.ok() ? out : std::string(status.message());
+}
+
+std::string Bytes(std::initializer_list<int> bytes) {
+  std::string out;
+  for (int b : bytes) out.push_back(static_cast<char>(b));
+  return out;
+}
+
+TEST(ConnectValuesTest, Decimals) {
+  EXPECT_EQ(Decimal(Bytes({0x00}), 0), "0");
+  EXPECT_EQ(Decimal(Bytes({0x00}), 2), "0.00");
+  EXPECT_EQ(Decimal(Bytes({0x00, 0x00, 0x00}), 0), "0");
+  EXPECT_EQ(Decimal(Bytes({0x04, 0xE2}), 2), "12.50");
+  EXPECT_EQ(Decimal(Bytes({0xFB}), 2), "-0.05");
+  EXPECT_EQ(Decimal(Bytes({0xFF}), 0), "-1");
+  EXPECT_EQ(Decimal(Bytes({0x80}), 0), "-128");
+  EXPECT_EQ(Decimal(Bytes({0x7F}), 5), "0.00127");
+  EXPECT_EQ(Decimal(Bytes({0x07}), -2), "700");
+  EXPECT_EQ(Decimal(Bytes({0x00}), -2), "0");
+  EXPECT_EQ(Decimal(Bytes({0x80, 0, 0, 0, 0, 0, 0, 0}), 0), "-9223372036854775808");
+  EXPECT_EQ(Decimal(Bytes({0x7F, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF}), 3),
+            "9223372036854775.807");
+  // Longer than 64 bits.
+  EXPECT_EQ(Decimal(Bytes({0x00, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF}), 0),
+            "18446744073709551615");
+  EXPECT_EQ(Decimal(Bytes({0xFF, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00}), 0),
+            "-18446744073709551616");
+  std::string min160(20, '\0');
+  min160[0] = static_cast<char>(0x80);
+  EXPECT_EQ(Decimal(min160, 0), "-730750818665451459101842416358141509827966271488");
+  EXPECT_EQ(Decimal(min160, 50), "-0.00730750818665451459101842416358141509827966271488");
+  // 10^30 + 7 in 13 bytes, with a leading zero byte kept.
+  EXPECT_EQ(Decimal(Bytes({0x0C, 0x9F, 0x2C, 0x9C, 0xD0, 0x46, 0x74, 0xED, 0xEA,
+                           0x40, 0x00, 0x00, 0x07}),
+                    30),
+            "1.000000000000000000000000000007");
+  EXPECT_EQ(Decimal("", 0), "decimal with no unscaled bytes");
+}
+
+std::string Date(int64_t days) {
+  std::string out;
+  internal::AppendDate(days, &out);
+  return out;
+}
+
+TEST(ConnectValuesTest, Dates) {
+  EXPECT_EQ(Date(0), "1970-01-01");
+  EXPECT_EQ(Date(-1), "1969-12-31");
+  EXPECT_EQ(Date(19797), "2024-03-15");
+  EXPECT_EQ(Date(11016), "2000-02-29");
+  EXPECT_EQ(Date(-25567), "1900-01-01");
+  EXPECT_EQ(Date(-25508), "1900-03-01");  // 1900 is no leap year
+  EXPECT_EQ(Date(-719528), "0000-01-01");
+  EXPECT_EQ(Date(-719529), "-0001-12-31");
+  EXPECT_EQ(Date(2932896), "9999-12-31");
+  EXPECT_EQ(Date(2932897), "+10000-01-01");
+}
+
+std::string Time(int64_t value, int64_t units_per_second) {
+  std::string out;
+  const absl::Status status = internal::AppendTimeOfDay(value, units_per_second, &out);
+  return status.ok() ? out : std::string(status.message());
+}
+
+std::string Timestamp(int64_t value, int64_t units_per_second) {
+  std::string out;
+  internal::AppendTimestamp(value, units_per_second, &out);
+  return out;
+}
+
+TEST(ConnectValuesTest, TimesOfDay) {
+  EXPECT_EQ(Time(0, 1000), "00:00:00");
+  EXPECT_EQ(Time(45296789, 1000), "12:34:56.789");
+  EXPECT_EQ(Time(45296500, 1000), "12:34:56.5");
+  EXPECT_EQ(Time(45296000120, 1000000), "12:34:56.00012");
+  EXPECT_EQ(Time(1, 1000000000), "00:00:00.000000001");
+  EXPECT_EQ(Time(86399999999, 1000000), "23:59:59.999999");
+  EXPECT_EQ(Time(86400000, 1000), "24:00:00");  // PostgreSQL's 24:00:00
+  EXPECT_EQ(Time(86400001, 1000), "time of day 86400001 out of range [0, 86400000]");
+  EXPECT_EQ(Time(-1, 1000), "time of day -1 out of range [0, 86400000]");
+}
+
+TEST(ConnectValuesTest, Timestamps) {
+  EXPECT_EQ(Timestamp(0, 1000), "1970-01-01T00:00:00Z");
+  EXPECT_EQ(Timestamp(-1, 1000), "1969-12-31T23:59:59.999Z");
+  EXPECT_EQ(Timestamp(-1, 1000000), "1969-12-31T23:59:59.999999Z");
+  EXPECT_EQ(Timestamp(-86400000, 1000), "1969-12-31T00:00:00Z");
+  EXPECT_EQ(Timestamp(1710510330123456, 1000000), "2024-03-15T13:45:30.123456Z");
+  EXPECT_EQ(Timestamp(-2208988800000, 1000), "1900-01-01T00:00:00Z");
+  EXPECT_EQ(Timestamp(INT64_MIN, 1000000000), "1677-09-21T00:12:43.145224192Z");
+  EXPECT_EQ(Timestamp(INT64_MAX, 1000000000), "2262-04-11T23:47:16.854775807Z");
+  EXPECT_EQ(Timestamp(-62167219200000000, 1000000), "0000-01-01T00:00:00Z");
 }
 
 }  // namespace
