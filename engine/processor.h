@@ -31,6 +31,16 @@ enum class PunctuationType {
 // Called with the time (stream or wall clock, in ms) the punctuation is for.
 using Punctuator = absl::AnyInvocable<absl::Status(TimestampMs)>;
 
+// Where a task stands in its partition of one source topic: `position` is
+// the next offset it will process (-1: unknown), `end` the partition's end
+// offset (high watermark; under read_committed the last stable offset) as the
+// cluster reported it when asked.
+struct SourceProgress {
+  Offset position;
+  Offset end;
+  bool caught_up() const { return position.value >= 0 && position.value >= end.value; }
+};
+
 // Cancels a scheduled punctuation; cancelling twice is harmless.
 class Cancellable {
  public:
@@ -65,6 +75,17 @@ class ProcessorContext {
   virtual std::shared_ptr<Cancellable> Schedule(absl::Duration interval,
                                                 PunctuationType type,
                                                 Punctuator punctuator) = 0;
+
+  // Partitions of `topic` (a source or sink topic as the topology names it).
+  virtual absl::StatusOr<int32_t> PartitionCount(std::string_view topic) = 0;
+
+  // Asks the cluster, now, for the end offset of this task's partition of
+  // source topic `topic` (as the topology names it) and returns it with the
+  // task's position there. Blocks the stream thread for one round trip (at
+  // most a few seconds): call it from a punctuator, not per record. When
+  // caught_up() holds, every record written to that partition before the call
+  // has been processed by this task.
+  virtual absl::StatusOr<SourceProgress> QuerySourceProgress(std::string_view topic) = 0;
 
   // Asks the stream thread to commit as soon as possible after this record.
   virtual void RequestCommit() = 0;

@@ -1,6 +1,9 @@
 #include "operators/transaction_aggregate.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "operators/internal/aggregate_join.h"
 #include "operators/internal/cdc_router.h"
 #include "operators/internal/tx_assembler.h"
@@ -26,12 +29,24 @@ absl::Status AddTransactionAggregate(Topology& topology,
   if (spec_in.children.size() > 200) {
     return absl::InvalidArgumentError("transaction aggregate: at most 200 child tables");
   }
+  std::vector<std::string> own_fields = {spec_in.source_field, spec_in.version_field};
   for (const CdcTable& child : spec_in.children) {
     if (child.parent_column.empty() || child.array_field.empty()) {
       return absl::InvalidArgumentError(absl::StrCat(
           "transaction aggregate: child table '", child.data_collection,
           "' needs a parent column and an array field"));
     }
+    own_fields.push_back(child.array_field);
+  }
+  std::sort(own_fields.begin(), own_fields.end());
+  if (own_fields.front().empty()) {
+    return absl::InvalidArgumentError(
+        "transaction aggregate: the source and version field names must not be empty");
+  }
+  if (std::adjacent_find(own_fields.begin(), own_fields.end()) != own_fields.end()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "transaction aggregate: the aggregate's own fields (array fields, source and version "
+        "field) must have distinct names: ", absl::StrJoin(own_fields, ", ")));
   }
   // Processors keep a reference to the spec; the factories own it.
   auto spec = std::make_shared<const TransactionAggregateSpec>(spec_in);

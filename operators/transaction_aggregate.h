@@ -58,6 +58,28 @@ struct TransactionAggregateSpec {
   int64_t released_retention = 1'000'000;
   // Partitions of the by-root repartition topic; 0: as many as root.topic.
   int32_t aggregate_partitions = 0;
+
+  // Completion when END's counts cannot be trusted (a second BEGIN: the
+  // connector restarted inside the transaction). Each table router asks the
+  // cluster every `progress_interval` whether it has read its partition to
+  // the end; a report taken at least `visibility_grace` after the END was
+  // seen proves the partition holds nothing more of the transaction. The
+  // grace covers the time between END becoming readable and the last of the
+  // transaction's events becoming readable (the connector's producer writes
+  // them before END, but partitions are acknowledged independently), plus
+  // clock skew between instances.
+  absl::Duration progress_interval = absl::Seconds(1);
+  absl::Duration visibility_grace = absl::Seconds(1);
+
+  // What Debezium writes for a value it did not get (an unchanged TOASTed
+  // column under the default replica identity): its
+  // `unavailable.value.placeholder`. Such a column keeps its previous value.
+  std::string unavailable_placeholder = "__debezium_unavailable_value";
+
+  // The aggregate's own fields, beside the root's columns and the children's
+  // array fields. A root column of the same name is an error.
+  std::string source_field = "source_tx";
+  std::string version_field = "version";
 };
 
 // Adds the route / assemble / aggregate operators for `spec` to `topology`.

@@ -57,6 +57,11 @@ const AppKeys& OrderAggregatorKeys() {
       {"incomplete.transaction.policy", "hold"},
       {"incomplete.transaction.timeout.ms", "300000"},
       {"aggregate.partitions", "0"},
+      {"aggregate.source.field", "source_tx"},
+      {"aggregate.version.field", "version"},
+      {"unavailable.value.placeholder", "__debezium_unavailable_value"},
+      {"progress.interval.ms", "1000"},
+      {"visibility.grace.ms", "1000"},
       {"status.interval.ms", "30000"},
       {"outbox.topic", ""},  // empty: no outbox routing
       {"outbox.topic.prefix", "outbox.event."},
@@ -93,6 +98,17 @@ absl::StatusOr<TransactionAggregateSpec> SpecFrom(const StreamsConfig& config) {
   spec.incomplete_timeout = absl::Milliseconds(timeout_ms);
   TRIBUTARY_ASSIGN_OR_RETURN(int64_t partitions, config.GetInt("aggregate.partitions"));
   spec.aggregate_partitions = static_cast<int32_t>(partitions);
+  spec.source_field = get("aggregate.source.field");
+  spec.version_field = get("aggregate.version.field");
+  spec.unavailable_placeholder = get("unavailable.value.placeholder");
+  TRIBUTARY_ASSIGN_OR_RETURN(int64_t progress_ms, config.GetInt("progress.interval.ms"));
+  TRIBUTARY_ASSIGN_OR_RETURN(int64_t grace_ms, config.GetInt("visibility.grace.ms"));
+  if (progress_ms <= 0 || grace_ms < 0) {
+    return absl::InvalidArgumentError(
+        "progress.interval.ms must be > 0 and visibility.grace.ms >= 0");
+  }
+  spec.progress_interval = absl::Milliseconds(progress_ms);
+  spec.visibility_grace = absl::Milliseconds(grace_ms);
   return spec;
 }
 

@@ -152,6 +152,8 @@ class StreamThread::Impl {
   absl::Status RewindToCommitted();
   void ClearFastRoute();
   void PublishCounters(Task& task);
+  absl::StatusOr<SourceProgress> QuerySourceProgress(const std::string& topic,
+                                                     Partition partition);
 
   StreamThread* owner_;
   const StreamThreadOptions& options_;
@@ -340,6 +342,9 @@ absl::Status StreamThread::Impl::CreateTask(TaskId id) {
   task_options.dead_letter_topic = options_.dead_letter_topic;
   task_options.metrics = options_.metrics;
   task_options.cache_bytes_per_store = cache_bytes_per_store_;
+  task_options.query_source_progress = [this](const std::string& topic, Partition partition) {
+    return QuerySourceProgress(topic, partition);
+  };
   RocksDbResources* rocksdb = options_.rocksdb;
   bool wal = options_.rocksdb_wal;
   task_options.open_store = [dir, rocksdb, wal](const StoreSpec& spec, TaskId)
@@ -369,6 +374,28 @@ absl::Status StreamThread::Impl::CreateTask(TaskId id) {
   PublishCounters(*task);
   tasks_[id] = std::move(task);
   return absl::OkStatus();
+}
+
+absl::StatusOr<SourceProgress> StreamThread::Impl::QuerySourceProgress(
+    const std::string& topic, Partition partition) {
+  int64_t low = 0, high = 0;
+  TRIBUTARY_RETURN_IF_ERROR(QueryWatermarks(consumer_.get(), topic, partition.value, low, high,
+                                            absl::Seconds(5)));
+  // The consumer's position: after the last record it returned; before the
+  // first one, the committed offset; with none committed, the start
+  // (auto.offset.reset=earliest).
+  PartitionList list(rd_kafka_topic_partition_list_new(1));
+  rd_kafka_topic_partition_list_add(list.get(), topic.c_str(), partition.value);
+  int64_t position = -1;
+  if (rd_kafka_position(consumer_.get(), list.get()) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+      list->elems[0].offset >= 0) {
+    position = list->elems[0].offset;
+  } else if (rd_kafka_committed(consumer_.get(), list.get(), 5000) ==
+                 RD_KAFKA_RESP_ERR_NO_ERROR &&
+             list->elems[0].err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+    position = list->elems[0].offset >= 0 ? list->elems[0].offset : low;
+  }
+  return SourceProgress{Offset{position}, Offset{high}};
 }
 
 absl::Status StreamThread::Impl::RestoreTask(Task& task,

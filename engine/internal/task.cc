@@ -125,6 +125,14 @@ class Task::NodeContext : public ProcessorContext {
     return schedule;
   }
 
+  absl::StatusOr<int32_t> PartitionCount(std::string_view topic) override {
+    return task_->options_.collector->PartitionCount(task_->options_.topic_name(topic));
+  }
+
+  absl::StatusOr<SourceProgress> QuerySourceProgress(std::string_view topic) override {
+    return task_->QuerySourceProgress(topic);
+  }
+
   void RequestCommit() override { task_->commit_requested_ = true; }
 
   Metrics& metrics() override { return *task_->options_.metrics; }
@@ -238,6 +246,23 @@ std::map<std::pair<std::string, int32_t>, int64_t> Task::consumed_offsets() cons
     }
   }
   return offsets;
+}
+
+absl::StatusOr<SourceProgress> Task::QuerySourceProgress(std::string_view topic) {
+  const std::string real = options_.topic_name(topic);
+  auto it = source_by_topic_.find(real);
+  if (it == source_by_topic_.end()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "task ", options_.id.ToString(), " reads no topic '", Sv(topic), "'"));
+  }
+  if (!options_.query_source_progress) {
+    return absl::UnimplementedError("source positions are not known to this runtime");
+  }
+  TRIBUTARY_ASSIGN_OR_RETURN(SourceProgress progress,
+                             options_.query_source_progress(real, Partition{options_.id.partition}));
+  // What this task has processed is at least as far as the consumer says.
+  progress.position.value = std::max(progress.position.value, next_offsets_[it->second.topic]);
+  return progress;
 }
 
 TaskCounters Task::TakeCounterDeltas() {

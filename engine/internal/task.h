@@ -53,6 +53,10 @@ struct TaskOptions {
   ErrorPolicy error_policy = ErrorPolicy::kFail;
   std::string dead_letter_topic;  // used with kContinue
   Metrics* metrics = nullptr;  // nullptr: the task keeps a registry of its own
+  // End offset and consumer position of (real topic, partition), asked of the
+  // cluster; nullptr: positions are unknown (QuerySourceProgress fails).
+  std::function<absl::StatusOr<SourceProgress>(const std::string& topic, Partition partition)>
+      query_source_progress;
   // Record cache (CachingStore) budget of each of the task's stores; 0: the
   // stores are not cached.
   size_t cache_bytes_per_store = 0;
@@ -110,6 +114,9 @@ class Task {
   absl::Status Process(const Record& record);
   // REQUIRES: kRunning. Runs wall-clock punctuations that are due at `now`.
   absl::Status PunctuateWallClock(TimestampMs now);
+
+  // See ProcessorContext::QuerySourceProgress; `topic` as the topology names it.
+  absl::StatusOr<SourceProgress> QuerySourceProgress(std::string_view topic);
 
   // Next offset to commit for each (topic, partition) this task consumed.
   std::map<std::pair<std::string, int32_t>, int64_t> consumed_offsets() const;

@@ -1,7 +1,11 @@
 #include "operators/internal/aggregate_join.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "operators/internal/codec.h"
+#include "operators/internal/log.h"
 #include "state/absl_compat.h"
 #include "state/json_escape.h"
 #include "state/status_macros.h"
@@ -47,6 +51,55 @@ absl::Status AggregateJoin::Init(ProcessorContext& context) {
   MetricTags tags{{"task", context.task_id().ToString()}, {"operator", spec_.name}};
   emitted_ = context.metrics().GetCounter("cdc-aggregates-emitted-total", tags);
   stale_ = context.metrics().GetCounter("cdc-stale-slices-dropped-total", tags);
+  unresolved_ = context.metrics().GetCounter("cdc-unavailable-values-unresolved-total", tags);
+  own_fields_.clear();
+  for (const CdcTable& child : spec_.children) own_fields_.push_back(child.array_field);
+  own_fields_.push_back(spec_.source_field);
+  own_fields_.push_back(spec_.version_field);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string_view> AggregateJoin::FillUnavailable(
+    std::string_view what, std::string_view key, std::string_view row,
+    std::optional<std::string_view> previous, std::string& merged) {
+  if (!unavailable_.MayHold(row)) return row;
+  std::vector<std::string> unresolved;
+  TRIBUTARY_ASSIGN_OR_RETURN(bool replaced,
+                             unavailable_.Merge(row, previous, merged, unresolved));
+  if (!replaced) return row;
+  if (!unresolved.empty()) {
+    unresolved_->Add(static_cast<int64_t>(unresolved.size()));
+    OperatorsLogger()->warn(
+        "{}: {} {}: column(s) {} arrived as Debezium's placeholder '{}' (an unchanged "
+        "TOASTed value) and no earlier value is known here; the placeholder stays. Set "
+        "REPLICA IDENTITY FULL on the table to have Debezium send such values",
+        spec_.name, what, key, absl::StrJoin(unresolved, ", "),
+        spec_.unavailable_placeholder);
+  }
+  return std::string_view(merged);
+}
+
+absl::Status AggregateJoin::CheckNoClash(std::string_view root_key, std::string_view root_row) {
+  bool may_clash = false;
+  for (const std::string& name : own_fields_) {
+    std::string quoted;
+    AppendJsonString(quoted, name);
+    may_clash = may_clash || root_row.find(quoted) != std::string_view::npos;
+  }
+  if (!may_clash) return absl::OkStatus();
+  TRIBUTARY_ASSIGN_OR_RETURN(auto fields, clash_fields_.Read(root_row));
+  for (const auto& [column, value] : fields) {
+    for (size_t i = 0; i < own_fields_.size(); ++i) {
+      if (column != own_fields_[i]) continue;
+      const char* setting = i < spec_.children.size() ? "the child table's array field"
+                            : i == spec_.children.size() ? "aggregate.source.field"
+                                                         : "aggregate.version.field";
+      return absl::InvalidArgumentError(absl::StrCat(
+          "root ", Sv(root_key), " of ", spec_.root.data_collection, " has a column '",
+          Sv(column), "', which is also a field of the aggregate: set ", setting,
+          " to another name"));
+    }
+  }
   return absl::OkStatus();
 }
 
@@ -77,12 +130,18 @@ absl::Status AggregateJoin::Process(const Record& record) {
   WriteBatch root_writes;
   WriteBatch child_writes;
   std::string child_key;
+  std::string merged;
   for (const SliceOp& op : slice.ops) {
     switch (op.kind) {
-      case SliceOp::Kind::kRootUpsert:
-        root_row = std::string(op.row);
+      case SliceOp::Kind::kRootUpsert: {
+        std::optional<std::string_view> previous;
+        if (root_row) previous = *root_row;
+        TRIBUTARY_ASSIGN_OR_RETURN(std::string_view row,
+                                   FillUnavailable("root", root, op.row, previous, merged));
+        root_row = std::string(row);
         root_deleted = false;
         break;
+      }
       case SliceOp::Kind::kRootDelete:
         root_row.reset();
         root_deleted = true;
@@ -93,7 +152,25 @@ absl::Status AggregateJoin::Process(const Record& record) {
         child_key.push_back(static_cast<char>(op.table));
         child_key.append(SortableKey(op.key));
         if (op.kind == SliceOp::Kind::kChildUpsert) {
-          child_writes.Put(child_key, op.row);
+          std::string_view row = op.row;
+          if (unavailable_.MayHold(row)) {
+            // The child as it was: written earlier in this slice, or stored.
+            std::optional<std::string> stored;
+            const auto& entries = child_writes.entries();
+            auto earlier = std::find_if(entries.rbegin(), entries.rend(),
+                                        [&](const auto& e) { return e.key == child_key; });
+            if (earlier != entries.rend()) {
+              stored = earlier->value;
+            } else {
+              TRIBUTARY_ASSIGN_OR_RETURN(stored, children_->Get(child_key));
+            }
+            std::optional<std::string_view> previous;
+            if (stored) previous = *stored;
+            TRIBUTARY_ASSIGN_OR_RETURN(
+                row, FillUnavailable(spec_.children[op.table - 1].data_collection, op.key, row,
+                                     previous, merged));
+          }
+          child_writes.Put(child_key, row);
         } else {
           child_writes.Delete(child_key);
         }
@@ -129,6 +206,7 @@ absl::Status AggregateJoin::Process(const Record& record) {
 absl::Status AggregateJoin::BuildAggregate(std::string_view root_key,
                                            std::string_view root_row,
                                            const RootSlice& slice, int64_t version) {
+  TRIBUTARY_RETURN_IF_ERROR(CheckNoClash(root_key, root_row));
   out_.clear();
   out_.push_back('{');
   std::string_view body = ObjectBody(root_row);
@@ -155,11 +233,14 @@ absl::Status AggregateJoin::BuildAggregate(std::string_view root_key,
   }
   TRIBUTARY_RETURN_IF_ERROR(scan->status());
   if (!first_field) out_.push_back(',');
-  out_.append("\"source_tx\":{\"id\":");
+  AppendJsonString(out_, spec_.source_field);
+  out_.append(":{\"id\":");
   AppendJsonString(out_, slice.tx_id);
   absl::StrAppend(&out_, ",\"position\":", slice.position);
   if (slice.partial) out_.append(",\"partial\":true");
-  absl::StrAppend(&out_, "},\"version\":", version, "}");
+  out_.append("},");
+  AppendJsonString(out_, spec_.version_field);
+  absl::StrAppend(&out_, ":", version, "}");
 
   Record out;
   out.key = root_key;

@@ -7,6 +7,13 @@
 // or a tombstone when the root was deleted. Children whose root has not
 // arrived are kept; the aggregate appears when the root does. Slices at or
 // before the root's last applied position are dropped (re-delivery guard).
+// A column Debezium sent as its unavailable-value placeholder (an unchanged
+// TOASTed value) keeps the value the stored row has; where there is none
+// (e.g. a child that moved here from a root of another task), the
+// placeholder stays, counted in cdc-unavailable-values-unresolved-total and
+// logged. The names of the "source_tx" and "version" fields are
+// configurable (spec); a root column of the same name as one of the
+// aggregate's own fields fails the slice with an error naming the setting.
 //
 // State: <name>-roots    r<root key> -> root row;  v<root key> -> version+position
 //        <name>-children <root key>\0<table><sortable child key> -> child row
@@ -16,13 +23,15 @@
 
 #include "engine/processor.h"
 #include "operators/internal/cdc_messages.h"
+#include "operators/internal/row_merge.h"
 #include "operators/transaction_aggregate.h"
 
 namespace tributary::internal {
 
 class AggregateJoin : public Processor {
  public:
-  explicit AggregateJoin(const TransactionAggregateSpec& spec) : spec_(spec) {}
+  explicit AggregateJoin(const TransactionAggregateSpec& spec)
+      : spec_(spec), unavailable_(spec.unavailable_placeholder) {}
 
   absl::Status Init(ProcessorContext& context) override;
   absl::Status Process(const Record& record) override;
@@ -37,6 +46,15 @@ class AggregateJoin : public Processor {
  private:
   absl::Status BuildAggregate(std::string_view root_key, std::string_view root_row,
                               const RootSlice& slice, int64_t version);
+  // `row` with placeholders replaced from `previous`, into `merged` (which
+  // is then what to store); or `row` itself when it holds none.
+  absl::StatusOr<std::string_view> FillUnavailable(std::string_view what,
+                                                   std::string_view key, std::string_view row,
+                                                   std::optional<std::string_view> previous,
+                                                   std::string& merged);
+  // An error when the root row has a column named as one of the aggregate's
+  // own fields.
+  absl::Status CheckNoClash(std::string_view root_key, std::string_view root_row);
 
   const TransactionAggregateSpec& spec_;
   ProcessorContext* context_ = nullptr;
@@ -44,6 +62,10 @@ class AggregateJoin : public Processor {
   KeyValueStore* children_ = nullptr;
   Counter* emitted_ = nullptr;
   Counter* stale_ = nullptr;
+  Counter* unresolved_ = nullptr;
+  UnavailableValues unavailable_;
+  RowFields clash_fields_;
+  std::vector<std::string> own_fields_;  // array fields, source, version
   std::string out_;  // scratch for the aggregate JSON
 };
 

@@ -1,5 +1,7 @@
 #include "operators/internal/cdc_messages.h"
 
+#include <cstdint>
+
 #include "absl/strings/numbers.h"
 #include "operators/internal/codec.h"
 #include "state/absl_compat.h"
@@ -10,6 +12,16 @@ std::string EncodeRoutedEvent(const RoutedEvent& event) {
   std::string out;
   out.reserve(64 + event.key.size() + (event.row ? event.row->size() : 0));
   out.push_back(static_cast<char>(event.kind));
+  if (event.kind == RoutedEvent::Kind::kBegin) {
+    PutBytes(out, event.tx_id);
+    return out;
+  }
+  if (event.kind == RoutedEvent::Kind::kProgress) {
+    out.push_back(static_cast<char>(event.table));
+    PutVarint(out, static_cast<uint32_t>(event.source_partition));
+    PutOrderedInt64(out, event.caught_up_ms);
+    return out;
+  }
   if (event.kind == RoutedEvent::Kind::kEnd) {
     PutBytes(out, event.tx_id);
     PutOrderedInt64(out, event.end_position);
@@ -22,6 +34,7 @@ std::string EncodeRoutedEvent(const RoutedEvent& event) {
     return out;
   }
   out.push_back(static_cast<char>(event.table));
+  PutVarint(out, static_cast<uint32_t>(event.source_partition));
   out.push_back(event.op);
   PutBytes(out, event.position);
   PutBytes(out, event.key);
@@ -38,7 +51,18 @@ absl::StatusOr<RoutedEvent> DecodeRoutedEvent(std::string_view bytes) {
   reader.Byte(kind);
   event.kind = static_cast<RoutedEvent::Kind>(kind);
   bool ok = false;
+  uint64_t partition = 0;
+  char table = 0;
   switch (event.kind) {
+    case RoutedEvent::Kind::kBegin:
+      ok = reader.Bytes(event.tx_id);
+      break;
+    case RoutedEvent::Kind::kProgress:
+      ok = reader.Byte(table) && reader.Varint(partition) && partition <= INT32_MAX &&
+           reader.OrderedInt64(event.caught_up_ms);
+      event.table = static_cast<uint8_t>(table);
+      event.source_partition = static_cast<int32_t>(partition);
+      break;
     case RoutedEvent::Kind::kEnd: {
       uint64_t n = 0;
       ok = reader.Bytes(event.tx_id) && reader.OrderedInt64(event.end_position) &&
@@ -53,11 +77,12 @@ absl::StatusOr<RoutedEvent> DecodeRoutedEvent(std::string_view bytes) {
     }
     case RoutedEvent::Kind::kChange:
     case RoutedEvent::Kind::kStandalone: {
-      char table = 0;
-      ok = reader.Byte(table) && reader.Byte(event.op) && reader.Bytes(event.position) &&
-           reader.Bytes(event.key) && reader.Optional(event.parent) &&
-           reader.Optional(event.row) && reader.OrderedInt64(event.ts_ms);
+      ok = reader.Byte(table) && reader.Varint(partition) && partition <= INT32_MAX &&
+           reader.Byte(event.op) && reader.Bytes(event.position) && reader.Bytes(event.key) &&
+           reader.Optional(event.parent) && reader.Optional(event.row) &&
+           reader.OrderedInt64(event.ts_ms);
       event.table = static_cast<uint8_t>(table);
+      event.source_partition = static_cast<int32_t>(partition);
       break;
     }
     default:

@@ -18,18 +18,27 @@ struct RoutedEvent {
   enum class Kind : char {
     kChange = 'C',      // a change event inside a source transaction
     kStandalone = 'S',  // a change event that is a unit of its own (snapshot)
+    kBegin = 'B',       // a transaction's BEGIN marker (tx_id only)
     kEnd = 'E',         // a transaction's END marker
+    // A table router's word that it had processed everything in its input
+    // partition written before `caught_up_ms` (wall clock), proven by asking
+    // the cluster for the partition's end offset at that time.
+    kProgress = 'P',
   };
   Kind kind = Kind::kChange;
+  // kChange / kStandalone / kProgress:
+  uint8_t table = 0;             // 0: root, 1..: children in spec order
+  int32_t source_partition = 0;  // partition of the table topic
   // kChange / kStandalone:
-  uint8_t table = 0;          // 0: root, 1..: children in spec order
   char op = 'c';              // Debezium op
-  std::string_view position;  // sortable source position (dedup key)
+  std::string_view position;  // sortable source position
   std::string_view key;       // the row's key column, raw JSON
   std::optional<std::string_view> parent;  // children: parent column of 'after'
   std::optional<std::string_view> row;     // 'after' image; nullopt on delete
-  // kEnd:
-  std::string_view tx_id;  // the END's full id, as written
+  // kProgress:
+  int64_t caught_up_ms = -1;
+  // kBegin / kEnd:
+  std::string_view tx_id;  // the marker's full id, as written
   int64_t end_position = -1;  // offset of the END in the transaction topic
   std::vector<std::pair<std::string_view, int64_t>> counts;  // data collection -> n
   int64_t ts_ms = 0;

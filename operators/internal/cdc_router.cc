@@ -2,6 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "operators/internal/cdc_messages.h"
+#include "operators/internal/log.h"
 #include "state/absl_compat.h"
 #include "state/status_macros.h"
 
@@ -35,7 +36,36 @@ CdcRouter::CdcRouter(const TransactionAggregateSpec& spec, int table)
 
 absl::Status CdcRouter::Init(ProcessorContext& context) {
   context_ = &context;
+  if (table_ >= 0) {
+    context.Schedule(spec_.progress_interval, PunctuationType::kWallClockTime,
+                     [this](TimestampMs now) { return ReportProgress(now); });
+  }
   return absl::OkStatus();
+}
+
+absl::Status CdcRouter::ReportProgress(TimestampMs now) {
+  const CdcTable& table = table_ == 0 ? spec_.root : spec_.children[table_ - 1];
+  // `now` was taken before asking: whatever was readable then is below the
+  // end offset the cluster reports.
+  absl::StatusOr<SourceProgress> progress = context_->QuerySourceProgress(table.topic);
+  if (!progress.ok()) {
+    // Not fatal: the proof is only late. The next interval asks again.
+    OperatorsLogger()->debug("{}: progress of {}[{}] unknown: {}", spec_.name, table.topic,
+                             context_->task_id().partition, progress.status().ToString());
+    return absl::OkStatus();
+  }
+  if (!progress->caught_up()) return absl::OkStatus();
+  RoutedEvent event;
+  event.kind = RoutedEvent::Kind::kProgress;
+  event.table = static_cast<uint8_t>(table_);
+  event.source_partition = context_->task_id().partition;
+  event.caught_up_ms = now.value;
+  encoded_ = EncodeRoutedEvent(event);
+  Record out;
+  out.key = "progress";
+  out.value = encoded_;
+  out.timestamp = now;
+  return context_->Forward(out);
 }
 
 absl::Status CdcRouter::Process(const Record& record) {
@@ -46,10 +76,20 @@ absl::Status CdcRouter::Process(const Record& record) {
 
 absl::Status CdcRouter::RouteMarker(const Record& record) {
   TRIBUTARY_ASSIGN_OR_RETURN(TransactionMarker marker, decoder_.DecodeMarker(*record.value));
-  if (marker.status == TransactionMarker::Status::kBegin) return absl::OkStatus();
   RoutedEvent event;
-  event.kind = RoutedEvent::Kind::kEnd;
   event.tx_id = marker.id;
+  if (marker.status == TransactionMarker::Status::kBegin) {
+    // The assembler counts BEGINs: a second one means the connector
+    // restarted inside the transaction and END will undercount.
+    event.kind = RoutedEvent::Kind::kBegin;
+    encoded_ = EncodeRoutedEvent(event);
+    Record out;
+    out.key = marker.match_id;
+    out.value = encoded_;
+    out.timestamp = record.timestamp;
+    return context_->Forward(out);
+  }
+  event.kind = RoutedEvent::Kind::kEnd;
   event.end_position = record.offset.value;
   event.ts_ms = marker.ts_ms;
   for (const DataCollectionCount& c : marker.data_collections) {
@@ -75,6 +115,7 @@ absl::Status CdcRouter::RouteChange(const Record& record) {
   event.kind = change.transaction ? RoutedEvent::Kind::kChange
                                   : RoutedEvent::Kind::kStandalone;
   event.table = static_cast<uint8_t>(table_);
+  event.source_partition = record.partition.value;
   event.op = static_cast<char>(change.op);
   event.ts_ms = change.ts_ms;
   SortablePosition(change.source.position, position_);

@@ -23,6 +23,9 @@ class CdcRouter : public Processor {
  private:
   absl::Status RouteMarker(const Record& record);
   absl::Status RouteChange(const Record& record);
+  // Table routers: forwards a kProgress event when the task has read its
+  // partition to the end.
+  absl::Status ReportProgress(TimestampMs now);
 
   const TransactionAggregateSpec& spec_;
   const int table_;

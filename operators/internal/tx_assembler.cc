@@ -16,6 +16,8 @@ constexpr char kEndPrefix = 'E';
 constexpr char kQueuePrefix = 'Q';
 constexpr char kReleasedPrefix = 'R';
 constexpr char kReleasedOrderPrefix = 'P';
+constexpr char kBeginPrefix = 'B';
+constexpr char kProgressPrefix = 'G';
 constexpr absl::Duration kCheckInterval = absl::Seconds(1);
 
 std::string MetaKey(char prefix, std::string_view match_id) {
@@ -33,6 +35,26 @@ std::string MetaKey(char prefix, int64_t position) {
 std::string EventPrefix(std::string_view match_id) {
   std::string key(match_id);
   key.push_back('\0');
+  return key;
+}
+
+// See "Event identity" in the header. Keys sort by source position first, so
+// a prefix scan yields a transaction's events in log order.
+std::string EventKey(std::string_view match_id, const RoutedEvent& event) {
+  std::string key = EventPrefix(match_id);
+  key.reserve(key.size() + event.position.size() + 3 + event.key.size());
+  key.append(event.position);
+  key.push_back('\0');
+  key.push_back(static_cast<char>(event.table));
+  key.push_back(event.op);
+  key.append(event.key);
+  return key;
+}
+
+std::string ProgressKey(size_t table, size_t partition) {
+  std::string key(1, kProgressPrefix);
+  key.push_back(static_cast<char>(table));
+  PutOrderedInt64(key, static_cast<int64_t>(partition));
   return key;
 }
 
@@ -62,6 +84,20 @@ absl::Status TxAssembler::Init(ProcessorContext& context) {
   duplicates_ = context.metrics().GetCounter("cdc-duplicates-dropped-total", tags);
   partial_ = context.metrics().GetCounter("cdc-transactions-released-partial-total", tags);
   orphans_ = context.metrics().GetCounter("cdc-orphan-child-deletes-total", tags);
+  restarted_ = context.metrics().GetCounter("cdc-transactions-restarted-total", tags);
+  by_position_ =
+      context.metrics().GetCounter("cdc-transactions-completed-by-position-total", tags);
+  progress_.assign(tables_, {});
+  for (size_t t = 0; t < tables_; ++t) {
+    const CdcTable& table = t == 0 ? spec_.root : spec_.children[t - 1];
+    absl::StatusOr<int32_t> partitions = context.PartitionCount(table.topic);
+    if (!partitions.ok()) {
+      return absl::Status(partitions.status().code(),
+                          absl::StrCat(spec_.name, ": partitions of ", table.topic, ": ",
+                                       partitions.status().message()));
+    }
+    progress_[t].resize(static_cast<size_t>(std::max(1, *partitions)));
+  }
   pending_gauge_ = context.metrics().GetGauge("cdc-transactions-pending", tags);
   oldest_age_gauge_ = context.metrics().GetGauge("cdc-oldest-pending-age-ms", tags);
   TRIBUTARY_RETURN_IF_ERROR(Rebuild());
@@ -89,6 +125,8 @@ absl::Status TxAssembler::Rebuild() {
     pending.buffered.resize(tables_);
     pending.has_end = true;
     pending.end_position = end.end_position;
+    // Later than it was: a proof by reading to the end must be newer still.
+    pending.end_seen = context_->wall_clock_time();
     pending.tx_id = std::string(end.tx_id);
     pending.expected.assign(tables_, 0);
     for (const auto& [collection, count] : end.counts) {
@@ -97,9 +135,28 @@ absl::Status TxAssembler::Rebuild() {
     }
     queue_[end.end_position] = match_id;
   }
+  for (auto it = meta_->PrefixScan(std::string(1, kBeginPrefix)); it->Valid(); it->Next()) {
+    if (it->value().size() != 8) return absl::DataLossError("corrupt BEGIN count");
+    Pending& pending = pending_[std::string(it->key().substr(1))];
+    pending.buffered.resize(tables_);
+    pending.begins = GetOrderedInt64(it->value());
+  }
   for (auto it = meta_->PrefixScan(std::string(1, kReleasedOrderPrefix)); it->Valid();
        it->Next()) {
     ++released_count_;
+    max_released_position_ = GetOrderedInt64(it->key().substr(1));
+  }
+  for (auto it = meta_->PrefixScan(std::string(1, kProgressPrefix)); it->Valid(); it->Next()) {
+    std::string_view key = it->key();
+    if (key.size() != 10 || it->value().size() != 16) {
+      return absl::DataLossError("corrupt partition progress");
+    }
+    PartitionProgress& progress =
+        ProgressOf(static_cast<uint8_t>(key[1]),
+                   static_cast<int32_t>(GetOrderedInt64(key.substr(2))));
+    progress.passed = GetOrderedInt64(it->value());
+    progress.caught_up_ms = GetOrderedInt64(it->value().substr(8));
+    progress.dirty = false;
   }
   if (!pending_.empty()) {
     OperatorsLogger()->info("{}: resumed with {} pending transactions ({} with END)",
@@ -125,42 +182,125 @@ absl::Status TxAssembler::Process(const Record& record) {
     case RoutedEvent::Kind::kStandalone:
       status = OnStandalone(event);
       break;
+    case RoutedEvent::Kind::kBegin:
+      status = OnBegin(*record.key);
+      break;
+    case RoutedEvent::Kind::kProgress:
+      status = OnProgress(event);
+      break;
   }
   PublishGauges();
   return status;
 }
 
-absl::StatusOr<bool> TxAssembler::IsReleased(std::string_view match_id) {
+absl::StatusOr<std::optional<int64_t>> TxAssembler::ReleasedPosition(
+    std::string_view match_id) {
   TRIBUTARY_ASSIGN_OR_RETURN(auto released, meta_->Get(MetaKey(kReleasedPrefix, match_id)));
-  return released.has_value();
+  if (!released) return std::optional<int64_t>();
+  if (released->size() != 8) return absl::DataLossError("corrupt released position");
+  return std::optional<int64_t>(GetOrderedInt64(*released));
+}
+
+TxAssembler::PartitionProgress& TxAssembler::ProgressOf(uint8_t table, int32_t partition) {
+  std::vector<PartitionProgress>& partitions = progress_[table];
+  const size_t p = static_cast<size_t>(std::max(0, partition));
+  if (p >= partitions.size()) partitions.resize(p + 1);  // partitions were added
+  return partitions[p];
+}
+
+void TxAssembler::NotePassed(PartitionProgress& progress, int64_t position) {
+  if (position > progress.passed) {
+    progress.passed = position;
+    progress.dirty = true;
+  }
+}
+
+absl::Status TxAssembler::PersistProgress() {
+  WriteBatch batch;
+  for (size_t t = 0; t < progress_.size(); ++t) {
+    for (size_t p = 0; p < progress_[t].size(); ++p) {
+      PartitionProgress& progress = progress_[t][p];
+      if (!progress.dirty) continue;
+      std::string value;
+      PutOrderedInt64(value, progress.passed);
+      PutOrderedInt64(value, progress.caught_up_ms);
+      batch.Put(ProgressKey(t, p), value);
+      progress.dirty = false;
+    }
+  }
+  return batch.empty() ? absl::OkStatus() : meta_->Write(batch);
 }
 
 absl::Status TxAssembler::OnChange(std::string_view match_id, const RoutedEvent& event,
                                    std::string_view raw) {
   if (event.table >= tables_) return absl::DataLossError("routed event of unknown table");
+  PartitionProgress& progress = ProgressOf(event.table, event.source_partition);
   auto it = pending_.find(Sv(match_id));
   if (it == pending_.end()) {
-    TRIBUTARY_ASSIGN_OR_RETURN(bool released, IsReleased(match_id));
+    TRIBUTARY_ASSIGN_OR_RETURN(std::optional<int64_t> released, ReleasedPosition(match_id));
     if (released) {
+      NotePassed(progress, *released);
       duplicates_->Add(1);  // a re-delivered transaction, already applied
-      return absl::OkStatus();
+      return queue_.empty() ? absl::OkStatus() : ReleaseReady();
     }
   }
-  std::string key = EventPrefix(match_id);
-  key.append(event.position);
+  // A partition moving on to a later transaction may complete the head.
+  bool may_complete = false;
+  if (it != pending_.end() && it->second.has_end) {
+    may_complete = it->second.end_position > progress.passed;
+    NotePassed(progress, it->second.end_position);
+  } else if (progress.unresolved != match_id) {
+    progress.unresolved.assign(match_id);
+  }
+  const std::string key = EventKey(match_id, event);
   TRIBUTARY_ASSIGN_OR_RETURN(auto existing, events_->Get(key));
   if (existing) {
-    duplicates_->Add(1);  // same transaction and source position: a repeat
-    return absl::OkStatus();
+    duplicates_->Add(1);  // the same event delivered again
+    return may_complete ? ReleaseReady() : absl::OkStatus();
   }
   TRIBUTARY_RETURN_IF_ERROR(events_->Put(key, raw));
   if (it == pending_.end()) it = pending_.emplace(std::string(match_id), Pending{}).first;
   it->second.buffered.resize(tables_);
   ++it->second.buffered[event.table];
-  if (it->second.has_end && !queue_.empty() && queue_.begin()->second == match_id) {
+  if (may_complete || (it->second.has_end && !queue_.empty() &&
+                       queue_.begin()->second == match_id)) {
     return ReleaseReady();
   }
   return absl::OkStatus();
+}
+
+absl::Status TxAssembler::OnBegin(std::string_view match_id) {
+  auto it = pending_.find(Sv(match_id));
+  if (it == pending_.end()) {
+    TRIBUTARY_ASSIGN_OR_RETURN(std::optional<int64_t> released, ReleasedPosition(match_id));
+    if (released) {
+      duplicates_->Add(1);  // a re-delivered transaction, already applied
+      return absl::OkStatus();
+    }
+    it = pending_.emplace(std::string(match_id), Pending{}).first;
+    it->second.buffered.resize(tables_);
+  }
+  Pending& pending = it->second;
+  ++pending.begins;
+  if (pending.begins == 2) {
+    restarted_->Add(1);
+    OperatorsLogger()->info(
+        "{}: a second BEGIN of transaction {}: the connector restarted inside it, so its END "
+        "counts only part of it; it completes once every input partition has moved past it",
+        spec_.name, match_id);
+  }
+  std::string count;
+  PutOrderedInt64(count, pending.begins);
+  return meta_->Put(MetaKey(kBeginPrefix, match_id), count);
+}
+
+absl::Status TxAssembler::OnProgress(const RoutedEvent& event) {
+  if (event.table >= tables_) return absl::DataLossError("progress of unknown table");
+  PartitionProgress& progress = ProgressOf(event.table, event.source_partition);
+  if (event.caught_up_ms <= progress.caught_up_ms) return absl::OkStatus();
+  progress.caught_up_ms = event.caught_up_ms;
+  progress.dirty = true;
+  return queue_.empty() ? absl::OkStatus() : ReleaseReady();
 }
 
 absl::Status TxAssembler::OnEnd(std::string_view match_id, const RoutedEvent& event,
@@ -171,17 +311,39 @@ absl::Status TxAssembler::OnEnd(std::string_view match_id, const RoutedEvent& ev
     return absl::OkStatus();
   }
   if (it == pending_.end()) {
-    TRIBUTARY_ASSIGN_OR_RETURN(bool released, IsReleased(match_id));
+    TRIBUTARY_ASSIGN_OR_RETURN(std::optional<int64_t> released, ReleasedPosition(match_id));
     if (released) {
       duplicates_->Add(1);
       return absl::OkStatus();
     }
     it = pending_.emplace(std::string(match_id), Pending{}).first;
   }
+  if (event.end_position <= max_released_position_) {
+    // Every END before the last released one has been seen: this one is
+    // new, so the transaction topic's offsets started again.
+    return absl::FailedPreconditionError(absl::StrCat(
+        spec_.name, ": END of transaction ", Sv(event.tx_id), " at offset ",
+        event.end_position, " of ", spec_.transaction_topic,
+        ", but offset ", max_released_position_,
+        " was already released: the transaction topic was deleted and created again (a "
+        "re-created connector?). Its offsets order the transactions, so this application "
+        "cannot go on with its state: reset it (stop it, delete its state.dir and internal "
+        "topics, and start it again), or give the new connector a new topic.prefix and a new "
+        "application.id"));
+  }
   Pending& pending = it->second;
   pending.buffered.resize(tables_);
   pending.has_end = true;
   pending.end_position = event.end_position;
+  pending.end_seen = context_->wall_clock_time();
+  for (auto& partitions : progress_) {
+    for (PartitionProgress& progress : partitions) {
+      if (!progress.unresolved.empty() && progress.unresolved == match_id) {
+        NotePassed(progress, event.end_position);
+        progress.unresolved.clear();
+      }
+    }
+  }
   pending.tx_id = std::string(event.tx_id);
   pending.expected.assign(tables_, 0);
   for (const auto& [collection, count] : event.counts) {
@@ -199,12 +361,35 @@ absl::Status TxAssembler::OnStandalone(const RoutedEvent& event) {
   return Emit("", -1, false, {event});
 }
 
-bool TxAssembler::IsComplete(const Pending& pending) const {
-  if (!pending.has_end) return false;
+TxAssembler::Completion TxAssembler::CompletionOf(const Pending& pending) const {
+  if (!pending.has_end) return Completion::kIncomplete;
+  bool counts_trusted = pending.begins <= 1;
   for (size_t t = 0; t < tables_; ++t) {
-    if (pending.buffered[t] != pending.expected[t]) return false;
+    // END counts distinct events the connector wrote since its last (re)start
+    // inside the transaction: a lower bound.
+    if (pending.buffered[t] < pending.expected[t]) return Completion::kIncomplete;
+    if (pending.buffered[t] > pending.expected[t]) counts_trusted = false;
   }
-  return true;
+  if (counts_trusted) return Completion::kByCounts;
+  return PartitionsBehind(pending).empty() ? Completion::kByPosition : Completion::kIncomplete;
+}
+
+std::vector<std::string> TxAssembler::PartitionsBehind(const Pending& pending) const {
+  std::vector<std::string> behind;
+  const int64_t grace_ms = absl::ToInt64Milliseconds(spec_.visibility_grace);
+  for (size_t t = 0; t < tables_; ++t) {
+    for (size_t p = 0; p < progress_[t].size(); ++p) {
+      const PartitionProgress& progress = progress_[t][p];
+      if (progress.passed > pending.end_position) continue;
+      if (pending.end_seen.value >= 0 &&
+          progress.caught_up_ms >= pending.end_seen.value + grace_ms) {
+        continue;
+      }
+      const CdcTable& table = t == 0 ? spec_.root : spec_.children[t - 1];
+      behind.push_back(absl::StrCat(table.topic, "[", p, "]"));
+    }
+  }
+  return behind;
 }
 
 absl::Status TxAssembler::ReleaseReady() {
@@ -214,7 +399,9 @@ absl::Status TxAssembler::ReleaseReady() {
       head_position_ = head->first;
       head_since_ = context_->wall_clock_time();
     }
-    if (!IsComplete(pending_[head->second])) break;
+    const Completion completion = CompletionOf(pending_[head->second]);
+    if (completion == Completion::kIncomplete) break;
+    if (completion == Completion::kByPosition) by_position_->Add(1);
     std::string match_id = head->second;
     TRIBUTARY_RETURN_IF_ERROR(Release(match_id, /*partial=*/false));
   }
@@ -249,11 +436,13 @@ absl::Status TxAssembler::Release(const std::string& match_id, bool partial) {
   WriteBatch meta;
   meta.Delete(MetaKey(kEndPrefix, match_id));
   meta.Delete(MetaKey(kQueuePrefix, position));
+  if (pending.begins > 0) meta.Delete(MetaKey(kBeginPrefix, match_id));
   std::string ordered;
   PutOrderedInt64(ordered, position);
   meta.Put(MetaKey(kReleasedPrefix, match_id), ordered);
   meta.Put(MetaKey(kReleasedOrderPrefix, position), match_id);
   ++released_count_;
+  max_released_position_ = std::max(max_released_position_, position);
   TRIBUTARY_RETURN_IF_ERROR(meta_->Write(meta));
   // Forget the oldest released ids beyond the retention.
   if (released_count_ > spec_.released_retention) {
@@ -345,6 +534,7 @@ absl::Status TxAssembler::Emit(std::string_view tx_id, int64_t position, bool pa
 
 absl::Status TxAssembler::CheckHead(TimestampMs now) {
   PublishGauges();
+  TRIBUTARY_RETURN_IF_ERROR(PersistProgress());
   if (queue_.empty()) return absl::OkStatus();
   auto head = queue_.begin();
   const int64_t age_ms = now.value - head_since_.value;
@@ -357,10 +547,19 @@ absl::Status TxAssembler::CheckHead(TimestampMs now) {
     counts.push_back(absl::StrCat(table.data_collection, " ", pending.buffered[t], "/",
                                   pending.expected[t]));
   }
+  const std::vector<std::string> behind = PartitionsBehind(pending);
+  std::string proof;
+  if (behind.empty()) {
+    proof = "; every input partition has moved past it, so the missing events will not come "
+            "(filtered out before Tributary, e.g. by an SMT or a table filter?)";
+  } else {
+    proof = absl::StrCat("; not yet moved past it: ", absl::StrJoin(behind, ", "));
+  }
   std::string detail = absl::StrCat(
       "transaction ", head->second, " (END at transaction-topic offset ", head->first,
-      ") incomplete for ", age_ms / 1000, " s: buffered/expected ",
-      absl::StrJoin(counts, ", "), "; ", queue_.size() - 1, " later transactions wait");
+      ", ", pending.begins, " BEGIN(s) seen) incomplete for ", age_ms / 1000,
+      " s: buffered/expected ", absl::StrJoin(counts, ", "), proof, "; ", queue_.size() - 1,
+      " later transactions wait");
   switch (spec_.incomplete_policy) {
     case IncompletePolicy::kHold:
       if (now.value - last_warning_.value >=

@@ -1,20 +1,41 @@
 // TxAssembler: the second CDC operator, run as ONE task. Buffers routed
 // change events per source transaction in a RocksDB store, queues END
 // markers by their position in the transaction topic (the commit order), and
-// releases each transaction, strictly in that order, once its END has arrived
-// and the buffered count of every consumed data collection equals END's
-// count. A released transaction becomes one RootSlice per touched root.
+// releases each transaction, strictly in that order, once it is complete.
+// A released transaction becomes one RootSlice per touched root.
+//
+// Event identity. One change event is (transaction, source position, table,
+// op, row key). The position alone is not enough: Debezium gives the delete
+// and the create of a primary-key UPDATE one LSN, and `TRUNCATE a, b` one
+// LSN for both tables. Two distinct events of one transaction never share
+// all five (one statement changes a row once; a key change is two keys),
+// while a repeated delivery of one event repeats all five exactly (they come
+// from the WAL record, not from the connector's counters, which restart).
+//
+// Completion. Fast path: END has arrived, exactly one BEGIN was seen, and the
+// distinct events buffered per table equal END's counts. When a second BEGIN
+// was seen (the connector restarted inside the transaction: END then counts
+// only what was written after the restart) or more events are buffered than
+// END counts, counts prove nothing; the transaction is complete once every
+// partition of every consumed table has moved past it: the partition has
+// delivered an event of a transaction that commits later (each partition
+// holds a transaction's events before those of any later one), or its router
+// has reported reading the partition to its end at least
+// spec.visibility_grace after the END was seen (RoutedEvent::kProgress).
 //
 // State (all changelogged, so a restarted or moved task resumes exactly):
-//   <name>-tx-events   <match id> \0 <position>  -> routed event bytes
+//   <name>-tx-events   <match id> \0 <position> \0 <table><op><key> -> event
 //   <name>-tx-meta     E<match id> -> END;  Q<pos> -> match id (queue);
-//                      R<match id> -> pos;  P<pos> -> match id (released)
+//                      R<match id> -> pos;  P<pos> -> match id (released);
+//                      B<match id> -> BEGINs seen;
+//                      G<table><partition> -> partition progress
 //   <name>-child-index <table><child key>   -> root key
-// The in-memory summary (counts per pending transaction) is rebuilt from the
-// stores in Init.
+// The in-memory summary (counts per pending transaction, partition
+// progress) is rebuilt from the stores in Init.
 #pragma once
 
 #include <map>
+#include <optional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -46,20 +67,45 @@ class TxAssembler : public Processor {
  private:
   struct Pending {
     std::vector<int64_t> buffered;  // distinct events per table
+    int64_t begins = 0;             // BEGIN markers seen
     bool has_end = false;
     int64_t end_position = -1;
+    TimestampMs end_seen{-1};       // wall clock when END arrived here
     std::string tx_id;
     std::vector<int64_t> expected;  // per table, from END
   };
 
+  // What is known of one input partition (one table topic partition).
+  struct PartitionProgress {
+    // The largest END position of a transaction one of whose events this
+    // partition has delivered: every transaction at or before it that has
+    // events here has delivered them all.
+    int64_t passed = -1;
+    // Wall clock of the last proof that the partition was read to its end.
+    int64_t caught_up_ms = -1;
+    // The last transaction seen here whose END was not known yet.
+    std::string unresolved;
+    bool dirty = false;  // changed since last persisted
+  };
+
+  enum class Completion { kIncomplete, kByCounts, kByPosition };
+
   absl::Status Rebuild();
   absl::Status OnChange(std::string_view match_id, const RoutedEvent& event,
                         std::string_view raw);
+  absl::Status OnBegin(std::string_view match_id);
   absl::Status OnEnd(std::string_view match_id, const RoutedEvent& event,
                      std::string_view raw);
   absl::Status OnStandalone(const RoutedEvent& event);
-  absl::StatusOr<bool> IsReleased(std::string_view match_id);
-  bool IsComplete(const Pending& pending) const;
+  absl::Status OnProgress(const RoutedEvent& event);
+  // The END position of a released transaction, or nullopt.
+  absl::StatusOr<std::optional<int64_t>> ReleasedPosition(std::string_view match_id);
+  PartitionProgress& ProgressOf(uint8_t table, int32_t partition);
+  void NotePassed(PartitionProgress& progress, int64_t position);
+  absl::Status PersistProgress();
+  Completion CompletionOf(const Pending& pending) const;
+  // Partitions not yet proven past `pending`, as "topic[p]" (for messages).
+  std::vector<std::string> PartitionsBehind(const Pending& pending) const;
   absl::Status ReleaseReady();
   absl::Status Release(const std::string& match_id, bool partial);
   absl::Status Emit(std::string_view tx_id, int64_t position, bool partial,
@@ -76,7 +122,9 @@ class TxAssembler : public Processor {
   size_t tables_ = 0;
   absl::flat_hash_map<std::string, Pending> pending_;
   std::map<int64_t, std::string> queue_;  // END position -> match id
+  std::vector<std::vector<PartitionProgress>> progress_;  // [table][partition]
   int64_t released_count_ = 0;
+  int64_t max_released_position_ = -1;
   int64_t head_position_ = -1;
   TimestampMs head_since_{0};
   TimestampMs last_warning_{0};
@@ -85,6 +133,8 @@ class TxAssembler : public Processor {
   Counter* duplicates_ = nullptr;
   Counter* partial_ = nullptr;
   Counter* orphans_ = nullptr;
+  Counter* restarted_ = nullptr;
+  Counter* by_position_ = nullptr;
   Gauge* pending_gauge_ = nullptr;
   Gauge* oldest_age_gauge_ = nullptr;
 };

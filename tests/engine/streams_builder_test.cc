@@ -44,6 +44,10 @@ class FakeContext : public ProcessorContext {
     return nullptr;
   }
   void RequestCommit() override {}
+  absl::StatusOr<int32_t> PartitionCount(std::string_view) override { return 1; }
+  absl::StatusOr<SourceProgress> QuerySourceProgress(std::string_view) override {
+    return absl::UnimplementedError("no sources here");
+  }
   Metrics& metrics() override { return metrics_; }
 
   void AddStore(const std::string& name) {

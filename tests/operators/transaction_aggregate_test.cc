@@ -81,11 +81,14 @@ class Pg {
   }
   // Restarts the per-transaction counters.
   void NewTransaction() { total_ = 0; }
+  // The next change event gets the LSN of the previous one, as the delete and
+  // the create of a primary-key UPDATE, or a multi-table TRUNCATE, do.
+  void SameLsnNext() { same_lsn_ = true; }
 
- private:
   std::string Change(std::string_view table, char op, std::string_view before,
                      std::string_view after, int64_t xid) {
-    ++lsn_;
+    if (!same_lsn_) ++lsn_;
+    same_lsn_ = false;
     ++total_;
     return absl::StrCat(
         R"({"before":)", Sv(before), R"(,"after":)", Sv(after),
@@ -97,6 +100,7 @@ class Pg {
   }
   int64_t lsn_ = 1000;
   int total_ = 0;
+  bool same_lsn_ = false;
 };
 
 struct Version {
@@ -109,11 +113,12 @@ class TransactionAggregateTest : public ::testing::Test {
   void SetUp() override { Open(Spec()); }
 
   void Open(const TransactionAggregateSpec& spec,
-            ErrorPolicy policy = ErrorPolicy::kContinue) {
+            ErrorPolicy policy = ErrorPolicy::kContinue, int32_t table_partitions = 1) {
     driver_.reset();
     Topology topology;
     ASSERT_TRUE(AddTransactionAggregate(topology, spec).ok());
     TopologyTestDriver::Options options;
+    options.partitions = {{kOrders, table_partitions}, {kLines, table_partitions}};
     options.error_policy = policy;
     options.dead_letter_topic = "dlq";
     auto driver = TopologyTestDriver::Create(std::move(topology), options);
@@ -123,6 +128,9 @@ class TransactionAggregateTest : public ::testing::Test {
 
   void Pipe(const char* topic, const std::string& value) {
     ASSERT_TRUE(driver_->PipeInput(topic, "{\"id\":0}", value).ok());
+  }
+  void PipeAt(const char* topic, int32_t partition, const std::string& value) {
+    ASSERT_TRUE(driver_->PipeInputAt(topic, Partition{partition}, "{\"id\":0}", value).ok());
   }
   std::vector<Version> Output() {
     std::vector<Version> out;
@@ -379,6 +387,267 @@ TEST_F(TransactionAggregateTest, HundredThousandEventTransaction) {
     simdjson::dom::element doc = parser.parse(*v.value);
     EXPECT_EQ(doc["lines"].get_array().size(), static_cast<size_t>(kLinesPerOrder));
   }
+}
+
+// Debezium 3.6.1 on PostgreSQL 15: UPDATE orderline SET id = ... is a delete
+// of the old key and a create of the new one with ONE source.lsn; both count
+// in END. Merging them by (xid, lsn) stalled every later transaction.
+TEST_F(TransactionAggregateTest, PrimaryKeyUpdateIsTwoEventsWithOneLsn) {
+  Pipe(kOrders, pg_.Order('c', 1, "PLACED", 300));
+  Pipe(kLines, pg_.Line('c', 5, 1, "a", 300));
+  Pipe(kTx, pg_.End(300, 1, 1));
+  ASSERT_EQ(Output().size(), 1u);
+  pg_.NewTransaction();
+  Pipe(kTx, pg_.Begin(301));
+  const std::string removed = pg_.Line('d', 5, 0, "", 301);
+  pg_.SameLsnNext();
+  const std::string added = pg_.Line('c', 6, 1, "a", 301);
+  Pipe(kLines, removed);
+  Pipe(kLines, added);
+  Pipe(kLines, removed);  // repeats of both are still repeats
+  Pipe(kLines, added);
+  EXPECT_EQ(Counter("cdc-duplicates-dropped-total"), 2);
+  Pipe(kTx, pg_.End(301, 0, 2));
+  std::vector<Version> out = Output();
+  ASSERT_EQ(out.size(), 1u) << "released, not stalled";
+  EXPECT_EQ(Summary(*out[0].value), "PLACED|6,");
+  EXPECT_EQ(Gauge("cdc-transactions-pending"), 0);
+}
+
+// TRUNCATE a, b: one 't' event per table, one LSN, both counted in END.
+TEST_F(TransactionAggregateTest, MultiTableTruncateDoesNotStallLaterTransactions) {
+  Pipe(kTx, pg_.Begin(310));
+  Pipe(kOrders, pg_.Change("purchaseorder", 't', "null", "null", 310));
+  pg_.SameLsnNext();
+  Pipe(kLines, pg_.Change("orderline", 't', "null", "null", 310));
+  Pipe(kTx, pg_.End(310, 1, 1));
+  pg_.NewTransaction();
+  Pipe(kOrders, pg_.Order('c', 2, "PLACED", 311));
+  Pipe(kTx, pg_.End(311, 1, 0));
+  std::vector<Version> out = Output();
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].key, "2");
+  EXPECT_EQ(Gauge("cdc-transactions-pending"), 0);
+}
+
+// The lost version of the e2e run (issue 8, item 4): the connector restarted
+// inside transaction 960 after writing its order and first line; it then
+// wrote a second BEGIN, the two remaining lines and an END that counts only
+// those two (orderline 2, purchaseorder 0). The order and the first line sit
+// in partitions that lag. By counts alone 960 looks complete when its END
+// arrives; it used to be released without its order and first line, which
+// then arrived and were dropped as re-deliveries of a released transaction.
+TEST_F(TransactionAggregateTest, RestartInsideTransactionWaitsUntilEveryPartitionIsPast) {
+  Open(Spec(), ErrorPolicy::kContinue, /*table_partitions=*/2);
+  const std::string order = pg_.Order('c', 1001, "PLACED", 960);
+  const std::string first_line = pg_.Line('c', 1, 1001, "a", 960);
+  Pipe(kTx, pg_.Begin(960));
+  // (the connector restarts; its counters start again)
+  pg_.NewTransaction();
+  Pipe(kTx, pg_.Begin(960));
+  PipeAt(kLines, 0, pg_.Line('c', 2, 1001, "b", 960));
+  PipeAt(kLines, 0, pg_.Line('c', 3, 1001, "c", 960));
+  // The order topic (read by the router that reports) has a record to come.
+  driver_->SetSourceEndOffset(kOrders, 1);
+  Pipe(kTx, pg_.End(960, 0, 2));
+  ASSERT_TRUE(driver_->AdvanceWallClockTime(absl::Seconds(3)).ok());
+  EXPECT_TRUE(Output().empty()) << "buffered counts equal END's, but a second BEGIN was seen";
+  EXPECT_EQ(Counter("cdc-transactions-restarted-total"), 1);
+  Pipe(kOrders, order);
+  PipeAt(kLines, 1, first_line);
+  ASSERT_TRUE(driver_->AdvanceWallClockTime(absl::Seconds(1)).ok());
+  EXPECT_TRUE(Output().empty()) << "lines partition 1 is not proven past 960";
+  // A later transaction's events in lines partition 1 and orders partition 1
+  // (whose router never reports here) prove it.
+  pg_.NewTransaction();
+  PipeAt(kLines, 1, pg_.Line('c', 4, 1001, "d", 961));
+  PipeAt(kOrders, 1, pg_.Order('c', 2000, "PLACED", 961));
+  Pipe(kTx, pg_.End(961, 1, 1));
+  std::vector<Version> out = Output();
+  ASSERT_EQ(out.size(), 3u);
+  EXPECT_EQ(Summary(*out[0].value), "PLACED|1,2,3,");
+  EXPECT_EQ(Summary(*out[1].value), "PLACED|1,2,3,4,");
+  EXPECT_EQ(out[2].key, "2000");
+  EXPECT_EQ(Counter("cdc-transactions-completed-by-position-total"), 1);
+  EXPECT_EQ(Gauge("cdc-transactions-pending"), 0);
+}
+
+// The same restart with every partition proven by its router reading it to
+// the end (no later transaction needed): the proof for an idle topic.
+TEST_F(TransactionAggregateTest, RestartedTransactionCompletesWhenEveryPartitionIsReadToTheEnd) {
+  const std::string order = pg_.Order('c', 1001, "PLACED", 965);
+  Pipe(kTx, pg_.Begin(965));
+  pg_.NewTransaction();
+  Pipe(kTx, pg_.Begin(965));
+  Pipe(kLines, pg_.Line('c', 2, 1001, "b", 965));
+  driver_->SetSourceEndOffset(kOrders, 1);
+  Pipe(kTx, pg_.End(965, 0, 1));
+  ASSERT_TRUE(driver_->AdvanceWallClockTime(absl::Seconds(3)).ok());
+  EXPECT_TRUE(Output().empty());
+  Pipe(kOrders, order);
+  ASSERT_TRUE(driver_->AdvanceWallClockTime(absl::Seconds(1)).ok());
+  std::vector<Version> out = Output();
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(Summary(*out[0].value), "PLACED|2,");
+}
+
+// A report of being read to the end counts only when taken at least
+// visibility_grace after the END arrived.
+TEST_F(TransactionAggregateTest, ReadToTheEndCountsOnlyAfterTheGrace) {
+  TransactionAggregateSpec spec = Spec();
+  spec.visibility_grace = absl::Seconds(5);
+  Open(spec);
+  Pipe(kTx, pg_.Begin(970));
+  Pipe(kTx, pg_.Begin(970));
+  Pipe(kOrders, pg_.Order('c', 7, "PLACED", 970));
+  Pipe(kTx, pg_.End(970, 1, 0));
+  ASSERT_TRUE(driver_->AdvanceWallClockTime(absl::Seconds(4)).ok());
+  EXPECT_TRUE(Output().empty());
+  ASSERT_TRUE(driver_->AdvanceWallClockTime(absl::Seconds(2)).ok());
+  EXPECT_EQ(Output().size(), 1u);
+}
+
+// With three partitions per table and no proof by reading to the end (the
+// routers of partitions 1 and 2 never report here), a restarted transaction
+// completes once every partition has delivered an event of a later one.
+TEST_F(TransactionAggregateTest, RestartedTransactionCompletesWhenLaterOnesPassEveryPartition) {
+  Open(Spec(), ErrorPolicy::kContinue, /*table_partitions=*/3);
+  driver_->SetSourceEndOffset(kOrders, 1000000);  // never read to the end
+  driver_->SetSourceEndOffset(kLines, 1000000);
+  Pipe(kTx, pg_.Begin(980));
+  pg_.NewTransaction();
+  Pipe(kTx, pg_.Begin(980));
+  PipeAt(kOrders, 0, pg_.Order('c', 1, "PLACED", 980));
+  PipeAt(kLines, 1, pg_.Line('c', 11, 1, "a", 980));
+  PipeAt(kLines, 2, pg_.Line('c', 12, 1, "b", 980));
+  Pipe(kTx, pg_.End(980, 0, 1));
+  ASSERT_TRUE(driver_->AdvanceWallClockTime(absl::Seconds(3)).ok());
+  EXPECT_TRUE(Output().empty());
+  // 981 touches every partition but lines partition 0.
+  pg_.NewTransaction();
+  Pipe(kTx, pg_.Begin(981));
+  for (int p = 0; p < 3; ++p) PipeAt(kOrders, p, pg_.Order('c', 100 + p, "PLACED", 981));
+  PipeAt(kLines, 1, pg_.Line('c', 21, 100, "x", 981));
+  PipeAt(kLines, 2, pg_.Line('c', 22, 100, "y", 981));
+  Pipe(kTx, pg_.End(981, 3, 2));
+  EXPECT_TRUE(Output().empty()) << "lines partition 0 has not moved past 980";
+  pg_.NewTransaction();
+  PipeAt(kLines, 0, pg_.Line('c', 31, 101, "z", 982));
+  EXPECT_TRUE(Output().empty()) << "982's END is not known yet";
+  Pipe(kTx, pg_.End(982, 0, 1));
+  std::vector<Version> out = Output();
+  ASSERT_EQ(out.size(), 5u) << "980, then 981 (three orders), then 982";
+  EXPECT_EQ(out[0].key, "1");
+  EXPECT_EQ(Summary(*out[0].value), "PLACED|11,12,");
+  EXPECT_EQ(Counter("cdc-transactions-completed-by-position-total"), 1);
+}
+
+// A transaction whose counts never match but whose every partition has
+// moved past it says so: its events will not come.
+TEST_F(TransactionAggregateTest, HeldTransactionSaysWhetherItsEventsCanStillCome) {
+  TransactionAggregateSpec spec = Spec();
+  spec.incomplete_policy = IncompletePolicy::kFail;
+  Open(spec);
+  Pipe(kOrders, pg_.Order('c', 1, "PLACED", 990));
+  Pipe(kTx, pg_.End(990, 1, 1));
+  driver_->SetSourceEndOffset(kLines, 5);
+  absl::Status status = driver_->AdvanceWallClockTime(absl::Minutes(1));
+  EXPECT_THAT(std::string(status.message()), HasSubstr("not yet moved past it: " +
+                                                       std::string(kLines) + "[0]"));
+}
+
+TEST_F(TransactionAggregateTest, UnchangedToastedColumnsKeepTheirPreviousValue) {
+  auto order = [&](std::string_view note, int64_t xid) {
+    return pg_.Change("purchaseorder", 'u', "null",
+                      absl::StrCat(R"({"id":1,"status":"PLACED","note":)", Sv(note),
+                                   R"(,"tags":["a","b"],"blob":"AAEC"})"),
+                      xid);
+  };
+  Pipe(kOrders, order(R"("long text")", 400));
+  Pipe(kLines, pg_.Line('c', 5, 1, "first product", 400));
+  Pipe(kTx, pg_.End(400, 1, 1));
+  ASSERT_EQ(Output().size(), 1u);
+  pg_.NewTransaction();
+  Pipe(kOrders, pg_.Change("purchaseorder", 'u', "null",
+                           R"({"id":1,"status":"SHIPPED","note":"__debezium_unavailable_value","tags":["__debezium_unavailable_value"],"blob":"X19kZWJleml1bV91bmF2YWlsYWJsZV92YWx1ZQ=="})",
+                           401));
+  Pipe(kLines, pg_.Line('u', 5, 1, "__debezium_unavailable_value", 401));
+  Pipe(kTx, pg_.End(401, 1, 1));
+  std::vector<Version> out = Output();
+  ASSERT_EQ(out.size(), 1u);
+  simdjson::dom::parser parser;
+  simdjson::dom::element doc = parser.parse(*out[0].value);
+  EXPECT_EQ(std::string_view(doc["status"]), "SHIPPED");
+  EXPECT_EQ(std::string_view(doc["note"]), "long text");
+  EXPECT_EQ(std::string_view(doc["tags"].at(1)), "b");
+  EXPECT_EQ(std::string_view(doc["blob"]), "AAEC");
+  EXPECT_EQ(std::string_view(doc["lines"].at(0)["product"]), "first product");
+  EXPECT_EQ(Counter("cdc-unavailable-values-unresolved-total"), 0);
+
+  // No earlier value: the placeholder stays, counted.
+  pg_.NewTransaction();
+  Pipe(kOrders, pg_.Change("purchaseorder", 'u', "null",
+                           R"({"id":2,"status":"PLACED","note":"__debezium_unavailable_value"})",
+                           402));
+  Pipe(kTx, pg_.End(402, 1, 0));
+  out = Output();
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_THAT(*out[0].value, HasSubstr(R"("note":"__debezium_unavailable_value")"));
+  EXPECT_EQ(Counter("cdc-unavailable-values-unresolved-total"), 1);
+}
+
+TEST_F(TransactionAggregateTest, OwnFieldNamesAreConfigurableAndClashesAreErrors) {
+  const std::string with_version = pg_.Change(
+      "purchaseorder", 'c', "null", R"({"id":1,"status":"PLACED","version":"v2"})", 410);
+  Pipe(kOrders, with_version);
+  Pipe(kTx, pg_.End(410, 1, 0));
+  EXPECT_TRUE(Output().empty());
+  std::vector<OwnedRecord> dead = driver_->ReadOutput("dlq");
+  ASSERT_EQ(dead.size(), 1u);
+  std::string error;
+  for (const auto& h : dead[0].headers) {
+    if (h.key == "tributary.error") error = h.value.value_or("");
+  }
+  EXPECT_THAT(error, HasSubstr("aggregate.version.field"));
+
+  TransactionAggregateSpec spec = Spec();
+  spec.version_field = "_version";
+  spec.source_field = "_source";
+  Open(spec);
+  pg_.NewTransaction();
+  Pipe(kOrders, pg_.Change("purchaseorder", 'c', "null",
+                           R"({"id":1,"status":"PLACED","version":"v2","source_tx":"x"})", 411));
+  Pipe(kTx, pg_.End(411, 1, 0));
+  std::vector<Version> out = Output();
+  ASSERT_EQ(out.size(), 1u);
+  simdjson::dom::parser parser;
+  simdjson::dom::element doc = parser.parse(*out[0].value);
+  EXPECT_EQ(std::string_view(doc["version"]), "v2");
+  EXPECT_EQ(int64_t(doc["_version"]), 1);
+  EXPECT_EQ(std::string_view(doc["_source"]["id"]), "411");
+
+  spec.version_field = "lines";
+  Topology topology;
+  EXPECT_FALSE(AddTransactionAggregate(topology, spec).ok()) << "two fields named lines";
+}
+
+// A transaction topic deleted and created again (e.g. with a re-created
+// connector) starts its offsets again: the engine stops and says what to do
+// instead of dropping every later transaction as stale.
+TEST_F(TransactionAggregateTest, TransactionTopicStartingAgainStopsWithAnError) {
+  Open(Spec(), ErrorPolicy::kFail);
+  for (int64_t xid = 420; xid < 423; ++xid) {
+    pg_.NewTransaction();
+    Pipe(kOrders, pg_.Order('c', static_cast<int>(xid), "PLACED", xid));
+    Pipe(kTx, pg_.End(xid, 1, 0));
+  }
+  ASSERT_EQ(Output().size(), 3u);
+  driver_->SetNextInputOffset(kTx, 0);
+  pg_.NewTransaction();
+  Pipe(kOrders, pg_.Order('c', 7, "PLACED", 5));
+  absl::Status status = driver_->PipeInput(kTx, "{\"id\":0}", pg_.End(5, 1, 0));
+  EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(status.message()), HasSubstr("deleted and created again"));
 }
 
 }  // namespace

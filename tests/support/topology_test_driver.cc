@@ -26,7 +26,10 @@ class TopologyTestDriver::Collector : public internal::RecordCollector {
     return absl::OkStatus();
   }
 
-  absl::StatusOr<int32_t> PartitionCount(std::string_view) override { return 1; }
+  absl::StatusOr<int32_t> PartitionCount(std::string_view topic) override {
+    auto it = driver_->options_.partitions.find(topic);
+    return it == driver_->options_.partitions.end() ? 1 : it->second;
+  }
 
  private:
   TopologyTestDriver* driver_;
@@ -71,6 +74,14 @@ absl::Status TopologyTestDriver::Init() {
       return InMemoryStore::Create(spec.name);
     };
     options.wall_clock = [this] { return wall_clock_; };
+    options.query_source_progress = [this](const std::string& topic, Partition)
+        -> absl::StatusOr<SourceProgress> {
+      // Every piped record is processed before PipeInput returns.
+      const int64_t next = next_offset_[topic];
+      auto end = end_offset_override_.find(topic);
+      return SourceProgress{Offset{next},
+                            Offset{end == end_offset_override_.end() ? next : end->second}};
+    };
     options.error_policy = options_.error_policy;
     options.dead_letter_topic = options_.dead_letter_topic;
     options.metrics = &metrics_;
@@ -91,6 +102,14 @@ absl::Status TopologyTestDriver::PipeInput(std::string_view topic,
                                            std::optional<std::string_view> value,
                                            TimestampMs timestamp,
                                            std::vector<Header> headers) {
+  return PipeInputAt(topic, Partition{0}, key, value, timestamp, std::move(headers));
+}
+
+absl::Status TopologyTestDriver::PipeInputAt(std::string_view topic, Partition partition,
+                                             std::optional<std::string_view> key,
+                                             std::optional<std::string_view> value,
+                                             TimestampMs timestamp,
+                                             std::vector<Header> headers) {
   auto it = task_of_topic_.find(topic);
   if (it == task_of_topic_.end()) {
     return absl::InvalidArgumentError(
@@ -102,7 +121,7 @@ absl::Status TopologyTestDriver::PipeInput(std::string_view topic,
   record.timestamp = timestamp;
   record.headers = std::move(headers);
   record.topic = it->first;
-  record.partition = Partition{0};
+  record.partition = partition;
   record.offset = Offset{next_offset_[std::string(topic)]++};
   TRIBUTARY_RETURN_IF_ERROR(it->second->Process(record));
   return Settle();

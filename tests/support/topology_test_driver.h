@@ -44,6 +44,9 @@ class TopologyTestDriver {
     // Record cache budget per store; 0: no caching (every write reaches the
     // store and its changelog at once).
     size_t cache_bytes_per_store = 1 << 20;
+    // Partition counts ProcessorContext::PartitionCount reports; 1 for a
+    // topic not listed.
+    std::map<std::string, int32_t, std::less<>> partitions;
   };
 
   static absl::StatusOr<std::unique_ptr<TopologyTestDriver>> Create(Topology topology,
@@ -61,6 +64,26 @@ class TopologyTestDriver {
                          std::optional<std::string_view> value,
                          TimestampMs timestamp = TimestampMs{0},
                          std::vector<Header> headers = {});
+  // As PipeInput, with the record marked as read from `partition` (every
+  // sub-topology still runs as the one task of partition 0).
+  absl::Status PipeInputAt(std::string_view topic, Partition partition,
+                           std::optional<std::string_view> key,
+                           std::optional<std::string_view> value,
+                           TimestampMs timestamp = TimestampMs{0},
+                           std::vector<Header> headers = {});
+  // What ProcessorContext::QuerySourceProgress reports as the end offset of
+  // `topic` (partition 0) from now on, to let a test pretend that records are
+  // still to come; by default the end is what has been piped in.
+  void SetSourceEndOffset(std::string_view topic, int64_t end) {
+    end_offset_override_[std::string(topic)] = end;
+  }
+
+  // The offset the next record piped into `topic` gets (offsets are per topic,
+  // shared by its partitions); lets a test pretend a topic was re-created.
+  void SetNextInputOffset(std::string_view topic, int64_t offset) {
+    next_offset_[std::string(topic)] = offset;
+  }
+
   // Moves the fake wall clock and runs the wall-clock punctuations due.
   absl::Status AdvanceWallClockTime(absl::Duration duration);
 
@@ -97,6 +120,7 @@ class TopologyTestDriver {
   std::map<std::string, std::vector<OwnedRecord>, std::less<>> output_;
   std::map<std::string, size_t, std::less<>> read_position_;
   std::map<std::string, int64_t, std::less<>> next_offset_;
+  std::map<std::string, int64_t, std::less<>> end_offset_override_;
   std::deque<OwnedRecord> pending_;  // written to repartition topics, not yet read
 };
 
