@@ -139,8 +139,11 @@ std::string PurchaseOrderEnvelope(const std::string& schema, int i) {
 }
 
 // DecodeChange of schema-on events with a Decimal, a Date and a
-// MicroTimestamp in the after image.
+// MicroTimestamp in the after image; arg 0: ValueMode::kReadable (converts
+// the three), arg 1: ValueMode::kRaw (views into the input, as before).
 void BM_DecodeChangeLogicalTypes(benchmark::State& state) {
+  const ValueMode mode =
+      state.range(0) == 0 ? ValueMode::kReadable : ValueMode::kRaw;
   const std::string schema = PurchaseOrderSchema();
   std::vector<std::string> values;
   size_t total = 0;
@@ -148,8 +151,9 @@ void BM_DecodeChangeLogicalTypes(benchmark::State& state) {
     values.push_back(PurchaseOrderEnvelope(schema, i));
     total += values.back().size();
   }
-  state.SetLabel(absl::StrCat("avg ", total / values.size(), " B"));
-  DebeziumDecoder decoder;
+  state.SetLabel(absl::StrCat(mode == ValueMode::kRaw ? "raw" : "readable",
+                              ", avg ", total / values.size(), " B"));
+  DebeziumDecoder decoder(TxIdMode::kPostgres, mode);
   int64_t bytes = 0;
   size_t i = 0;
   for (auto _ : state) {
@@ -166,7 +170,7 @@ void BM_DecodeChangeLogicalTypes(benchmark::State& state) {
   state.SetBytesProcessed(bytes);
   state.SetItemsProcessed(state.iterations());
 }
-BENCHMARK(BM_DecodeChangeLogicalTypes);
+BENCHMARK(BM_DecodeChangeLogicalTypes)->ArgName("raw")->Arg(0)->Arg(1);
 
 void BM_DecodeMarker(benchmark::State& state) {
   const std::vector<std::string> values = {

@@ -62,6 +62,9 @@ struct EnvelopePlan {
 absl::StatusOr<std::unique_ptr<EnvelopePlan>> CompileEnvelopePlan(
     std::string_view schema);
 
+// The hash SchemaPlanCache keys schema texts by.
+uint64_t HashSchemaText(std::string_view text);
+
 // Compiled plans keyed by the schema's raw text (hash, then comparison of the
 // whole text), at most `capacity` of them; the least recently used goes.
 class SchemaPlanCache {
@@ -80,7 +83,7 @@ class SchemaPlanCache {
 
  private:
   struct Entry {
-    size_t hash = 0;
+    uint64_t hash = 0;
     std::string text;
     std::unique_ptr<EnvelopePlan> plan;
     uint64_t last_use = 0;

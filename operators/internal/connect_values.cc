@@ -140,15 +140,16 @@ absl::Status AppendDecimal(std::string_view unscaled, int32_t scale,
 }
 
 void AppendDate(int64_t days, std::string* out) {
-  // Howard Hinnant's civil_from_days.
+  // Howard Hinnant's civil_from_days: day of era in [0, 146096], year of
+  // era in [0, 399], day of year (from March) in [0, 365].
   const int64_t z = days + 719468;
   const int64_t era = FloorDiv(z, 146097);
-  const int64_t doe = z - era * 146097;                                 // [0, 146096]
-  const int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;  // [0, 399]
-  const int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);          // [0, 365]
-  const int64_t mp = (5 * doy + 2) / 153;                               // [0, 11]
-  const int64_t day = doy - (153 * mp + 2) / 5 + 1;                     // [1, 31]
-  const int64_t month = mp < 10 ? mp + 3 : mp - 9;                      // [1, 12]
+  const int64_t doe = z - era * 146097;
+  const int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+  const int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+  const int64_t mp = (5 * doy + 2) / 153;
+  const int64_t day = doy - (153 * mp + 2) / 5 + 1;
+  const int64_t month = mp < 10 ? mp + 3 : mp - 9;
   const int64_t year = yoe + era * 400 + (month <= 2 ? 1 : 0);
   const uint64_t abs_year = static_cast<uint64_t>(year < 0 ? -year : year);
   if (year < 0) {
@@ -181,10 +182,17 @@ absl::Status AppendTimeOfDay(int64_t value, int64_t units_per_second,
 void AppendTimestamp(int64_t value, int64_t units_per_second,
                      std::string* out) {
   const int64_t units_per_day = 86400 * units_per_second;
-  const int64_t days = FloorDiv(value, units_per_day);
+  // Floor division without forming days * units_per_day, which overflows
+  // for the earliest nanosecond timestamps.
+  int64_t days = value / units_per_day;
+  int64_t rest = value % units_per_day;
+  if (rest < 0) {
+    rest += units_per_day;
+    --days;
+  }
   AppendDate(days, out);
   out->push_back('T');
-  AppendClock(value - days * units_per_day, units_per_second, out);
+  AppendClock(rest, units_per_second, out);
   out->push_back('Z');
 }
 

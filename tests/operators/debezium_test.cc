@@ -1,5 +1,6 @@
 #include "operators/debezium.h"
 
+#include <algorithm>
 #include <fstream>
 #include <optional>
 #include <sstream>
@@ -1098,6 +1099,23 @@ TEST(SchemaPlanCacheTest, CompilesEachSchemaOnceAndStaysBounded) {
   EXPECT_EQ(cache.compilations(), 8u);
   ASSERT_TRUE(cache.Get(schema(2)).ok());  // evicted long ago
   EXPECT_EQ(cache.compilations(), 9u);
+}
+
+TEST(SchemaPlanCacheTest, HashTellsTextsApart) {
+  // Every length path (short, tail, 16-byte and 48-byte loops), and texts
+  // that differ in one byte only.
+  std::string text;
+  std::vector<uint64_t> hashes;
+  for (int n = 0; n < 200; ++n) {
+    hashes.push_back(internal::HashSchemaText(text));
+    std::string other = text + "x";
+    other[other.size() / 2] ^= 1;
+    hashes.push_back(internal::HashSchemaText(other));
+    text.push_back(static_cast<char>('a' + n % 26));
+  }
+  std::sort(hashes.begin(), hashes.end());
+  EXPECT_EQ(std::adjacent_find(hashes.begin(), hashes.end()), hashes.end());
+  EXPECT_EQ(internal::HashSchemaText(text), internal::HashSchemaText(text));
 }
 
 TEST(SchemaPlanCacheTest, DecoderReusesPlansAcrossEvents) {
