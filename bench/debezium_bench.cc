@@ -1,7 +1,8 @@
 // Debezium decoding micro-benchmarks: DecodeChange over generated PostgreSQL
 // order-line create/update envelopes (~600 bytes of payload) without and with
-// the JSON converter's schema wrapper, DecodeMarker, and ExtractFields on row
-// images and keys. Reports bytes/s of JSON and items/s.
+// the JSON converter's schema wrapper, DecodeChange of schema-on events with
+// logical types (readable vs. raw values), DecodeMarker, and ExtractFields on
+// row images and keys. Reports bytes/s of JSON and items/s.
 // Run: debezium_bench --benchmark_min_time=0.5
 
 #include <cstdint>
