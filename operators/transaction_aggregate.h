@@ -52,6 +52,9 @@ struct TransactionAggregateSpec {
   std::string transaction_topic;
   std::string output_topic;
   TxIdMode tx_id_mode = TxIdMode::kPostgres;
+  // kReadable: with schemas on, logical types (decimals, dates, timestamps,
+  // json, ...) become readable JSON values; kRaw: row images as sent.
+  ValueMode value_mode = ValueMode::kReadable;
   IncompletePolicy incomplete_policy = IncompletePolicy::kHold;
   absl::Duration incomplete_timeout = absl::Minutes(5);
   // How many released transaction ids are remembered to drop re-deliveries.

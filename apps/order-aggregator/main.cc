@@ -54,6 +54,7 @@ const AppKeys& OrderAggregatorKeys() {
       {"child.parent.column", "order_id"},
       {"child.array.field", "lines"},
       {"source.connector", "postgresql"},
+      {"value.format", "readable"},
       {"incomplete.transaction.policy", "hold"},
       {"incomplete.transaction.timeout.ms", "300000"},
       {"aggregate.partitions", "0"},
@@ -90,6 +91,15 @@ absl::StatusOr<TransactionAggregateSpec> SpecFrom(const StreamsConfig& config) {
   } else {
     return absl::InvalidArgumentError(absl::StrCat(
         "source.connector '", connector, "': expected postgresql, mysql, sqlserver or other"));
+  }
+  const std::string values = get("value.format");
+  if (values == "readable") {
+    spec.value_mode = ValueMode::kReadable;
+  } else if (values == "raw") {
+    spec.value_mode = ValueMode::kRaw;
+  } else {
+    return absl::InvalidArgumentError(
+        absl::StrCat("value.format '", values, "': expected readable or raw"));
   }
   TRIBUTARY_ASSIGN_OR_RETURN(spec.incomplete_policy,
                              ParseIncompletePolicy(get("incomplete.transaction.policy")));

@@ -26,7 +26,7 @@ void SortablePosition(std::string_view position, std::string& out) {
 }
 
 CdcRouter::CdcRouter(const TransactionAggregateSpec& spec, int table)
-    : spec_(spec), table_(table), decoder_(spec.tx_id_mode) {
+    : spec_(spec), table_(table), decoder_(spec.tx_id_mode, spec.value_mode) {
   if (table_ >= 0) {
     const CdcTable& t = table_ == 0 ? spec_.root : spec_.children[table_ - 1];
     fields_.push_back(t.key_column);
