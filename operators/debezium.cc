@@ -366,6 +366,13 @@ absl::Status ReadSource(const Context& ctx, od::value& value, SourceInfo* info,
             if (key.unsafe_is_equal("schema")) {
               return ReadString(ctx, v, "source.schema", &info->schema);
             }
+            if (key.unsafe_is_equal("snapshot")) {
+              // A string since Debezium 1.x; anything else says nothing.
+              od::json_type type = od::json_type::null;
+              TRIBUTARY_RETURN_IF_ERROR(TypeOf(ctx, v, &type));
+              if (type != od::json_type::string) return absl::OkStatus();
+              return ReadString(ctx, v, "source.snapshot", &info->snapshot);
+            }
             // Only a position of last resort: PostgreSQL and MySQL (whose
             // connector name comes first) have better ones, so their sequence,
             // which always needs unescaping, is not decoded.

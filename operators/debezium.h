@@ -90,6 +90,10 @@ struct SourceInfo {
   // identifies one change event. PostgreSQL: source.lsn as decimal text;
   // MySQL: "<file>:<pos>:<row>"; others: source.sequence or empty.
   std::string position;
+  // source.snapshot as written: "false" while streaming; "first", "true",
+  // "last" (and "first_in_data_collection", "last_in_data_collection") in an
+  // initial snapshot; "incremental" in an incremental one; empty if absent.
+  std::string_view snapshot;
   int64_t ts_ms = 0;
 };
 

@@ -184,7 +184,8 @@ absl::Status AggregateJoin::Process(const Record& record) {
   }
   TRIBUTARY_RETURN_IF_ERROR(children_->Write(child_writes));
 
-  const bool emit = root_row.has_value() || root_deleted;
+  // Snapshot rows wait for the snapshot's end; its flush emits each root once.
+  const bool emit = !slice.snapshot_hold && (root_row.has_value() || root_deleted);
   if (emit) ++version;
   std::string new_meta;
   PutOrderedInt64(new_meta, version);

@@ -35,6 +35,7 @@ std::string EncodeRoutedEvent(const RoutedEvent& event) {
   }
   out.push_back(static_cast<char>(event.table));
   PutVarint(out, static_cast<uint32_t>(event.source_partition));
+  out.push_back(event.snapshot);
   out.push_back(event.op);
   PutBytes(out, event.position);
   PutBytes(out, event.key);
@@ -78,7 +79,8 @@ absl::StatusOr<RoutedEvent> DecodeRoutedEvent(std::string_view bytes) {
     case RoutedEvent::Kind::kChange:
     case RoutedEvent::Kind::kStandalone: {
       ok = reader.Byte(table) && reader.Varint(partition) && partition <= INT32_MAX &&
-           reader.Byte(event.op) && reader.Bytes(event.position) && reader.Bytes(event.key) &&
+           reader.Byte(event.snapshot) && reader.Byte(event.op) &&
+           reader.Bytes(event.position) && reader.Bytes(event.key) &&
            reader.Optional(event.parent) && reader.Optional(event.row) &&
            reader.OrderedInt64(event.ts_ms);
       event.table = static_cast<uint8_t>(table);
@@ -98,7 +100,8 @@ std::string EncodeRootSlice(const RootSlice& slice) {
   std::string out;
   PutBytes(out, slice.tx_id);
   PutOrderedInt64(out, slice.position);
-  out.push_back(slice.partial ? 1 : 0);
+  out.push_back(static_cast<char>((slice.partial ? 1 : 0) | (slice.snapshot_hold ? 2 : 0) |
+                                  (slice.snapshot_flush ? 4 : 0)));
   PutVarint(out, slice.ops.size());
   for (const SliceOp& op : slice.ops) {
     out.push_back(static_cast<char>(op.kind));
@@ -116,7 +119,9 @@ absl::StatusOr<RootSlice> DecodeRootSlice(std::string_view bytes) {
   uint64_t n = 0;
   bool ok = reader.Bytes(slice.tx_id) && reader.OrderedInt64(slice.position) &&
             reader.Byte(partial) && reader.Varint(n) && n <= bytes.size();
-  slice.partial = partial != 0;
+  slice.partial = (partial & 1) != 0;
+  slice.snapshot_hold = (partial & 2) != 0;
+  slice.snapshot_flush = (partial & 4) != 0;
   for (uint64_t i = 0; ok && i < n; ++i) {
     SliceOp op;
     char kind = 0, table = 0;

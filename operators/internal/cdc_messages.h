@@ -29,6 +29,10 @@ struct RoutedEvent {
   // kChange / kStandalone / kProgress:
   uint8_t table = 0;             // 0: root, 1..: children in spec order
   int32_t source_partition = 0;  // partition of the table topic
+  // kStandalone: part of an initial snapshot ('i'; 'L' for its last
+  // record), or not (0: an incremental snapshot or an event without a
+  // transaction block).
+  char snapshot = 0;
   // kChange / kStandalone:
   char op = 'c';              // Debezium op
   std::string_view position;  // sortable source position
@@ -67,6 +71,10 @@ struct RootSlice {
   std::string_view tx_id;
   int64_t position = -1;  // END offset; -1 for standalone units
   bool partial = false;
+  // Part of an initial snapshot: apply, but emit nothing yet.
+  bool snapshot_hold = false;
+  // The initial snapshot is complete: emit the root's aggregate (no ops).
+  bool snapshot_flush = false;
   std::vector<SliceOp> ops;
 };
 

@@ -117,6 +117,14 @@ absl::Status CdcRouter::RouteChange(const Record& record) {
   event.table = static_cast<uint8_t>(table_);
   event.source_partition = record.partition.value;
   event.op = static_cast<char>(change.op);
+  if (!change.transaction && change.op == ChangeOp::kRead) {
+    const std::string_view snapshot = change.source.snapshot;
+    if (snapshot == "last") {
+      event.snapshot = 'L';
+    } else if (!snapshot.empty() && snapshot != "false" && snapshot != "incremental") {
+      event.snapshot = 'i';
+    }
+  }
   event.ts_ms = change.ts_ms;
   SortablePosition(change.source.position, position_);
   event.position = position_;

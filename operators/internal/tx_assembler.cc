@@ -18,6 +18,8 @@ constexpr char kReleasedPrefix = 'R';
 constexpr char kReleasedOrderPrefix = 'P';
 constexpr char kBeginPrefix = 'B';
 constexpr char kProgressPrefix = 'G';
+constexpr char kSnapshotKey[] = "S";
+constexpr char kTouchedPrefix = 'T';
 constexpr absl::Duration kCheckInterval = absl::Seconds(1);
 
 std::string MetaKey(char prefix, std::string_view match_id) {
@@ -148,7 +150,8 @@ absl::Status TxAssembler::Rebuild() {
   }
   for (auto it = meta_->PrefixScan(std::string(1, kProgressPrefix)); it->Valid(); it->Next()) {
     std::string_view key = it->key();
-    if (key.size() != 10 || it->value().size() != 16) {
+    if (key.size() != 10 || it->value().size() != 17 ||
+        static_cast<uint8_t>(key[1]) >= tables_) {
       return absl::DataLossError("corrupt partition progress");
     }
     PartitionProgress& progress =
@@ -156,7 +159,20 @@ absl::Status TxAssembler::Rebuild() {
                    static_cast<int32_t>(GetOrderedInt64(key.substr(2))));
     progress.passed = GetOrderedInt64(it->value());
     progress.caught_up_ms = GetOrderedInt64(it->value().substr(8));
+    progress.snapshot_rows = (it->value()[16] & 1) != 0;
+    progress.streamed_after_snapshot = (it->value()[16] & 2) != 0;
     progress.dirty = false;
+  }
+  TRIBUTARY_ASSIGN_OR_RETURN(std::optional<std::string> snapshot, meta_->Get(kSnapshotKey));
+  snapshot_open_ = snapshot.has_value();
+  snapshot_last_ms_ = -1;
+  snapshot_since_ = context_->wall_clock_time();
+  if (snapshot && snapshot->size() == 16) {
+    snapshot_rows_ = GetOrderedInt64(*snapshot);
+    // Later than it was, as for ENDs.
+    if (GetOrderedInt64(std::string_view(*snapshot).substr(8)) >= 0) {
+      snapshot_last_ms_ = context_->wall_clock_time().value;
+    }
   }
   if (!pending_.empty()) {
     OperatorsLogger()->info("{}: resumed with {} pending transactions ({} with END)",
@@ -224,6 +240,8 @@ absl::Status TxAssembler::PersistProgress() {
       std::string value;
       PutOrderedInt64(value, progress.passed);
       PutOrderedInt64(value, progress.caught_up_ms);
+      value.push_back(static_cast<char>((progress.snapshot_rows ? 1 : 0) |
+                                        (progress.streamed_after_snapshot ? 2 : 0)));
       batch.Put(ProgressKey(t, p), value);
       progress.dirty = false;
     }
@@ -235,6 +253,11 @@ absl::Status TxAssembler::OnChange(std::string_view match_id, const RoutedEvent&
                                    std::string_view raw) {
   if (event.table >= tables_) return absl::DataLossError("routed event of unknown table");
   PartitionProgress& progress = ProgressOf(event.table, event.source_partition);
+  if (snapshot_open_ && progress.snapshot_rows && !progress.streamed_after_snapshot) {
+    // Written after every snapshot row of this partition.
+    progress.streamed_after_snapshot = true;
+    progress.dirty = true;
+  }
   auto it = pending_.find(Sv(match_id));
   if (it == pending_.end()) {
     TRIBUTARY_ASSIGN_OR_RETURN(std::optional<int64_t> released, ReleasedPosition(match_id));
@@ -358,7 +381,99 @@ absl::Status TxAssembler::OnEnd(std::string_view match_id, const RoutedEvent& ev
 
 absl::Status TxAssembler::OnStandalone(const RoutedEvent& event) {
   if (event.table >= tables_) return absl::DataLossError("routed event of unknown table");
+  if (event.snapshot != 0) return OnSnapshotRow(event);
   return Emit("", -1, false, {event});
+}
+
+absl::Status TxAssembler::OnSnapshotRow(const RoutedEvent& event) {
+  if (!snapshot_open_) {
+    snapshot_open_ = true;
+    snapshot_last_ms_ = -1;
+    snapshot_rows_ = 0;
+    snapshot_since_ = context_->wall_clock_time();
+    for (auto& partitions : progress_) {
+      for (PartitionProgress& progress : partitions) {
+        progress.snapshot_rows = false;
+        progress.streamed_after_snapshot = false;
+        progress.dirty = true;
+      }
+    }
+    OperatorsLogger()->info(
+        "{}: an initial snapshot begins: its rows are applied as they come; aggregates are "
+        "emitted, and transactions released, once it is complete",
+        spec_.name);
+  }
+  PartitionProgress& progress = ProgressOf(event.table, event.source_partition);
+  if (!progress.snapshot_rows) {
+    progress.snapshot_rows = true;
+    progress.dirty = true;
+  }
+  ++snapshot_rows_;
+  TRIBUTARY_RETURN_IF_ERROR(Emit("snapshot", -1, false, {event}, /*snapshot_hold=*/true));
+  if (event.snapshot == 'L') snapshot_last_ms_ = context_->wall_clock_time().value;
+  TRIBUTARY_RETURN_IF_ERROR(PersistSnapshot());
+  return event.snapshot == 'L' ? ReleaseReady() : absl::OkStatus();
+}
+
+absl::Status TxAssembler::PersistSnapshot() {
+  if (!snapshot_open_) return meta_->Delete(kSnapshotKey);
+  std::string value;
+  PutOrderedInt64(value, snapshot_rows_);
+  PutOrderedInt64(value, snapshot_last_ms_);
+  return meta_->Put(kSnapshotKey, value);
+}
+
+std::vector<std::string> TxAssembler::PartitionsBehindSnapshot() const {
+  std::vector<std::string> behind;
+  const int64_t grace_ms = absl::ToInt64Milliseconds(spec_.visibility_grace);
+  for (size_t t = 0; t < tables_; ++t) {
+    for (size_t p = 0; p < progress_[t].size(); ++p) {
+      const PartitionProgress& progress = progress_[t][p];
+      if (progress.snapshot_rows && progress.streamed_after_snapshot) continue;
+      if (snapshot_last_ms_ >= 0 && progress.caught_up_ms >= snapshot_last_ms_ + grace_ms) {
+        continue;
+      }
+      const CdcTable& table = t == 0 ? spec_.root : spec_.children[t - 1];
+      behind.push_back(absl::StrCat(table.topic, "[", p, "]"));
+    }
+  }
+  return behind;
+}
+
+absl::Status TxAssembler::FlushSnapshot() {
+  int64_t roots = 0;
+  WriteBatch done;
+  {
+    auto it = meta_->PrefixScan(std::string(1, kTouchedPrefix));
+    RootSlice flush;
+    flush.tx_id = "snapshot";
+    flush.snapshot_flush = true;
+    const std::string encoded = EncodeRootSlice(flush);
+    for (; it->Valid(); it->Next()) {
+      Record out;
+      const std::string root(it->key().substr(1));
+      out.key = root;
+      out.value = encoded;
+      out.timestamp = context_->stream_time();
+      TRIBUTARY_RETURN_IF_ERROR(context_->Forward(out));
+      done.Delete(it->key());
+      ++roots;
+    }
+    TRIBUTARY_RETURN_IF_ERROR(it->status());
+  }
+  TRIBUTARY_RETURN_IF_ERROR(meta_->Write(done));
+  OperatorsLogger()->info("{}: the initial snapshot is complete: {} rows, {} aggregates",
+                          spec_.name, snapshot_rows_, roots);
+  snapshot_open_ = false;
+  snapshot_last_ms_ = -1;
+  for (auto& partitions : progress_) {
+    for (PartitionProgress& progress : partitions) {
+      if (progress.snapshot_rows || progress.streamed_after_snapshot) progress.dirty = true;
+      progress.snapshot_rows = false;
+      progress.streamed_after_snapshot = false;
+    }
+  }
+  return PersistSnapshot();
 }
 
 TxAssembler::Completion TxAssembler::CompletionOf(const Pending& pending) const {
@@ -393,6 +508,11 @@ std::vector<std::string> TxAssembler::PartitionsBehind(const Pending& pending) c
 }
 
 absl::Status TxAssembler::ReleaseReady() {
+  if (snapshot_open_) {
+    // Transactions after the snapshot wait for it.
+    if (snapshot_last_ms_ < 0 || !PartitionsBehindSnapshot().empty()) return absl::OkStatus();
+    TRIBUTARY_RETURN_IF_ERROR(FlushSnapshot());
+  }
   while (!queue_.empty()) {
     auto head = queue_.begin();
     if (head->first != head_position_) {
@@ -464,7 +584,7 @@ absl::Status TxAssembler::Release(const std::string& match_id, bool partial) {
 }
 
 absl::Status TxAssembler::Emit(std::string_view tx_id, int64_t position, bool partial,
-                               const std::vector<RoutedEvent>& events) {
+                               const std::vector<RoutedEvent>& events, bool snapshot_hold) {
   std::map<std::string, RootSlice> slices;
   std::deque<std::string> parents;  // owns root keys read from the index
   auto slice_of = [&](std::string_view root) -> RootSlice& {
@@ -472,6 +592,7 @@ absl::Status TxAssembler::Emit(std::string_view tx_id, int64_t position, bool pa
     slice.tx_id = tx_id;
     slice.position = position;
     slice.partial = partial;
+    slice.snapshot_hold = snapshot_hold;
     return slice;
   };
   for (const RoutedEvent& event : events) {
@@ -522,6 +643,10 @@ absl::Status TxAssembler::Emit(std::string_view tx_id, int64_t position, bool pa
   }
   std::string encoded;
   for (const auto& [root, slice] : slices) {
+    if (snapshot_hold) {
+      // Emitted when the snapshot is complete (FlushSnapshot).
+      TRIBUTARY_RETURN_IF_ERROR(meta_->Put(MetaKey(kTouchedPrefix, root), ""));
+    }
     encoded = EncodeRootSlice(slice);
     Record out;
     out.key = root;
@@ -535,6 +660,25 @@ absl::Status TxAssembler::Emit(std::string_view tx_id, int64_t position, bool pa
 absl::Status TxAssembler::CheckHead(TimestampMs now) {
   PublishGauges();
   TRIBUTARY_RETURN_IF_ERROR(PersistProgress());
+  if (snapshot_open_) {
+    // A snapshot that does not complete holds every transaction: say so.
+    const int64_t age_ms = now.value - snapshot_since_.value;
+    oldest_age_gauge_->Set(age_ms);
+    if (age_ms >= absl::ToInt64Milliseconds(spec_.incomplete_timeout) &&
+        now.value - last_warning_.value >= absl::ToInt64Milliseconds(spec_.incomplete_timeout)) {
+      last_warning_ = now;
+      const std::vector<std::string> behind = PartitionsBehindSnapshot();
+      OperatorsLogger()->warn(
+          "{}: the initial snapshot ({} rows so far) is not complete after {} s: {}; {} "
+          "transactions wait for it",
+          spec_.name, snapshot_rows_, age_ms / 1000,
+          snapshot_last_ms_ < 0 ? std::string("its last record has not arrived")
+                                : absl::StrCat("not yet moved past it: ",
+                                               absl::StrJoin(behind, ", ")),
+          queue_.size());
+    }
+    return absl::OkStatus();
+  }
   if (queue_.empty()) return absl::OkStatus();
   auto head = queue_.begin();
   const int64_t age_ms = now.value - head_since_.value;

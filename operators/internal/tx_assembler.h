@@ -28,10 +28,22 @@
 //   <name>-tx-meta     E<match id> -> END;  Q<pos> -> match id (queue);
 //                      R<match id> -> pos;  P<pos> -> match id (released);
 //                      B<match id> -> BEGINs seen;
-//                      G<table><partition> -> partition progress
+//                      G<table><partition> -> partition progress;
+//                      S -> open snapshot; T<root key> -> touched by it
 //   <name>-child-index <table><child key>   -> root key
+// Initial snapshots (op 'r', source.snapshot first/true/last): a snapshot is
+// one consistent read, so its rows are applied to the aggregates' state as
+// they come but no aggregate is emitted, and no transaction is released,
+// until the snapshot is complete: its last record has arrived and every
+// partition has moved past it (it delivered a streaming event after its
+// snapshot rows, or its router read it to the end at least visibility_grace
+// after the last record). Then each root the snapshot touched gets one
+// version, and streaming transactions follow in commit order. Rows of an
+// incremental snapshot, and other events without a transaction block, are
+// applied and emitted as units of their own when they arrive.
+//
 // The in-memory summary (counts per pending transaction, partition
-// progress) is rebuilt from the stores in Init.
+// progress, snapshot state) is rebuilt from the stores in Init.
 #pragma once
 
 #include <map>
@@ -85,6 +97,10 @@ class TxAssembler : public Processor {
     int64_t caught_up_ms = -1;
     // The last transaction seen here whose END was not known yet.
     std::string unresolved;
+    // The open initial snapshot has rows here / a streaming event came here
+    // after them.
+    bool snapshot_rows = false;
+    bool streamed_after_snapshot = false;
     bool dirty = false;  // changed since last persisted
   };
 
@@ -109,7 +125,13 @@ class TxAssembler : public Processor {
   absl::Status ReleaseReady();
   absl::Status Release(const std::string& match_id, bool partial);
   absl::Status Emit(std::string_view tx_id, int64_t position, bool partial,
-                    const std::vector<RoutedEvent>& events);
+                    const std::vector<RoutedEvent>& events, bool snapshot_hold = false);
+  absl::Status OnSnapshotRow(const RoutedEvent& event);
+  // Partitions not yet proven past the open snapshot (for messages).
+  std::vector<std::string> PartitionsBehindSnapshot() const;
+  absl::Status PersistSnapshot();
+  // Emits one version of every root the snapshot touched, closes it.
+  absl::Status FlushSnapshot();
   absl::Status CheckHead(TimestampMs now);
   int TableOf(std::string_view data_collection) const;
   void PublishGauges();
@@ -125,6 +147,10 @@ class TxAssembler : public Processor {
   std::vector<std::vector<PartitionProgress>> progress_;  // [table][partition]
   int64_t released_count_ = 0;
   int64_t max_released_position_ = -1;
+  bool snapshot_open_ = false;
+  int64_t snapshot_last_ms_ = -1;  // wall clock when its last record came
+  int64_t snapshot_rows_ = 0;
+  TimestampMs snapshot_since_{0};
   int64_t head_position_ = -1;
   TimestampMs head_since_{0};
   TimestampMs last_warning_{0};

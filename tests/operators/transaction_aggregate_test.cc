@@ -53,13 +53,27 @@ class Pg {
     return Change("orderline", op, op == 'd' ? absl::StrCat(R"({"id":)", id, "}") : "null",
                   op == 'd' ? "null" : row, xid);
   }
-  std::string SnapshotOrder(int id) {
-    ++lsn_;
+  // A snapshot read; `snapshot` is source.snapshot ("first", "true", "last",
+  // "incremental").
+  std::string SnapshotOrder(int id, std::string_view snapshot = "true") {
+    return SnapshotRow("purchaseorder",
+                       absl::StrCat(R"({"id":)", id,
+                                    R"(,"customer_id":7,"order_date":19700,"status":"PLACED"})"),
+                       snapshot);
+  }
+  std::string SnapshotLine(int id, int order, std::string_view snapshot = "true") {
+    return SnapshotRow("orderline",
+                       absl::StrCat(R"({"id":)", id, R"(,"order_id":)", order,
+                                    R"(,"product":"s","quantity":1,"price":"BOI=","status":"ENTERED"})"),
+                       snapshot);
+  }
+  std::string SnapshotRow(std::string_view table, std::string_view row,
+                          std::string_view snapshot) {
     return absl::StrCat(
-        R"({"before":null,"after":{"id":)", id,
-        R"(,"customer_id":7,"order_date":19700,"status":"PLACED"},"source":{"version":"3.6.1.Final","connector":"postgresql","name":"dbserver1","ts_ms":1700000000000,"snapshot":"true","db":"orderdb","sequence":"[null,\")",
-        lsn_, R"(\"]","schema":"inventory","table":"purchaseorder","txId":5,"lsn":)", lsn_,
-        R"(,"xmin":null},"transaction":null,"op":"r","ts_ms":1700000000001})");
+        R"({"before":null,"after":)", Sv(row),
+        R"(,"source":{"version":"3.6.1.Final","connector":"postgresql","name":"dbserver1","ts_ms":1700000000000,"snapshot":")",
+        Sv(snapshot), R"(","db":"orderdb","sequence":"[null,\"900\"]","schema":"inventory","table":")",
+        Sv(table), R"(","txId":5,"lsn":900,"xmin":null},"transaction":null,"op":"r","ts_ms":1700000000001})");
   }
   std::string End(int64_t xid, int orders, int lines) {
     std::vector<std::string> collections;
@@ -346,9 +360,64 @@ TEST_F(TransactionAggregateTest, LinesWithoutTheirOrderWaitForIt) {
   EXPECT_EQ(Summary(*out[0].value), "PLACED|7,");
 }
 
-TEST_F(TransactionAggregateTest, SnapshotReadsAreUnitsOfTheirOwn) {
-  Pipe(kOrders, pg_.SnapshotOrder(1));
+// An initial snapshot is one consistent read: one version per order, once
+// it is complete, and streaming transactions after it.
+TEST_F(TransactionAggregateTest, InitialSnapshotIsOneVersionPerOrderWhenComplete) {
+  Pipe(kOrders, pg_.SnapshotOrder(1, "first"));
   Pipe(kOrders, pg_.SnapshotOrder(2));
+  Pipe(kLines, pg_.SnapshotLine(10, 1));
+  // A streaming transaction whose events come before the snapshot's last row.
+  Pipe(kOrders, pg_.Order('u', 1, "SHIPPED", 500));
+  Pipe(kTx, pg_.End(500, 1, 0));
+  Pipe(kLines, pg_.SnapshotLine(11, 1));
+  EXPECT_TRUE(Output().empty()) << "the snapshot's last record has not come";
+  driver_->SetSourceEndOffset(kLines, 4);  // one more row to come
+  Pipe(kLines, pg_.SnapshotLine(12, 2, "last"));
+  ASSERT_TRUE(driver_->AdvanceWallClockTime(absl::Seconds(3)).ok());
+  EXPECT_TRUE(Output().empty()) << "a snapshot row may still be in the order-line topic";
+  Pipe(kLines, pg_.SnapshotLine(13, 2));  // late: rows of other partitions lag
+  ASSERT_TRUE(driver_->AdvanceWallClockTime(absl::Seconds(1)).ok());
+  std::vector<Version> out = Output();
+  ASSERT_EQ(out.size(), 3u);
+  EXPECT_EQ(out[0].key, "1");
+  EXPECT_EQ(Summary(*out[0].value), "PLACED|10,11,");
+  EXPECT_THAT(*out[0].value, HasSubstr(R"("source_tx":{"id":"snapshot","position":-1},"version":1)"));
+  EXPECT_EQ(out[1].key, "2");
+  EXPECT_EQ(Summary(*out[1].value), "PLACED|12,13,");
+  EXPECT_EQ(out[2].key, "1");
+  EXPECT_EQ(Summary(*out[2].value), "SHIPPED|10,11,");
+  EXPECT_THAT(*out[2].value, HasSubstr(R"("version":2)"));
+}
+
+// With three partitions per table, a partition that had snapshot rows is
+// past the snapshot once a streaming event follows them there.
+TEST_F(TransactionAggregateTest, SnapshotCompletesWhenStreamingFollowsItsRowsEverywhere) {
+  Open(Spec(), ErrorPolicy::kContinue, /*table_partitions=*/2);
+  driver_->SetSourceEndOffset(kOrders, 1000000);  // never read to the end
+  driver_->SetSourceEndOffset(kLines, 1000000);
+  PipeAt(kOrders, 0, pg_.SnapshotOrder(1, "first"));
+  PipeAt(kOrders, 1, pg_.SnapshotOrder(2));
+  PipeAt(kLines, 0, pg_.SnapshotLine(10, 1));
+  PipeAt(kLines, 1, pg_.SnapshotLine(11, 2, "last"));
+  ASSERT_TRUE(driver_->AdvanceWallClockTime(absl::Seconds(3)).ok());
+  EXPECT_TRUE(Output().empty());
+  for (int p = 0; p < 2; ++p) {
+    PipeAt(kOrders, p, pg_.Order('u', 1 + p, "SHIPPED", 600));
+    PipeAt(kLines, p, pg_.Line('u', 10 + p, 1 + p, "x", 600));
+  }
+  Pipe(kTx, pg_.End(600, 2, 2));
+  std::vector<Version> out = Output();
+  ASSERT_EQ(out.size(), 4u);
+  EXPECT_EQ(Summary(*out[0].value), "PLACED|10,");
+  EXPECT_EQ(Summary(*out[1].value), "PLACED|11,");
+  EXPECT_EQ(Summary(*out[2].value), "SHIPPED|10,");
+}
+
+// Rows of an incremental snapshot are units of their own, emitted as they
+// come.
+TEST_F(TransactionAggregateTest, IncrementalSnapshotRowsAreUnitsOfTheirOwn) {
+  Pipe(kOrders, pg_.SnapshotOrder(1, "incremental"));
+  Pipe(kOrders, pg_.SnapshotOrder(2, "incremental"));
   std::vector<Version> out = Output();
   ASSERT_EQ(out.size(), 2u);
   EXPECT_THAT(*out[0].value, HasSubstr(R"("source_tx":{"id":"","position":-1})"));
