@@ -131,6 +131,7 @@ absl::Status AggregateJoin::Process(const Record& record) {
   WriteBatch child_writes;
   std::string child_key;
   std::string merged;
+  bool changed = false;  // an incremental snapshot row that says something new
   for (const SliceOp& op : slice.ops) {
     switch (op.kind) {
       case SliceOp::Kind::kRootUpsert: {
@@ -138,6 +139,7 @@ absl::Status AggregateJoin::Process(const Record& record) {
         if (root_row) previous = *root_row;
         TRIBUTARY_ASSIGN_OR_RETURN(std::string_view row,
                                    FillUnavailable("root", root, op.row, previous, merged));
+        changed = changed || !previous || *previous != row;
         root_row = std::string(row);
         root_deleted = false;
         break;
@@ -145,6 +147,7 @@ absl::Status AggregateJoin::Process(const Record& record) {
       case SliceOp::Kind::kRootDelete:
         root_row.reset();
         root_deleted = true;
+        changed = true;
         break;
       case SliceOp::Kind::kChildUpsert:
       case SliceOp::Kind::kChildDelete:
@@ -153,7 +156,8 @@ absl::Status AggregateJoin::Process(const Record& record) {
         child_key.append(SortableKey(op.key));
         if (op.kind == SliceOp::Kind::kChildUpsert) {
           std::string_view row = op.row;
-          if (unavailable_.MayHold(row)) {
+          const bool may_hold = unavailable_.MayHold(row);
+          if (may_hold || slice.incremental) {
             // The child as it was: written earlier in this slice, or stored.
             std::optional<std::string> stored;
             const auto& entries = child_writes.entries();
@@ -166,13 +170,17 @@ absl::Status AggregateJoin::Process(const Record& record) {
             }
             std::optional<std::string_view> previous;
             if (stored) previous = *stored;
-            TRIBUTARY_ASSIGN_OR_RETURN(
-                row, FillUnavailable(spec_.children[op.table - 1].data_collection, op.key, row,
-                                     previous, merged));
+            if (may_hold) {
+              TRIBUTARY_ASSIGN_OR_RETURN(
+                  row, FillUnavailable(spec_.children[op.table - 1].data_collection, op.key,
+                                       row, previous, merged));
+            }
+            changed = changed || !previous || *previous != row;
           }
           child_writes.Put(child_key, row);
         } else {
           child_writes.Delete(child_key);
+          changed = true;
         }
         break;
     }
@@ -185,7 +193,9 @@ absl::Status AggregateJoin::Process(const Record& record) {
   TRIBUTARY_RETURN_IF_ERROR(children_->Write(child_writes));
 
   // Snapshot rows wait for the snapshot's end; its flush emits each root once.
-  const bool emit = !slice.snapshot_hold && (root_row.has_value() || root_deleted);
+  // An incremental snapshot row equal to what is held says nothing new.
+  const bool emit = !slice.snapshot_hold && (!slice.incremental || changed) &&
+                    (root_row.has_value() || root_deleted);
   if (emit) ++version;
   std::string new_meta;
   PutOrderedInt64(new_meta, version);

@@ -8,7 +8,8 @@
 // arrived are kept; the aggregate appears when the root does. Slices at or
 // before the root's last applied position are dropped (re-delivery guard).
 // Slices of an initial snapshot are applied without emitting; the
-// snapshot's flush slice (one per root it touched) emits each root once.
+// snapshot's flush slice (one per root it touched) emits each root once. A
+// slice of an incremental snapshot row emits only when it changes something.
 // A column Debezium sent as its unavailable-value placeholder (an unchanged
 // TOASTed value) keeps the value the stored row has; where there is none
 // (e.g. a child that moved here from a root of another task), the

@@ -101,7 +101,8 @@ std::string EncodeRootSlice(const RootSlice& slice) {
   PutBytes(out, slice.tx_id);
   PutOrderedInt64(out, slice.position);
   out.push_back(static_cast<char>((slice.partial ? 1 : 0) | (slice.snapshot_hold ? 2 : 0) |
-                                  (slice.snapshot_flush ? 4 : 0)));
+                                  (slice.snapshot_flush ? 4 : 0) |
+                                  (slice.incremental ? 8 : 0)));
   PutVarint(out, slice.ops.size());
   for (const SliceOp& op : slice.ops) {
     out.push_back(static_cast<char>(op.kind));
@@ -122,6 +123,7 @@ absl::StatusOr<RootSlice> DecodeRootSlice(std::string_view bytes) {
   slice.partial = (partial & 1) != 0;
   slice.snapshot_hold = (partial & 2) != 0;
   slice.snapshot_flush = (partial & 4) != 0;
+  slice.incremental = (partial & 8) != 0;
   for (uint64_t i = 0; ok && i < n; ++i) {
     SliceOp op;
     char kind = 0, table = 0;

@@ -75,6 +75,8 @@ struct RootSlice {
   bool snapshot_hold = false;
   // The initial snapshot is complete: emit the root's aggregate (no ops).
   bool snapshot_flush = false;
+  // A row of an incremental snapshot: emit only if it changes the aggregate.
+  bool incremental = false;
   std::vector<SliceOp> ops;
 };
 

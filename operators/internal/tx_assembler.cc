@@ -118,7 +118,10 @@ absl::Status TxAssembler::Rebuild() {
     TRIBUTARY_ASSIGN_OR_RETURN(RoutedEvent event, DecodeRoutedEvent(it->value()));
     Pending& pending = pending_[match_id];
     pending.buffered.resize(tables_);
-    if (event.table < tables_) ++pending.buffered[event.table];
+    // A waiting incremental snapshot row is not one of the transaction's.
+    if (event.kind == RoutedEvent::Kind::kChange && event.table < tables_) {
+      ++pending.buffered[event.table];
+    }
   }
   for (auto it = meta_->PrefixScan(std::string(1, kEndPrefix)); it->Valid(); it->Next()) {
     std::string match_id(it->key().substr(1));
@@ -196,7 +199,7 @@ absl::Status TxAssembler::Process(const Record& record) {
       status = OnEnd(*record.key, event, *record.value);
       break;
     case RoutedEvent::Kind::kStandalone:
-      status = OnStandalone(event);
+      status = OnStandalone(*record.key, event, *record.value);
       break;
     case RoutedEvent::Kind::kBegin:
       status = OnBegin(*record.key);
@@ -267,6 +270,7 @@ absl::Status TxAssembler::OnChange(std::string_view match_id, const RoutedEvent&
       return queue_.empty() ? absl::OkStatus() : ReleaseReady();
     }
   }
+  if (progress.last_tx != match_id) progress.last_tx.assign(match_id);
   // A partition moving on to a later transaction may complete the head.
   bool may_complete = false;
   if (it != pending_.end() && it->second.has_end) {
@@ -379,10 +383,25 @@ absl::Status TxAssembler::OnEnd(std::string_view match_id, const RoutedEvent& ev
   return ReleaseReady();
 }
 
-absl::Status TxAssembler::OnStandalone(const RoutedEvent& event) {
+absl::Status TxAssembler::OnStandalone(std::string_view unit_key, const RoutedEvent& event,
+                                       std::string_view raw) {
   if (event.table >= tables_) return absl::DataLossError("routed event of unknown table");
   if (event.snapshot != 0) return OnSnapshotRow(event);
+  if (event.op == 'r') return OnIncrementalRow(unit_key, event, raw);
   return Emit("", -1, false, {event});
+}
+
+absl::Status TxAssembler::OnIncrementalRow(std::string_view unit_key, const RoutedEvent& event,
+                                           std::string_view raw) {
+  const PartitionProgress& progress = ProgressOf(event.table, event.source_partition);
+  if (progress.last_tx.empty() || !pending_.contains(progress.last_tx) || snapshot_open_) {
+    return Emit("", -1, false, {event}, Unit::kIncrementalRow);
+  }
+  // Out right after that transaction (Release reads it with its events).
+  std::string key = EventPrefix(progress.last_tx);
+  key.push_back('\xff');
+  key.append(unit_key);
+  return events_->Put(key, raw);
 }
 
 absl::Status TxAssembler::OnSnapshotRow(const RoutedEvent& event) {
@@ -409,7 +428,7 @@ absl::Status TxAssembler::OnSnapshotRow(const RoutedEvent& event) {
     progress.dirty = true;
   }
   ++snapshot_rows_;
-  TRIBUTARY_RETURN_IF_ERROR(Emit("snapshot", -1, false, {event}, /*snapshot_hold=*/true));
+  TRIBUTARY_RETURN_IF_ERROR(Emit("snapshot", -1, false, {event}, Unit::kSnapshotRow));
   if (event.snapshot == 'L') snapshot_last_ms_ = context_->wall_clock_time().value;
   TRIBUTARY_RETURN_IF_ERROR(PersistSnapshot());
   return event.snapshot == 'L' ? ReleaseReady() : absl::OkStatus();
@@ -546,11 +565,15 @@ absl::Status TxAssembler::Release(const std::string& match_id, bool partial) {
     TRIBUTARY_RETURN_IF_ERROR(it->status());
   }
   events.reserve(raw.size());
+  std::vector<RoutedEvent> waiting;  // incremental snapshot rows, after it
   for (const std::string& bytes : raw) {
     TRIBUTARY_ASSIGN_OR_RETURN(RoutedEvent event, DecodeRoutedEvent(bytes));
-    events.push_back(event);
+    (event.kind == RoutedEvent::Kind::kChange ? events : waiting).push_back(event);
   }
   TRIBUTARY_RETURN_IF_ERROR(Emit(match_id, position, partial, events));
+  for (const RoutedEvent& row : waiting) {
+    TRIBUTARY_RETURN_IF_ERROR(Emit("", -1, false, {row}, Unit::kIncrementalRow));
+  }
   TRIBUTARY_RETURN_IF_ERROR(events_->Write(deletes));
 
   WriteBatch meta;
@@ -584,7 +607,8 @@ absl::Status TxAssembler::Release(const std::string& match_id, bool partial) {
 }
 
 absl::Status TxAssembler::Emit(std::string_view tx_id, int64_t position, bool partial,
-                               const std::vector<RoutedEvent>& events, bool snapshot_hold) {
+                               const std::vector<RoutedEvent>& events, Unit unit) {
+  const bool snapshot_hold = unit == Unit::kSnapshotRow;
   std::map<std::string, RootSlice> slices;
   std::deque<std::string> parents;  // owns root keys read from the index
   auto slice_of = [&](std::string_view root) -> RootSlice& {
@@ -593,6 +617,7 @@ absl::Status TxAssembler::Emit(std::string_view tx_id, int64_t position, bool pa
     slice.position = position;
     slice.partial = partial;
     slice.snapshot_hold = snapshot_hold;
+    slice.incremental = unit == Unit::kIncrementalRow;
     return slice;
   };
   for (const RoutedEvent& event : events) {

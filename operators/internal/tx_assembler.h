@@ -24,7 +24,9 @@
 // spec.visibility_grace after the END was seen (RoutedEvent::kProgress).
 //
 // State (all changelogged, so a restarted or moved task resumes exactly):
-//   <name>-tx-events   <match id> \0 <position> \0 <table><op><key> -> event
+//   <name>-tx-events   <match id> \0 <position> \0 <table><op><key> -> event;
+//                      <match id> \0 \xff <unit key> -> incremental snapshot
+//                      row waiting for that transaction
 //   <name>-tx-meta     E<match id> -> END;  Q<pos> -> match id (queue);
 //                      R<match id> -> pos;  P<pos> -> match id (released);
 //                      B<match id> -> BEGINs seen;
@@ -38,9 +40,16 @@
 // partition has moved past it (it delivered a streaming event after its
 // snapshot rows, or its router read it to the end at least visibility_grace
 // after the last record). Then each root the snapshot touched gets one
-// version, and streaming transactions follow in commit order. Rows of an
-// incremental snapshot, and other events without a transaction block, are
-// applied and emitted as units of their own when they arrive.
+// version, and streaming transactions follow in commit order.
+//
+// A row of an incremental snapshot is the row's state at the chunk's close
+// watermark: after every transaction committed before, and no transaction
+// that changed the row commits inside the chunk's window. So it waits for
+// the last transaction still pending that its partition delivered before it
+// (every earlier one on that partition commits earlier), and goes out right
+// after that transaction's release; with none pending, at once. A row equal
+// to what the aggregate holds emits nothing. Other events without a
+// transaction block are units of their own.
 //
 // The in-memory summary (counts per pending transaction, partition
 // progress, snapshot state) is rebuilt from the stores in Init.
@@ -97,6 +106,8 @@ class TxAssembler : public Processor {
     int64_t caught_up_ms = -1;
     // The last transaction seen here whose END was not known yet.
     std::string unresolved;
+    // The last transaction (not yet released when seen) seen here.
+    std::string last_tx;
     // The open initial snapshot has rows here / a streaming event came here
     // after them.
     bool snapshot_rows = false;
@@ -112,7 +123,8 @@ class TxAssembler : public Processor {
   absl::Status OnBegin(std::string_view match_id);
   absl::Status OnEnd(std::string_view match_id, const RoutedEvent& event,
                      std::string_view raw);
-  absl::Status OnStandalone(const RoutedEvent& event);
+  absl::Status OnStandalone(std::string_view unit_key, const RoutedEvent& event,
+                            std::string_view raw);
   absl::Status OnProgress(const RoutedEvent& event);
   // The END position of a released transaction, or nullopt.
   absl::StatusOr<std::optional<int64_t>> ReleasedPosition(std::string_view match_id);
@@ -124,8 +136,11 @@ class TxAssembler : public Processor {
   std::vector<std::string> PartitionsBehind(const Pending& pending) const;
   absl::Status ReleaseReady();
   absl::Status Release(const std::string& match_id, bool partial);
+  enum class Unit { kTransaction, kSnapshotRow, kIncrementalRow };
   absl::Status Emit(std::string_view tx_id, int64_t position, bool partial,
-                    const std::vector<RoutedEvent>& events, bool snapshot_hold = false);
+                    const std::vector<RoutedEvent>& events, Unit unit = Unit::kTransaction);
+  absl::Status OnIncrementalRow(std::string_view unit_key, const RoutedEvent& event,
+                                std::string_view raw);
   absl::Status OnSnapshotRow(const RoutedEvent& event);
   // Partitions not yet proven past the open snapshot (for messages).
   std::vector<std::string> PartitionsBehindSnapshot() const;

@@ -413,8 +413,50 @@ TEST_F(TransactionAggregateTest, SnapshotCompletesWhenStreamingFollowsItsRowsEve
   EXPECT_EQ(Summary(*out[2].value), "SHIPPED|10,");
 }
 
-// Rows of an incremental snapshot are units of their own, emitted as they
-// come.
+// An incremental snapshot row is the row's state after every transaction
+// committed before its chunk closed: it waits for the pending transaction its
+// partition delivered before it.
+TEST_F(TransactionAggregateTest, IncrementalSnapshotRowWaitsForItsPartitionsPendingTransaction) {
+  Pipe(kOrders, pg_.Order('c', 1, "PLACED", 700));
+  Pipe(kLines, pg_.Line('c', 5, 1, "a", 700));
+  Pipe(kTx, pg_.End(700, 1, 1));
+  ASSERT_EQ(Output().size(), 1u);
+  pg_.NewTransaction();
+  Pipe(kLines, pg_.Line('u', 5, 1, "b", 701));  // 701's END lags
+  Pipe(kLines, pg_.SnapshotLine(6, 1, "incremental"));
+  EXPECT_TRUE(Output().empty()) << "line 6 waits for 701";
+  Pipe(kTx, pg_.End(701, 0, 1));
+  std::vector<Version> out = Output();
+  ASSERT_EQ(out.size(), 2u);
+  EXPECT_EQ(Summary(*out[0].value), "PLACED|5,");
+  EXPECT_THAT(*out[0].value, HasSubstr(R"("product":"b")"));
+  EXPECT_EQ(Summary(*out[1].value), "PLACED|5,6,");
+  EXPECT_THAT(*out[1].value, HasSubstr(R"("source_tx":{"id":"","position":-1},"version":3)"));
+}
+
+// Most rows an incremental snapshot reads are already known: equal, they say
+// nothing and emit nothing; a row not known yet is a new version.
+TEST_F(TransactionAggregateTest, IncrementalSnapshotRowsEqualToTheStateEmitNothing) {
+  const std::string order_row =
+      R"({"id":1,"customer_id":7,"order_date":19700,"status":"PLACED"})";
+  Pipe(kOrders, pg_.Change("purchaseorder", 'c', "null", order_row, 710));
+  Pipe(kLines, pg_.Line('c', 5, 1, "a", 710));
+  Pipe(kTx, pg_.End(710, 1, 1));
+  ASSERT_EQ(Output().size(), 1u);
+  Pipe(kOrders, pg_.SnapshotRow("purchaseorder", order_row, "incremental"));
+  Pipe(kLines, pg_.SnapshotRow(
+                   "orderline",
+                   R"({"id":5,"order_id":1,"product":"a","quantity":1,"price":"BOI=","status":"ENTERED"})",
+                   "incremental"));
+  EXPECT_TRUE(Output().empty());
+  Pipe(kLines, pg_.SnapshotLine(9, 1, "incremental"));
+  std::vector<Version> out = Output();
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(Summary(*out[0].value), "PLACED|5,9,");
+}
+
+// Rows of an incremental snapshot with nothing pending are units of their
+// own, emitted as they come.
 TEST_F(TransactionAggregateTest, IncrementalSnapshotRowsAreUnitsOfTheirOwn) {
   Pipe(kOrders, pg_.SnapshotOrder(1, "incremental"));
   Pipe(kOrders, pg_.SnapshotOrder(2, "incremental"));
