@@ -34,10 +34,12 @@ using Punctuator = absl::AnyInvocable<absl::Status(TimestampMs)>;
 // Where a task stands in its partition of one source topic: `position` is
 // the next offset it will process (-1: unknown), `end` the partition's end
 // offset (high watermark; under read_committed the last stable offset) as the
-// cluster reported it when asked.
+// cluster reported it to a request sent at `as_of` (wall clock): every record
+// readable at `as_of` is below `end`.
 struct SourceProgress {
   Offset position;
   Offset end;
+  TimestampMs as_of;
   bool caught_up() const { return position.value >= 0 && position.value >= end.value; }
 };
 
@@ -79,12 +81,13 @@ class ProcessorContext {
   // Partitions of `topic` (a source or sink topic as the topology names it).
   virtual absl::StatusOr<int32_t> PartitionCount(std::string_view topic) = 0;
 
-  // Asks the cluster, now, for the end offset of this task's partition of
-  // source topic `topic` (as the topology names it) and returns it with the
-  // task's position there. Blocks the stream thread for one round trip (at
-  // most a few seconds): call it from a punctuator, not per record. When
-  // caught_up() holds, every record written to that partition before the call
-  // has been processed by this task.
+  // The end offset of this task's partition of source topic `topic` (as the
+  // topology names it), asked of the cluster at most a few hundred ms before,
+  // with the task's position there. The stream thread asks for all its
+  // partitions in one request, blocking for one round trip (at most a few
+  // seconds) when its answer is older: call it from a punctuator, not per
+  // record. When caught_up() holds, every record readable in that partition
+  // at `as_of` has been processed by this task.
   virtual absl::StatusOr<SourceProgress> QuerySourceProgress(std::string_view topic) = 0;
 
   // Asks the stream thread to commit as soon as possible after this record.

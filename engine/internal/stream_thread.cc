@@ -154,6 +154,7 @@ class StreamThread::Impl {
   void PublishCounters(Task& task);
   absl::StatusOr<SourceProgress> QuerySourceProgress(const std::string& topic,
                                                      Partition partition);
+  absl::Status RefreshEndOffsets();
 
   StreamThread* owner_;
   const StreamThreadOptions& options_;
@@ -178,6 +179,9 @@ class StreamThread::Impl {
   size_t cache_bytes_per_store_ = 0;
   absl::Status rebalance_error_;
   std::vector<Header> header_scratch_;
+  // End offsets of the assigned source partitions, asked for together.
+  std::map<std::pair<std::string, int32_t>, int64_t> end_offsets_;
+  TimestampMs end_offsets_as_of_{-1};
 
   Counter* processed_ = nullptr;
   Counter* commits_ = nullptr;
@@ -376,11 +380,40 @@ absl::Status StreamThread::Impl::CreateTask(TaskId id) {
   return absl::OkStatus();
 }
 
+absl::Status StreamThread::Impl::RefreshEndOffsets() {
+  PartitionList list(rd_kafka_topic_partition_list_new(static_cast<int>(route_.size())));
+  for (const auto& [tp, task] : route_) {
+    // Timestamp -1 (Kafka's LATEST): each partition's end offset, all in one
+    // ListOffsets request per broker.
+    rd_kafka_topic_partition_list_add(list.get(), tp.first.c_str(), tp.second)->offset = -1;
+  }
+  const TimestampMs asked = WallClock();
+  TRIBUTARY_RETURN_IF_ERROR(KafkaStatus(rd_kafka_offsets_for_times(consumer_.get(), list.get(), 5000),
+                                        "end offsets of the source partitions"));
+  end_offsets_.clear();
+  for (int i = 0; i < list->cnt; ++i) {
+    const rd_kafka_topic_partition_t& tp = list->elems[i];
+    if (tp.err == RD_KAFKA_RESP_ERR_NO_ERROR && tp.offset >= 0) {
+      end_offsets_[{tp.topic, tp.partition}] = tp.offset;
+    }
+  }
+  end_offsets_as_of_ = asked;
+  return absl::OkStatus();
+}
+
 absl::StatusOr<SourceProgress> StreamThread::Impl::QuerySourceProgress(
     const std::string& topic, Partition partition) {
-  int64_t low = 0, high = 0;
-  TRIBUTARY_RETURN_IF_ERROR(QueryWatermarks(consumer_.get(), topic, partition.value, low, high,
-                                            absl::Seconds(5)));
+  constexpr int64_t kMaxAgeMs = 250;
+  auto end = end_offsets_.find({topic, partition.value});
+  if (end == end_offsets_.end() || WallClock().value - end_offsets_as_of_.value > kMaxAgeMs) {
+    TRIBUTARY_RETURN_IF_ERROR(RefreshEndOffsets());
+    end = end_offsets_.find({topic, partition.value});
+    if (end == end_offsets_.end()) {
+      return absl::UnavailableError(
+          absl::StrCat("no end offset of ", topic, "[", partition.value, "]"));
+    }
+  }
+  const int64_t high = end->second;
   // The consumer's position: after the last record it returned; before the
   // first one, the committed offset; with none committed, the start
   // (auto.offset.reset=earliest).
@@ -392,10 +425,11 @@ absl::StatusOr<SourceProgress> StreamThread::Impl::QuerySourceProgress(
     position = list->elems[0].offset;
   } else if (rd_kafka_committed(consumer_.get(), list.get(), 5000) ==
                  RD_KAFKA_RESP_ERR_NO_ERROR &&
-             list->elems[0].err == RD_KAFKA_RESP_ERR_NO_ERROR) {
-    position = list->elems[0].offset >= 0 ? list->elems[0].offset : low;
+             list->elems[0].err == RD_KAFKA_RESP_ERR_NO_ERROR &&
+             list->elems[0].offset >= 0) {
+    position = list->elems[0].offset;
   }
-  return SourceProgress{Offset{position}, Offset{high}};
+  return SourceProgress{Offset{position}, Offset{high}, end_offsets_as_of_};
 }
 
 absl::Status StreamThread::Impl::RestoreTask(Task& task,

@@ -53,8 +53,8 @@ struct TaskOptions {
   ErrorPolicy error_policy = ErrorPolicy::kFail;
   std::string dead_letter_topic;  // used with kContinue
   Metrics* metrics = nullptr;  // nullptr: the task keeps a registry of its own
-  // End offset and consumer position of (real topic, partition), asked of the
-  // cluster; nullptr: positions are unknown (QuerySourceProgress fails).
+  // End offset and consumer position of (real topic, partition), as
+  // ProcessorContext::QuerySourceProgress; nullptr: positions are unknown.
   std::function<absl::StatusOr<SourceProgress>(const std::string& topic, Partition partition)>
       query_source_progress;
   // Record cache (CachingStore) budget of each of the task's stores; 0: the

@@ -45,8 +45,6 @@ absl::Status CdcRouter::Init(ProcessorContext& context) {
 
 absl::Status CdcRouter::ReportProgress(TimestampMs now) {
   const CdcTable& table = table_ == 0 ? spec_.root : spec_.children[table_ - 1];
-  // `now` was taken before asking: whatever was readable then is below the
-  // end offset the cluster reports.
   absl::StatusOr<SourceProgress> progress = context_->QuerySourceProgress(table.topic);
   if (!progress.ok()) {
     // Not fatal: the proof is only late. The next interval asks again.
@@ -59,7 +57,7 @@ absl::Status CdcRouter::ReportProgress(TimestampMs now) {
   event.kind = RoutedEvent::Kind::kProgress;
   event.table = static_cast<uint8_t>(table_);
   event.source_partition = context_->task_id().partition;
-  event.caught_up_ms = now.value;
+  event.caught_up_ms = progress->as_of.value;
   encoded_ = EncodeRoutedEvent(event);
   Record out;
   out.key = "progress";

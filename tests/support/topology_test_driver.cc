@@ -80,7 +80,8 @@ absl::Status TopologyTestDriver::Init() {
       const int64_t next = next_offset_[topic];
       auto end = end_offset_override_.find(topic);
       return SourceProgress{Offset{next},
-                            Offset{end == end_offset_override_.end() ? next : end->second}};
+                            Offset{end == end_offset_override_.end() ? next : end->second},
+                            wall_clock_};
     };
     options.error_policy = options_.error_policy;
     options.dead_letter_topic = options_.dead_letter_topic;
