@@ -227,11 +227,11 @@ TxAssembler::PartitionProgress& TxAssembler::ProgressOf(uint8_t table, int32_t p
   return partitions[p];
 }
 
-void TxAssembler::NotePassed(PartitionProgress& progress, int64_t position) {
-  if (position > progress.passed) {
-    progress.passed = position;
-    progress.dirty = true;
-  }
+bool TxAssembler::NotePassed(PartitionProgress& progress, int64_t position) {
+  if (position <= progress.passed) return false;
+  progress.passed = position;
+  progress.dirty = true;
+  return true;
 }
 
 absl::Status TxAssembler::PersistProgress() {
@@ -256,26 +256,26 @@ absl::Status TxAssembler::OnChange(std::string_view match_id, const RoutedEvent&
                                    std::string_view raw) {
   if (event.table >= tables_) return absl::DataLossError("routed event of unknown table");
   PartitionProgress& progress = ProgressOf(event.table, event.source_partition);
+  // A partition that moves on may complete the head (or the open snapshot).
+  bool progressed = false;
   if (snapshot_open_ && progress.snapshot_rows && !progress.streamed_after_snapshot) {
     // Written after every snapshot row of this partition.
     progress.streamed_after_snapshot = true;
     progress.dirty = true;
+    progressed = true;
   }
   auto it = pending_.find(Sv(match_id));
   if (it == pending_.end()) {
     TRIBUTARY_ASSIGN_OR_RETURN(std::optional<int64_t> released, ReleasedPosition(match_id));
     if (released) {
-      NotePassed(progress, *released);
+      progressed = NotePassed(progress, *released) || progressed;
       duplicates_->Add(1);  // a re-delivered transaction, already applied
-      return queue_.empty() ? absl::OkStatus() : ReleaseReady();
+      return progressed ? ReleaseReady() : absl::OkStatus();
     }
   }
   if (progress.last_tx != match_id) progress.last_tx.assign(match_id);
-  // A partition moving on to a later transaction may complete the head.
-  bool may_complete = false;
   if (it != pending_.end() && it->second.has_end) {
-    may_complete = it->second.end_position > progress.passed;
-    NotePassed(progress, it->second.end_position);
+    progressed = NotePassed(progress, it->second.end_position) || progressed;
   } else if (progress.unresolved != match_id) {
     progress.unresolved.assign(match_id);
   }
@@ -283,14 +283,14 @@ absl::Status TxAssembler::OnChange(std::string_view match_id, const RoutedEvent&
   TRIBUTARY_ASSIGN_OR_RETURN(auto existing, events_->Get(key));
   if (existing) {
     duplicates_->Add(1);  // the same event delivered again
-    return may_complete ? ReleaseReady() : absl::OkStatus();
+    return progressed ? ReleaseReady() : absl::OkStatus();
   }
   TRIBUTARY_RETURN_IF_ERROR(events_->Put(key, raw));
   if (it == pending_.end()) it = pending_.emplace(std::string(match_id), Pending{}).first;
   it->second.buffered.resize(tables_);
   ++it->second.buffered[event.table];
-  if (may_complete || (it->second.has_end && !queue_.empty() &&
-                       queue_.begin()->second == match_id)) {
+  if (progressed || (it->second.has_end && !queue_.empty() &&
+                     queue_.begin()->second == match_id)) {
     return ReleaseReady();
   }
   return absl::OkStatus();
@@ -327,7 +327,7 @@ absl::Status TxAssembler::OnProgress(const RoutedEvent& event) {
   if (event.caught_up_ms <= progress.caught_up_ms) return absl::OkStatus();
   progress.caught_up_ms = event.caught_up_ms;
   progress.dirty = true;
-  return queue_.empty() ? absl::OkStatus() : ReleaseReady();
+  return queue_.empty() && !snapshot_open_ ? absl::OkStatus() : ReleaseReady();
 }
 
 absl::Status TxAssembler::OnEnd(std::string_view match_id, const RoutedEvent& event,
@@ -442,8 +442,8 @@ absl::Status TxAssembler::PersistSnapshot() {
   return meta_->Put(kSnapshotKey, value);
 }
 
-std::vector<std::string> TxAssembler::PartitionsBehindSnapshot() const {
-  std::vector<std::string> behind;
+bool TxAssembler::PartitionsBehindSnapshot(std::vector<std::string>* names) const {
+  bool any = false;
   const int64_t grace_ms = absl::ToInt64Milliseconds(spec_.visibility_grace);
   for (size_t t = 0; t < tables_; ++t) {
     for (size_t p = 0; p < progress_[t].size(); ++p) {
@@ -452,11 +452,13 @@ std::vector<std::string> TxAssembler::PartitionsBehindSnapshot() const {
       if (snapshot_last_ms_ >= 0 && progress.caught_up_ms >= snapshot_last_ms_ + grace_ms) {
         continue;
       }
+      any = true;
+      if (names == nullptr) return true;
       const CdcTable& table = t == 0 ? spec_.root : spec_.children[t - 1];
-      behind.push_back(absl::StrCat(table.topic, "[", p, "]"));
+      names->push_back(absl::StrCat(table.topic, "[", p, "]"));
     }
   }
-  return behind;
+  return any;
 }
 
 absl::Status TxAssembler::FlushSnapshot() {
@@ -505,11 +507,12 @@ TxAssembler::Completion TxAssembler::CompletionOf(const Pending& pending) const 
     if (pending.buffered[t] > pending.expected[t]) counts_trusted = false;
   }
   if (counts_trusted) return Completion::kByCounts;
-  return PartitionsBehind(pending).empty() ? Completion::kByPosition : Completion::kIncomplete;
+  return PartitionsBehind(pending, nullptr) ? Completion::kIncomplete : Completion::kByPosition;
 }
 
-std::vector<std::string> TxAssembler::PartitionsBehind(const Pending& pending) const {
-  std::vector<std::string> behind;
+bool TxAssembler::PartitionsBehind(const Pending& pending,
+                                   std::vector<std::string>* names) const {
+  bool any = false;
   const int64_t grace_ms = absl::ToInt64Milliseconds(spec_.visibility_grace);
   for (size_t t = 0; t < tables_; ++t) {
     for (size_t p = 0; p < progress_[t].size(); ++p) {
@@ -519,17 +522,19 @@ std::vector<std::string> TxAssembler::PartitionsBehind(const Pending& pending) c
           progress.caught_up_ms >= pending.end_seen.value + grace_ms) {
         continue;
       }
+      any = true;
+      if (names == nullptr) return true;
       const CdcTable& table = t == 0 ? spec_.root : spec_.children[t - 1];
-      behind.push_back(absl::StrCat(table.topic, "[", p, "]"));
+      names->push_back(absl::StrCat(table.topic, "[", p, "]"));
     }
   }
-  return behind;
+  return any;
 }
 
 absl::Status TxAssembler::ReleaseReady() {
   if (snapshot_open_) {
     // Transactions after the snapshot wait for it.
-    if (snapshot_last_ms_ < 0 || !PartitionsBehindSnapshot().empty()) return absl::OkStatus();
+    if (snapshot_last_ms_ < 0 || PartitionsBehindSnapshot(nullptr)) return absl::OkStatus();
     TRIBUTARY_RETURN_IF_ERROR(FlushSnapshot());
   }
   while (!queue_.empty()) {
@@ -692,7 +697,8 @@ absl::Status TxAssembler::CheckHead(TimestampMs now) {
     if (age_ms >= absl::ToInt64Milliseconds(spec_.incomplete_timeout) &&
         now.value - last_warning_.value >= absl::ToInt64Milliseconds(spec_.incomplete_timeout)) {
       last_warning_ = now;
-      const std::vector<std::string> behind = PartitionsBehindSnapshot();
+      std::vector<std::string> behind;
+      PartitionsBehindSnapshot(&behind);
       OperatorsLogger()->warn(
           "{}: the initial snapshot ({} rows so far) is not complete after {} s: {}; {} "
           "transactions wait for it",
@@ -716,7 +722,8 @@ absl::Status TxAssembler::CheckHead(TimestampMs now) {
     counts.push_back(absl::StrCat(table.data_collection, " ", pending.buffered[t], "/",
                                   pending.expected[t]));
   }
-  const std::vector<std::string> behind = PartitionsBehind(pending);
+  std::vector<std::string> behind;
+  PartitionsBehind(pending, &behind);
   std::string proof;
   if (behind.empty()) {
     proof = "; every input partition has moved past it, so the missing events will not come "

@@ -129,11 +129,13 @@ class TxAssembler : public Processor {
   // The END position of a released transaction, or nullopt.
   absl::StatusOr<std::optional<int64_t>> ReleasedPosition(std::string_view match_id);
   PartitionProgress& ProgressOf(uint8_t table, int32_t partition);
-  void NotePassed(PartitionProgress& progress, int64_t position);
+  // Whether `progress.passed` moved forward.
+  bool NotePassed(PartitionProgress& progress, int64_t position);
   absl::Status PersistProgress();
   Completion CompletionOf(const Pending& pending) const;
-  // Partitions not yet proven past `pending`, as "topic[p]" (for messages).
-  std::vector<std::string> PartitionsBehind(const Pending& pending) const;
+  // Whether some partition is not yet proven past `pending`; with `names`,
+  // all such partitions as "topic[p]" (for messages).
+  bool PartitionsBehind(const Pending& pending, std::vector<std::string>* names) const;
   absl::Status ReleaseReady();
   absl::Status Release(const std::string& match_id, bool partial);
   enum class Unit { kTransaction, kSnapshotRow, kIncrementalRow };
@@ -142,8 +144,8 @@ class TxAssembler : public Processor {
   absl::Status OnIncrementalRow(std::string_view unit_key, const RoutedEvent& event,
                                 std::string_view raw);
   absl::Status OnSnapshotRow(const RoutedEvent& event);
-  // Partitions not yet proven past the open snapshot (for messages).
-  std::vector<std::string> PartitionsBehindSnapshot() const;
+  // The same for the open snapshot.
+  bool PartitionsBehindSnapshot(std::vector<std::string>* names) const;
   absl::Status PersistSnapshot();
   // Emits one version of every root the snapshot touched, closes it.
   absl::Status FlushSnapshot();

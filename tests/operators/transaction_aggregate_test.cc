@@ -389,7 +389,22 @@ TEST_F(TransactionAggregateTest, InitialSnapshotIsOneVersionPerOrderWhenComplete
   EXPECT_THAT(*out[2].value, HasSubstr(R"("version":2)"));
 }
 
-// With three partitions per table, a partition that had snapshot rows is
+// With nothing streaming after it, the snapshot completes once every
+// partition has been read to its end after its last record.
+TEST_F(TransactionAggregateTest, SnapshotOfAnIdleDatabaseCompletesByReadingToTheEnd) {
+  Pipe(kOrders, pg_.SnapshotOrder(1, "first"));
+  Pipe(kLines, pg_.SnapshotLine(10, 1, "last"));
+  EXPECT_TRUE(Output().empty());
+  ASSERT_TRUE(driver_->AdvanceWallClockTime(absl::Milliseconds(500)).ok());
+  EXPECT_TRUE(Output().empty()) << "not before the grace";
+  ASSERT_TRUE(driver_->AdvanceWallClockTime(absl::Seconds(1)).ok());
+  std::vector<Version> out = Output();
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(Summary(*out[0].value), "PLACED|10,");
+  EXPECT_EQ(Gauge("cdc-transactions-pending"), 0);
+}
+
+// With two partitions per table, a partition that had snapshot rows is
 // past the snapshot once a streaming event follows them there.
 TEST_F(TransactionAggregateTest, SnapshotCompletesWhenStreamingFollowsItsRowsEverywhere) {
   Open(Spec(), ErrorPolicy::kContinue, /*table_partitions=*/2);
