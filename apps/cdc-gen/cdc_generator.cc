@@ -36,6 +36,27 @@ constexpr std::string_view kShipped = "SHIPPED";
 constexpr std::string_view kCancelled = "CANCELLED";
 constexpr std::string_view kEntered = "ENTERED";
 
+// What Debezium writes for an unchanged TOASTed column (its
+// unavailable.value.placeholder default), and the note length above which
+// the generator treats a note as stored out of line.
+constexpr std::string_view kUnavailable = "__debezium_unavailable_value";
+constexpr size_t kToastThreshold = 2000;
+
+// Notes: short phrases, and words for long ones (with a quote, a backslash
+// and non-ASCII text, so that a placeholder's previous value must be copied
+// with its escapes).
+constexpr std::array<std::string_view, 6> kShortNotes = {
+    "",
+    "Leave at the door",
+    "Call \"before\" delivery",
+    "Fragile: caf\xC3\xA9 cups",
+    "Gift wrap, no invoice",
+    "Back\\door, ring twice"};
+constexpr std::array<std::string_view, 12> kNoteWords = {
+    "customer", "asked",  "\"urgent\"", "pallet",
+    "dock",     "r\xC3\xA9sum\xC3\xA9", "C:\\inbox", "invoice",
+    "courier",  "signed", "refund",       "backorder"};
+
 void AppendInt(std::string& out, int64_t value) {
   char buffer[24];
   auto [end, ec] = std::to_chars(buffer, buffer + sizeof(buffer), value);
@@ -80,6 +101,7 @@ struct OrderRow {
   int64_t customer_id = 0;
   int32_t order_date = 0;
   std::string_view status;
+  std::string note;
   std::vector<int64_t> lines;  // ascending line id
 
   void AddLine(int64_t line_id) {
@@ -102,7 +124,9 @@ struct LineRow {
   std::string image;  // the row image of the fields above, kept current
 };
 
-void AppendOrderRow(std::string& out, const OrderRow& order) {
+// `note_unavailable`: the note as Debezium sends an unchanged TOASTed value.
+void AppendOrderRow(std::string& out, const OrderRow& order,
+                    bool note_unavailable = false) {
   out += "{\"id\":";
   AppendInt(out, order.id);
   out += ",\"customer_id\":";
@@ -111,6 +135,8 @@ void AppendOrderRow(std::string& out, const OrderRow& order) {
   AppendInt(out, order.order_date);
   out += ",\"status\":";
   AppendJsonString(out, order.status);
+  out += ",\"note\":";
+  AppendJsonString(out, note_unavailable ? kUnavailable : order.note);
   out += '}';
 }
 
@@ -143,7 +169,8 @@ constexpr std::string_view kOrderColumns =
     R"({"type":"int32","optional":false,"field":"id"},)"
     R"({"type":"int32","optional":true,"field":"customer_id"},)"
     R"({"type":"int32","optional":true,"name":"io.debezium.time.Date","version":1,"field":"order_date"},)"
-    R"({"type":"string","optional":true,"field":"status"})";
+    R"({"type":"string","optional":true,"field":"status"},)"
+    R"({"type":"string","optional":true,"field":"note"})";
 
 constexpr std::string_view kLineColumns =
     R"({"type":"int32","optional":false,"field":"id"},)"
@@ -235,12 +262,21 @@ enum class Op {
   kUpdateQuantity,
   kMoveLine,
   kDeleteOrder,
+  kRekeyLine,
   kMultiOrder,
   kBulk,
   kEmpty,
 };
 
-constexpr int kSingleOps = 6;  // the first six Op values
+constexpr int kSingleOps = 7;  // the first seven Op values
+
+// OperationMix's weights in Op order.
+std::array<double, 10> Weights(const OperationMix& m) {
+  return {m.place_order,     m.cancel_line, m.update_order_status,
+          m.update_quantity, m.move_line,   m.delete_order,
+          m.rekey,           m.multi_order, m.bulk,
+          m.empty};
+}
 
 }  // namespace
 
@@ -302,16 +338,32 @@ void GeneratedTransaction::Clear() {
   messages.clear();
   expected.clear();
   change_events = 0;
+  restarted = false;
 }
 
 // The generator's database model, log position and message writer.
 struct CdcGenerator::State {
+  // One distinct change event in tx.out.
+  struct Event {
+    size_t index = 0;  // of its message (a delete's tombstone follows it)
+    Table table = Table::kOrder;
+    char op = 'c';
+    int64_t lsn = 0;
+    // Where the value's ,"total_order":... tail starts.
+    size_t counters_at = 0;
+  };
+
   // What one source transaction has written so far.
   struct Tx {
     int64_t xid = 0;
     int64_t commit_ts = 0;
     int64_t total_order = 0;
     std::array<int64_t, 2> table_events = {0, 0};
+    std::vector<Event> events;  // in total_order
+    // What END counts: total_order and table_events, except after a restart.
+    bool restarted = false;
+    int64_t end_total = 0;
+    std::array<int64_t, 2> end_counts = {0, 0};
     std::vector<Table> collections;  // in order of first event
     std::set<int64_t> touched;       // root ids
     std::set<int64_t> created;       // orders inserted by this transaction
@@ -331,10 +383,7 @@ struct CdcGenerator::State {
                            CdcTopic::kOrderLine}) {
       topics[static_cast<int>(topic)] = options.TopicName(topic);
     }
-    const OperationMix& m = options.mix;
-    weights = {m.place_order,     m.cancel_line, m.update_order_status,
-               m.update_quantity, m.move_line,   m.delete_order,
-               m.multi_order,     m.bulk,        m.empty};
+    weights = Weights(options.mix);
     for (int i = 0; i < static_cast<int>(weights.size()); ++i) {
       total_weight += weights[i];
       if (i < kSingleOps) single_weight += weights[i];
@@ -428,9 +477,11 @@ struct CdcGenerator::State {
 
   // Writes one change event (and after a delete its tombstone) to tx.out.
   // `after` is the row image, or null for a delete.
+  // `same_lsn`: at the LSN of the previous change (the create of a primary-key
+  // update shares its delete's).
   void EmitChange(Tx& tx, Table table, char op, int64_t id,
-                  const std::string* after) {
-    lsn += 40 + Uniform(160);
+                  const std::string* after, bool same_lsn = false) {
+    if (!same_lsn) lsn += 40 + Uniform(160);
     const int t = static_cast<int>(table);
     if (tx.table_events[t] == 0) tx.collections.push_back(table);
     const int64_t total_order = ++tx.total_order;
@@ -462,12 +513,9 @@ struct CdcGenerator::State {
     AppendInt(value, tx.xid);
     value += ':';
     AppendInt(value, lsn);
-    value += "\",\"total_order\":";
-    AppendInt(value, total_order);
-    value += ",\"data_collection_order\":";
-    AppendInt(value, collection_order);
-    value += "}}";
-    if (options.schemas) value += '}';
+    value += '"';
+    tx.events.push_back({tx.out->size() - 1, table, op, lsn, value.size()});
+    AppendCounters(value, total_order, collection_order);
     message.value = std::move(value);
 
     if (FaultChance(options.duplicate_rate)) {
@@ -481,10 +529,23 @@ struct CdcGenerator::State {
     }
   }
 
-  void EmitMarker(Tx& tx, bool begin) {
+  // The value's tail after the transaction block's id.
+  void AppendCounters(std::string& value, int64_t total_order,
+                      int64_t collection_order) const {
+    value += ",\"total_order\":";
+    AppendInt(value, total_order);
+    value += ",\"data_collection_order\":";
+    AppendInt(value, collection_order);
+    value += "}}";
+    if (options.schemas) value += '}';
+  }
+
+  // A BEGIN, or an END counting tx.end_total and tx.end_counts; its id is
+  // "<xid>:<marker_lsn>".
+  void EmitMarker(Tx& tx, bool begin, int64_t marker_lsn) {
     CdcMessage& message = tx.out->emplace_back();
     message.topic = CdcTopic::kTransaction;
-    std::string id = absl::StrCat(tx.xid, ":", lsn);
+    std::string id = absl::StrCat(tx.xid, ":", marker_lsn);
     if (options.schemas) message.key += marker_key_head;
     message.key += "{\"id\":\"";
     message.key += id;
@@ -500,7 +561,7 @@ struct CdcGenerator::State {
     if (begin) {
       value += "null,\"data_collections\":null";
     } else {
-      AppendInt(value, tx.total_order);
+      AppendInt(value, tx.end_total);
       value += ",\"data_collections\":[";
       bool first = true;
       for (Table table : tx.collections) {
@@ -509,7 +570,7 @@ struct CdcGenerator::State {
         value += "{\"data_collection\":";
         AppendJsonString(value, DataCollection(TopicOf(table)));
         value += ",\"event_count\":";
-        AppendInt(value, tx.table_events[static_cast<int>(table)]);
+        AppendInt(value, tx.end_counts[static_cast<int>(table)]);
         value += '}';
       }
       value += ']';
@@ -535,12 +596,60 @@ struct CdcGenerator::State {
     }
   }
 
+  // Rewrites tx.out as a connector restarted inside the transaction writes
+  // it (see GeneratorOptions::restart_inside_rate): events 1..k, a second
+  // BEGIN, events j..n again with counters from 1; END will count j..n.
+  // REQUIRES: at least two events; no duplicates written yet.
+  void RestartInside(Tx& tx) {
+    std::vector<CdcMessage>& out = *tx.out;
+    const size_t n = tx.events.size();
+    const size_t k = 1 + fault_rng() % (n - 1);
+    const size_t j = 1 + fault_rng() % (k + 1);
+    const Event& last_before = tx.events[k - 1];
+    const size_t prefix_end =
+        last_before.index + 1 + (last_before.op == 'd' ? 1 : 0);
+    std::vector<CdcMessage> again;
+    tx.end_total = 0;
+    tx.end_counts = {0, 0};
+    for (size_t i = j; i <= n; ++i) {
+      const Event& event = tx.events[i - 1];
+      CdcMessage& copy = again.emplace_back(out[event.index]);
+      copy.value->resize(event.counters_at);
+      AppendCounters(*copy.value, ++tx.end_total,
+                     ++tx.end_counts[static_cast<int>(event.table)]);
+      if (event.op == 'd') again.push_back(out[event.index + 1]);
+    }
+    out.resize(prefix_end);
+    std::erase_if(tx.duplicates,
+                  [&](size_t index) { return index >= prefix_end; });
+    EmitMarker(tx, /*begin=*/true, last_before.lsn);
+    out.insert(out.end(), std::make_move_iterator(again.begin()),
+               std::make_move_iterator(again.end()));
+    tx.restarted = true;
+  }
+
   // --- database operations ---
 
-  std::string OrderImage(const OrderRow& order) const {
+  std::string OrderImage(const OrderRow& order,
+                         bool note_unavailable = false) const {
     std::string out;
-    AppendOrderRow(out, order);
+    AppendOrderRow(out, order, note_unavailable);
     return out;
+  }
+
+  std::string NewNote() {
+    if (!Chance(options.long_note_rate)) {
+      return std::string(kShortNotes[Uniform(kShortNotes.size())]);
+    }
+    const size_t length = 2100 + static_cast<size_t>(Uniform(1901));
+    std::string note;
+    note.reserve(length + 24);
+    while (note.size() < length) {
+      if (!note.empty()) note += ' ';
+      note += kNoteWords[Uniform(kNoteWords.size())];
+      AppendInt(note, Uniform(100000));
+    }
+    return note;
   }
   static void RefreshImage(LineRow& line) {
     line.image.clear();
@@ -569,6 +678,7 @@ struct CdcGenerator::State {
     order.customer_id = 1001 + Uniform(500);
     order.order_date = kDateBase + static_cast<int32_t>(Uniform(730));
     order.status = kPlaced;
+    order.note = NewNote();
     const std::string image = OrderImage(order);
     const int64_t id = order.id;
     orders.emplace(id, std::move(order));
@@ -628,7 +738,10 @@ struct CdcGenerator::State {
     std::string_view status = order.status;
     while (status == order.status) status = kStatuses[Uniform(3)];
     order.status = status;
-    const std::string image = OrderImage(order);
+    const bool keep_note = Chance(options.note_unchanged_rate);
+    if (!keep_note) order.note = NewNote();
+    const std::string image =
+        OrderImage(order, keep_note && order.note.size() > kToastThreshold);
     tx.touched.insert(order.id);
     EmitChange(tx, Table::kOrder, 'u', order.id, &image);
     // Shipping or cancelling an order does the same to its open lines.
@@ -686,6 +799,28 @@ struct CdcGenerator::State {
     orders.erase(id);
   }
 
+  // UPDATE orderline SET id = nextval(...): a delete of the old key and a
+  // create of the new one at one LSN.
+  void RekeyLine(Tx& tx) {
+    if (line_pool.empty()) return PlaceOrder(tx);
+    const int64_t old_id = line_pool.Pick(rng());
+    auto node = lines.extract(old_id);
+    LineRow& line = node.mapped();
+    line_pool.Remove(old_id);
+    OrderRow& order = orders.at(line.order_id);
+    order.RemoveLine(old_id);
+    EmitChange(tx, Table::kLine, 'd', old_id, nullptr);
+    line.id = next_line_id++;
+    RefreshImage(line);
+    order.AddLine(line.id);
+    line_pool.Add(line.id);
+    tx.touched.insert(line.order_id);
+    node.key() = line.id;
+    const LineRow& stored = lines.insert(std::move(node)).position->second;
+    EmitChange(tx, Table::kLine, 'c', stored.id, &stored.image,
+               /*same_lsn=*/true);
+  }
+
   void Bulk(Tx& tx) {
     std::vector<int64_t> targets;
     const int64_t wanted = 1 + Uniform(options.bulk_orders);
@@ -726,6 +861,8 @@ struct CdcGenerator::State {
         return MoveLine(tx);
       case Op::kDeleteOrder:
         return DeleteOrder(tx);
+      case Op::kRekeyLine:
+        return RekeyLine(tx);
       case Op::kMultiOrder: {
         const int64_t count = 2 + Uniform(2);
         for (int64_t i = 0; i < count; ++i) RunOp(tx, PickOp(true));
@@ -752,6 +889,7 @@ struct CdcGenerator::State {
     order.customer_id = 1001 + Uniform(500);
     order.order_date = kDateBase + static_cast<int32_t>(Uniform(730));
     order.status = kPlaced;
+    order.note = NewNote();
     CdcMessage& message = out.messages.emplace_back();
     message.topic = CdcTopic::kPurchaseOrder;
     AppendKey(message.key, Table::kOrder, order.id);
@@ -801,14 +939,21 @@ struct CdcGenerator::State {
     tx.out = &out.messages;
 
     lsn += 8 + Uniform(48);
-    EmitMarker(tx, /*begin=*/true);
+    EmitMarker(tx, /*begin=*/true, lsn);
     RunOp(tx, PickOp(false));
+    if (tx.events.size() >= 2 && FaultChance(options.restart_inside_rate)) {
+      RestartInside(tx);
+    } else {
+      tx.end_total = tx.total_order;
+      tx.end_counts = tx.table_events;
+    }
     WriteDuplicates(tx);
     lsn += 16 + Uniform(48);
-    EmitMarker(tx, /*begin=*/false);
+    EmitMarker(tx, /*begin=*/false, lsn);
     last_commit_lsn = lsn;
 
     out.xid = xid;
+    out.restarted = tx.restarted;
     out.change_events = tx.total_order;
     const std::string tx_id = absl::StrCat(xid);
     for (int64_t root : tx.touched) {
@@ -831,8 +976,8 @@ struct CdcGenerator::State {
   GeneratorOptions options;
   std::array<std::string, 3> topics;
   std::mt19937_64 rng;        // the database's story
-  std::mt19937_64 fault_rng;  // duplicates and redeliveries only
-  std::array<double, 9> weights{};
+  std::mt19937_64 fault_rng;  // duplicates, redeliveries, restarts only
+  std::array<double, 10> weights{};
   double total_weight = 0;
   double single_weight = 0;
 
@@ -880,20 +1025,20 @@ absl::StatusOr<std::unique_ptr<CdcGenerator>> CdcGenerator::Create(
   if (options.snapshot_orders < 0) {
     return absl::InvalidArgumentError("snapshot_orders must be >= 0");
   }
-  for (double rate : {options.duplicate_rate, options.redelivery_rate}) {
+  for (double rate : {options.duplicate_rate, options.redelivery_rate,
+                      options.restart_inside_rate, options.long_note_rate,
+                      options.note_unchanged_rate}) {
     if (!(rate >= 0 && rate <= 1)) {
       return absl::InvalidArgumentError(
-          "duplicate and redelivery rates must be within [0, 1]");
+          "duplicate, redelivery, restart and note rates must be within "
+          "[0, 1]");
     }
   }
   if (options.first_xid < 2 || options.first_lsn < 1) {
     return absl::InvalidArgumentError("first_xid must be >= 2, first_lsn >= 1");
   }
   const OperationMix& m = options.mix;
-  const std::array<double, 9> weights = {
-      m.place_order,     m.cancel_line, m.update_order_status,
-      m.update_quantity, m.move_line,   m.delete_order,
-      m.multi_order,     m.bulk,        m.empty};
+  const std::array<double, 10> weights = Weights(m);
   double total = 0;
   double single = 0;
   for (size_t i = 0; i < weights.size(); ++i) {

@@ -52,6 +52,13 @@ struct OperationMix {
   double multi_order = 15;          // 2..3 of the above in one transaction
   double bulk = 0.1;                // bulk_lines line inserts over a few orders
   double empty = 1;                 // BEGIN + END with event_count 0
+  // A line's primary key changed (UPDATE ... SET id = nextval(...)): as
+  // Debezium writes it, a delete of the old key (before = the key only) and
+  // its tombstone, then a create of the new key, both with the SAME
+  // source.lsn and consecutive total_order, both counted in END. So
+  // (txId, lsn) does not identify an event; (txId, lsn, table, op, key) does.
+  // Also picked inside multi_order.
+  double rekey = 4;
 };
 
 struct GeneratorOptions {
@@ -72,6 +79,15 @@ struct GeneratorOptions {
   // and the same source.lsn (first_lsn): (txId, lsn) does not identify a
   // snapshot read, so it must not be deduplicated by it.
   int snapshot_orders = 0;
+  // purchaseorder.note, a text column. A new note is long (2,100..4,000
+  // bytes of varied text: PostgreSQL stores it out of line, TOASTed) with
+  // chance `long_note_rate`, else a short phrase. An order update leaves the
+  // note alone with chance `note_unchanged_rate` (else writes a new one);
+  // an update that leaves a long note alone carries Debezium's placeholder
+  // "note":"__debezium_unavailable_value" (default replica identity), and
+  // the expected aggregate keeps the previous note.
+  double long_note_rate = 0.1;
+  double note_unchanged_rate = 0.75;
   // Faults, as Debezium's at-least-once delivery produces them. None of them
   // adds expected versions.
   // Chance per change event of being written a second time (identical bytes)
@@ -81,6 +97,15 @@ struct GeneratorOptions {
   // written again whole (BEGIN, events, tombstones, END; identical bytes),
   // as after a connector restart.
   double redelivery_rate = 0;
+  // Chance per source transaction of n >= 2 change events that the
+  // connector restarts inside it (Debezium < 3.7): BEGIN, events 1..k (k
+  // uniform in [1, n-1]), a second BEGIN with the same xid (id "<xid>:<LSN of
+  // event k>"), events j..n again (j uniform in [1, k+1], so j..k appear
+  // twice with the same source.lsn) with total_order and
+  // data_collection_order restarted at 1, and an END counting only j..n
+  // (per data collection of the transaction, 0 where none of j..n is in it).
+  // Duplicates after event k are not written for such a transaction.
+  double restart_inside_rate = 0;
   // Where the source log starts: first streaming xid, first LSN, and the
   // commit time of the first transaction (no wall clock: output depends on
   // the options only).
@@ -125,9 +150,14 @@ struct GeneratedTransaction {
   // Ascending root id; each aggregate in the layout of ExpectedVersion.
   // Empty when GeneratorOptions::compute_expected is false.
   std::vector<ExpectedVersion> expected;
-  // Distinct change events (END's event_count), excluding tombstones and
-  // duplicates. kRedelivery: 0.
+  // Distinct change events, excluding tombstones and duplicates: END's
+  // event_count, except after a restart. kRedelivery: 0.
   int64_t change_events = 0;
+  // kTransaction: the connector restarted inside it (see
+  // GeneratorOptions::restart_inside_rate): two BEGINs, END undercounts.
+  // A reader can only know it is complete by positions, so a producer must
+  // write all its events before its END (as Debezium does).
+  bool restarted = false;
 
   void Clear();
 };

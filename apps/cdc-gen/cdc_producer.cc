@@ -257,7 +257,14 @@ absl::Status ProduceAll(rd_kafka_t* producer, CdcGenerator& generator,
 
     std::vector<CdcMessage>* lines = nullptr;
     if (options.skew_transactions > 0) lines = &held.emplace_back();
-    for (CdcMessage& message : unit.messages) {
+    for (size_t i = 0; i < unit.messages.size(); ++i) {
+      CdcMessage& message = unit.messages[i];
+      if (lines != nullptr && unit.restarted && i + 1 == unit.messages.size()) {
+        // Its END: a reader knows a restarted transaction complete only by
+        // positions, so (as Debezium does) every event goes out before END.
+        while (!held.empty()) TRIBUTARY_RETURN_IF_ERROR(send_oldest());
+        lines = nullptr;
+      }
       if (lines != nullptr && message.topic == CdcTopic::kOrderLine) {
         lines->push_back(std::move(message));
       } else {

@@ -25,7 +25,12 @@ namespace tributary::cdcgen {
 
 struct ProduceOptions {
   // Hold the orderline topic's records back by this many transactions, so
-  // that END markers (and order changes) arrive long before their lines.
+  // that END markers (and order changes) arrive long before their lines, as
+  // a reader lagging on that topic sees them. Not for a restarted
+  // transaction (GeneratedTransaction::restarted): its END undercounts, a
+  // reader can only prove it complete by positions (every partition read to
+  // its end, or past it), so everything held back, its own lines included,
+  // is written before its END, as Debezium's producer writes them.
   int64_t skew_transactions = 0;
   // Source transactions per second, paced by a token bucket; 0 = unpaced.
   double rate = 0;

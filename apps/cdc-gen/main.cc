@@ -33,6 +33,17 @@ ABSL_FLAG(uint64_t, seed, 1, "PRNG seed; same flags, same bytes");
 ABSL_FLAG(double, duplicates, 0,
           "chance per change event of a duplicate in its transaction, and "
           "per transaction of redelivering the latest 1..3 transactions");
+ABSL_FLAG(double, restart_inside, 0,
+          "chance per transaction of a connector restart inside it: a second "
+          "BEGIN, events written again, an END counting only those");
+ABSL_FLAG(double, rekey, 4,
+          "weight of primary-key updates of a line (delete + create at one "
+          "LSN) in the operation mix");
+ABSL_FLAG(double, long_notes, 0.1,
+          "chance that a new order note is long (TOASTed, > 2 kB)");
+ABSL_FLAG(double, notes_unchanged, 0.75,
+          "chance that an order update leaves the note alone (a long one is "
+          "then sent as __debezium_unavailable_value)");
 ABSL_FLAG(int64_t, skew, 0,
           "hold the orderline topic's records back by this many transactions");
 ABSL_FLAG(std::string, prefix, "dbserver1", "Debezium topic.prefix");
@@ -84,6 +95,7 @@ int Run() {
   if (duplicates < 0 || duplicates > 1) {
     return Usage("--duplicates must be within [0, 1]");
   }
+  if (absl::GetFlag(FLAGS_rekey) < 0) return Usage("--rekey must be >= 0");
 
   GeneratorOptions options;
   options.seed = absl::GetFlag(FLAGS_seed);
@@ -91,6 +103,10 @@ int Run() {
   options.schemas = absl::GetFlag(FLAGS_schemas);
   options.duplicate_rate = duplicates;
   options.redelivery_rate = duplicates;
+  options.restart_inside_rate = absl::GetFlag(FLAGS_restart_inside);
+  options.mix.rekey = absl::GetFlag(FLAGS_rekey);
+  options.long_note_rate = absl::GetFlag(FLAGS_long_notes);
+  options.note_unchanged_rate = absl::GetFlag(FLAGS_notes_unchanged);
   options.snapshot_orders = absl::GetFlag(FLAGS_snapshot_orders);
   if (const int bulk_lines = absl::GetFlag(FLAGS_bulk_lines); bulk_lines > 0) {
     options.bulk_lines = bulk_lines;
@@ -161,7 +177,8 @@ int main(int argc, char** argv) {
       "  cdc-gen --bootstrap HOST:PORT --count N [--rate R] [--partitions P]\n"
       "          [--schemas] [--seed S] [--duplicates RATE] [--skew K]\n"
       "          [--prefix dbserver1] [--expected FILE] [--create-topics]\n"
-      "          [--snapshot-orders N]");
+      "          [--snapshot-orders N] [--restart-inside RATE] [--rekey W]\n"
+      "          [--long-notes RATE] [--notes-unchanged RATE]");
   // Abseil's flag names are identifiers; accept the documented spelling
   // (--create-topics) by mapping '-' to '_' in every flag's name.
   std::vector<std::string> args(argv, argv + argc);

@@ -42,6 +42,26 @@ int64_t IntOrZero(simdjson::dom::object object, std::string_view field) {
   return value;
 }
 
+// `text` as a JSON string literal.
+void AppendQuoted(std::string& out, std::string_view text) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  out += '"';
+  for (const char c : text) {
+    const auto u = static_cast<unsigned char>(c);
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (u < 0x20) {
+      out += "\\u00";
+      out += kHex[u >> 4];
+      out += kHex[u & 15];
+    } else {
+      out += c;
+    }
+  }
+  out += '"';
+}
+
 bool Equivalent(element a, element b, const std::vector<std::string>* ignore) {
   using simdjson::dom::element_type;
   const element_type ta = a.type();
@@ -230,6 +250,7 @@ absl::StatusOr<std::string> ReferenceDecoder::DecodeKeyId(
 
 struct ReferenceModel::Parser {
   simdjson::dom::parser parser;
+  simdjson::dom::parser previous;  // FillUnavailable's second document
 };
 
 ReferenceModel::ReferenceModel(ReferenceModelOptions options)
@@ -248,6 +269,48 @@ absl::StatusOr<int64_t> ReferenceModel::ReadInt(std::string_view row,
     return JsonError(absl::StrCat("row image field ", field), error);
   }
   return value;
+}
+
+absl::StatusOr<std::string> ReferenceModel::FillUnavailable(
+    const std::string& row, const std::string* previous) {
+  element doc;
+  if (auto error = parser_->parser.parse(row).get(doc)) {
+    return JsonError("row image", error);
+  }
+  simdjson::dom::object fields;
+  if (auto error = doc.get_object().get(fields)) {
+    return JsonError("row image", error);
+  }
+  simdjson::dom::object old_fields;
+  bool have_old = false;
+  if (previous != nullptr) {
+    element old_doc;
+    if (auto error = parser_->previous.parse(*previous).get(old_doc)) {
+      return JsonError("previous row image", error);
+    }
+    have_old = old_doc.get_object().get(old_fields) == simdjson::SUCCESS;
+  }
+  std::string out = "{";
+  for (auto field : fields) {
+    if (out.size() > 1) out += ',';
+    AppendQuoted(out, field.key);
+    out += ':';
+    std::string_view text;
+    const bool placeholder =
+        field.value.get_string().get(text) == simdjson::SUCCESS &&
+        text == options_.unavailable_placeholder;
+    element old_value;
+    if (placeholder && have_old &&
+        old_fields.at_key(field.key).get(old_value) == simdjson::SUCCESS) {
+      out += simdjson::minify(old_value);
+      ++placeholders_filled_;
+      continue;
+    }
+    if (placeholder) ++placeholders_unresolved_;
+    out += simdjson::minify(field.value);
+  }
+  out += '}';
+  return out;
 }
 
 std::string ReferenceModel::BuildAggregate(int64_t root) const {
@@ -317,13 +380,26 @@ absl::StatusOr<std::vector<ExpectedVersion>> ReferenceModel::ApplyTransaction(
       return absl::FailedPreconditionError(
           absl::StrCat("update of unknown row ", *id, " in ", change.table));
     }
+    std::string after = *change.after;
+    if (after.find(options_.unavailable_placeholder) != std::string::npos) {
+      const std::string* previous = nullptr;
+      if (is_root) {
+        auto it = roots_.find(*id);
+        if (it != roots_.end()) previous = &it->second;
+      } else {
+        auto it = children_.find(*id);
+        if (it != children_.end()) previous = &it->second.row;
+      }
+      absl::StatusOr<std::string> filled = FillUnavailable(after, previous);
+      if (!filled.ok()) return filled.status();
+      after = *std::move(filled);
+    }
     if (is_root) {
-      roots_[*id] = *change.after;
+      roots_[*id] = std::move(after);
       touched.insert(*id);
       continue;
     }
-    absl::StatusOr<int64_t> parent =
-        ReadInt(*change.after, options_.parent_field);
+    absl::StatusOr<int64_t> parent = ReadInt(after, options_.parent_field);
     if (!parent.ok()) return parent.status();
     auto existing = children_.find(*id);
     if (existing != children_.end() && existing->second.parent != *parent) {
@@ -332,7 +408,7 @@ absl::StatusOr<std::vector<ExpectedVersion>> ReferenceModel::ApplyTransaction(
       if (children_of_[old_parent].empty()) children_of_.erase(old_parent);
       touched.insert(old_parent);
     }
-    children_[*id] = Child{*parent, *change.after};
+    children_[*id] = Child{*parent, std::move(after)};
     children_of_[*parent].insert(*id);
     touched.insert(*parent);
   }
@@ -358,6 +434,76 @@ std::map<int64_t, std::string> ReferenceModel::CurrentAggregates() const {
   for (const auto& [id, row] : roots_)
     aggregates.emplace(id, BuildAggregate(id));
   return aggregates;
+}
+
+ReferenceReplay::ReferenceReplay(ReferenceModelOptions options)
+    : model_(std::move(options)) {}
+
+absl::StatusOr<std::vector<ExpectedVersion>> ReferenceReplay::OnMarker(
+    std::string_view value) {
+  absl::StatusOr<DecodedMarker> marker = decoder_.DecodeMarker(value);
+  if (!marker.ok()) return marker.status();
+  if (marker->begin) {
+    if (open_ && marker->xid == xid_) {
+      ++restarts_;  // the connector restarted inside it: keep the buffer
+      return std::vector<ExpectedVersion>{};
+    }
+    if (open_) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "BEGIN of ", marker->xid, " while ", xid_, " is open"));
+    }
+    open_ = true;
+    xid_ = marker->xid;
+    buffer_.clear();
+    identities_.clear();
+    lsns_.clear();
+    return std::vector<ExpectedVersion>{};
+  }
+  if (!open_ || marker->xid != xid_) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("END of ", marker->xid, " outside its transaction"));
+  }
+  open_ = false;
+  const int64_t distinct = static_cast<int64_t>(buffer_.size());
+  const int64_t counted = marker->event_count.value_or(0);
+  if (counted > distinct) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("END of ", xid_, " counts ", counted, " events, only ",
+                     distinct, " distinct ones were written"));
+  }
+  if (counted < distinct) ++undercounts_;
+  if (!applied_xids_.insert(xid_).second) {
+    ++redeliveries_;
+    return std::vector<ExpectedVersion>{};
+  }
+  ++applied_;
+  return model_.ApplyTransaction(xid_, buffer_);
+}
+
+absl::StatusOr<std::vector<ExpectedVersion>> ReferenceReplay::OnChange(
+    std::string_view key, std::optional<std::string_view> value) {
+  if (!value) return std::vector<ExpectedVersion>{};  // tombstone
+  absl::StatusOr<DecodedChange> change = decoder_.DecodeChange(*value);
+  if (!change.ok()) return change.status();
+  if (!change->transaction) {  // a snapshot read: a unit of its own
+    return model_.ApplyTransaction("", {*change});
+  }
+  if (!open_ || absl::StrCat(change->tx_id) != xid_) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "change of transaction ", change->tx_id, " outside it"));
+  }
+  absl::StatusOr<std::string> key_id = decoder_.DecodeKeyId(key);
+  if (!key_id.ok()) return key_id.status();
+  std::string identity = absl::StrCat(
+      change->tx_id, "/", change->lsn, "/", change->schema, ".", change->table,
+      "/", std::string(1, change->op), "/", *key_id);
+  if (!identities_.insert(std::move(identity)).second) {
+    ++repeats_;
+    return std::vector<ExpectedVersion>{};
+  }
+  if (!lsns_.emplace(change->tx_id, change->lsn).second) ++shared_lsn_;
+  buffer_.push_back(*std::move(change));
+  return std::vector<ExpectedVersion>{};
 }
 
 absl::StatusOr<bool> JsonEquivalent(

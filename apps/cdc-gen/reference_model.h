@@ -34,8 +34,10 @@ struct DecodedChange {
   // Minified row images; nullopt when JSON null.
   std::optional<std::string> before;
   std::optional<std::string> after;
-  // source.txId and source.lsn (0 when null or absent): with PostgreSQL,
-  // (tx_id, lsn) identifies one change event.
+  // source.txId and source.lsn (0 when null or absent). (tx_id, lsn) does
+  // not identify a change event: a primary-key update's delete and create
+  // share one lsn (so do a multi-table TRUNCATE's events); the identity is
+  // (tx_id, lsn, table, op, key), see ReferenceReplay.
   int64_t tx_id = 0;
   int64_t lsn = 0;
   // The transaction block; nullopt for snapshot reads.
@@ -82,6 +84,9 @@ struct ReferenceModelOptions {
   std::string key_field = "id";           // primary key of both tables
   std::string parent_field = "order_id";  // child -> root
   std::string children_field = "lines";   // array in the aggregate
+  // Debezium's unavailable.value.placeholder: a string field holding it
+  // (an unchanged TOASTed text column) takes the row's previous value.
+  std::string unavailable_placeholder = "__debezium_unavailable_value";
 };
 
 class ReferenceModel {
@@ -99,7 +104,9 @@ class ReferenceModel {
   // FailedPrecondition when the changes break the model (a delete or update
   // of an unknown row, a child whose root does not exist at the end of the
   // transaction, a root deleted while children still point at it); the
-  // model is then unspecified.
+  // model is then unspecified. A field of an update's image holding the
+  // unavailable-value placeholder takes the value of the model's previous
+  // row (kept as sent when the row has none).
   absl::StatusOr<std::vector<ExpectedVersion>> ApplyTransaction(
       std::string_view tx_id, absl::Span<const DecodedChange> changes);
 
@@ -107,6 +114,9 @@ class ReferenceModel {
   std::map<int64_t, std::string> CurrentAggregates() const;
   size_t root_count() const { return roots_.size(); }
   size_t child_count() const { return children_.size(); }
+  // Placeholders replaced by a previous value, and kept (no previous row).
+  int64_t placeholders_filled() const { return placeholders_filled_; }
+  int64_t placeholders_unresolved() const { return placeholders_unresolved_; }
 
  private:
   struct Child {
@@ -120,12 +130,76 @@ class ReferenceModel {
   absl::StatusOr<int64_t> ReadInt(std::string_view row,
                                   const std::string& field);
   std::string BuildAggregate(int64_t root) const;
+  // `row` with each placeholder field taken from `previous` (may be null).
+  absl::StatusOr<std::string> FillUnavailable(const std::string& row,
+                                              const std::string* previous);
 
   ReferenceModelOptions options_;
   std::unique_ptr<Parser> parser_;
   std::map<int64_t, std::string> roots_;  // id -> minified row image
   std::map<int64_t, Child> children_;     // id -> parent + row image
   std::map<int64_t, std::set<int64_t>> children_of_;
+  int64_t placeholders_filled_ = 0;
+  int64_t placeholders_unresolved_ = 0;
+};
+
+// Replays Debezium messages in the order one connector wrote them (per
+// transaction BEGIN, its change events and tombstones, END; snapshot reads
+// alone) through a ReferenceModel as a correct engine must read them:
+// - change events are deduplicated by their identity (txId, source.lsn,
+//   schema.table, op, key): (txId, lsn) alone would merge a primary-key
+//   update's delete and create;
+// - a second BEGIN of the open transaction (a connector restarted inside it,
+//   Debezium < 3.7) keeps what was buffered; the events written again after
+//   it are repeats by identity;
+// - END's counts are not trusted (after a restart they count only what
+//   followed it): the transaction is what was buffered;
+// - a transaction already applied (a redelivery) is skipped.
+// Thread-safety: one thread at a time.
+class ReferenceReplay {
+ public:
+  explicit ReferenceReplay(ReferenceModelOptions options = {});
+  ReferenceReplay(const ReferenceReplay&) = delete;
+  ReferenceReplay& operator=(const ReferenceReplay&) = delete;
+
+  // A BEGIN or END marker's value. At an END, the transaction's versions
+  // (see ReferenceModel::ApplyTransaction); empty for a redelivered or empty
+  // transaction. FailedPrecondition for markers out of place (a BEGIN of
+  // another transaction while one is open, an END of none) or an END
+  // counting more events than were seen.
+  absl::StatusOr<std::vector<ExpectedVersion>> OnMarker(std::string_view value);
+  // A table-topic record. A snapshot read (no transaction block) is applied
+  // at once, alone, with tx_id ""; a tombstone (nullopt) is ignored.
+  // FailedPrecondition for a change of a transaction that is not open.
+  absl::StatusOr<std::vector<ExpectedVersion>> OnChange(
+      std::string_view key, std::optional<std::string_view> value);
+
+  const ReferenceModel& model() const { return model_; }
+  int64_t transactions_applied() const { return applied_; }
+  int64_t repeats_dropped() const { return repeats_; }
+  int64_t redeliveries_skipped() const { return redeliveries_; }
+  // Second (third, ...) BEGINs of an open transaction.
+  int64_t restarts_seen() const { return restarts_; }
+  // ENDs counting fewer events than the transaction's distinct ones.
+  int64_t undercounting_ends() const { return undercounts_; }
+  // Distinct change events that shared (txId, lsn) with another one.
+  int64_t shared_lsn_events() const { return shared_lsn_; }
+
+ private:
+  ReferenceDecoder decoder_;
+  ReferenceModel model_;
+  bool open_ = false;
+  std::string xid_;
+  std::vector<DecodedChange> buffer_;
+  std::set<std::string> identities_;
+  std::set<std::pair<int64_t, int64_t>> lsns_;
+  std::set<std::string> applied_xids_;
+  int64_t applied_ = 0;
+  int64_t repeats_ = 0;
+  int64_t redeliveries_ = 0;
+  int64_t restarts_ = 0;
+  int64_t undercounts_ = 0;
+  int64_t shared_lsn_ = 0;
 };
 
 // Whether two JSON texts are the same value: objects compare as unordered

@@ -88,10 +88,16 @@ TEST(CdcGenerator, RejectsBadOptions) {
   options.max_lines_per_order = 0;
   EXPECT_FALSE(CdcGenerator::Create(options).ok());
   options = {};
-  options.mix = OperationMix{0, 0, 0, 0, 0, 0, 0, 0, 0};
+  options.mix = OperationMix{0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
   EXPECT_FALSE(CdcGenerator::Create(options).ok());
   options = {};
   options.duplicate_rate = 1.5;
+  EXPECT_FALSE(CdcGenerator::Create(options).ok());
+  options = {};
+  options.restart_inside_rate = -0.1;
+  EXPECT_FALSE(CdcGenerator::Create(options).ok());
+  options = {};
+  options.note_unchanged_rate = 2;
   EXPECT_FALSE(CdcGenerator::Create(options).ok());
 }
 
@@ -151,6 +157,7 @@ TEST_P(ShapeTest, MessagesHaveDebeziumShape) {
   int64_t last_xid = 0;
   int empty_transactions = 0;
   int duplicates = 0;
+  int rekeys = 0;
   std::set<char> ops_seen;
   for (const GeneratedTransaction& unit : units) {
     ASSERT_EQ(unit.kind, Kind::kTransaction);
@@ -178,12 +185,14 @@ TEST_P(ShapeTest, MessagesHaveDebeziumShape) {
     }
 
     // Change events.
-    std::set<int64_t> seen_lsns;
+    std::set<std::string> seen_identities;  // lsn/op/key
     std::set<std::string> ids = {begin_id};
     std::map<std::string, int64_t> per_table;  // data collection -> count
     std::vector<std::string> collections_in_order;
     int64_t distinct = 0;
     int64_t last_lsn = LsnOf(begin_id);
+    std::string last_op;
+    std::string last_table;
     std::vector<std::string> pending_tombstones;  // keys of deletes
     for (size_t i = 1; i + 1 < unit.messages.size(); ++i) {
       const CdcMessage& message = unit.messages[i];
@@ -247,19 +256,32 @@ TEST_P(ShapeTest, MessagesHaveDebeziumShape) {
         } else {
           EXPECT_EQ(Keys(after),
                     (std::vector<std::string>{"id", "customer_id", "order_date",
-                                              "status"}));
+                                              "status", "note"}));
         }
       }
 
-      if (!seen_lsns.insert(lsn).second) {  // a duplicate: identical bytes
+      const std::string identity =
+          std::to_string(lsn) + "/" + table + "/" + op + "/" + message.key;
+      if (!seen_identities.insert(identity).second) {  // a duplicate
         ++duplicates;
         continue;
       }
       if (op == "d") pending_tombstones.push_back(message.key);
-      // Each distinct event: a new id, later LSN, counters 1-based per tx.
-      EXPECT_TRUE(ids.insert(id).second) << id;
-      EXPECT_GT(lsn, last_lsn);
+      // Each distinct event: a new id, later LSN, counters 1-based per tx;
+      // except a primary-key update's create, at its delete's LSN.
+      if (lsn == last_lsn) {
+        EXPECT_EQ(op, "c");
+        EXPECT_EQ(last_op, "d");
+        EXPECT_EQ(table, "orderline");
+        EXPECT_EQ(last_table, "orderline");
+        ++rekeys;
+      } else {
+        EXPECT_TRUE(ids.insert(id).second) << id;
+        EXPECT_GT(lsn, last_lsn);
+      }
       last_lsn = lsn;
+      last_op = op;
+      last_table = table;
       ++distinct;
       EXPECT_EQ(int64_t(block["total_order"]), distinct);
       const std::string collection = "inventory." + table;
@@ -301,6 +323,7 @@ TEST_P(ShapeTest, MessagesHaveDebeziumShape) {
   }
   EXPECT_GT(empty_transactions, 0);
   EXPECT_GT(duplicates, 0);
+  EXPECT_GT(rekeys, 0);
   EXPECT_EQ(ops_seen, (std::set<char>{'c', 'u', 'd'}));
 }
 
@@ -332,7 +355,8 @@ TEST(CdcGenerator, MoveLineYieldsVersionsForBothOrders) {
                  .delete_order = 0,
                  .multi_order = 0,
                  .bulk = 0,
-                 .empty = 0};
+                 .empty = 0,
+                 .rekey = 0};
   auto units = Generate(options, 300);
   simdjson::dom::parser parser;
   std::map<int64_t, int64_t> line_order;
@@ -378,7 +402,8 @@ TEST(CdcGenerator, DeleteOrderDeletesLinesFirstAndYieldsTombstone) {
                  .delete_order = 1,
                  .multi_order = 0,
                  .bulk = 0,
-                 .empty = 0};
+                 .empty = 0,
+                 .rekey = 0};
   auto units = Generate(options, 300);
   simdjson::dom::parser parser;
   std::map<int64_t, int64_t> line_order;
@@ -421,6 +446,7 @@ TEST(CdcGenerator, FaultsAddNoExpectedVersions) {
   GeneratorOptions faulty = clean;
   faulty.duplicate_rate = 0.2;
   faulty.redelivery_rate = 0.2;
+  faulty.restart_inside_rate = 0.2;
   auto a = Generate(clean, 300);
   auto b = Generate(faulty, 400);
   std::vector<ExpectedVersion> expected_a;
@@ -431,7 +457,8 @@ TEST(CdcGenerator, FaultsAddNoExpectedVersions) {
   }
   int redeliveries = 0;
   size_t transactions = 0;
-  size_t extra_messages = 0;
+  int64_t extra_messages = 0;
+  int restarted = 0;
   std::map<int64_t, const GeneratedTransaction*> by_xid;
   for (const auto& unit : b) {
     if (unit.kind == Kind::kRedelivery) {
@@ -450,79 +477,76 @@ TEST(CdcGenerator, FaultsAddNoExpectedVersions) {
     }
     if (transactions == a.size()) break;
     by_xid[unit.xid] = &unit;
-    extra_messages += unit.messages.size() - a[transactions].messages.size();
+    restarted += unit.restarted ? 1 : 0;
+    extra_messages += static_cast<int64_t>(unit.messages.size()) -
+                      static_cast<int64_t>(a[transactions].messages.size());
     ++transactions;
     expected_b.insert(expected_b.end(), unit.expected.begin(),
                       unit.expected.end());
   }
   EXPECT_GT(redeliveries, 10);
-  EXPECT_GT(extra_messages, 20u);  // duplicates inside transactions
+  EXPECT_GT(extra_messages, 20);  // duplicates and restarts inside them
+  EXPECT_GT(restarted, 10);
   EXPECT_EQ(expected_a, expected_b);
 }
 
+// What CheckAgainstReference's replay saw.
+struct ReplayCounts {
+  int64_t snapshot_reads = 0;
+  int64_t repeats = 0;
+  int64_t redeliveries = 0;
+  int64_t restarts = 0;
+  int64_t undercounting_ends = 0;
+  int64_t shared_lsn_events = 0;
+  int64_t placeholders_filled = 0;
+  int64_t placeholders_unresolved = 0;
+};
+
 // Replays the generated stream the way an engine sees it in commit order
-// (BEGIN, events, END; snapshot reads alone), deduplicating by (xid, lsn)
-// and skipping redelivered transactions, through the independent
+// (BEGIN, events, END; snapshot reads alone) through ReferenceReplay (which
+// deduplicates by identity, survives a second BEGIN, does not trust END's
+// counts and skips redelivered transactions) and the independent
 // ReferenceModel; its versions must equal the generator's.
-void CheckAgainstReference(const GeneratorOptions& options, int units_count) {
+void CheckAgainstReference(const GeneratorOptions& options, int units_count,
+                           ReplayCounts* counts = nullptr) {
   auto generator = CdcGenerator::Create(options);
   ASSERT_TRUE(generator.ok());
-  ReferenceDecoder decoder;
-  ReferenceModel model;
+  ReferenceReplay replay;
   std::vector<ExpectedVersion> from_generator;
   std::vector<ExpectedVersion> from_reference;
-  int64_t last_applied_xid = -1;
-  bool in_transaction = false;
-  std::string current_xid;
-  std::vector<DecodedChange> buffer;
-  std::set<int64_t> lsns;
-  int snapshot_reads = 0;
+  int64_t snapshot_reads = 0;
   GeneratedTransaction unit;
   for (int u = 0; u < units_count; ++u) {
     ASSERT_TRUE((*generator)->NextTransaction(unit).ok());
     from_generator.insert(from_generator.end(), unit.expected.begin(),
                           unit.expected.end());
     for (const CdcMessage& message : unit.messages) {
-      if (!message.value) continue;  // tombstones carry nothing new
+      absl::StatusOr<std::vector<ExpectedVersion>> versions;
       if (message.topic == CdcTopic::kTransaction) {
-        auto marker = decoder.DecodeMarker(*message.value);
-        ASSERT_TRUE(marker.ok()) << marker.status();
-        if (marker->begin) {
-          in_transaction = true;
-          current_xid = marker->xid;
-          buffer.clear();
-          lsns.clear();
-          continue;
-        }
-        ASSERT_TRUE(in_transaction);
-        in_transaction = false;
-        ASSERT_EQ(marker->xid, current_xid);
-        ASSERT_EQ(*marker->event_count, static_cast<int64_t>(buffer.size()));
-        const int64_t xid = std::stoll(marker->xid);
-        if (xid <= last_applied_xid) continue;  // a redelivery
-        last_applied_xid = xid;
-        auto versions = model.ApplyTransaction(marker->xid, buffer);
-        ASSERT_TRUE(versions.ok()) << versions.status();
-        from_reference.insert(from_reference.end(), versions->begin(),
-                              versions->end());
-        continue;
+        ASSERT_TRUE(message.value.has_value());
+        versions = replay.OnMarker(*message.value);
+      } else {
+        if (unit.kind == Kind::kSnapshotRead) ++snapshot_reads;
+        versions = replay.OnChange(
+            message.key, message.value ? std::optional<std::string_view>(
+                                             *message.value)
+                                       : std::nullopt);
       }
-      auto change = decoder.DecodeChange(*message.value);
-      ASSERT_TRUE(change.ok()) << change.status();
-      if (!change->transaction) {  // snapshot read: a unit of its own
-        ASSERT_EQ(change->op, 'r');
-        ++snapshot_reads;
-        auto versions = model.ApplyTransaction("", {*change});
-        ASSERT_TRUE(versions.ok()) << versions.status();
-        from_reference.insert(from_reference.end(), versions->begin(),
-                              versions->end());
-        continue;
-      }
-      ASSERT_TRUE(in_transaction);
-      ASSERT_EQ(std::to_string(change->tx_id), current_xid);
-      if (!lsns.insert(change->lsn).second) continue;  // duplicate
-      buffer.push_back(*std::move(change));
+      ASSERT_TRUE(versions.ok()) << versions.status();
+      from_reference.insert(from_reference.end(), versions->begin(),
+                            versions->end());
     }
+  }
+  const ReferenceModel& model = replay.model();
+  if (counts != nullptr) {
+    *counts = {snapshot_reads,
+               replay.repeats_dropped(),
+               replay.redeliveries_skipped(),
+               replay.restarts_seen(),
+               replay.undercounting_ends(),
+               replay.shared_lsn_events(),
+               model.placeholders_filled(),
+               model.placeholders_unresolved()};
   }
   EXPECT_EQ(snapshot_reads, options.snapshot_orders);
   ASSERT_EQ(from_generator.size(), from_reference.size());
@@ -581,6 +605,241 @@ TEST(ReferenceModel, AgreesWithGeneratorSchemas) {
   options.duplicate_rate = 0.05;
   options.redelivery_rate = 0.05;
   CheckAgainstReference(options, 800);
+}
+
+// High rates of primary-key updates, restarts inside transactions and
+// unchanged long notes: the generator's versions equal the reference's, and
+// the replay saw each behaviour.
+class NewBehavioursTest : public ::testing::TestWithParam<bool> {};
+
+TEST_P(NewBehavioursTest, ReferenceAgreesWithGenerator) {
+  GeneratorOptions options;
+  options.seed = 23;
+  options.schemas = GetParam();
+  options.snapshot_orders = 5;
+  options.duplicate_rate = 0.05;
+  options.redelivery_rate = 0.05;
+  options.mix.rekey = 20;
+  options.restart_inside_rate = 0.3;
+  options.long_note_rate = 0.5;
+  options.note_unchanged_rate = 0.8;
+  options.mix.bulk = 0.5;
+  options.bulk_lines = 200;
+  ReplayCounts counts;
+  ASSERT_NO_FATAL_FAILURE(CheckAgainstReference(options, 1500, &counts));
+  EXPECT_GT(counts.shared_lsn_events, 100);  // rekeys' creates
+  EXPECT_GT(counts.restarts, 100);
+  EXPECT_GT(counts.undercounting_ends, 50);
+  EXPECT_GT(counts.repeats, counts.restarts);  // j..k written twice
+  EXPECT_GT(counts.redeliveries, 10);
+  EXPECT_GT(counts.placeholders_filled, 20);
+  EXPECT_EQ(counts.placeholders_unresolved, 0);
+}
+
+INSTANTIATE_TEST_SUITE_P(SchemasOnAndOff, NewBehavioursTest,
+                         ::testing::Bool());
+
+// A primary-key update of a line: delete of the old key (before = the key),
+// its tombstone, create of the new key, at one source.lsn and one
+// transaction id, consecutive total_order, both counted in END; the order's
+// version holds the new key and not the old.
+TEST(CdcGenerator, RekeyIsDeleteAndCreateAtOneLsn) {
+  GeneratorOptions options;
+  options.seed = 13;
+  options.mix = {.place_order = 1,
+                 .cancel_line = 0,
+                 .update_order_status = 0,
+                 .update_quantity = 0,
+                 .move_line = 0,
+                 .delete_order = 0,
+                 .multi_order = 0,
+                 .bulk = 0,
+                 .empty = 0,
+                 .rekey = 1};
+  auto units = Generate(options, 300);
+  simdjson::dom::parser parser;
+  simdjson::dom::parser end_parser;
+  int rekeys = 0;
+  for (const GeneratedTransaction& unit : units) {
+    // BEGIN, d(old), tombstone(old), c(new), END
+    if (unit.messages.size() != 5 ||
+        unit.messages[1].topic != CdcTopic::kOrderLine) {
+      continue;
+    }
+    object deleted = parser.parse(*unit.messages[1].value);
+    ASSERT_EQ(std::string_view(deleted["op"]), "d");
+    const int64_t old_id = int64_t(deleted["before"]["id"]);
+    EXPECT_EQ(Keys(object(deleted["before"])), std::vector<std::string>{"id"});
+    const int64_t delete_lsn = int64_t(deleted["source"]["lsn"]);
+    const std::string delete_tx_id = Str(deleted["transaction"]["id"]);
+    EXPECT_EQ(int64_t(deleted["transaction"]["total_order"]), 1);
+    EXPECT_FALSE(unit.messages[2].value.has_value());
+    EXPECT_EQ(unit.messages[2].key, unit.messages[1].key);
+
+    object created = parser.parse(*unit.messages[3].value);
+    ASSERT_EQ(std::string_view(created["op"]), "c");
+    const int64_t new_id = int64_t(created["after"]["id"]);
+    const int64_t order_id = int64_t(created["after"]["order_id"]);
+    EXPECT_NE(new_id, old_id);
+    EXPECT_EQ(int64_t(created["source"]["lsn"]), delete_lsn);
+    EXPECT_EQ(Str(created["transaction"]["id"]), delete_tx_id);
+    EXPECT_EQ(int64_t(created["transaction"]["total_order"]), 2);
+    EXPECT_EQ(int64_t(created["transaction"]["data_collection_order"]), 2);
+
+    object end = end_parser.parse(*unit.messages[4].value);
+    EXPECT_EQ(int64_t(end["event_count"]), 2);
+    EXPECT_EQ(unit.change_events, 2);
+    ASSERT_EQ(unit.expected.size(), 1u);
+    object aggregate = end_parser.parse(*unit.expected[0].aggregate);
+    EXPECT_EQ(unit.expected[0].root_id, order_id);
+    bool has_new = false;
+    bool has_old = false;
+    for (object l : simdjson::dom::array(aggregate["lines"])) {
+      has_new |= int64_t(l["id"]) == new_id;
+      has_old |= int64_t(l["id"]) == old_id;
+    }
+    EXPECT_TRUE(has_new);
+    EXPECT_FALSE(has_old);
+    ++rekeys;
+  }
+  EXPECT_GT(rekeys, 50);
+}
+
+// A connector restart inside a transaction: a second BEGIN with the same xid
+// and another id, counters from 1 again after it, the events from j on
+// written again (some with the LSN of an event before the restart), and an
+// END counting only what followed the second BEGIN.
+TEST(CdcGenerator, RestartInsideTransactionHasSecondBeginAndUndercountingEnd) {
+  GeneratorOptions options;
+  options.seed = 14;
+  options.schemas = true;
+  options.restart_inside_rate = 1;
+  options.mix.bulk = 0;
+  options.mix.empty = 0;
+  auto units = Generate(options, 400);
+  simdjson::dom::parser parser;
+  int restarted = 0;
+  int undercounts = 0;
+  int events_written_twice = 0;
+  int zero_collections = 0;
+  for (const GeneratedTransaction& unit : units) {
+    if (unit.change_events < 2) {
+      EXPECT_FALSE(unit.restarted);
+      continue;
+    }
+    ASSERT_TRUE(unit.restarted);
+    ++restarted;
+    std::vector<std::string> begin_ids;
+    std::set<int64_t> lsns_before;
+    int64_t before_restart = 0;
+    int64_t after_restart = 0;
+    std::map<std::string, int64_t> per_table_after;
+    for (size_t i = 0; i < unit.messages.size(); ++i) {
+      const CdcMessage& message = unit.messages[i];
+      if (!message.value) continue;
+      object payload = Payload(parser, *message.value, true);
+      if (message.topic == CdcTopic::kTransaction) {
+        const std::string status = Str(payload["status"]);
+        const std::string id = Str(payload["id"]);
+        EXPECT_EQ(XidOf(id), std::to_string(unit.xid));
+        if (status == "BEGIN") {
+          begin_ids.push_back(id);
+          continue;
+        }
+        ASSERT_EQ(i + 1, unit.messages.size());
+        ASSERT_EQ(begin_ids.size(), 2u);
+        EXPECT_NE(begin_ids[0], begin_ids[1]);
+        EXPECT_EQ(int64_t(payload["event_count"]), after_restart);
+        if (after_restart < unit.change_events) ++undercounts;
+        for (object entry : simdjson::dom::array(payload["data_collections"])) {
+          const std::string name = Str(entry["data_collection"]);
+          EXPECT_EQ(int64_t(entry["event_count"]), per_table_after[name])
+              << name;
+          zero_collections += per_table_after[name] == 0 ? 1 : 0;
+        }
+        continue;
+      }
+      const int64_t lsn = int64_t(payload["source"]["lsn"]);
+      object block = payload["transaction"];
+      if (begin_ids.size() == 1) {
+        lsns_before.insert(lsn);
+        ++before_restart;
+        continue;
+      }
+      ++after_restart;
+      const std::string table = Str(payload["source"]["table"]);
+      ++per_table_after["inventory." + table];
+      EXPECT_EQ(int64_t(block["total_order"]), after_restart);
+      EXPECT_EQ(int64_t(block["data_collection_order"]),
+                per_table_after["inventory." + table]);
+      if (lsns_before.count(lsn) != 0) ++events_written_twice;
+    }
+    // Events 1..k, then j..n with j <= k + 1: every event at least once.
+    EXPECT_GE(before_restart, 1);
+    EXPECT_LT(before_restart, unit.change_events);
+    EXPECT_GE(before_restart + after_restart, unit.change_events);
+  }
+  EXPECT_GT(restarted, 100);
+  EXPECT_GT(undercounts, 50);
+  EXPECT_GT(events_written_twice, 50);
+  EXPECT_GT(zero_collections, 0);
+}
+
+// An order update that leaves a long note alone sends Debezium's placeholder
+// for it; the expected aggregate carries the note the order had.
+TEST(CdcGenerator, UnchangedLongNotesArePlaceholders) {
+  GeneratorOptions options;
+  options.seed = 15;
+  options.long_note_rate = 0.5;
+  options.note_unchanged_rate = 0.7;
+  options.mix = {.place_order = 1,
+                 .cancel_line = 0,
+                 .update_order_status = 2,
+                 .update_quantity = 0,
+                 .move_line = 0,
+                 .delete_order = 0,
+                 .multi_order = 0,
+                 .bulk = 0,
+                 .empty = 0,
+                 .rekey = 0};
+  auto units = Generate(options, 600);
+  simdjson::dom::parser parser;
+  simdjson::dom::parser version_parser;
+  std::map<int64_t, std::string> notes;  // order id -> its note
+  int placeholders = 0;
+  int long_notes_sent = 0;
+  for (const GeneratedTransaction& unit : units) {
+    for (const CdcMessage& message : unit.messages) {
+      if (message.topic != CdcTopic::kPurchaseOrder || !message.value) {
+        continue;
+      }
+      object envelope = parser.parse(*message.value);
+      const std::string op = Str(envelope["op"]);
+      if (op == "d") continue;
+      object after = envelope["after"];
+      const int64_t id = int64_t(after["id"]);
+      const std::string note = Str(after["note"]);
+      if (note != "__debezium_unavailable_value") {
+        if (note.size() > 2000) ++long_notes_sent;
+        notes[id] = note;
+        continue;
+      }
+      ++placeholders;
+      EXPECT_EQ(op, "u");
+      ASSERT_EQ(notes.count(id), 1u);
+      EXPECT_GT(notes[id].size(), 2000u) << "a short note is sent as it is";
+      bool found = false;
+      for (const ExpectedVersion& version : unit.expected) {
+        if (version.root_id != id) continue;
+        found = true;
+        object aggregate = version_parser.parse(*version.aggregate);
+        EXPECT_EQ(Str(aggregate["note"]), notes[id]);
+      }
+      EXPECT_TRUE(found);
+    }
+  }
+  EXPECT_GT(placeholders, 50);
+  EXPECT_GT(long_notes_sent, 50);
 }
 
 TEST(ReferenceModel, SnapshotReadsAreUnitsOfTheirOwn) {
