@@ -3,7 +3,8 @@
 // worker with Debezium (scripts/connect) must run; the tests FAIL, saying
 // which one is missing, when they do not. They start nothing but their own
 // processes: each registers its own Debezium connector (a unique topic
-// prefix, replication slot and publication; no snapshot), runs
+// prefix, replication slot and publication; no snapshot but in the snapshot
+// test), runs
 // order-aggregator and the order service's driver (apps/order-service) as
 // child processes, and hits Debezium mid-run.
 //
@@ -59,6 +60,36 @@
 //
 // OutboxEventsOnceEachAndProcessedOnce checks the outbox route and
 // shipment-service (see the test; schemas off).
+//
+// InitialSnapshotAndRecreatedConnector (schemas on). With no connector, the
+// driver commits 300 transactions (2 bulk inserts of 400 lines); then the
+// connector is registered with snapshot.mode=initial, order-aggregator
+// starts, and once Debezium has written its snapshot's last record the
+// driver commits 300 more. Then the connector is stopped, its committed
+// offsets deleted (else a connector registered again under its name resumes
+// from them and takes no snapshot) and it is deleted; its slot and
+// publication are dropped. With no connector, the driver commits 150
+// transactions and the test changes 20 of the streamed orders and their
+// lines in one transaction of its own. The connector is registered again:
+// same name and topic prefix (same topics, the transaction topic keeps its
+// offsets), a new slot and publication, snapshot.mode=initial again; after
+// its snapshot the driver commits 300 more. Each driver run starts only
+// when the connector step before it is done and no connector step starts
+// before it ends, so each snapshot's cut is exact: PostgreSQL's state read
+// just before the connector is registered. A snapshot reads every order of
+// the database, earlier runs' too: other orders may have snapshot versions,
+// of which nothing else is checked. It checks:
+//   (a) every order of the run's four driver logs ends as PostgreSQL holds
+//       it (as above; an order that neither snapshot saw and no stream
+//       touched must have no record);
+//   (b) each of those orders' records are exactly, in order: one version
+//       with source_tx {"id":"snapshot","position":-1} and the state at the
+//       cut for each snapshot that found the order, and one version per
+//       streamed committed transaction that touched it (its txid, positions
+//       increasing), numbered 1..n across both; every column compared;
+//       transactions committed without a connector appear only as the
+//       second snapshot's content;
+//   (c) nothing dead-lettered.
 // Services: TRIBUTARY_BOOTSTRAP (127.0.0.1:19092); PG* variables (defaults
 // 127.0.0.1, TRIBUTARY_POSTGRES_PORT or 15432, postgres/postgres, orderdb);
 // TRIBUTARY_CONNECT_URL (http://127.0.0.1:TRIBUTARY_CONNECT_PORT or 18083).
@@ -132,7 +163,21 @@ constexpr int kBulkEvery = 600;
 constexpr int kBulkLines = 3000;
 constexpr int kRate = 120;  // transactions per second
 constexpr int kOutboxTransactions = 1000;  // the outbox test's run
+// The snapshot test's driver runs (transactions each, at kRate), and its
+// bulk inserts: every kSnapshotBulkEvery-th transaction, kSnapshotBulkLines
+// lines.
+constexpr int kBeforeConnector = 300;
+constexpr int kFirstStream = 300;
+constexpr int kNoConnector = 150;
+constexpr int kSecondStream = 300;
+constexpr int kSnapshotBulkEvery = 150;
+constexpr int kSnapshotBulkLines = 400;
+// Existing orders the snapshot test changes itself while no connector exists.
+constexpr int kTouchedWithoutConnector = 20;
 constexpr int kTablePartitions = 3;
+// The tables every connector captures (scripts/connect.d/orders-connector.json).
+constexpr const char* kCapturedTables[] = {"inventory.purchaseorder", "inventory.orderline",
+                                           "inventory.outbox"};
 constexpr uint64_t kDefaultSeed = 20240607;
 // Bounds on observable conditions; a healthy run needs a fraction of them.
 constexpr auto kConnectorTimeout = 120s;
@@ -1089,10 +1134,14 @@ class OrderServiceE2eTest : public KafkaTest {
   // --- the connector ---
 
   // Creates the connector's topics (the transaction topic with one
-  // partition) and the connector, then waits until it streams. `schemas`:
-  // the JSON converter's schemas.enable (the values then say how to read
-  // NUMERIC, DATE, TIMESTAMPTZ, ...).
-  void RegisterConnector(bool schemas) {
+  // partition; kept if they exist) and the connector, then waits until it
+  // streams. `schemas`: the JSON converter's schemas.enable (the values then
+  // say how to read NUMERIC, DATE, TIMESTAMPTZ, ...). `snapshot_mode`:
+  // Debezium's snapshot.mode ("no_data": this run's changes only).
+  // `small_queue`: a small Debezium queue, so that restarts land inside
+  // bulk transactions (see below).
+  void RegisterConnector(bool schemas, const std::string& snapshot_mode = "no_data",
+                         bool small_queue = true) {
     ASSERT_STATUS_OK(CreateTopic(Topic("transaction"), 1));
     for (const char* table : {"inventory.purchaseorder", "inventory.orderline",
                               "inventory.outbox"}) {
@@ -1100,7 +1149,7 @@ class OrderServiceE2eTest : public KafkaTest {
     }
     absl::StatusOr<std::string> config = ConnectorConfig({
         {"TRIBUTARY_TOPIC_PREFIX", prefix_},
-        {"TRIBUTARY_SNAPSHOT_MODE", "no_data"},  // this run's changes only
+        {"TRIBUTARY_SNAPSHOT_MODE", snapshot_mode},
         {"TRIBUTARY_SCHEMAS_ENABLE", schemas ? "true" : "false"},
         {"TRIBUTARY_SLOT_NAME", slot_},
         {"TRIBUTARY_TOPIC_PARTITIONS", absl::StrCat(kTablePartitions)},
@@ -1117,8 +1166,10 @@ class OrderServiceE2eTest : public KafkaTest {
     // stops it inside the transaction; with the default queue (8,192) the
     // whole bulk is read before the first events reach Kafka and the task's
     // graceful stop sends it all.
-    config->insert(config->find(anchor) + anchor.size(),
-                   " \"max.batch.size\": \"128\", \"max.queue.size\": \"512\",");
+    if (small_queue) {
+      config->insert(config->find(anchor) + anchor.size(),
+                     " \"max.batch.size\": \"128\", \"max.queue.size\": \"512\",");
+    }
     const auto deadline = Clock::now() + kConnectorTimeout;
     while (true) {
       absl::StatusOr<HttpReply> reply = Http("POST", "/connectors", *config);
@@ -1132,7 +1183,7 @@ class OrderServiceE2eTest : public KafkaTest {
     connector_registered_ = true;
     ASSERT_NO_FATAL_FAILURE(WaitUntilStreaming(""));
     Note("connector ", connector_, " streams (slot ", slot_, ", topic prefix ", prefix_,
-         ", schemas ", schemas ? "on" : "off", ")");
+         ", schemas ", schemas ? "on" : "off", ", snapshot.mode ", snapshot_mode, ")");
   }
 
   // The backend pid of the slot's walsender; "" while the slot is inactive.
@@ -1275,12 +1326,135 @@ class OrderServiceE2eTest : public KafkaTest {
         << (reply.ok() ? reply->body : reply.status().ToString());
     const auto deadline = Clock::now() + 30s;
     while (!SlotPid().empty() && Clock::now() < deadline) std::this_thread::sleep_for(200ms);
+    DropSlotAndPublication();
+  }
+
+  // Drops slot_ and its publication (named alike), if there.
+  void DropSlotAndPublication() {
     absl::StatusOr<ResultPtr> dropped = pg_->Exec(
         "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
         "WHERE slot_name = $1",
         {slot_});
     EXPECT_TRUE(dropped.ok()) << dropped.status();
     EXPECT_TRUE(pg_->Exec(absl::StrCat("DROP PUBLICATION IF EXISTS \"", slot_, "\"")).ok());
+  }
+
+  // Deletes the connector as an operator starting it afresh would: stops it,
+  // deletes its committed offsets (Kafka Connect keeps a deleted connector's
+  // offsets, keyed by its name: registered again under that name, Debezium
+  // would resume from them, take no snapshot and, on a new slot, silently
+  // skip what was committed meanwhile), deletes it, waits until it is gone
+  // and its slot inactive, then drops the slot and its publication.
+  void DeleteConnectorAndOffsets() {
+    std::string old_pid;
+    ASSERT_NO_FATAL_FAILURE(WaitForSlotPid(old_pid));
+    const auto started = Clock::now();
+    const auto deadline = started + kConnectorTimeout;
+    const std::string path = absl::StrCat("/connectors/", connector_);
+    absl::StatusOr<HttpReply> reply = Http("PUT", absl::StrCat(path, "/stop"));
+    ASSERT_TRUE(reply.ok()) << reply.status();
+    ASSERT_TRUE(reply->code == 202 || reply->code == 204) << reply->code << " " << reply->body;
+    while (true) {
+      reply = Http("GET", absl::StrCat(path, "/status"));
+      ASSERT_TRUE(reply.ok()) << reply.status();
+      const std::vector<std::string> states = ConnectorStates(reply->body);
+      if (states.size() == 1 && states[0] == "STOPPED") break;
+      ASSERT_LT(Clock::now(), deadline) << "connector not STOPPED: " << reply->body;
+      std::this_thread::sleep_for(200ms);
+    }
+    // As for PATCH (ReplayFrom): refused for a moment after STOPPED shows.
+    while (true) {
+      reply = Http("DELETE", absl::StrCat(path, "/offsets"));
+      ASSERT_TRUE(reply.ok()) << reply.status();
+      if (reply->code == 200) break;
+      ASSERT_LT(Clock::now(), deadline)
+          << "deleting the offsets: " << reply->code << " " << reply->body;
+      std::this_thread::sleep_for(200ms);
+    }
+    reply = Http("DELETE", path);
+    ASSERT_TRUE(reply.ok()) << reply.status();
+    ASSERT_TRUE(reply->code == 204 || reply->code == 200) << reply->code << " " << reply->body;
+    while (true) {
+      reply = Http("GET", path);
+      ASSERT_TRUE(reply.ok()) << reply.status();
+      if (reply->code == 404) break;
+      ASSERT_LT(Clock::now(), deadline) << "connector not gone: " << reply->code << " "
+                                        << reply->body;
+      std::this_thread::sleep_for(200ms);
+    }
+    connector_registered_ = false;
+    while (!SlotPid().empty()) {
+      ASSERT_LT(Clock::now(), deadline) << "slot " << slot_ << " still active after the delete";
+      std::this_thread::sleep_for(100ms);
+    }
+    DropSlotAndPublication();
+    ASSERT_FALSE(HasFailure());
+    Note("deleted connector ", connector_, " with its offsets (stop, DELETE offsets, DELETE) ",
+         "and dropped slot ", slot_, " after ",
+         std::chrono::duration<double>(Clock::now() - started).count(), " s");
+  }
+
+  // The end offsets of the connector's table topics, one vector per
+  // kCapturedTables entry.
+  void TableEnds(std::vector<std::vector<int64_t>>& ends) {
+    absl::StatusOr<KafkaPtr> client = MakeClient(RD_KAFKA_PRODUCER, {});
+    ASSERT_TRUE(client.ok()) << client.status();
+    ends.clear();
+    for (const char* table : kCapturedTables) {
+      absl::StatusOr<std::vector<int64_t>> e =
+          EndOffsets(client->get(), Topic(table), kTablePartitions);
+      ASSERT_TRUE(e.ok()) << e.status();
+      ends.push_back(*std::move(e));
+    }
+  }
+
+  // Waits until Debezium has written its snapshot's last record (one whose
+  // source.snapshot is "last") to a table topic after `from` (TableEnds
+  // before the connector was registered). REQUIRES: nothing writes to the
+  // captured tables meanwhile, so that record stays its partition's newest.
+  // `rows`: the records written since `from`, i.e. the snapshot's rows.
+  void WaitForSnapshotWritten(const std::vector<std::vector<int64_t>>& from, int64_t& rows) {
+    const auto started = Clock::now();
+    const auto deadline = started + kConnectorTimeout;
+    std::vector<std::vector<int64_t>> looked = from;  // ends at the last look
+    std::vector<std::vector<int64_t>> ends;
+    std::string where;
+    while (where.empty()) {
+      ASSERT_LT(Clock::now(), deadline)
+          << "Debezium wrote no snapshot record with source.snapshot \"last\" within "
+          << kConnectorTimeout.count() << " s (did it take a snapshot at all?)";
+      ASSERT_NO_FATAL_FAILURE(TableEnds(ends));
+      for (size_t t = 0; t < ends.size() && where.empty(); ++t) {
+        std::vector<int64_t> newest(kTablePartitions);
+        bool grew = false;
+        for (int p = 0; p < kTablePartitions; ++p) {
+          grew |= ends[t][p] > looked[t][p];
+          newest[p] = ends[t][p] > looked[t][p] ? ends[t][p] - 1 : ends[t][p];
+        }
+        if (!grew) continue;
+        absl::StatusOr<std::unique_ptr<TopicScan>> scan =
+            TopicScan::Open(Topic(kCapturedTables[t]), kTablePartitions, newest);
+        ASSERT_TRUE(scan.ok()) << scan.status();
+        ASSERT_STATUS_OK((*scan)->ReadToEnd(30s, [&](const rd_kafka_message_t& m) {
+          if (Payload(m).find("\"snapshot\":\"last\"") != std::string_view::npos) {
+            where = absl::StrCat(Topic(kCapturedTables[t]), "[", m.partition, "]@", m.offset);
+          }
+        }));
+        looked[t] = ends[t];
+      }
+      if (where.empty()) std::this_thread::sleep_for(500ms);
+    }
+    rows = 0;
+    std::vector<std::string> per_table;
+    for (size_t t = 0; t < ends.size(); ++t) {
+      int64_t n = 0;
+      for (int p = 0; p < kTablePartitions; ++p) n += ends[t][p] - from[t][p];
+      rows += n;
+      per_table.push_back(absl::StrCat(kCapturedTables[t], " ", n));
+    }
+    Note("Debezium's snapshot is written after ",
+         std::chrono::duration<double>(Clock::now() - started).count(), " s: its last record at ",
+         where, "; ", rows, " rows (", absl::StrJoin(per_table, ", "), ")");
   }
 
   // --- the child processes ---
@@ -1329,23 +1503,31 @@ class OrderServiceE2eTest : public KafkaTest {
     aggregator_.reset();
   }
 
-  // order-service with outbox rows; bulk_every 0: no bulk inserts.
-  void StartDriver(int transactions, int bulk_every, uint64_t seed) {
-    driver_log_ = absl::StrCat(dir_, "/order-service.log");
-    driver_output_ = absl::StrCat(dir_, "/order-service.out");
+  // order-service with outbox rows; bulk_every 0: no bulk inserts. `name`
+  // names its log (<name>.log) and output (<name>.out) in dir_; a new run
+  // starts ScanDriverLog over on its log.
+  void StartDriver(int transactions, int bulk_every, uint64_t seed, int bulk_lines = kBulkLines,
+                   const std::string& name = "order-service") {
+    driver_log_ = absl::StrCat(dir_, "/", name, ".log");
+    driver_output_ = absl::StrCat(dir_, "/", name, ".out");
+    driver_log_read_ = 0;
+    driver_log_partial_.clear();
+    driver_committed_ = 0;
+    bulk_txids_.clear();
     auto process = ChildProcess::Start(
         {kOrderService, "--sessions", absl::StrCat(kSessions), "--transactions",
          absl::StrCat(transactions), "--seed", absl::StrCat(seed), "--log", driver_log_,
-         "--bulk-every", absl::StrCat(bulk_every), "--bulk-lines", absl::StrCat(kBulkLines),
+         "--bulk-every", absl::StrCat(bulk_every), "--bulk-lines", absl::StrCat(bulk_lines),
          "--rate", absl::StrCat(kRate), "--outbox"},
         driver_output_);
     ASSERT_TRUE(process.ok()) << process.status();
     driver_ = *std::move(process);
     Note("started order-service: ", transactions, " transactions from ", kSessions,
          " sessions at ", kRate, "/s",
-         bulk_every > 0 ? absl::StrCat(", bulk inserts of ", kBulkLines, " lines every ",
+         bulk_every > 0 ? absl::StrCat(", bulk inserts of ", bulk_lines, " lines every ",
                                        bulk_every)
-                        : "");
+                        : "",
+         " (", name, ".log)");
   }
 
   // Reads what the driver has appended to its log since the last call:
@@ -1452,8 +1634,12 @@ class OrderServiceE2eTest : public KafkaTest {
   // so that the checks after it still say what went wrong) when nothing new
   // arrives for kStallTimeout or all is not there within kCatchUpTimeout.
   // `versions`: how many the output should hold in all; once that many are
-  // there and no more come for 3 s, the differences are final.
-  void WaitUntilCaughtUp(const std::map<int64_t, std::optional<Json>>& want, size_t versions) {
+  // there and no more come for 3 s, the differences are final. An order not
+  // in `want` fails, unless `snapshots_of_others` and its record is a
+  // snapshot version (an initial snapshot reads every order of the
+  // database, earlier runs' too).
+  void WaitUntilCaughtUp(const std::map<int64_t, std::optional<Json>>& want, size_t versions,
+                         bool snapshots_of_others = false) {
     absl::StatusOr<std::unique_ptr<TopicReader>> reader = TopicReader::Open(output_, kTablePartitions);
     ASSERT_TRUE(reader.ok()) << reader.status();
     std::set<int64_t> behind;
@@ -1494,9 +1680,16 @@ class OrderServiceE2eTest : public KafkaTest {
       }
       for (const auto& [id, record] : updated) {
         auto it = want.find(id);
-        ASSERT_NE(it, want.end()) << "output has order " << id << ", which this run never touched";
         absl::StatusOr<Emitted> got = Decode(*record);
         ASSERT_TRUE(got.ok()) << got.status();
+        if (it == want.end() && snapshots_of_others && got->state && got->tx.id == "snapshot") {
+          continue;
+        }
+        ASSERT_NE(it, want.end()) << "output has order " << id << ", which this run never touched"
+                                  << (snapshots_of_others ? ", with a version other than a "
+                                                            "snapshot one: tx "
+                                                          : "")
+                                  << (snapshots_of_others ? got->tx.id : "");
         std::optional<Difference> difference;
         if (it->second && got->state) difference = OrderDifference(*it->second, *got->state, true);
         if (it->second.has_value() == got->state.has_value() && !difference) {
@@ -1726,6 +1919,157 @@ class OrderServiceE2eTest : public KafkaTest {
          " second BEGINs: restarts inside a transaction", details.empty() ? "" : ": ",
          absl::StrJoin(details, "; "), "); order-aggregator dropped ", dropped, " duplicates");
     return second_begins;
+  }
+
+  // One record an order must have in the output.
+  struct ExpectedVersion {
+    std::string tx;                    // source_tx.id: "snapshot" or a txid
+    std::optional<std::string> state;  // compact JSON text; nullopt: tombstone
+  };
+
+  // The output against `expected`, exactly: each order of it has exactly
+  // its expected records, in order, in one partition: versions 1..n,
+  // source_tx.id as expected, position -1 for "snapshot" ones and
+  // increasing over the streamed ones, every column equal (a tombstone only
+  // last). Any other order may only have snapshot versions (an initial
+  // snapshot reads every order of the database); nothing else is checked
+  // about them. `others`: how many such records there are.
+  void ExpectVersionSequences(const std::map<int64_t, std::vector<ExpectedVersion>>& expected,
+                              size_t& others) {
+    others = 0;
+    absl::StatusOr<std::vector<ConsumedRecord>> output =
+        ReadWholeTopic(output_, kTablePartitions);
+    ASSERT_TRUE(output.ok()) << output.status();
+    std::map<int64_t, std::vector<const ConsumedRecord*>> by_order;
+    for (const ConsumedRecord& r : *output) {
+      int64_t id = 0;
+      ASSERT_TRUE(r.key && absl::SimpleAtoi(*r.key, &id)) << "p" << r.partition << "@" << r.offset;
+      by_order[id].push_back(&r);
+    }
+    int offending = 0;
+    std::string first;
+    std::map<std::string, int> kinds;
+    auto offend = [&](int64_t id, std::string kind, std::string problem) {
+      ++kinds[kind];
+      if (offending++ == 0) first = absl::StrCat("order ", id, ": ", problem);
+    };
+    size_t other_orders = 0, snapshot_versions = 0, compared = 0;
+    for (const auto& [id, records] : by_order) {
+      if (expected.count(id) > 0) continue;
+      ++other_orders;
+      for (const ConsumedRecord* r : records) {
+        absl::StatusOr<Emitted> e = Decode(*r);
+        ASSERT_TRUE(e.ok()) << e.status();
+        if (!e->state || e->tx.id != "snapshot") {
+          offend(id, "not this run's, not a snapshot version",
+                 absl::StrCat("not in this run's logs, yet p", r->partition, "@", r->offset, " is ",
+                              e->state ? absl::StrCat("a version of tx ", e->tx.id)
+                                       : std::string("a tombstone")));
+          break;
+        }
+        ++others;
+      }
+    }
+    static const std::vector<const ConsumedRecord*> kNone;
+    for (const auto& [id, want] : expected) {
+      auto found = by_order.find(id);
+      const std::vector<const ConsumedRecord*>& records =
+          found == by_order.end() ? kNone : found->second;
+      if (records.size() != want.size()) {
+        std::vector<std::string> want_tx, got_tx;
+        for (const ExpectedVersion& v : want) want_tx.push_back(v.tx);
+        for (const ConsumedRecord* r : records) {
+          absl::StatusOr<Emitted> e = Decode(*r);
+          got_tx.push_back(!e.ok() ? "?" : e->state ? e->tx.id : "tombstone");
+        }
+        offend(id, records.size() < want.size() ? "versions missing" : "versions too many",
+               absl::StrCat(records.size(), " records emitted, ", want.size(),
+                            " expected; tx of the expected [", absl::StrJoin(want_tx, ","),
+                            "], of the emitted [", absl::StrJoin(got_tx, ","), "]"));
+        // Still compare the records there are, in order, for the fields.
+      }
+      int64_t last_position = -1;
+      for (size_t i = 0; i < std::min(records.size(), want.size()); ++i) {
+        absl::StatusOr<Emitted> e = Decode(*records[i]);
+        ASSERT_TRUE(e.ok()) << e.status();
+        const ExpectedVersion& v = want[i];
+        const std::string where =
+            absl::StrCat("record #", i + 1, " (p", records[i]->partition, "@", records[i]->offset,
+                         ", want tx ", v.tx, "): ");
+        if (records[i]->partition != records.front()->partition) {
+          offend(id, "partition", absl::StrCat(where, "in another partition"));
+          break;
+        }
+        if (!v.state || !e->state) {
+          if (v.state || e->state || i + 1 != records.size()) {
+            offend(id, "tombstone", absl::StrCat(where, v.state ? "unexpected tombstone"
+                                                    : "want the last record a tombstone"));
+            break;
+          }
+          continue;
+        }
+        const bool snapshot = v.tx == "snapshot";
+        if (e->tx.version != static_cast<int64_t>(i) + 1 || e->tx.id != v.tx ||
+            (snapshot ? e->tx.position != -1 : e->tx.position <= last_position)) {
+          offend(id, "version/source_tx",
+                 absl::StrCat(where, "version ", e->tx.version, " tx ", e->tx.id, " position ",
+                              e->tx.position, " (previous streamed ", last_position, ")"));
+          break;
+        }
+        if (snapshot) {
+          ++snapshot_versions;
+        } else {
+          last_position = e->tx.position;
+        }
+        absl::StatusOr<Json> wanted = JsonParser::Parse(*v.state);
+        ASSERT_TRUE(wanted.ok()) << wanted.status();
+        ++compared;
+        if (std::optional<Difference> d = OrderDifference(*wanted, *e->state, true)) {
+          offend(id, absl::StrCat("field ", d->field),
+                 absl::StrCat(where, "not the ", snapshot ? "snapshot's" : "committed",
+                              " state: ", d->message));
+          break;
+        }
+      }
+    }
+    size_t want_records = 0;
+    for (const auto& [id, want] : expected) want_records += want.size();
+    std::vector<std::string> kind_counts;
+    for (const auto& [kind, n] : kinds) kind_counts.push_back(absl::StrCat(kind, " ", n));
+    Note("output: ", output->size(), " records; this run's ", expected.size(), " orders: ",
+         want_records, " records expected, ", compared, " versions compared column by column (",
+         snapshot_versions, " snapshot ones); ", other_orders, " other orders with ", others,
+         " snapshot versions");
+    EXPECT_EQ(offending, 0) << offending << " offending order(s); by first problem: "
+                            << absl::StrJoin(kind_counts, ", ") << "; first: " << first;
+  }
+
+  // The driver's last logged state of each order of `log` is `database`'s,
+  // but for the orders in `skip`.
+  void ExpectLogMatchesDatabase(const DriverLog& log,
+                                const std::map<int64_t, std::optional<Json>>& database,
+                                const std::set<int64_t>& skip = {}) {
+    for (const auto& [id, versions] : log.by_order) {
+      if (skip.count(id) > 0) continue;
+      auto db = database.find(id);
+      ASSERT_NE(db, database.end()) << "order " << id;
+      ASSERT_EQ(versions.back().state.has_value(), db->second.has_value()) << "order " << id;
+      if (!db->second) continue;
+      absl::StatusOr<Json> logged = JsonParser::Parse(*versions.back().state);
+      ASSERT_TRUE(logged.ok()) << logged.status();
+      const std::optional<Difference> d = OrderDifference(*logged, *db->second, false);
+      ASSERT_FALSE(d.has_value()) << "order " << id << ": driver log vs PostgreSQL: "
+                                  << d->message;
+    }
+  }
+
+  // The number of orders PostgreSQL holds, every run's.
+  int64_t OrdersInDatabase() {
+    absl::StatusOr<std::optional<std::string>> n =
+        pg_->Value("SELECT count(*)::text FROM inventory.purchaseorder");
+    int64_t count = -1;
+    EXPECT_TRUE(n.ok() && n->has_value() && absl::SimpleAtoi(**n, &count)) << n.status();
+    return count;
   }
 
   void ExpectNoDeadLetters() {
@@ -2006,6 +2350,166 @@ TEST_F(OrderServiceE2eTest, OutboxEventsOnceEachAndProcessedOnce) {
   for (const auto& [id, row] : rows) {
     ASSERT_EQ(processed.count(id), 1u) << "event " << id << " never processed";
   }
+}
+
+// An initial snapshot, then a connector deleted and registered again under
+// the same topic prefix with a new slot and another initial snapshot (see
+// the file's comment). The driver runs happen between the connector steps,
+// never during them, so that each snapshot's cut is exact: its content is
+// PostgreSQL's state read just before the connector is registered.
+TEST_F(OrderServiceE2eTest, InitialSnapshotAndRecreatedConnector) {
+  const uint64_t seed = Seed();
+  Note("seed ", seed, " (TRIBUTARY_E2E_SEED)");
+  std::vector<int64_t> ids;  // this run's orders so far
+  auto add_ids = [&](const DriverLog& log) {
+    for (const auto& [id, versions] : log.by_order) ids.push_back(id);
+  };
+  auto run_driver = [&](int transactions, int bulk_every, uint64_t run_seed,
+                        const std::string& name, DriverLog& log) {
+    ASSERT_NO_FATAL_FAILURE(
+        StartDriver(transactions, bulk_every, run_seed, kSnapshotBulkLines, name));
+    ASSERT_NO_FATAL_FAILURE(WaitForDriver());
+    absl::StatusOr<DriverLog> read = ReadDriverLog(driver_log_);
+    ASSERT_TRUE(read.ok()) << read.status();
+    ASSERT_EQ(read->transactions, transactions);
+    log = *std::move(read);
+  };
+  std::map<int64_t, std::vector<ExpectedVersion>> expected;
+  // A snapshot: one version of each of this run's orders PostgreSQL holds.
+  auto expect_snapshot = [&](const std::map<int64_t, std::optional<Json>>& database) {
+    int64_t n = 0;
+    for (const auto& [id, state] : database) {
+      std::vector<ExpectedVersion>& versions = expected[id];  // none: no record at all
+      if (!state) continue;
+      versions.push_back({"snapshot", JsonText(*state)});
+      ++n;
+    }
+    return n;
+  };
+  // Streamed transactions: one version of each order each touched.
+  auto expect_stream = [&](const DriverLog& log) {
+    for (const auto& [id, versions] : log.by_order) {
+      for (const LoggedVersion& v : versions) expected[id].push_back({v.txid, v.state});
+    }
+  };
+
+  // 1. No connector: orders with lines, some deleted, only in PostgreSQL.
+  DriverLog before;
+  ASSERT_NO_FATAL_FAILURE(run_driver(kBeforeConnector, kSnapshotBulkEvery, seed, "before", before));
+  add_ids(before);
+  const std::map<int64_t, std::optional<Json>> at_first = DatabaseState(ids);
+  ASSERT_NO_FATAL_FAILURE(ExpectLogMatchesDatabase(before, at_first));
+  const int64_t orders_at_first = OrdersInDatabase();
+  const int64_t own_at_first = expect_snapshot(at_first);
+
+  // 2. The connector with an initial snapshot; order-aggregator; a stream.
+  ASSERT_NO_FATAL_FAILURE(
+      RegisterConnector(/*schemas=*/true, "initial", /*small_queue=*/false));
+  ASSERT_NO_FATAL_FAILURE(StartAggregator());
+  int64_t first_rows = 0;
+  ASSERT_NO_FATAL_FAILURE(WaitForSnapshotWritten(
+      std::vector<std::vector<int64_t>>(std::size(kCapturedTables),
+                                        std::vector<int64_t>(kTablePartitions, 0)),
+      first_rows));
+  DriverLog first_stream;
+  ASSERT_NO_FATAL_FAILURE(
+      run_driver(kFirstStream, kSnapshotBulkEvery, seed + 1, "first-stream", first_stream));
+  add_ids(first_stream);
+  expect_stream(first_stream);
+
+  // 3. The connector deleted (with its offsets and slot); while none
+  // exists, the driver commits more and the test changes some of the
+  // streamed orders itself; registered again: same topics, a new slot and
+  // publication, another initial snapshot; then a stream again.
+  ASSERT_NO_FATAL_FAILURE(DeleteConnectorAndOffsets());
+  DriverLog no_connector;
+  ASSERT_NO_FATAL_FAILURE(run_driver(kNoConnector, 0, seed + 2, "no-connector", no_connector));
+  add_ids(no_connector);
+  std::set<int64_t> touched;
+  for (const auto& [id, versions] : first_stream.by_order) {
+    if (versions.back().state && touched.size() < kTouchedWithoutConnector) touched.insert(id);
+  }
+  {
+    const std::vector<std::string> array = {absl::StrCat("{", absl::StrJoin(touched, ","), "}")};
+    ASSERT_TRUE(pg_->Exec("BEGIN").ok());
+    absl::StatusOr<ResultPtr> orders = pg_->Exec(
+        "UPDATE inventory.purchaseorder SET shipping_cost = shipping_cost + 1 "
+        "WHERE id = ANY($1::int[])",
+        array);
+    ASSERT_TRUE(orders.ok()) << orders.status();
+    absl::StatusOr<ResultPtr> lines = pg_->Exec(
+        "UPDATE inventory.orderline SET quantity = quantity + 1 WHERE order_id = ANY($1::int[])",
+        array);
+    ASSERT_TRUE(lines.ok()) << lines.status();
+    ASSERT_TRUE(pg_->Exec("COMMIT").ok());
+    Note("without a connector, changed ", touched.size(), " streamed orders (",
+         PQcmdTuples(orders->get()), " rows) and their lines (", PQcmdTuples(lines->get()),
+         " rows) in one transaction");
+  }
+  const std::map<int64_t, std::optional<Json>> at_second = DatabaseState(ids);
+  ASSERT_NO_FATAL_FAILURE(ExpectLogMatchesDatabase(before, at_second));
+  ASSERT_NO_FATAL_FAILURE(ExpectLogMatchesDatabase(first_stream, at_second, touched));
+  ASSERT_NO_FATAL_FAILURE(ExpectLogMatchesDatabase(no_connector, at_second));
+  const int64_t orders_at_second = OrdersInDatabase();
+  const int64_t own_at_second = expect_snapshot(at_second);
+  std::vector<std::vector<int64_t>> ends;
+  ASSERT_NO_FATAL_FAILURE(TableEnds(ends));
+  slot_ = absl::StrCat(slot_, "_again");
+  ASSERT_NO_FATAL_FAILURE(
+      RegisterConnector(/*schemas=*/true, "initial", /*small_queue=*/false));
+  int64_t second_rows = 0;
+  ASSERT_NO_FATAL_FAILURE(WaitForSnapshotWritten(ends, second_rows));
+  DriverLog second_stream;
+  ASSERT_NO_FATAL_FAILURE(
+      run_driver(kSecondStream, kSnapshotBulkEvery, seed + 3, "second-stream", second_stream));
+  add_ids(second_stream);
+  expect_stream(second_stream);
+  Note("transactions: ", before.transactions, " before the connector, ",
+       first_stream.transactions, " streamed, ", no_connector.transactions,
+       " without a connector (+1 of the test), ", second_stream.transactions,
+       " streamed after its re-creation; orders in PostgreSQL at the snapshots: ",
+       orders_at_first, " and ", orders_at_second, ", of them this run's: ", own_at_first,
+       " and ", own_at_second, "; snapshot rows written: ", first_rows, " and ", second_rows);
+
+  // (a) every order of the run ends as PostgreSQL holds it.
+  const std::map<int64_t, std::optional<Json>> database = DatabaseState(ids);
+  ASSERT_FALSE(HasFailure());
+  std::map<int64_t, std::optional<Json>> want;
+  size_t versions = static_cast<size_t>((orders_at_first - own_at_first) +
+                                        (orders_at_second - own_at_second));
+  for (const auto& [id, records] : expected) {
+    const std::optional<Json>& db = database.at(id);
+    versions += records.size();
+    if (records.empty()) {
+      ASSERT_FALSE(db.has_value()) << "order " << id << " exists but is in no snapshot or stream";
+      continue;
+    }
+    ASSERT_EQ(records.back().state.has_value(), db.has_value()) << "order " << id;
+    if (db) {
+      absl::StatusOr<Json> last = JsonParser::Parse(*records.back().state);
+      ASSERT_TRUE(last.ok()) << last.status();
+      const std::optional<Difference> d = OrderDifference(*last, *db, false);
+      ASSERT_FALSE(d.has_value()) << "order " << id << ": expected last version vs PostgreSQL: "
+                                  << d->message;
+    }
+    want[id] = db;
+  }
+  const size_t deleted =
+      std::count_if(database.begin(), database.end(), [](const auto& e) { return !e.second; });
+  Note("PostgreSQL: ", database.size() - deleted, " orders of this run, ", deleted,
+       " deleted; ", want.size(), " of them must appear in the output, ", versions,
+       " records expected in all (with the other orders' snapshot versions)");
+  WaitUntilCaughtUp(want, versions, /*snapshots_of_others=*/true);
+  if (aggregator_->Running()) {
+    ASSERT_NO_FATAL_FAILURE(StopAggregator());
+  }
+  // (b) the exact version sequence of each of this run's orders.
+  size_t others = 0;
+  ExpectVersionSequences(expected, others);
+  Note("snapshot versions of other runs' orders: ", others, " (their orders at the snapshots: ",
+       orders_at_first - own_at_first, " + ", orders_at_second - own_at_second, ")");
+  // (c) nothing dead-lettered.
+  ExpectNoDeadLetters();
 }
 
 }  // namespace
