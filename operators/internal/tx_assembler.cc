@@ -442,25 +442,6 @@ absl::Status TxAssembler::PersistSnapshot() {
   return meta_->Put(kSnapshotKey, value);
 }
 
-bool TxAssembler::PartitionsBehindSnapshot(std::vector<std::string>* names) const {
-  bool any = false;
-  const int64_t grace_ms = absl::ToInt64Milliseconds(spec_.visibility_grace);
-  for (size_t t = 0; t < tables_; ++t) {
-    for (size_t p = 0; p < progress_[t].size(); ++p) {
-      const PartitionProgress& progress = progress_[t][p];
-      if (progress.snapshot_rows && progress.streamed_after_snapshot) continue;
-      if (snapshot_last_ms_ >= 0 && progress.caught_up_ms >= snapshot_last_ms_ + grace_ms) {
-        continue;
-      }
-      any = true;
-      if (names == nullptr) return true;
-      const CdcTable& table = t == 0 ? spec_.root : spec_.children[t - 1];
-      names->push_back(absl::StrCat(table.topic, "[", p, "]"));
-    }
-  }
-  return any;
-}
-
 absl::Status TxAssembler::FlushSnapshot() {
   int64_t roots = 0;
   WriteBatch done;
@@ -510,18 +491,16 @@ TxAssembler::Completion TxAssembler::CompletionOf(const Pending& pending) const 
   return PartitionsBehind(pending, nullptr) ? Completion::kIncomplete : Completion::kByPosition;
 }
 
-bool TxAssembler::PartitionsBehind(const Pending& pending,
-                                   std::vector<std::string>* names) const {
+bool TxAssembler::PartitionsBehind(
+    int64_t seen_ms, absl::FunctionRef<bool(const PartitionProgress&)> moved_past,
+    std::vector<std::string>* names) const {
   bool any = false;
   const int64_t grace_ms = absl::ToInt64Milliseconds(spec_.visibility_grace);
   for (size_t t = 0; t < tables_; ++t) {
     for (size_t p = 0; p < progress_[t].size(); ++p) {
       const PartitionProgress& progress = progress_[t][p];
-      if (progress.passed > pending.end_position) continue;
-      if (pending.end_seen.value >= 0 &&
-          progress.caught_up_ms >= pending.end_seen.value + grace_ms) {
-        continue;
-      }
+      if (moved_past(progress)) continue;
+      if (seen_ms >= 0 && progress.caught_up_ms >= seen_ms + grace_ms) continue;
       any = true;
       if (names == nullptr) return true;
       const CdcTable& table = t == 0 ? spec_.root : spec_.children[t - 1];
@@ -529,6 +508,20 @@ bool TxAssembler::PartitionsBehind(const Pending& pending,
     }
   }
   return any;
+}
+
+bool TxAssembler::PartitionsBehind(const Pending& pending,
+                                   std::vector<std::string>* names) const {
+  return PartitionsBehind(
+      pending.end_seen.value,
+      [&](const PartitionProgress& p) { return p.passed > pending.end_position; }, names);
+}
+
+bool TxAssembler::PartitionsBehindSnapshot(std::vector<std::string>* names) const {
+  return PartitionsBehind(
+      snapshot_last_ms_,
+      [](const PartitionProgress& p) { return p.snapshot_rows && p.streamed_after_snapshot; },
+      names);
 }
 
 absl::Status TxAssembler::ReleaseReady() {

@@ -62,6 +62,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/functional/function_ref.h"
 #include "engine/processor.h"
 #include "operators/internal/cdc_messages.h"
 #include "operators/transaction_aggregate.h"
@@ -146,6 +147,11 @@ class TxAssembler : public Processor {
   absl::Status OnSnapshotRow(const RoutedEvent& event);
   // The same for the open snapshot.
   bool PartitionsBehindSnapshot(std::vector<std::string>* names) const;
+  // Whether some partition neither `moved_past` nor was read to its end at
+  // least visibility_grace after `seen_ms` (-1: never).
+  bool PartitionsBehind(int64_t seen_ms,
+                        absl::FunctionRef<bool(const PartitionProgress&)> moved_past,
+                        std::vector<std::string>* names) const;
   absl::Status PersistSnapshot();
   // Emits one version of every root the snapshot touched, closes it.
   absl::Status FlushSnapshot();
