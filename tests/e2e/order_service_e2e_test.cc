@@ -184,6 +184,9 @@ constexpr auto kConnectorTimeout = 120s;
 constexpr auto kDriverTimeout = 180s;
 constexpr auto kCatchUpTimeout = 120s;
 constexpr auto kStallTimeout = 30s;  // no new version while orders are behind
+// The same while an initial snapshot may be read: order-aggregator emits
+// nothing until it has read all of it (a few hundred thousand rows).
+constexpr auto kSnapshotStallTimeout = 90s;
 constexpr auto kExitTimeout = 60s;
 
 // --- the environment ---
@@ -1638,8 +1641,10 @@ class OrderServiceE2eTest : public KafkaTest {
   // in `want` fails, unless `snapshots_of_others` and its record is a
   // snapshot version (an initial snapshot reads every order of the
   // database, earlier runs' too).
+  // `stall_timeout`: kStallTimeout unless given.
   void WaitUntilCaughtUp(const std::map<int64_t, std::optional<Json>>& want, size_t versions,
-                         bool snapshots_of_others = false) {
+                         bool snapshots_of_others = false,
+                         std::chrono::seconds stall_timeout = kStallTimeout) {
     absl::StatusOr<std::unique_ptr<TopicReader>> reader = TopicReader::Open(output_, kTablePartitions);
     ASSERT_TRUE(reader.ok()) << reader.status();
     std::set<int64_t> behind;
@@ -1652,12 +1657,12 @@ class OrderServiceE2eTest : public KafkaTest {
       ASSERT_TRUE(aggregator_->Running()) << "order-aggregator exited\n"
                                           << TailOfFile(aggregator_log_);
       const bool complete = (*reader)->size() >= versions;
-      const bool stalled = Clock::now() - last_new > (complete ? 3s : kStallTimeout);
+      const bool stalled = Clock::now() - last_new > (complete ? 3s : stall_timeout);
       if (stalled || Clock::now() - started > kCatchUpTimeout) {
         const int64_t first = *behind.begin();
         ADD_FAILURE() << behind.size() << " of " << want.size() << " orders not caught up "
                       << (complete ? std::string("(all versions there, the latest ones differ)")
-                          : stalled ? absl::StrCat("(no new version for ", kStallTimeout.count(),
+                          : stalled ? absl::StrCat("(no new version for ", stall_timeout.count(),
                                                    " s)")
                                     : absl::StrCat("within ", kCatchUpTimeout.count(), " s"))
                       << "; " << (*reader)->size() << " versions read; e.g. order " << first
@@ -1947,11 +1952,11 @@ class OrderServiceE2eTest : public KafkaTest {
       by_order[id].push_back(&r);
     }
     int offending = 0;
-    std::string first;
     std::map<std::string, int> kinds;
+    std::map<std::string, std::string> example;  // the first of each kind
     auto offend = [&](int64_t id, std::string kind, std::string problem) {
-      ++kinds[kind];
-      if (offending++ == 0) first = absl::StrCat("order ", id, ": ", problem);
+      ++offending;
+      if (kinds[kind]++ == 0) example[kind] = absl::StrCat("order ", id, ": ", problem);
     };
     size_t other_orders = 0, snapshot_versions = 0, compared = 0;
     for (const auto& [id, records] : by_order) {
@@ -2035,13 +2040,15 @@ class OrderServiceE2eTest : public KafkaTest {
     size_t want_records = 0;
     for (const auto& [id, want] : expected) want_records += want.size();
     std::vector<std::string> kind_counts;
-    for (const auto& [kind, n] : kinds) kind_counts.push_back(absl::StrCat(kind, " ", n));
+    for (const auto& [kind, n] : kinds) {
+      kind_counts.push_back(absl::StrCat(kind, " ", n, ", e.g. ", example[kind]));
+    }
     Note("output: ", output->size(), " records; this run's ", expected.size(), " orders: ",
          want_records, " records expected, ", compared, " versions compared column by column (",
          snapshot_versions, " snapshot ones); ", other_orders, " other orders with ", others,
          " snapshot versions");
-    EXPECT_EQ(offending, 0) << offending << " offending order(s); by first problem: "
-                            << absl::StrJoin(kind_counts, ", ") << "; first: " << first;
+    EXPECT_EQ(offending, 0) << offending << " offending order(s); by first problem:\n  "
+                            << absl::StrJoin(kind_counts, "\n  ");
   }
 
   // The driver's last logged state of each order of `log` is `database`'s,
@@ -2499,7 +2506,7 @@ TEST_F(OrderServiceE2eTest, InitialSnapshotAndRecreatedConnector) {
   Note("PostgreSQL: ", database.size() - deleted, " orders of this run, ", deleted,
        " deleted; ", want.size(), " of them must appear in the output, ", versions,
        " records expected in all (with the other orders' snapshot versions)");
-  WaitUntilCaughtUp(want, versions, /*snapshots_of_others=*/true);
+  WaitUntilCaughtUp(want, versions, /*snapshots_of_others=*/true, kSnapshotStallTimeout);
   if (aggregator_->Running()) {
     ASSERT_NO_FATAL_FAILURE(StopAggregator());
   }
