@@ -71,7 +71,11 @@ struct GeneratorOptions {
   bool schemas = false;
   int max_lines_per_order = 5;  // a new order gets 1..max lines
   OperationMix mix;
-  int bulk_lines = 1000;  // line inserts in one bulk transaction
+  // Line inserts in one bulk transaction. Every later version of an order
+  // that got them carries them all: at 1000 (cdc-gen's --bulk-lines default)
+  // a 2,000-transaction run can put over 5 MiB of aggregates in one output
+  // partition, more than librdkafka's mock cluster keeps.
+  int bulk_lines = 200;
   int bulk_orders = 3;    // spread over 1..bulk_orders existing orders
   // Orders read by an initial snapshot before streaming starts: one op=r
   // event each, no transaction block, no lines; each is a unit of its own.
