@@ -73,12 +73,13 @@ struct WantVersion {
 
 // What a correct engine must emit for the stream a CdcGenerator with the
 // same options writes. A second generator (same options, same bytes) is
-// replayed message by message as the producer writes it; the messages are
-// decoded with ReferenceDecoder and the source transactions applied in commit
-// order (END markers in the one-partition transaction topic), duplicates
-// dropped by (xid, lsn) and redelivered transactions skipped, to the
-// independent ReferenceModel. Its versions must equal the generator's own
-// expected versions (checked as they are made).
+// replayed message by message as the producer writes it through
+// ReferenceReplay: source transactions applied in commit order (END markers
+// in the one-partition transaction topic), duplicates dropped by identity
+// (xid, lsn, table, op, key), restarted transactions taken whole whatever
+// END counts, redelivered transactions skipped, to the independent
+// ReferenceModel. Its versions must equal the generator's own expected
+// versions (checked as they are made).
 class ExpectedStream {
  public:
   static absl::StatusOr<std::unique_ptr<ExpectedStream>> Create(
@@ -123,6 +124,8 @@ class ExpectedStream {
   }
   // Every record written so far (markers, events, tombstones, repeats).
   int64_t messages() const { return messages_; }
+  // What the replay saw (restarts, shared LSNs, placeholders, ...).
+  const cdcgen::ReferenceReplay& replay() const { return replay_; }
   // The value of the first order-line change event written.
   const std::string& sample_line_event() const { return sample_line_event_; }
 
@@ -134,29 +137,7 @@ class ExpectedStream {
     if (message.topic == CdcTopic::kTransaction) {
       const int64_t offset = marker_offset_++;
       if (!message.value) return absl::InternalError("marker without value");
-      auto marker = decoder_.DecodeMarker(*message.value);
-      if (!marker.ok()) return marker.status();
-      if (marker->begin) {
-        in_transaction_ = true;
-        current_xid_ = marker->xid;
-        buffer_.clear();
-        lsns_.clear();
-        return absl::OkStatus();
-      }
-      if (!in_transaction_ || marker->xid != current_xid_) {
-        return absl::InternalError(
-            absl::StrCat("END of ", marker->xid, " outside its transaction"));
-      }
-      in_transaction_ = false;
-      if (marker->event_count != static_cast<int64_t>(buffer_.size())) {
-        return absl::InternalError(absl::StrCat(
-            "END of ", marker->xid, " counts ", marker->event_count.value_or(-1),
-            " events, ", buffer_.size(), " distinct ones were written"));
-      }
-      const int64_t xid = std::stoll(marker->xid);
-      if (xid <= last_applied_xid_) return absl::OkStatus();  // redelivery
-      last_applied_xid_ = xid;
-      auto versions = model_.ApplyTransaction(marker->xid, buffer_);
+      auto versions = replay_.OnMarker(*message.value);
       if (!versions.ok()) return versions.status();
       for (ExpectedVersion& v : *versions) {
         by_root_[v.root_id].push_back({v.tx_id, offset, v.aggregate});
@@ -164,27 +145,19 @@ class ExpectedStream {
       }
       return absl::OkStatus();
     }
-    if (!message.value) return absl::OkStatus();  // tombstone after a delete
-    if (message.topic == CdcTopic::kOrderLine && sample_line_event_.empty()) {
+    if (message.topic == CdcTopic::kOrderLine && message.value &&
+        sample_line_event_.empty()) {
       sample_line_event_ = *message.value;
     }
-    auto change = decoder_.DecodeChange(*message.value);
-    if (!change.ok()) return change.status();
-    if (!change->transaction) {  // snapshot read: a unit of its own
-      auto versions = model_.ApplyTransaction("", {*change});
-      if (!versions.ok()) return versions.status();
-      for (ExpectedVersion& v : *versions) {
-        by_root_[v.root_id].push_back({v.tx_id, -1, v.aggregate});
-        from_reference_.push_back(std::move(v));
-      }
-      return absl::OkStatus();
+    auto versions = replay_.OnChange(
+        message.key, message.value
+                         ? std::optional<std::string_view>(*message.value)
+                         : std::nullopt);
+    if (!versions.ok()) return versions.status();
+    for (ExpectedVersion& v : *versions) {  // a snapshot read
+      by_root_[v.root_id].push_back({v.tx_id, -1, v.aggregate});
+      from_reference_.push_back(std::move(v));
     }
-    if (!in_transaction_ || std::to_string(change->tx_id) != current_xid_) {
-      return absl::InternalError(absl::StrCat(
-          "change of transaction ", change->tx_id, " outside it"));
-    }
-    if (!lsns_.insert(change->lsn).second) return absl::OkStatus();  // repeat
-    buffer_.push_back(*std::move(change));
     return absl::OkStatus();
   }
 
@@ -215,14 +188,8 @@ class ExpectedStream {
   }
 
   std::unique_ptr<cdcgen::CdcGenerator> generator_;
-  cdcgen::ReferenceDecoder decoder_;
-  cdcgen::ReferenceModel model_;
+  cdcgen::ReferenceReplay replay_;
   int64_t marker_offset_ = 0;  // next offset in the transaction topic
-  bool in_transaction_ = false;
-  std::string current_xid_;
-  std::vector<cdcgen::DecodedChange> buffer_;
-  std::set<int64_t> lsns_;
-  int64_t last_applied_xid_ = -1;
   std::map<int64_t, std::vector<WantVersion>> by_root_;
   std::vector<ExpectedVersion> from_reference_;
   std::vector<ExpectedVersion> from_generator_;
@@ -726,6 +693,23 @@ class OrderAggregatorKafkaTest : public KafkaTest {
     EXPECT_EQ(static_cast<int64_t>(output->size()), expected_->versions());
   }
 
+  // Says how often the traffic had a primary-key update (two events at one
+  // LSN), a restart inside a transaction and a TOAST placeholder; each must
+  // have occurred.
+  void NoteReplay() {
+    const cdcgen::ReferenceReplay& r = expected_->replay();
+    Note("traffic: ", r.shared_lsn_events(), " events sharing an LSN, ",
+         r.restarts_seen(), " restarts inside transactions (",
+         r.undercounting_ends(), " undercounting ENDs), ",
+         r.model().placeholders_filled(), " TOAST placeholders, ",
+         r.repeats_dropped(), " repeated events, ", r.redeliveries_skipped(),
+         " redelivered transactions");
+    EXPECT_GT(r.shared_lsn_events(), 0);
+    EXPECT_GT(r.restarts_seen(), 0);
+    EXPECT_GT(r.undercounting_ends(), 0);
+    EXPECT_GT(r.model().placeholders_filled(), 0);
+  }
+
   int64_t MetricSum(KafkaStreams& streams, std::string_view name) {
     int64_t sum = 0;
     for (const MetricSample& sample : streams.metrics().Snapshot()) {
@@ -768,6 +752,10 @@ TEST_F(OrderAggregatorKafkaTest, SequencesMatchReferenceModel) {
   options.duplicate_rate = 0.05;
   options.redelivery_rate = 0.03;
   options.bulk_lines = 40;
+  options.mix.rekey = 6;
+  options.restart_inside_rate = 0.02;
+  options.long_note_rate = 0.2;
+  options.note_unchanged_rate = 0.75;
   ASSERT_NO_FATAL_FAILURE(SetUpStream(options, 3, 3));
   produce_options_.skew_transactions = 5;
   ASSERT_NE(StartInstance("solo", /*threads=*/2), nullptr);
@@ -775,6 +763,7 @@ TEST_F(OrderAggregatorKafkaTest, SequencesMatchReferenceModel) {
   // The second half paced, so that it arrives while the first is processed.
   produce_options_.rate = 1500;
   ASSERT_NO_FATAL_FAILURE(Produce(1500));
+  NoteReplay();
   WaitForAllVersions();
   CloseInstances();
   ExpectExactSequences();
@@ -791,6 +780,10 @@ TEST_F(OrderAggregatorKafkaTest, SchemaModeAndTwoInstances) {
   options.duplicate_rate = 0.05;
   options.redelivery_rate = 0.03;
   options.mix.bulk = 0;
+  options.mix.rekey = 6;
+  options.restart_inside_rate = 0.02;
+  options.long_note_rate = 0.2;
+  options.note_unchanged_rate = 0.75;
   ASSERT_NO_FATAL_FAILURE(SetUpStream(options, 4, 4));
   produce_options_.skew_transactions = 3;
   KafkaStreams* a = StartInstance("a", 1, /*aggregate_partitions=*/4);
@@ -828,6 +821,7 @@ TEST_F(OrderAggregatorKafkaTest, SchemaModeAndTwoInstances) {
   EXPECT_TRUE(split) << "a owns " << describe(a->tasks()) << "; b owns "
                      << describe(b->tasks());
   ASSERT_NO_FATAL_FAILURE(Produce(750));
+  NoteReplay();
   WaitForAllVersions();
   EXPECT_FALSE(a->tasks().empty());
   EXPECT_FALSE(b->tasks().empty());
