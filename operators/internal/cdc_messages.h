@@ -29,8 +29,8 @@ struct RoutedEvent {
   // kChange / kStandalone / kProgress:
   uint8_t table = 0;             // 0: root, 1..: children in spec order
   int32_t source_partition = 0;  // partition of the table topic
-  // kStandalone: part of an initial snapshot ('i'; 'L' for its last
-  // record), or not (0: an incremental snapshot or an event without a
+  // kStandalone: part of an initial snapshot ('i'; 'T' for the last row of
+  // its table, 'L' for its last row), or not (0: an incremental snapshot or an event without a
   // transaction block).
   char snapshot = 0;
   // kChange / kStandalone:

@@ -119,6 +119,8 @@ absl::Status CdcRouter::RouteChange(const Record& record) {
     const std::string_view snapshot = change.source.snapshot;
     if (snapshot == "last") {
       event.snapshot = 'L';
+    } else if (snapshot == "last_in_data_collection") {
+      event.snapshot = 'T';
     } else if (!snapshot.empty() && snapshot != "false" && snapshot != "incremental") {
       event.snapshot = 'i';
     }

@@ -2,6 +2,7 @@
 
 #include <deque>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "operators/internal/codec.h"
@@ -18,7 +19,7 @@ constexpr char kReleasedPrefix = 'R';
 constexpr char kReleasedOrderPrefix = 'P';
 constexpr char kBeginPrefix = 'B';
 constexpr char kProgressPrefix = 'G';
-constexpr char kSnapshotKey[] = "S";
+constexpr char kSnapshotPrefix = 'S';
 constexpr char kTouchedPrefix = 'T';
 constexpr absl::Duration kCheckInterval = absl::Seconds(1);
 
@@ -52,6 +53,9 @@ std::string EventKey(std::string_view match_id, const RoutedEvent& event) {
   key.append(event.key);
   return key;
 }
+
+// Where a snapshot's rows wait in the events store; sorts before every xid.
+std::string SnapshotId(int64_t lsn) { return absl::StrCat("\x01snapshot:", lsn); }
 
 std::string ProgressKey(size_t table, size_t partition) {
   std::string key(1, kProgressPrefix);
@@ -115,6 +119,7 @@ absl::Status TxAssembler::Rebuild() {
   for (auto it = events_->All(); it->Valid(); it->Next()) {
     std::string_view key = it->key();
     std::string match_id(key.substr(0, key.find('\0')));
+    if (!match_id.empty() && match_id[0] == '\x01') continue;  // a snapshot's row
     TRIBUTARY_ASSIGN_OR_RETURN(RoutedEvent event, DecodeRoutedEvent(it->value()));
     Pending& pending = pending_[match_id];
     pending.buffered.resize(tables_);
@@ -130,6 +135,7 @@ absl::Status TxAssembler::Rebuild() {
     pending.buffered.resize(tables_);
     pending.has_end = true;
     pending.end_position = end.end_position;
+    pending.end_lsn = IdLsn(end.tx_id);
     // Later than it was: a proof by reading to the end must be newer still.
     pending.end_seen = context_->wall_clock_time();
     pending.tx_id = std::string(end.tx_id);
@@ -153,28 +159,35 @@ absl::Status TxAssembler::Rebuild() {
   }
   for (auto it = meta_->PrefixScan(std::string(1, kProgressPrefix)); it->Valid(); it->Next()) {
     std::string_view key = it->key();
-    if (key.size() != 10 || it->value().size() != 17 ||
-        static_cast<uint8_t>(key[1]) >= tables_) {
+    const std::string_view value = it->value();
+    if (key.size() != 10 || value.size() != 40 || static_cast<uint8_t>(key[1]) >= tables_) {
       return absl::DataLossError("corrupt partition progress");
     }
     PartitionProgress& progress =
         ProgressOf(static_cast<uint8_t>(key[1]),
                    static_cast<int32_t>(GetOrderedInt64(key.substr(2))));
-    progress.passed = GetOrderedInt64(it->value());
-    progress.caught_up_ms = GetOrderedInt64(it->value().substr(8));
-    progress.snapshot_rows = (it->value()[16] & 1) != 0;
-    progress.streamed_after_snapshot = (it->value()[16] & 2) != 0;
+    progress.passed = GetOrderedInt64(value);
+    progress.caught_up_ms = GetOrderedInt64(value.substr(8));
+    progress.snapshot_rows_lsn = GetOrderedInt64(value.substr(16));
+    progress.past_snapshot_lsn = GetOrderedInt64(value.substr(24));
+    progress.passed_lsn = GetOrderedInt64(value.substr(32));
     progress.dirty = false;
   }
-  TRIBUTARY_ASSIGN_OR_RETURN(std::optional<std::string> snapshot, meta_->Get(kSnapshotKey));
-  snapshot_open_ = snapshot.has_value();
-  snapshot_last_ms_ = -1;
-  snapshot_since_ = context_->wall_clock_time();
-  if (snapshot && snapshot->size() == 16) {
-    snapshot_rows_ = GetOrderedInt64(*snapshot);
-    // Later than it was, as for ENDs.
-    if (GetOrderedInt64(std::string_view(*snapshot).substr(8)) >= 0) {
-      snapshot_last_ms_ = context_->wall_clock_time().value;
+  snapshots_.clear();
+  for (auto it = meta_->PrefixScan(std::string(1, kSnapshotPrefix)); it->Valid(); it->Next()) {
+    const std::string_view value = it->value();
+    if (it->key().size() != 9 || value.size() != 8 * (2 + tables_)) {
+      return absl::DataLossError("corrupt snapshot state");
+    }
+    Snapshot& snapshot = snapshots_[GetOrderedInt64(it->key().substr(1))];
+    snapshot.lsn = GetOrderedInt64(it->key().substr(1));
+    snapshot.id = SnapshotId(snapshot.lsn);
+    snapshot.rows = GetOrderedInt64(value);
+    snapshot.since = context_->wall_clock_time();
+    for (size_t t = 0; t < tables_; ++t) {
+      // Later than it was, as for ENDs.
+      snapshot.table_end_ms.push_back(
+          GetOrderedInt64(value.substr(16 + 8 * t)) >= 0 ? snapshot.since.value : -1);
     }
   }
   if (!pending_.empty()) {
@@ -243,8 +256,9 @@ absl::Status TxAssembler::PersistProgress() {
       std::string value;
       PutOrderedInt64(value, progress.passed);
       PutOrderedInt64(value, progress.caught_up_ms);
-      value.push_back(static_cast<char>((progress.snapshot_rows ? 1 : 0) |
-                                        (progress.streamed_after_snapshot ? 2 : 0)));
+      PutOrderedInt64(value, progress.snapshot_rows_lsn);
+      PutOrderedInt64(value, progress.past_snapshot_lsn);
+      PutOrderedInt64(value, progress.passed_lsn);
       batch.Put(ProgressKey(t, p), value);
       progress.dirty = false;
     }
@@ -256,11 +270,11 @@ absl::Status TxAssembler::OnChange(std::string_view match_id, const RoutedEvent&
                                    std::string_view raw) {
   if (event.table >= tables_) return absl::DataLossError("routed event of unknown table");
   PartitionProgress& progress = ProgressOf(event.table, event.source_partition);
-  // A partition that moves on may complete the head (or the open snapshot).
+  // A partition that moves on may complete the head (or a snapshot).
   bool progressed = false;
-  if (snapshot_open_ && progress.snapshot_rows && !progress.streamed_after_snapshot) {
+  if (progress.snapshot_rows_lsn > progress.past_snapshot_lsn) {
     // Written after every snapshot row of this partition.
-    progress.streamed_after_snapshot = true;
+    progress.past_snapshot_lsn = progress.snapshot_rows_lsn;
     progress.dirty = true;
     progressed = true;
   }
@@ -276,6 +290,10 @@ absl::Status TxAssembler::OnChange(std::string_view match_id, const RoutedEvent&
   if (progress.last_tx != match_id) progress.last_tx.assign(match_id);
   if (it != pending_.end() && it->second.has_end) {
     progressed = NotePassed(progress, it->second.end_position) || progressed;
+    if (it->second.end_lsn > progress.passed_lsn) {
+      progress.passed_lsn = it->second.end_lsn;
+      progressed = true;
+    }
   } else if (progress.unresolved != match_id) {
     progress.unresolved.assign(match_id);
   }
@@ -327,7 +345,7 @@ absl::Status TxAssembler::OnProgress(const RoutedEvent& event) {
   if (event.caught_up_ms <= progress.caught_up_ms) return absl::OkStatus();
   progress.caught_up_ms = event.caught_up_ms;
   progress.dirty = true;
-  return queue_.empty() && !snapshot_open_ ? absl::OkStatus() : ReleaseReady();
+  return queue_.empty() && snapshots_.empty() ? absl::OkStatus() : ReleaseReady();
 }
 
 absl::Status TxAssembler::OnEnd(std::string_view match_id, const RoutedEvent& event,
@@ -363,14 +381,17 @@ absl::Status TxAssembler::OnEnd(std::string_view match_id, const RoutedEvent& ev
   pending.has_end = true;
   pending.end_position = event.end_position;
   pending.end_seen = context_->wall_clock_time();
+  pending.end_lsn = IdLsn(event.tx_id);
   for (auto& partitions : progress_) {
     for (PartitionProgress& progress : partitions) {
       if (!progress.unresolved.empty() && progress.unresolved == match_id) {
         NotePassed(progress, event.end_position);
+        progress.passed_lsn = std::max(progress.passed_lsn, pending.end_lsn);
         progress.unresolved.clear();
       }
     }
   }
+  TRIBUTARY_RETURN_IF_ERROR(NoteStreamingAt(pending.end_lsn));
   pending.tx_id = std::string(event.tx_id);
   pending.expected.assign(tables_, 0);
   for (const auto& [collection, count] : event.counts) {
@@ -386,7 +407,7 @@ absl::Status TxAssembler::OnEnd(std::string_view match_id, const RoutedEvent& ev
 absl::Status TxAssembler::OnStandalone(std::string_view unit_key, const RoutedEvent& event,
                                        std::string_view raw) {
   if (event.table >= tables_) return absl::DataLossError("routed event of unknown table");
-  if (event.snapshot != 0) return OnSnapshotRow(event);
+  if (event.snapshot != 0) return OnSnapshotRow(event, raw);
   if (event.op == 'r') return OnIncrementalRow(unit_key, event, raw);
   return Emit("", -1, false, {event});
 }
@@ -394,7 +415,7 @@ absl::Status TxAssembler::OnStandalone(std::string_view unit_key, const RoutedEv
 absl::Status TxAssembler::OnIncrementalRow(std::string_view unit_key, const RoutedEvent& event,
                                            std::string_view raw) {
   const PartitionProgress& progress = ProgressOf(event.table, event.source_partition);
-  if (progress.last_tx.empty() || !pending_.contains(progress.last_tx) || snapshot_open_) {
+  if (progress.last_tx.empty() || !pending_.contains(progress.last_tx)) {
     return Emit("", -1, false, {event}, Unit::kIncrementalRow);
   }
   // Out right after that transaction (Release reads it with its events).
@@ -404,47 +425,105 @@ absl::Status TxAssembler::OnIncrementalRow(std::string_view unit_key, const Rout
   return events_->Put(key, raw);
 }
 
-absl::Status TxAssembler::OnSnapshotRow(const RoutedEvent& event) {
-  if (!snapshot_open_) {
-    snapshot_open_ = true;
-    snapshot_last_ms_ = -1;
-    snapshot_rows_ = 0;
-    snapshot_since_ = context_->wall_clock_time();
-    for (auto& partitions : progress_) {
-      for (PartitionProgress& progress : partitions) {
-        progress.snapshot_rows = false;
-        progress.streamed_after_snapshot = false;
-        progress.dirty = true;
-      }
-    }
+int64_t TxAssembler::IdLsn(std::string_view tx_id) const {
+  if (spec_.tx_id_mode != TxIdMode::kPostgres) return -1;
+  const size_t colon = tx_id.rfind(':');
+  int64_t lsn = -1;
+  if (colon == std::string_view::npos || !absl::SimpleAtoi(Sv(tx_id.substr(colon + 1)), &lsn)) {
+    return -1;
+  }
+  return lsn;
+}
+
+absl::Status TxAssembler::OnSnapshotRow(const RoutedEvent& event, std::string_view raw) {
+  // Every row of one PostgreSQL snapshot carries the snapshot's LSN.
+  int64_t lsn = -1;
+  if (spec_.tx_id_mode != TxIdMode::kPostgres || !absl::SimpleAtoi(Sv(event.position), &lsn)) {
+    lsn = -1;
+  }
+  auto [it, created] = snapshots_.try_emplace(lsn);
+  Snapshot& snapshot = it->second;
+  if (created) {
+    snapshot.lsn = lsn;
+    snapshot.id = SnapshotId(lsn);
+    snapshot.table_end_ms.assign(tables_, -1);
+    snapshot.since = context_->wall_clock_time();
     OperatorsLogger()->info(
-        "{}: an initial snapshot begins: its rows are applied as they come; aggregates are "
-        "emitted, and transactions released, once it is complete",
-        spec_.name);
+        "{}: an initial snapshot at LSN {} begins: its rows are buffered and applied as one "
+        "unit, in commit order, once it is complete",
+        spec_.name, lsn);
   }
   PartitionProgress& progress = ProgressOf(event.table, event.source_partition);
-  if (!progress.snapshot_rows) {
-    progress.snapshot_rows = true;
+  if (progress.snapshot_rows_lsn != lsn) {
+    // Rows of a later snapshot: the earlier one's rows here are all in.
+    progress.past_snapshot_lsn = std::max(progress.past_snapshot_lsn, progress.snapshot_rows_lsn);
+    progress.snapshot_rows_lsn = std::max(progress.snapshot_rows_lsn, lsn);
     progress.dirty = true;
   }
-  ++snapshot_rows_;
-  TRIBUTARY_RETURN_IF_ERROR(Emit("snapshot", -1, false, {event}, Unit::kSnapshotRow));
-  if (event.snapshot == 'L') snapshot_last_ms_ = context_->wall_clock_time().value;
-  TRIBUTARY_RETURN_IF_ERROR(PersistSnapshot());
-  return event.snapshot == 'L' ? ReleaseReady() : absl::OkStatus();
+  const std::string key = EventKey(snapshot.id, event);
+  TRIBUTARY_ASSIGN_OR_RETURN(auto existing, events_->Get(key));
+  if (existing) {
+    duplicates_->Add(1);
+  } else {
+    TRIBUTARY_RETURN_IF_ERROR(events_->Put(key, raw));
+    ++snapshot.rows;
+  }
+  const TimestampMs now = context_->wall_clock_time();
+  if (event.snapshot == 'L') {
+    // The snapshot's last record: every table is done.
+    for (int64_t& end : snapshot.table_end_ms) {
+      if (end < 0) end = now.value;
+    }
+  } else if (event.snapshot == 'T' && snapshot.table_end_ms[event.table] < 0) {
+    snapshot.table_end_ms[event.table] = now.value;
+  }
+  TRIBUTARY_RETURN_IF_ERROR(PersistSnapshot(snapshot));
+  return event.snapshot == 'i' ? absl::OkStatus() : ReleaseReady();
 }
 
-absl::Status TxAssembler::PersistSnapshot() {
-  if (!snapshot_open_) return meta_->Delete(kSnapshotKey);
+absl::Status TxAssembler::NoteStreamingAt(int64_t lsn) {
+  if (lsn < 0) return absl::OkStatus();
+  const TimestampMs now = context_->wall_clock_time();
+  for (auto& [snapshot_lsn, snapshot] : snapshots_) {
+    if (snapshot_lsn < 0 || snapshot_lsn >= lsn) break;
+    bool changed = false;
+    for (int64_t& end : snapshot.table_end_ms) {
+      if (end < 0) {
+        end = now.value;
+        changed = true;
+      }
+    }
+    if (changed) TRIBUTARY_RETURN_IF_ERROR(PersistSnapshot(snapshot));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status TxAssembler::PersistSnapshot(const Snapshot& snapshot) {
   std::string value;
-  PutOrderedInt64(value, snapshot_rows_);
-  PutOrderedInt64(value, snapshot_last_ms_);
-  return meta_->Put(kSnapshotKey, value);
+  PutOrderedInt64(value, snapshot.rows);
+  PutOrderedInt64(value, snapshot.since.value);
+  for (int64_t end : snapshot.table_end_ms) PutOrderedInt64(value, end);
+  return meta_->Put(MetaKey(kSnapshotPrefix, snapshot.lsn), value);
 }
 
-absl::Status TxAssembler::FlushSnapshot() {
-  int64_t roots = 0;
+absl::Status TxAssembler::ApplySnapshot() {
+  const Snapshot snapshot = std::move(snapshots_.begin()->second);
+  snapshots_.erase(snapshots_.begin());
+  // Each row, in the order the store keeps them, applied without emitting;
+  // then one version of every root they touched.
   WriteBatch done;
+  {
+    auto it = events_->PrefixScan(EventPrefix(snapshot.id));
+    for (; it->Valid(); it->Next()) {
+      TRIBUTARY_ASSIGN_OR_RETURN(RoutedEvent row, DecodeRoutedEvent(it->value()));
+      TRIBUTARY_RETURN_IF_ERROR(Emit("snapshot", -1, false, {row}, Unit::kSnapshotRow));
+      done.Delete(it->key());
+    }
+    TRIBUTARY_RETURN_IF_ERROR(it->status());
+  }
+  TRIBUTARY_RETURN_IF_ERROR(events_->Write(done));
+  int64_t roots = 0;
+  done.Clear();
   {
     auto it = meta_->PrefixScan(std::string(1, kTouchedPrefix));
     RootSlice flush;
@@ -463,19 +542,11 @@ absl::Status TxAssembler::FlushSnapshot() {
     }
     TRIBUTARY_RETURN_IF_ERROR(it->status());
   }
+  done.Delete(MetaKey(kSnapshotPrefix, snapshot.lsn));
   TRIBUTARY_RETURN_IF_ERROR(meta_->Write(done));
-  OperatorsLogger()->info("{}: the initial snapshot is complete: {} rows, {} aggregates",
-                          spec_.name, snapshot_rows_, roots);
-  snapshot_open_ = false;
-  snapshot_last_ms_ = -1;
-  for (auto& partitions : progress_) {
-    for (PartitionProgress& progress : partitions) {
-      if (progress.snapshot_rows || progress.streamed_after_snapshot) progress.dirty = true;
-      progress.snapshot_rows = false;
-      progress.streamed_after_snapshot = false;
-    }
-  }
-  return PersistSnapshot();
+  OperatorsLogger()->info("{}: the initial snapshot at LSN {} is complete: {} rows, {} aggregates",
+                          spec_.name, snapshot.lsn, snapshot.rows, roots);
+  return absl::OkStatus();
 }
 
 TxAssembler::Completion TxAssembler::CompletionOf(const Pending& pending) const {
@@ -492,7 +563,8 @@ TxAssembler::Completion TxAssembler::CompletionOf(const Pending& pending) const 
 }
 
 bool TxAssembler::PartitionsBehind(
-    int64_t seen_ms, absl::FunctionRef<bool(const PartitionProgress&)> moved_past,
+    absl::FunctionRef<int64_t(size_t)> seen_ms,
+    absl::FunctionRef<bool(const PartitionProgress&)> moved_past,
     std::vector<std::string>* names) const {
   bool any = false;
   const int64_t grace_ms = absl::ToInt64Milliseconds(spec_.visibility_grace);
@@ -500,7 +572,8 @@ bool TxAssembler::PartitionsBehind(
     for (size_t p = 0; p < progress_[t].size(); ++p) {
       const PartitionProgress& progress = progress_[t][p];
       if (moved_past(progress)) continue;
-      if (seen_ms >= 0 && progress.caught_up_ms >= seen_ms + grace_ms) continue;
+      const int64_t seen = seen_ms(t);
+      if (seen >= 0 && progress.caught_up_ms >= seen + grace_ms) continue;
       any = true;
       if (names == nullptr) return true;
       const CdcTable& table = t == 0 ? spec_.root : spec_.children[t - 1];
@@ -513,24 +586,35 @@ bool TxAssembler::PartitionsBehind(
 bool TxAssembler::PartitionsBehind(const Pending& pending,
                                    std::vector<std::string>* names) const {
   return PartitionsBehind(
-      pending.end_seen.value,
+      [&](size_t) { return pending.end_seen.value; },
       [&](const PartitionProgress& p) { return p.passed > pending.end_position; }, names);
 }
 
-bool TxAssembler::PartitionsBehindSnapshot(std::vector<std::string>* names) const {
+bool TxAssembler::PartitionsBehindSnapshot(const Snapshot& snapshot,
+                                           std::vector<std::string>* names) const {
   return PartitionsBehind(
-      snapshot_last_ms_,
-      [](const PartitionProgress& p) { return p.snapshot_rows && p.streamed_after_snapshot; },
+      [&](size_t table) { return snapshot.table_end_ms[table]; },
+      [&](const PartitionProgress& p) {
+        return p.past_snapshot_lsn >= snapshot.lsn || p.snapshot_rows_lsn > snapshot.lsn ||
+               (snapshot.lsn >= 0 && p.passed_lsn > snapshot.lsn);
+      },
       names);
 }
 
 absl::Status TxAssembler::ReleaseReady() {
-  if (snapshot_open_) {
-    // Transactions after the snapshot wait for it.
-    if (snapshot_last_ms_ < 0 || PartitionsBehindSnapshot(nullptr)) return absl::OkStatus();
-    TRIBUTARY_RETURN_IF_ERROR(FlushSnapshot());
-  }
-  while (!queue_.empty()) {
+  while (!queue_.empty() || !snapshots_.empty()) {
+    if (!snapshots_.empty()) {
+      // The earliest snapshot goes before the head when the head committed
+      // after it (or when that cannot be told).
+      const Snapshot& snapshot = snapshots_.begin()->second;
+      const Pending* head = queue_.empty() ? nullptr : &pending_[queue_.begin()->second];
+      if (head == nullptr || snapshot.lsn < 0 || head->end_lsn < 0 ||
+          head->end_lsn > snapshot.lsn) {
+        if (PartitionsBehindSnapshot(snapshot, nullptr)) break;
+        TRIBUTARY_RETURN_IF_ERROR(ApplySnapshot());
+        continue;
+      }
+    }
     auto head = queue_.begin();
     if (head->first != head_position_) {
       head_position_ = head->first;
@@ -667,7 +751,7 @@ absl::Status TxAssembler::Emit(std::string_view tx_id, int64_t position, bool pa
   std::string encoded;
   for (const auto& [root, slice] : slices) {
     if (snapshot_hold) {
-      // Emitted when the snapshot is complete (FlushSnapshot).
+      // Emitted when the snapshot has been applied (ApplySnapshot).
       TRIBUTARY_RETURN_IF_ERROR(meta_->Put(MetaKey(kTouchedPrefix, root), ""));
     }
     encoded = EncodeRootSlice(slice);
@@ -683,25 +767,21 @@ absl::Status TxAssembler::Emit(std::string_view tx_id, int64_t position, bool pa
 absl::Status TxAssembler::CheckHead(TimestampMs now) {
   PublishGauges();
   TRIBUTARY_RETURN_IF_ERROR(PersistProgress());
-  if (snapshot_open_) {
-    // A snapshot that does not complete holds every transaction: say so.
-    const int64_t age_ms = now.value - snapshot_since_.value;
-    oldest_age_gauge_->Set(age_ms);
+  if (!snapshots_.empty()) {
+    // A snapshot that does not complete holds the transactions after it.
+    const Snapshot& snapshot = snapshots_.begin()->second;
+    const int64_t age_ms = now.value - snapshot.since.value;
     if (age_ms >= absl::ToInt64Milliseconds(spec_.incomplete_timeout) &&
         now.value - last_warning_.value >= absl::ToInt64Milliseconds(spec_.incomplete_timeout)) {
       last_warning_ = now;
       std::vector<std::string> behind;
-      PartitionsBehindSnapshot(&behind);
+      PartitionsBehindSnapshot(snapshot, &behind);
       OperatorsLogger()->warn(
-          "{}: the initial snapshot ({} rows so far) is not complete after {} s: {}; {} "
-          "transactions wait for it",
-          spec_.name, snapshot_rows_, age_ms / 1000,
-          snapshot_last_ms_ < 0 ? std::string("its last record has not arrived")
-                                : absl::StrCat("not yet moved past it: ",
-                                               absl::StrJoin(behind, ", ")),
+          "{}: the initial snapshot at LSN {} ({} rows so far) is not complete after {} s: not "
+          "yet moved past it: {}; {} transactions are queued",
+          spec_.name, snapshot.lsn, snapshot.rows, age_ms / 1000, absl::StrJoin(behind, ", "),
           queue_.size());
     }
-    return absl::OkStatus();
   }
   if (queue_.empty()) return absl::OkStatus();
   auto head = queue_.begin();

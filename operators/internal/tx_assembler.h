@@ -24,23 +24,33 @@
 // spec.visibility_grace after the END was seen (RoutedEvent::kProgress).
 //
 // State (all changelogged, so a restarted or moved task resumes exactly):
-//   <name>-tx-events   <match id> \0 <position> \0 <table><op><key> -> event;
+//   <name>-tx-events   <match id> \0 <position> \0 <table><op><key> -> event
+//                      (a snapshot's rows under \x01snapshot:<lsn>);
 //                      <match id> \0 \xff <unit key> -> incremental snapshot
 //                      row waiting for that transaction
 //   <name>-tx-meta     E<match id> -> END;  Q<pos> -> match id (queue);
 //                      R<match id> -> pos;  P<pos> -> match id (released);
 //                      B<match id> -> BEGINs seen;
 //                      G<table><partition> -> partition progress;
-//                      S -> open snapshot; T<root key> -> touched by it
+//                      S<lsn> -> open snapshot; T<root key> -> touched by
+//                      the snapshot being applied
 //   <name>-child-index <table><child key>   -> root key
-// Initial snapshots (op 'r', source.snapshot first/true/last): a snapshot is
-// one consistent read, so its rows are applied to the aggregates' state as
-// they come but no aggregate is emitted, and no transaction is released,
-// until the snapshot is complete: its last record has arrived and every
-// partition has moved past it (it delivered a streaming event after its
-// snapshot rows, or its router read it to the end at least visibility_grace
-// after the last record). Then each root the snapshot touched gets one
-// version, and streaming transactions follow in commit order.
+// Initial snapshots (op 'r', source.snapshot first/true/last...). A
+// snapshot is one consistent read at one position of the source log (with
+// PostgreSQL: every row carries the snapshot's LSN); transactions committed
+// before it are in it, those committed after it are streamed after it. Its
+// rows are buffered, and it is applied as one unit in commit order: after
+// every queued transaction whose END's LSN is below the snapshot's, before
+// every one above it (without LSNs, before every queued transaction). It is
+// complete once every partition of every table has moved past it: the
+// partition delivered a streaming event after its snapshot rows, or rows of a
+// later snapshot, or an event of a transaction committed after it, or its
+// router read it to the end at least visibility_grace after the snapshot was
+// known to have ended for that table (its last_in_data_collection or last
+// record, or a marker of a transaction committed after it: the last record
+// may be in a table this topology does not read). Applying it emits one
+// version of each root it touched. Several snapshots (a connector re-created
+// with snapshot.mode=initial) are kept apart by their LSN.
 //
 // A row of an incremental snapshot is the row's state at the chunk's close
 // watermark: after every transaction committed before, and no transaction
@@ -92,6 +102,7 @@ class TxAssembler : public Processor {
     int64_t begins = 0;             // BEGIN markers seen
     bool has_end = false;
     int64_t end_position = -1;
+    int64_t end_lsn = -1;           // PostgreSQL: the END id's LSN part
     TimestampMs end_seen{-1};       // wall clock when END arrived here
     std::string tx_id;
     std::vector<int64_t> expected;  // per table, from END
@@ -109,10 +120,12 @@ class TxAssembler : public Processor {
     std::string unresolved;
     // The last transaction (not yet released when seen) seen here.
     std::string last_tx;
-    // The open initial snapshot has rows here / a streaming event came here
-    // after them.
-    bool snapshot_rows = false;
-    bool streamed_after_snapshot = false;
+    // Snapshots (by LSN): the latest that delivered rows here, and the
+    // latest this partition has moved past.
+    int64_t snapshot_rows_lsn = -1;
+    int64_t past_snapshot_lsn = -1;
+    // The largest END LSN of a transaction one of whose events came here.
+    int64_t passed_lsn = -1;
     bool dirty = false;  // changed since last persisted
   };
 
@@ -144,17 +157,32 @@ class TxAssembler : public Processor {
                     const std::vector<RoutedEvent>& events, Unit unit = Unit::kTransaction);
   absl::Status OnIncrementalRow(std::string_view unit_key, const RoutedEvent& event,
                                 std::string_view raw);
-  absl::Status OnSnapshotRow(const RoutedEvent& event);
-  // The same for the open snapshot.
-  bool PartitionsBehindSnapshot(std::vector<std::string>* names) const;
+  // An initial snapshot not yet applied.
+  struct Snapshot {
+    int64_t lsn = -1;
+    std::string id;  // its rows' match id in the events store
+    int64_t rows = 0;
+    std::vector<int64_t> table_end_ms;  // per table: when known to have ended
+    TimestampMs since{0};
+  };
+  absl::Status OnSnapshotRow(const RoutedEvent& event, std::string_view raw);
+  // The marker of a transaction whose END (or BEGIN) LSN is `lsn`: every
+  // snapshot below it has ended.
+  absl::Status NoteStreamingAt(int64_t lsn);
+  // The same for a snapshot.
+  bool PartitionsBehindSnapshot(const Snapshot& snapshot,
+                                std::vector<std::string>* names) const;
   // Whether some partition neither `moved_past` nor was read to its end at
-  // least visibility_grace after `seen_ms` (-1: never).
-  bool PartitionsBehind(int64_t seen_ms,
+  // least visibility_grace after `seen_ms(table)` (-1: never).
+  bool PartitionsBehind(absl::FunctionRef<int64_t(size_t)> seen_ms,
                         absl::FunctionRef<bool(const PartitionProgress&)> moved_past,
                         std::vector<std::string>* names) const;
-  absl::Status PersistSnapshot();
-  // Emits one version of every root the snapshot touched, closes it.
-  absl::Status FlushSnapshot();
+  absl::Status PersistSnapshot(const Snapshot& snapshot);
+  // Applies the earliest snapshot and emits one version of every root it
+  // touched.
+  absl::Status ApplySnapshot();
+  // The LSN part of a PostgreSQL transaction id; -1 otherwise.
+  int64_t IdLsn(std::string_view tx_id) const;
   absl::Status CheckHead(TimestampMs now);
   int TableOf(std::string_view data_collection) const;
   void PublishGauges();
@@ -170,10 +198,7 @@ class TxAssembler : public Processor {
   std::vector<std::vector<PartitionProgress>> progress_;  // [table][partition]
   int64_t released_count_ = 0;
   int64_t max_released_position_ = -1;
-  bool snapshot_open_ = false;
-  int64_t snapshot_last_ms_ = -1;  // wall clock when its last record came
-  int64_t snapshot_rows_ = 0;
-  TimestampMs snapshot_since_{0};
+  std::map<int64_t, Snapshot> snapshots_;  // by LSN
   int64_t head_position_ = -1;
   TimestampMs head_since_{0};
   TimestampMs last_warning_{0};
