@@ -208,9 +208,10 @@ class FinalModel : public cdcgen::ExpectedSink {
   int64_t versions_ = 0;
 };
 
-// The aggregate without the engine's "source_tx" and "version" fields.
-std::string WithoutEngineFields(const std::string& aggregate) {
-  size_t cut = aggregate.rfind(",\"source_tx\":");
+// The aggregate without the engine's source and version fields (which come
+// last, the source field first).
+std::string WithoutEngineFields(const std::string& aggregate, std::string_view source_field) {
+  size_t cut = aggregate.rfind(absl::StrCat(",\"", std::string(source_field), "\":"));
   if (cut == std::string::npos) return aggregate;
   return aggregate.substr(0, cut) + "}";
 }
@@ -221,6 +222,9 @@ int RunEmbeddedDemo(KafkaStreams& streams,
   cdcgen::GeneratorOptions options;
   options.seed = absl::GetFlag(FLAGS_seed);
   options.duplicate_rate = 0.01;
+  // As after connector restarts inside transactions (Debezium < 3.7): a
+  // second BEGIN and an END that undercounts.
+  options.restart_inside_rate = 0.01;
   const int partitions = absl::GetFlag(FLAGS_partitions);
   const int64_t transactions = absl::GetFlag(FLAGS_transactions);
   if (absl::Status s = cdcgen::CreateTopics(cluster, options, partitions); !s.ok()) {
@@ -326,7 +330,7 @@ int RunEmbeddedDemo(KafkaStreams& streams,
     std::optional<std::string> got =
         it == latest.end() ? std::nullopt
                            : (it->second ? std::optional<std::string>(
-                                               WithoutEngineFields(*it->second))
+                                               WithoutEngineFields(*it->second, spec.source_field))
                                          : std::nullopt);
     if (it == latest.end() || got != aggregate) ++mismatched;
   }
