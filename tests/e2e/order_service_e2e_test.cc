@@ -1348,6 +1348,39 @@ class OrderServiceE2eTest : public KafkaTest {
   // would resume from them, take no snapshot and, on a new slot, silently
   // skip what was committed meanwhile), deletes it, waits until it is gone
   // and its slot inactive, then drops the slot and its publication.
+  // Waits until Debezium has written an END marker for every transaction of
+  // `log`: stopping the connector before that would leave the rest to the
+  // next snapshot, never streamed.
+  void WaitForTransactionsStreamed(const DriverLog& log) {
+    std::set<std::string> missing;
+    for (const auto& [id, versions] : log.by_order) {
+      for (const LoggedVersion& v : versions) missing.insert(v.txid);
+    }
+    const size_t wanted = missing.size();
+    absl::StatusOr<std::unique_ptr<TopicReader>> reader = TopicReader::Open(Topic("transaction"), 1);
+    ASSERT_TRUE(reader.ok()) << reader.status();
+    simdjson::dom::parser parser;
+    size_t seen = 0;
+    const auto deadline = Clock::now() + kConnectorTimeout;
+    while (!missing.empty()) {
+      ASSERT_LT(Clock::now(), deadline)
+          << missing.size() << " of " << wanted << " transactions not streamed by Debezium, e.g. "
+          << *missing.begin();
+      ASSERT_STATUS_OK((*reader)->Poll(200ms));
+      for (; seen < (*reader)->size(); ++seen) {
+        const ConsumedRecord& r = (*reader)->records()[seen];
+        simdjson::dom::element doc;
+        std::string_view status, id;
+        if (!r.value || parser.parse(*r.value).get(doc)) continue;
+        simdjson::dom::element payload = doc;
+        if (doc["payload"].get(payload) != simdjson::SUCCESS) payload = doc;
+        if (payload["status"].get(status) || payload["id"].get(id) || status != "END") continue;
+        missing.erase(std::string(id.substr(0, id.find(':'))));
+      }
+    }
+    Note("Debezium has streamed all ", wanted, " transactions of the run");
+  }
+
   void DeleteConnectorAndOffsets() {
     std::string old_pid;
     ASSERT_NO_FATAL_FAILURE(WaitForSlotPid(old_pid));
@@ -2428,6 +2461,7 @@ TEST_F(OrderServiceE2eTest, InitialSnapshotAndRecreatedConnector) {
   // exists, the driver commits more and the test changes some of the
   // streamed orders itself; registered again: same topics, a new slot and
   // publication, another initial snapshot; then a stream again.
+  ASSERT_NO_FATAL_FAILURE(WaitForTransactionsStreamed(first_stream));
   ASSERT_NO_FATAL_FAILURE(DeleteConnectorAndOffsets());
   DriverLog no_connector;
   ASSERT_NO_FATAL_FAILURE(run_driver(kNoConnector, 0, seed + 2, "no-connector", no_connector));
