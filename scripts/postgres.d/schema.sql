@@ -55,6 +55,14 @@ CREATE TABLE inventory.outbox (
   payload       jsonb
 );
 
+-- Debezium's signal table (signal.data.collection): a row with type
+-- 'execute-snapshot' starts an incremental snapshot while changes stream.
+CREATE TABLE inventory.debezium_signal (
+  id   varchar(42) PRIMARY KEY,
+  type varchar(32) NOT NULL,
+  data varchar(2048)
+);
+
 -- Order ids start at 1001 as in the order service's sample data, so they never
 -- look like line ids, counters or offsets.
 ALTER SEQUENCE inventory.purchaseorder_id_seq RESTART WITH 1001;
