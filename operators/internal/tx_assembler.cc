@@ -510,7 +510,10 @@ absl::Status TxAssembler::ApplySnapshot() {
   const Snapshot snapshot = std::move(snapshots_.begin()->second);
   snapshots_.erase(snapshots_.begin());
   // Each row, in the order the store keeps them, applied without emitting;
-  // then one version of every root they touched.
+  // then one version of every root they touched. Memory stays bounded
+  // however large the snapshot: rows are read one at a time and their keys
+  // deleted in batches (keys the scan has passed).
+  constexpr size_t kDeleteBatch = 10000;
   WriteBatch done;
   {
     auto it = events_->PrefixScan(EventPrefix(snapshot.id));
@@ -518,6 +521,10 @@ absl::Status TxAssembler::ApplySnapshot() {
       TRIBUTARY_ASSIGN_OR_RETURN(RoutedEvent row, DecodeRoutedEvent(it->value()));
       TRIBUTARY_RETURN_IF_ERROR(Emit("snapshot", -1, false, {row}, Unit::kSnapshotRow));
       done.Delete(it->key());
+      if (done.size() >= kDeleteBatch) {
+        TRIBUTARY_RETURN_IF_ERROR(events_->Write(done));
+        done.Clear();
+      }
     }
     TRIBUTARY_RETURN_IF_ERROR(it->status());
   }
@@ -539,6 +546,10 @@ absl::Status TxAssembler::ApplySnapshot() {
       TRIBUTARY_RETURN_IF_ERROR(context_->Forward(out));
       done.Delete(it->key());
       ++roots;
+      if (done.size() >= kDeleteBatch) {
+        TRIBUTARY_RETURN_IF_ERROR(meta_->Write(done));
+        done.Clear();
+      }
     }
     TRIBUTARY_RETURN_IF_ERROR(it->status());
   }

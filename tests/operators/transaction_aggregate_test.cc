@@ -393,6 +393,33 @@ TEST_F(TransactionAggregateTest, InitialSnapshotIsOneVersionPerOrderWhenComplete
   EXPECT_THAT(*out[2].value, HasSubstr(R"("version":2)"));
 }
 
+// A snapshot larger than one delete batch (its rows are removed from the
+// buffer in batches while they are applied).
+TEST_F(TransactionAggregateTest, LargeSnapshotIsOneVersionPerOrder) {
+  constexpr int kOrdersInSnapshot = 2500;
+  constexpr int kLinesPerOrder = 10;
+  for (int o = 1; o <= kOrdersInSnapshot; ++o) {
+    Pipe(kOrders, pg_.SnapshotOrder(o, o == 1 ? "first" : "true"));
+  }
+  for (int o = 1; o <= kOrdersInSnapshot; ++o) {
+    for (int l = 0; l < kLinesPerOrder; ++l) {
+      const bool last = o == kOrdersInSnapshot && l == kLinesPerOrder - 1;
+      Pipe(kLines, pg_.SnapshotLine(o * 100 + l, o, last ? "last" : "true"));
+    }
+  }
+  EXPECT_TRUE(Output().empty());
+  ASSERT_TRUE(driver_->AdvanceWallClockTime(absl::Seconds(2)).ok());
+  std::vector<Version> out = Output();
+  ASSERT_EQ(out.size(), static_cast<size_t>(kOrdersInSnapshot));
+  for (const Version& v : out) {
+    simdjson::dom::parser parser;
+    simdjson::dom::element doc = parser.parse(*v.value);
+    EXPECT_EQ(doc["lines"].get_array().size(), static_cast<size_t>(kLinesPerOrder));
+    EXPECT_EQ(int64_t(doc["version"]), 1);
+  }
+  EXPECT_EQ(driver_->GetStore("cdc-tx-events")->All()->Valid(), false) << "buffer emptied";
+}
+
 // With nothing streaming after it, the snapshot completes once every
 // partition has been read to its end after its last record.
 TEST_F(TransactionAggregateTest, SnapshotOfAnIdleDatabaseCompletesByReadingToTheEnd) {
