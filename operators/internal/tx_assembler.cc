@@ -326,6 +326,12 @@ absl::Status TxAssembler::OnBegin(std::string_view match_id) {
     it->second.buffered.resize(tables_);
   }
   Pending& pending = it->second;
+  if (pending.has_end) {
+    // After its END: the whole transaction delivered again (a rewound
+    // connector), not a restart inside it. The END kept is the first.
+    duplicates_->Add(1);
+    return absl::OkStatus();
+  }
   ++pending.begins;
   if (pending.begins == 2) {
     restarted_->Add(1);

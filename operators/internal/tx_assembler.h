@@ -12,10 +12,12 @@
 // while a repeated delivery of one event repeats all five exactly (they come
 // from the WAL record, not from the connector's counters, which restart).
 //
-// Completion. Fast path: END has arrived, exactly one BEGIN was seen, and the
-// distinct events buffered per table equal END's counts. When a second BEGIN
-// was seen (the connector restarted inside the transaction: END then counts
-// only what was written after the restart) or more events are buffered than
+// Completion. Fast path: END has arrived, exactly one BEGIN was seen before
+// it, and the distinct events buffered per table equal END's counts. When a
+// second BEGIN was seen before the END (the connector restarted inside the
+// transaction: END then counts only what was written after the restart; a
+// BEGIN after the END is the whole transaction delivered again and changes
+// nothing) or more events are buffered than
 // END counts, counts prove nothing; the transaction is complete once every
 // partition of every consumed table has moved past it: the partition has
 // delivered an event of a transaction that commits later (each partition

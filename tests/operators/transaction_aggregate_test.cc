@@ -713,6 +713,29 @@ TEST_F(TransactionAggregateTest, RestartedTransactionCompletesWhenEveryPartition
   EXPECT_EQ(Summary(*out[0].value), "PLACED|2,");
 }
 
+// A transaction delivered again whole (BEGIN, events, END: a rewound
+// connector) while its first delivery still waits for a lagging line: the
+// BEGIN after its END is no restart, and its counts stay trusted.
+TEST_F(TransactionAggregateTest, BeginAfterEndIsARedeliveryNotARestart) {
+  const std::string begin = pg_.Begin(975);
+  const std::string order = pg_.Order('c', 1, "PLACED", 975);
+  const std::string line = pg_.Line('c', 10, 1, "a", 975);
+  const std::string end = pg_.End(975, 1, 1);
+  Pipe(kTx, begin);
+  Pipe(kOrders, order);
+  Pipe(kTx, end);
+  Pipe(kTx, begin);  // delivered again
+  Pipe(kOrders, order);
+  Pipe(kTx, end);
+  EXPECT_TRUE(Output().empty());
+  Pipe(kLines, line);
+  std::vector<Version> out = Output();
+  ASSERT_EQ(out.size(), 1u) << "released by its counts at once";
+  EXPECT_EQ(Summary(*out[0].value), "PLACED|10,");
+  EXPECT_EQ(Counter("cdc-transactions-restarted-total"), 0);
+  EXPECT_EQ(Counter("cdc-transactions-completed-by-position-total"), 0);
+}
+
 // A report of being read to the end counts only when taken at least
 // visibility_grace after the END arrived.
 TEST_F(TransactionAggregateTest, ReadToTheEndCountsOnlyAfterTheGrace) {
