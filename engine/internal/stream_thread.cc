@@ -388,8 +388,11 @@ absl::Status StreamThread::Impl::RefreshEndOffsets() {
     rd_kafka_topic_partition_list_add(list.get(), tp.first.c_str(), tp.second)->offset = -1;
   }
   const TimestampMs asked = WallClock();
-  TRIBUTARY_RETURN_IF_ERROR(KafkaStatus(rd_kafka_offsets_for_times(consumer_.get(), list.get(), 5000),
-                                        "end offsets of the source partitions"));
+  // Through the restore consumer (read_committed, idle between restores):
+  // on the main consumer the request waits behind its fetches.
+  TRIBUTARY_RETURN_IF_ERROR(
+      KafkaStatus(rd_kafka_offsets_for_times(restore_consumer_.get(), list.get(), 5000),
+                  "end offsets of the source partitions"));
   end_offsets_.clear();
   for (int i = 0; i < list->cnt; ++i) {
     const rd_kafka_topic_partition_t& tp = list->elems[i];
