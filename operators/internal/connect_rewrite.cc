@@ -38,33 +38,22 @@ std::string_view OptionalString(dom::element element, const char* key) {
   return s;
 }
 
-bool IsTime(std::string_view name, int64_t* units_per_second) {
-  if (name == "io.debezium.time.Time" ||
-      name == "org.apache.kafka.connect.data.Time") {
-    *units_per_second = 1000;
-  } else if (name == "io.debezium.time.MicroTime") {
-    *units_per_second = 1000000;
-  } else if (name == "io.debezium.time.NanoTime") {
-    *units_per_second = 1000000000;
-  } else {
-    return false;
-  }
-  return true;
-}
-
-bool IsTimestamp(std::string_view name, int64_t* units_per_second) {
-  if (name == "io.debezium.time.Timestamp" ||
-      name == "org.apache.kafka.connect.data.Timestamp") {
-    *units_per_second = 1000;
-  } else if (name == "io.debezium.time.MicroTimestamp") {
-    *units_per_second = 1000000;
-  } else if (name == "io.debezium.time.NanoTimestamp") {
-    *units_per_second = 1000000000;
-  } else {
-    return false;
-  }
-  return true;
-}
+// The time-of-day and timestamp logical types, with their units.
+struct TemporalType {
+  std::string_view name;
+  ValuePlan::Kind kind;
+  int64_t units_per_second;
+};
+constexpr TemporalType kTemporalTypes[] = {
+    {"io.debezium.time.Time", ValuePlan::Kind::kTime, 1000},
+    {"org.apache.kafka.connect.data.Time", ValuePlan::Kind::kTime, 1000},
+    {"io.debezium.time.MicroTime", ValuePlan::Kind::kTime, 1000000},
+    {"io.debezium.time.NanoTime", ValuePlan::Kind::kTime, 1000000000},
+    {"io.debezium.time.Timestamp", ValuePlan::Kind::kTimestamp, 1000},
+    {"org.apache.kafka.connect.data.Timestamp", ValuePlan::Kind::kTimestamp, 1000},
+    {"io.debezium.time.MicroTimestamp", ValuePlan::Kind::kTimestamp, 1000000},
+    {"io.debezium.time.NanoTimestamp", ValuePlan::Kind::kTimestamp, 1000000000},
+};
 
 absl::Status CompileStruct(dom::element schema, const std::string& path,
                            int depth, StructPlan* out, bool* converts);
@@ -103,13 +92,12 @@ absl::Status CompileValue(dom::element schema, const std::string& path,
     out->kind = ValuePlan::Kind::kDate;
     return absl::OkStatus();
   }
-  if (IsTime(name, &out->units_per_second)) {
-    out->kind = ValuePlan::Kind::kTime;
-    return absl::OkStatus();
-  }
-  if (IsTimestamp(name, &out->units_per_second)) {
-    out->kind = ValuePlan::Kind::kTimestamp;
-    return absl::OkStatus();
+  for (const TemporalType& temporal : kTemporalTypes) {
+    if (name == temporal.name) {
+      out->kind = temporal.kind;
+      out->units_per_second = temporal.units_per_second;
+      return absl::OkStatus();
+    }
   }
   if (name == "io.debezium.data.Json") {
     out->kind = ValuePlan::Kind::kJson;
