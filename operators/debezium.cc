@@ -814,6 +814,8 @@ absl::StatusOr<ChangeEvent> DebeziumDecoder::DecodeChange(
     absl::StatusOr<const internal::EnvelopePlan*> plan =
         impl_->plans.Get(*schema);
     if (!plan.ok()) return ctx.Invalid(plan.status().message());
+    event.shape = (*plan)->shape;
+    event.shape_hash = (*plan)->shape_hash;
     TRIBUTARY_RETURN_IF_ERROR(impl_->Rewrite(ctx, (*plan)->before.get(),
                                              "before", event.before,
                                              impl_->before));

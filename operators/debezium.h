@@ -106,6 +106,12 @@ struct ChangeEvent {
   SourceInfo source;
   std::optional<TransactionRef> transaction;  // absent for snapshot reads
   int64_t ts_ms = 0;
+  // ValueMode::kReadable with a schema: the table's columns now, each with
+  // its default, as one JSON object (e.g. {"id":null,"qty":7}; see
+  // internal::EnvelopePlan::shape), and its hash; else empty and 0. Valid
+  // until the decoder's next call.
+  std::string_view shape;
+  uint64_t shape_hash = 0;
 };
 
 struct DataCollectionCount {

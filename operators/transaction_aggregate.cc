@@ -52,7 +52,7 @@ absl::Status AddTransactionAggregate(Topology& topology,
   auto spec = std::make_shared<const TransactionAggregateSpec>(spec_in);
   const std::string& n = spec->name;
   const std::string tx_topic = n + "-tx-repartition";
-  const std::string root_topic = n + "-aggregate-repartition";
+  const std::string root_topic = internal::TxAssembler::AggregateTopic(*spec);
   topology.RequirePartitions(
       spec->transaction_topic, 1,
       "Debezium leaves the transaction topic's partitioning to the producer, so only a "
@@ -96,7 +96,8 @@ absl::Status AddTransactionAggregate(Topology& topology,
       .AddStateStore({internal::TxAssembler::EventsStore(*spec)}, {assemble})
       .AddStateStore({internal::TxAssembler::MetaStore(*spec)}, {assemble})
       .AddStateStore({internal::TxAssembler::IndexStore(*spec)}, {assemble})
-      .AddSink(n + "-assemble-sink", root_topic, {assemble});
+      .AddSink(n + "-assemble-sink", root_topic, {assemble},
+               internal::TxAssembler::BroadcastPartition);
 
   // Aggregate: parallel by root key.
   const std::string aggregate = n + "-aggregate";

@@ -13,6 +13,11 @@
 namespace tributary::internal {
 namespace {
 
+// Keys of the roots store besides r<root> and v<root>.
+constexpr char kTouchedPrefix = 't';  // t<root> -> "d"/"u": held, not yet flushed
+constexpr char kShapePrefix = 's';    // s<table> -> the table's shape
+constexpr char kFlushedKey = 'b';     // b -> END position of the last flush
+
 std::string RootKey(char prefix, std::string_view root) {
   std::string key(1, prefix);
   key.append(root);
@@ -52,6 +57,7 @@ absl::Status AggregateJoin::Init(ProcessorContext& context) {
   emitted_ = context.metrics().GetCounter("cdc-aggregates-emitted-total", tags);
   stale_ = context.metrics().GetCounter("cdc-stale-slices-dropped-total", tags);
   unresolved_ = context.metrics().GetCounter("cdc-unavailable-values-unresolved-total", tags);
+  reshaped_ = context.metrics().GetCounter("cdc-rows-reshaped-total", tags);
   own_fields_.clear();
   for (const CdcTable& child : spec_.children) own_fields_.push_back(child.array_field);
   own_fields_.push_back(spec_.source_field);
@@ -109,6 +115,7 @@ absl::Status AggregateJoin::Process(const Record& record) {
   }
   const std::string_view root = *record.key;
   TRIBUTARY_ASSIGN_OR_RETURN(RootSlice slice, DecodeRootSlice(*record.value));
+  if (!root.empty() && root[0] == kBroadcastKeyPrefix) return ProcessBroadcast(slice);
 
   // v<root>: version (8 bytes) then the position last applied (8 bytes).
   const std::string version_key = RootKey('v', root);
@@ -127,6 +134,7 @@ absl::Status AggregateJoin::Process(const Record& record) {
   const std::string row_key = RootKey('r', root);
   TRIBUTARY_ASSIGN_OR_RETURN(std::optional<std::string> root_row, roots_->Get(row_key));
   bool root_deleted = false;
+  bool root_deleted_once = false;
   WriteBatch root_writes;
   WriteBatch child_writes;
   std::string child_key;
@@ -147,8 +155,12 @@ absl::Status AggregateJoin::Process(const Record& record) {
       case SliceOp::Kind::kRootDelete:
         root_row.reset();
         root_deleted = true;
+        root_deleted_once = true;
         changed = true;
         break;
+      case SliceOp::Kind::kShape:
+      case SliceOp::Kind::kTruncate:
+        return absl::DataLossError("table-wide operation in the slice of one root");
       case SliceOp::Kind::kChildUpsert:
       case SliceOp::Kind::kChildDelete:
         child_key = ChildPrefix(root);
@@ -192,6 +204,15 @@ absl::Status AggregateJoin::Process(const Record& record) {
   }
   TRIBUTARY_RETURN_IF_ERROR(children_->Write(child_writes));
 
+  if (slice.hold) {
+    // Emitted by the transaction's flush; 'd': the root was deleted in it.
+    const std::string touched_key = RootKey(kTouchedPrefix, root);
+    TRIBUTARY_ASSIGN_OR_RETURN(std::optional<std::string> touched, roots_->Get(touched_key));
+    root_writes.Put(touched_key,
+                    root_deleted_once || (touched && *touched == "d") ? "d" : "u");
+    return roots_->Write(root_writes);
+  }
+
   // Snapshot rows wait for the snapshot's end; its flush emits each root once.
   // An incremental snapshot row equal to what is held says nothing new.
   const bool emit = !slice.snapshot_hold && (!slice.incremental || changed) &&
@@ -212,6 +233,159 @@ absl::Status AggregateJoin::Process(const Record& record) {
     return context_->Forward(tombstone);
   }
   return BuildAggregate(root, *root_row, slice, version);
+}
+
+absl::Status AggregateJoin::ProcessBroadcast(const RootSlice& slice) {
+  TRIBUTARY_ASSIGN_OR_RETURN(std::optional<std::string> flushed,
+                             roots_->Get(std::string(1, kFlushedKey)));
+  // Truncates and flushes of a transaction already flushed here: a
+  // re-delivery. New shapes apply whenever they differ from the stored one.
+  const bool stale = slice.position >= 0 && flushed && flushed->size() == 8 &&
+                     slice.position <= GetOrderedInt64(*flushed);
+  for (const SliceOp& op : slice.ops) {
+    if (op.table > spec_.children.size()) {
+      return absl::DataLossError(absl::StrCat("broadcast slice for table #", op.table));
+    }
+    if (op.kind == SliceOp::Kind::kShape) {
+      TRIBUTARY_RETURN_IF_ERROR(ApplyShape(op.table, op.row));
+    } else if (op.kind == SliceOp::Kind::kTruncate && !stale) {
+      TRIBUTARY_RETURN_IF_ERROR(Truncate(op.table));
+    } else if (op.kind != SliceOp::Kind::kTruncate) {
+      return absl::DataLossError("row operation in a broadcast slice");
+    }
+  }
+  if (!slice.flush || stale) return absl::OkStatus();
+  return Flush(slice);
+}
+
+std::string_view AggregateJoin::TableName(uint8_t table) const {
+  return table == 0 ? spec_.root.data_collection : spec_.children[table - 1].data_collection;
+}
+
+absl::Status AggregateJoin::ApplyShape(uint8_t table, std::string_view shape) {
+  const std::string shape_key = absl::StrCat(std::string(1, kShapePrefix),
+                                             std::string(1, static_cast<char>(table)));
+  TRIBUTARY_ASSIGN_OR_RETURN(std::optional<std::string> stored, roots_->Get(shape_key));
+  if (stored && *stored == shape) return absl::OkStatus();
+  TRIBUTARY_ASSIGN_OR_RETURN(RowShape parsed, RowShape::Parse(shape));
+  // Rows stored in an older shape: every root row, or the child rows of
+  // `table` (the children store is by root, so all of it is read).
+  KeyValueStore* store = table == 0 ? roots_ : children_;
+  WriteBatch rewrites;
+  int64_t rows = 0;
+  {
+    auto it = table == 0 ? roots_->PrefixScan("r") : children_->All();
+    std::string conformed;
+    for (; it->Valid(); it->Next()) {
+      if (table > 0) {
+        const std::string_view key = it->key();
+        const size_t end = key.find('\0');
+        if (end == std::string_view::npos || end + 1 >= key.size() ||
+            static_cast<uint8_t>(key[end + 1]) != table) {
+          continue;
+        }
+      }
+      TRIBUTARY_ASSIGN_OR_RETURN(bool rewritten,
+                                 parsed.Conform(it->value(), row_fields_, conformed));
+      if (!rewritten) continue;
+      rewrites.Put(it->key(), conformed);
+      ++rows;
+    }
+    TRIBUTARY_RETURN_IF_ERROR(it->status());
+  }
+  TRIBUTARY_RETURN_IF_ERROR(store->Write(rewrites));
+  TRIBUTARY_RETURN_IF_ERROR(roots_->Put(shape_key, shape));
+  reshaped_->Add(rows);
+  OperatorsLogger()->info("{}: {} has the columns {} now (ALTER TABLE); {} stored rows rewritten",
+                          spec_.name, TableName(table), parsed.Names(), rows);
+  return absl::OkStatus();
+}
+
+absl::Status AggregateJoin::Truncate(uint8_t table) {
+  WriteBatch deletes;
+  WriteBatch touched;
+  int64_t rows = 0;
+  if (table == 0) {
+    auto it = roots_->PrefixScan("r");
+    for (; it->Valid(); it->Next()) {
+      deletes.Delete(it->key());
+      touched.Put(RootKey(kTouchedPrefix, it->key().substr(1)), "d");
+      ++rows;
+    }
+    TRIBUTARY_RETURN_IF_ERROR(it->status());
+    it.reset();
+    TRIBUTARY_RETURN_IF_ERROR(roots_->Write(deletes));
+  } else {
+    std::string last_root;
+    auto it = children_->All();
+    for (; it->Valid(); it->Next()) {
+      const std::string_view key = it->key();
+      const size_t end = key.find('\0');
+      if (end == std::string_view::npos || end + 1 >= key.size() ||
+          static_cast<uint8_t>(key[end + 1]) != table) {
+        continue;
+      }
+      deletes.Delete(key);
+      ++rows;
+      const std::string_view root = key.substr(0, end);
+      if (root == last_root) continue;
+      last_root = std::string(root);
+      const std::string touched_key = RootKey(kTouchedPrefix, root);
+      TRIBUTARY_ASSIGN_OR_RETURN(std::optional<std::string> was, roots_->Get(touched_key));
+      if (!was) touched.Put(touched_key, "u");
+    }
+    TRIBUTARY_RETURN_IF_ERROR(it->status());
+    it.reset();
+    TRIBUTARY_RETURN_IF_ERROR(children_->Write(deletes));
+  }
+  OperatorsLogger()->info("{}: TRUNCATE of {}: {} rows deleted here", spec_.name,
+                          TableName(table), rows);
+  return roots_->Write(touched);
+}
+
+absl::Status AggregateJoin::Flush(const RootSlice& slice) {
+  std::vector<std::pair<std::string, bool>> touched;  // root, deleted in the tx
+  WriteBatch writes;
+  {
+    auto it = roots_->PrefixScan(std::string(1, kTouchedPrefix));
+    for (; it->Valid(); it->Next()) {
+      touched.emplace_back(std::string(it->key().substr(1)), it->value() == "d");
+      writes.Delete(it->key());
+    }
+    TRIBUTARY_RETURN_IF_ERROR(it->status());
+  }
+  std::string flushed;
+  PutOrderedInt64(flushed, slice.position);
+  writes.Put(std::string(1, kFlushedKey), flushed);
+  for (const auto& [root, deleted] : touched) {
+    const std::string version_key = RootKey('v', root);
+    TRIBUTARY_ASSIGN_OR_RETURN(std::optional<std::string> meta, roots_->Get(version_key));
+    int64_t version = 0;
+    int64_t last_position = -1;
+    if (meta && meta->size() == 16) {
+      version = GetOrderedInt64(*meta);
+      last_position = GetOrderedInt64(std::string_view(*meta).substr(8));
+    }
+    TRIBUTARY_ASSIGN_OR_RETURN(std::optional<std::string> root_row,
+                               roots_->Get(RootKey('r', root)));
+    const bool emit = root_row.has_value() || deleted;
+    if (emit) ++version;
+    std::string new_meta;
+    PutOrderedInt64(new_meta, version);
+    PutOrderedInt64(new_meta, std::max(slice.position, last_position));
+    writes.Put(version_key, new_meta);
+    if (!emit) continue;  // children wait for their root
+    emitted_->Add(1);
+    if (!root_row) {
+      Record tombstone;
+      tombstone.key = root;
+      tombstone.timestamp = context_->stream_time();
+      TRIBUTARY_RETURN_IF_ERROR(context_->Forward(tombstone));
+      continue;
+    }
+    TRIBUTARY_RETURN_IF_ERROR(BuildAggregate(root, *root_row, slice, version));
+  }
+  return roots_->Write(writes);
 }
 
 absl::Status AggregateJoin::BuildAggregate(std::string_view root_key,

@@ -18,7 +18,18 @@
 // configurable (spec); a root column of the same name as one of the
 // aggregate's own fields fails the slice with an error naming the setting.
 //
-// State: <name>-roots    r<root key> -> root row;  v<root key> -> version+position
+// Table-wide operations come as broadcast slices (see TxAssembler): a new
+// shape of a table rewrites this task's stored rows of it (values kept,
+// added columns with their defaults, dropped ones gone; no version is
+// emitted for it: Debezium reports no ALTER, and the next version of each
+// aggregate shows the new shape); a truncate deletes its rows. Slices marked
+// `hold` are applied and their roots remembered; the transaction's flush
+// then emits each remembered root once.
+//
+// State: <name>-roots    r<root key> -> root row;  v<root key> -> version+position;
+//                        t<root key> -> held in the open transaction ("d": its
+//                        root was deleted there); s<table> -> shape;
+//                        b -> END position of the last flush
 //        <name>-children <root key>\0<table><sortable child key> -> child row
 #pragma once
 
@@ -58,6 +69,11 @@ class AggregateJoin : public Processor {
   // An error when the root row has a column named as one of the aggregate's
   // own fields.
   absl::Status CheckNoClash(std::string_view root_key, std::string_view root_row);
+  absl::Status ProcessBroadcast(const RootSlice& slice);
+  absl::Status ApplyShape(uint8_t table, std::string_view shape);
+  absl::Status Truncate(uint8_t table);
+  absl::Status Flush(const RootSlice& slice);
+  std::string_view TableName(uint8_t table) const;
 
   const TransactionAggregateSpec& spec_;
   ProcessorContext* context_ = nullptr;
@@ -66,8 +82,10 @@ class AggregateJoin : public Processor {
   Counter* emitted_ = nullptr;
   Counter* stale_ = nullptr;
   Counter* unresolved_ = nullptr;
+  Counter* reshaped_ = nullptr;
   UnavailableValues unavailable_;
   RowFields clash_fields_;
+  RowFields row_fields_;  // ApplyShape
   std::vector<std::string> own_fields_;  // array fields, source, version
   std::string out_;  // scratch for the aggregate JSON
 };

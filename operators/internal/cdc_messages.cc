@@ -42,6 +42,7 @@ std::string EncodeRoutedEvent(const RoutedEvent& event) {
   PutOptional(out, event.parent);
   PutOptional(out, event.row);
   PutOrderedInt64(out, event.ts_ms);
+  if (event.shape) PutBytes(out, *event.shape);
   return out;
 }
 
@@ -83,6 +84,12 @@ absl::StatusOr<RoutedEvent> DecodeRoutedEvent(std::string_view bytes) {
            reader.Bytes(event.position) && reader.Bytes(event.key) &&
            reader.Optional(event.parent) && reader.Optional(event.row) &&
            reader.OrderedInt64(event.ts_ms);
+      // Events stored before shapes existed end here.
+      if (ok && !reader.done()) {
+        std::string_view shape;
+        ok = reader.Bytes(shape);
+        event.shape = shape;
+      }
       event.table = static_cast<uint8_t>(table);
       event.source_partition = static_cast<int32_t>(partition);
       break;
@@ -102,7 +109,8 @@ std::string EncodeRootSlice(const RootSlice& slice) {
   PutOrderedInt64(out, slice.position);
   out.push_back(static_cast<char>((slice.partial ? 1 : 0) | (slice.snapshot_hold ? 2 : 0) |
                                   (slice.snapshot_flush ? 4 : 0) |
-                                  (slice.incremental ? 8 : 0)));
+                                  (slice.incremental ? 8 : 0) | (slice.hold ? 16 : 0) |
+                                  (slice.flush ? 32 : 0)));
   PutVarint(out, slice.ops.size());
   for (const SliceOp& op : slice.ops) {
     out.push_back(static_cast<char>(op.kind));
@@ -124,6 +132,8 @@ absl::StatusOr<RootSlice> DecodeRootSlice(std::string_view bytes) {
   slice.snapshot_hold = (partial & 2) != 0;
   slice.snapshot_flush = (partial & 4) != 0;
   slice.incremental = (partial & 8) != 0;
+  slice.hold = (partial & 16) != 0;
+  slice.flush = (partial & 32) != 0;
   for (uint64_t i = 0; ok && i < n; ++i) {
     SliceOp op;
     char kind = 0, table = 0;

@@ -39,6 +39,9 @@ struct RoutedEvent {
   std::string_view key;       // the row's key column, raw JSON
   std::optional<std::string_view> parent;  // children: parent column of 'after'
   std::optional<std::string_view> row;     // 'after' image; nullopt on delete
+  // The table's shape (ChangeEvent::shape), sent by a router on its first
+  // event and whenever the shape changes; nullopt on the others.
+  std::optional<std::string_view> shape;
   // kProgress:
   int64_t caught_up_ms = -1;
   // kBegin / kEnd:
@@ -58,11 +61,14 @@ struct SliceOp {
     kRootDelete = 'D',
     kChildUpsert = 'c',
     kChildDelete = 'd',
+    // Table-wide, in broadcast slices only:
+    kShape = 'S',     // `table` has columns `row` (a shape) from here on
+    kTruncate = 'T',  // every row of `table` is gone
   };
   Kind kind = Kind::kRootUpsert;
   uint8_t table = 0;
   std::string_view key;  // child key (children), raw JSON
-  std::string_view row;  // upserts only
+  std::string_view row;  // upserts: the row; kShape: the shape
 };
 
 // Assemble -> aggregate, keyed by root key: everything one released
@@ -77,8 +83,19 @@ struct RootSlice {
   bool snapshot_flush = false;
   // A row of an incremental snapshot: emit only if it changes the aggregate.
   bool incremental = false;
+  // Part of a transaction with table-wide operations (a TRUNCATE): apply and
+  // remember the root, but emit nothing until the transaction's flush.
+  bool hold = false;
+  // Broadcast slices only: emit every root the held slices and truncates of
+  // this transaction touched, once each.
+  bool flush = false;
   std::vector<SliceOp> ops;
 };
+
+// Assemble -> every aggregate partition: a broadcast slice's record key is
+// kBroadcastKeyPrefix followed by the partition number (decimal). No root
+// key (raw JSON) begins with it.
+inline constexpr char kBroadcastKeyPrefix = '\0';
 
 std::string EncodeRootSlice(const RootSlice& slice);
 absl::StatusOr<RootSlice> DecodeRootSlice(std::string_view bytes);

@@ -151,6 +151,10 @@ absl::Status CdcRouter::RouteChange(const Record& record) {
       event.parent = values[1];
     }
     if (change.op != ChangeOp::kDelete) event.row = change.after;
+    if (change.shape_hash != 0 && change.shape_hash != sent_shape_) {
+      event.shape = change.shape;
+      sent_shape_ = change.shape_hash;
+    }
   }
   encoded_ = EncodeRoutedEvent(event);
   Record out;

@@ -1,6 +1,7 @@
 // CdcRouter: the first CDC operator. Decodes Debezium change events of one
 // table topic, or markers of the transaction topic, and forwards them keyed
-// by transaction (match id) as RoutedEvents. Stateless; one per task.
+// by transaction (match id) as RoutedEvents. One per task; its only state is
+// the table shape it sent last (a new task sends it again on its first event).
 #pragma once
 
 #include <memory>
@@ -35,6 +36,7 @@ class CdcRouter : public Processor {
   std::string position_;  // scratch
   std::string standalone_key_;
   std::string encoded_;
+  uint64_t sent_shape_ = 0;  // hash of the shape last attached to an event
 };
 
 // Zero-pads every all-digit ':'-separated part of a source position to 20

@@ -18,6 +18,7 @@
 #include "absl/strings/str_cat.h"
 #include "operators/internal/connect_values.h"
 #include "state/absl_compat.h"
+#include "state/json_escape.h"
 #include "state/status_macros.h"
 
 namespace tributary::internal {
@@ -307,6 +308,41 @@ uint64_t HashSchemaText(std::string_view text) {
   return Mum(k1 ^ text.size(), Mum(a ^ k1, b ^ seed));
 }
 
+namespace {
+
+// EnvelopePlan::shape of the struct schema `image`; `plan` (null: nothing to
+// convert) makes the defaults readable as it does the rows.
+absl::StatusOr<std::string> CompileShape(dom::element image, const StructPlan* plan) {
+  dom::array fields;
+  if (image["fields"].get_array().get(fields) != simdjson::SUCCESS) return std::string();
+  std::string shape = "{";
+  for (dom::element field : fields) {
+    if (shape.size() > 1) shape.push_back(',');
+    AppendJsonString(shape, OptionalString(field, "field"));
+    shape.push_back(':');
+    dom::element value;
+    if (field["default"].get(value) == simdjson::SUCCESS) {
+      shape.append(simdjson::minify(value));
+    } else {
+      shape.append("null");
+    }
+  }
+  shape.push_back('}');
+  if (plan == nullptr) return shape;
+  const size_t size = shape.size();
+  shape.append(simdjson::SIMDJSON_PADDING, ' ');
+  RowRewriter rewriter(std::nullopt);
+  std::string readable;
+  TRIBUTARY_ASSIGN_OR_RETURN(
+      bool rewritten, rewriter.Rewrite(*plan, std::string_view(shape.data(), size),
+                                       shape.size(), "default of after", &readable));
+  if (rewritten) return readable;
+  shape.resize(size);
+  return shape;
+}
+
+}  // namespace
+
 absl::StatusOr<std::unique_ptr<EnvelopePlan>> CompileEnvelopePlan(
     std::string_view schema) {
   dom::parser parser;
@@ -330,6 +366,11 @@ absl::StatusOr<std::unique_ptr<EnvelopePlan>> CompileEnvelopePlan(
     bool converts = false;
     TRIBUTARY_RETURN_IF_ERROR(
         CompileStruct(field, std::string(name), 1, image.get(), &converts));
+    if (name == "after") {
+      TRIBUTARY_ASSIGN_OR_RETURN(plan->shape,
+                                 CompileShape(field, converts ? image.get() : nullptr));
+      plan->shape_hash = HashSchemaText(plan->shape);
+    }
     if (!converts) continue;
     (name == "before" ? plan->before : plan->after) = std::move(image);
   }
@@ -380,9 +421,11 @@ absl::StatusOr<const EnvelopePlan*> SchemaPlanCache::Get(
 }
 
 struct RowRewriter::Impl {
-  explicit Impl(std::string_view placeholder_text)
-      : placeholder(placeholder_text) {}
+  explicit Impl(std::optional<std::string_view> placeholder_text)
+      : has_placeholder(placeholder_text.has_value()),
+        placeholder(placeholder_text.value_or("")) {}
 
+  bool has_placeholder;
   std::string placeholder;
   // One On Demand parser per nesting depth: a nested object or array is
   // read while its parent's document is still being iterated.
@@ -401,7 +444,7 @@ struct RowRewriter::Impl {
     return *parsers[depth];
   }
 
-  bool IsPlaceholder(std::string_view s) const { return s == placeholder; }
+  bool IsPlaceholder(std::string_view s) const { return has_placeholder && s == placeholder; }
 
   bool IsValidJson(std::string_view text) {
     const size_t needed = text.size() + simdjson::SIMDJSON_PADDING;
@@ -758,7 +801,7 @@ absl::StatusOr<bool> RowRewriter::Impl::RewriteArray(
   return true;
 }
 
-RowRewriter::RowRewriter(std::string_view placeholder)
+RowRewriter::RowRewriter(std::optional<std::string_view> placeholder)
     : impl_(std::make_unique<Impl>(placeholder)) {}
 
 RowRewriter::~RowRewriter() = default;

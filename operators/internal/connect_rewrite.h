@@ -9,6 +9,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -51,9 +52,18 @@ struct StructPlan {
 };
 
 // What to convert in an envelope's row images; null: nothing to convert.
+// `shape`: the row image's columns as the schema has them now, each with its
+// default (JSON null where the schema gives none), as one JSON object in
+// schema order, its values readable like the rows' (e.g.
+// {"id":null,"qty":7,"price":"0.00"}); empty when the envelope has no struct
+// "after" schema. `shape_hash` = HashSchemaText(shape), 0 when empty. A
+// table's shape changes with ALTER TABLE, which Debezium reports by nothing
+// but the new schema on the table's next change event.
 struct EnvelopePlan {
   std::unique_ptr<StructPlan> before;
   std::unique_ptr<StructPlan> after;
+  std::string shape;
+  uint64_t shape_hash = 0;
 };
 
 // Compiles the envelope schema `schema` (JSON text of the "schema" object).
@@ -99,8 +109,9 @@ class SchemaPlanCache {
 class RowRewriter {
  public:
   // `placeholder`: what Debezium writes for an unchanged TOASTed value
-  // (unavailable.value.placeholder); such values are kept as sent.
-  explicit RowRewriter(std::string_view placeholder);
+  // (unavailable.value.placeholder); such values are kept as sent. nullopt:
+  // none (column defaults, which are never one).
+  explicit RowRewriter(std::optional<std::string_view> placeholder);
   ~RowRewriter();
   RowRewriter(const RowRewriter&) = delete;
   RowRewriter& operator=(const RowRewriter&) = delete;

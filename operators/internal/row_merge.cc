@@ -5,6 +5,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "state/json_escape.h"
+#include "state/status_macros.h"
 
 namespace tributary::internal {
 namespace od = simdjson::ondemand;
@@ -115,6 +116,49 @@ absl::StatusOr<bool> UnavailableValues::Merge(std::string_view row,
   }
   out.push_back('}');
   return true;
+}
+
+absl::StatusOr<RowShape> RowShape::Parse(std::string_view shape) {
+  RowFields fields;
+  absl::StatusOr<std::vector<std::pair<std::string_view, std::string_view>>> columns =
+      fields.Read(shape);
+  if (!columns.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("table shape: ", columns.status().message()));
+  }
+  RowShape parsed;
+  for (const auto& [name, value] : *columns) parsed.columns_.emplace_back(name, value);
+  return parsed;
+}
+
+absl::StatusOr<bool> RowShape::Conform(std::string_view row, RowFields& fields,
+                                       std::string& out) const {
+  TRIBUTARY_ASSIGN_OR_RETURN(auto values, fields.Read(row));
+  bool same = values.size() == columns_.size();
+  for (size_t i = 0; same && i < values.size(); ++i) same = values[i].first == columns_[i].first;
+  if (same) return false;
+  out.clear();
+  out.push_back('{');
+  for (const auto& [name, default_value] : columns_) {
+    if (out.size() > 1) out.push_back(',');
+    AppendJsonString(out, name);
+    out.push_back(':');
+    auto it = std::find_if(values.begin(), values.end(),
+                           [&](const auto& field) { return field.first == name; });
+    out.append(it == values.end() ? std::string_view(default_value) : it->second);
+  }
+  out.push_back('}');
+  return true;
+}
+
+std::string RowShape::Names() const {
+  std::string names = "(";
+  for (const auto& [name, default_value] : columns_) {
+    if (names.size() > 1) names.append(", ");
+    names.append(name);
+  }
+  names.push_back(')');
+  return names;
 }
 
 }  // namespace tributary::internal

@@ -28,6 +28,28 @@ class RowFields {
   simdjson::padded_string padded_;
 };
 
+// A table's columns with their defaults (ChangeEvent::shape: one JSON object,
+// e.g. {"id":null,"qty":7}), to bring rows stored before an ALTER TABLE to
+// the table's present shape.
+class RowShape {
+ public:
+  static absl::StatusOr<RowShape> Parse(std::string_view shape);
+
+  // `row` in this shape, into `out`: the shape's columns in its order, each
+  // with the row's value, or the column's default where the row has none
+  // (ADD COLUMN ... DEFAULT: PostgreSQL shows existing rows with it); a
+  // column the shape lacks (DROP COLUMN) is left out. Returns false, leaving
+  // `out` untouched, when the row has exactly the shape's columns in order.
+  absl::StatusOr<bool> Conform(std::string_view row, RowFields& fields,
+                               std::string& out) const;
+
+  // "(id, qty)", for messages.
+  std::string Names() const;
+
+ private:
+  std::vector<std::pair<std::string, std::string>> columns_;  // name, default
+};
+
 // Debezium's stand-in for a value it did not get: with PostgreSQL's default
 // replica identity, an UPDATE that leaves a TOASTed (large, stored out of
 // line) column alone does not send it, and the connector writes its

@@ -21,6 +21,7 @@ constexpr char kBeginPrefix = 'B';
 constexpr char kProgressPrefix = 'G';
 constexpr char kSnapshotPrefix = 'S';
 constexpr char kTouchedPrefix = 'T';
+constexpr char kShapePrefix = 'Z';
 constexpr absl::Duration kCheckInterval = absl::Seconds(1);
 
 std::string MetaKey(char prefix, std::string_view match_id) {
@@ -705,9 +706,83 @@ absl::Status TxAssembler::Release(const std::string& match_id, bool partial) {
   return absl::OkStatus();
 }
 
+std::optional<int32_t> TxAssembler::BroadcastPartition(const Record& record,
+                                                      int32_t partitions) {
+  if (!record.key || record.key->empty() || (*record.key)[0] != kBroadcastKeyPrefix) {
+    return std::nullopt;
+  }
+  int32_t partition = 0;
+  if (!absl::SimpleAtoi(Sv(record.key->substr(1)), &partition) || partition < 0 ||
+      partition >= partitions) {
+    return std::nullopt;
+  }
+  return partition;
+}
+
+absl::StatusOr<std::string_view> TxAssembler::ShapeOf(uint8_t table) {
+  auto it = shapes_.find(table);
+  if (it == shapes_.end()) {
+    TRIBUTARY_ASSIGN_OR_RETURN(std::optional<std::string> stored,
+                               meta_->Get(MetaKey(kShapePrefix, std::string(1, char(table)))));
+    it = shapes_.emplace(table, stored.value_or("")).first;
+  }
+  return std::string_view(it->second);
+}
+
+absl::Status TxAssembler::Broadcast(std::string_view tx_id, int64_t position,
+                                    const RootSlice& slice) {
+  TRIBUTARY_ASSIGN_OR_RETURN(int32_t partitions,
+                             context_->PartitionCount(AggregateTopic(spec_)));
+  RootSlice copy = slice;
+  copy.tx_id = tx_id;
+  copy.position = position;
+  const std::string encoded = EncodeRootSlice(copy);
+  for (int32_t p = 0; p < std::max(1, partitions); ++p) {
+    const std::string key = absl::StrCat(std::string(1, kBroadcastKeyPrefix), p);
+    Record out;
+    out.key = key;
+    out.value = encoded;
+    out.timestamp = context_->stream_time();
+    TRIBUTARY_RETURN_IF_ERROR(context_->Forward(out));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status TxAssembler::Emit(std::string_view tx_id, int64_t position, bool partial,
                                const std::vector<RoutedEvent>& events, Unit unit) {
   const bool snapshot_hold = unit == Unit::kSnapshotRow;
+  // Table-wide operations before event i: a new shape of a table (its first
+  // event after an ALTER TABLE) and truncates, in log order. A transaction
+  // with a truncate, or with a new shape after some row, is held: its slices
+  // are applied but emit nothing until the flush that ends it (one version
+  // per root, however many slices it had).
+  std::map<size_t, std::vector<SliceOp>> table_ops;
+  bool hold = false;
+  {
+    absl::flat_hash_map<uint8_t, std::string_view> shapes;
+    bool rows_before = false;
+    for (size_t i = 0; i < events.size(); ++i) {
+      const RoutedEvent& event = events[i];
+      if (event.shape) {
+        auto known = shapes.find(event.table);
+        if (known == shapes.end()) {
+          TRIBUTARY_ASSIGN_OR_RETURN(std::string_view current, ShapeOf(event.table));
+          known = shapes.emplace(event.table, current).first;
+        }
+        if (known->second != *event.shape) {
+          known->second = *event.shape;
+          table_ops[i].push_back({SliceOp::Kind::kShape, event.table, {}, *event.shape});
+          hold = hold || rows_before;
+        }
+      }
+      if (event.op == 't') {
+        table_ops[i].push_back({SliceOp::Kind::kTruncate, event.table, {}, {}});
+        hold = true;
+      } else {
+        rows_before = true;
+      }
+    }
+  }
   std::map<std::string, RootSlice> slices;
   std::deque<std::string> parents;  // owns root keys read from the index
   auto slice_of = [&](std::string_view root) -> RootSlice& {
@@ -717,14 +792,47 @@ absl::Status TxAssembler::Emit(std::string_view tx_id, int64_t position, bool pa
     slice.partial = partial;
     slice.snapshot_hold = snapshot_hold;
     slice.incremental = unit == Unit::kIncrementalRow;
+    slice.hold = hold;
     return slice;
   };
-  for (const RoutedEvent& event : events) {
-    if (event.op == 't') {
-      OperatorsLogger()->warn("{}: ignoring a truncate of table #{} in transaction {}",
-                              spec_.name, event.table, tx_id);
-      continue;
+  std::string encoded;
+  auto forward_slices = [&]() -> absl::Status {
+    for (const auto& [root, slice] : slices) {
+      if (snapshot_hold) {
+        // Emitted when the snapshot has been applied (ApplySnapshot).
+        TRIBUTARY_RETURN_IF_ERROR(meta_->Put(MetaKey(kTouchedPrefix, root), ""));
+      }
+      encoded = EncodeRootSlice(slice);
+      Record out;
+      out.key = root;
+      out.value = encoded;
+      out.timestamp = context_->stream_time();
+      TRIBUTARY_RETURN_IF_ERROR(context_->Forward(out));
     }
+    slices.clear();
+    parents.clear();
+    return absl::OkStatus();
+  };
+  for (size_t i = 0; i < events.size(); ++i) {
+    const RoutedEvent& event = events[i];
+    if (auto ops = table_ops.find(i); ops != table_ops.end()) {
+      // What came before goes first: a slice says nothing of table ops.
+      TRIBUTARY_RETURN_IF_ERROR(forward_slices());
+      RootSlice broadcast;
+      broadcast.partial = partial;
+      broadcast.ops = ops->second;
+      TRIBUTARY_RETURN_IF_ERROR(Broadcast(tx_id, position, broadcast));
+      for (const SliceOp& op : ops->second) {
+        if (op.kind == SliceOp::Kind::kShape) {
+          shapes_[op.table] = std::string(op.row);
+          TRIBUTARY_RETURN_IF_ERROR(
+              meta_->Put(MetaKey(kShapePrefix, std::string(1, char(op.table))), op.row));
+        } else if (op.table > 0) {
+          TRIBUTARY_RETURN_IF_ERROR(ForgetChildren(op.table));
+        }
+      }
+    }
+    if (event.op == 't') continue;
     if (event.table == 0) {
       SliceOp op;
       op.kind = event.op == 'd' ? SliceOp::Kind::kRootDelete : SliceOp::Kind::kRootUpsert;
@@ -765,20 +873,25 @@ absl::Status TxAssembler::Emit(std::string_view tx_id, int64_t position, bool pa
       TRIBUTARY_RETURN_IF_ERROR(index_->Delete(index_key));
     }
   }
-  std::string encoded;
-  for (const auto& [root, slice] : slices) {
-    if (snapshot_hold) {
-      // Emitted when the snapshot has been applied (ApplySnapshot).
-      TRIBUTARY_RETURN_IF_ERROR(meta_->Put(MetaKey(kTouchedPrefix, root), ""));
-    }
-    encoded = EncodeRootSlice(slice);
-    Record out;
-    out.key = root;
-    out.value = encoded;
-    out.timestamp = context_->stream_time();
-    TRIBUTARY_RETURN_IF_ERROR(context_->Forward(out));
+  TRIBUTARY_RETURN_IF_ERROR(forward_slices());
+  if (hold) {
+    RootSlice flush;
+    flush.partial = partial;
+    flush.flush = true;
+    TRIBUTARY_RETURN_IF_ERROR(Broadcast(tx_id, position, flush));
   }
   return absl::OkStatus();
+}
+
+absl::Status TxAssembler::ForgetChildren(uint8_t table) {
+  // The index entries of a truncated child table: its rows are gone.
+  WriteBatch forget;
+  {
+    auto it = index_->PrefixScan(std::string(1, static_cast<char>(table)));
+    for (; it->Valid(); it->Next()) forget.Delete(it->key());
+    TRIBUTARY_RETURN_IF_ERROR(it->status());
+  }
+  return index_->Write(forget);
 }
 
 absl::Status TxAssembler::CheckHead(TimestampMs now) {

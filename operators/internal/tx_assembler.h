@@ -35,7 +35,8 @@
 //                      B<match id> -> BEGINs seen;
 //                      G<table><partition> -> partition progress;
 //                      S<lsn> -> open snapshot; T<root key> -> touched by
-//                      the snapshot being applied
+//                      the snapshot being applied; Z<table> -> the shape
+//                      last broadcast
 //   <name>-child-index <table><child key>   -> root key
 // Initial snapshots (op 'r', source.snapshot first/true/last...). A
 // snapshot is one consistent read at one position of the source log (with
@@ -62,6 +63,19 @@
 // after that transaction's release; with none pending, at once. A row equal
 // to what the aggregate holds emits nothing. Other events without a
 // transaction block are units of their own.
+//
+// Table-wide operations. A table's shape (its columns, each with its
+// default: ChangeEvent::shape) changes with ALTER TABLE, of which Debezium
+// says nothing but the new schema on the table's next change event; a
+// TRUNCATE of several tables is one 't' event per table. Both reach every
+// aggregate task, in commit order, as a broadcast slice (one record to each
+// partition of the aggregate topic) placed among the transaction's slices
+// where it happened: a new shape (the first released event whose shape
+// differs from the last one sent) makes each task rewrite its stored rows
+// of that table to it; a truncate deletes them. A transaction with a
+// truncate, or with a new shape after its first row, sends its slices as
+// `hold` and ends with a `flush` broadcast, so that each root still gets one
+// version for the transaction.
 //
 // The in-memory summary (counts per pending transaction, partition
 // progress, snapshot state) is rebuilt from the stores in Init.
@@ -97,6 +111,13 @@ class TxAssembler : public Processor {
   static std::string IndexStore(const TransactionAggregateSpec& spec) {
     return spec.name + "-child-index";
   }
+  // The repartition topic by root key (assemble -> aggregate).
+  static std::string AggregateTopic(const TransactionAggregateSpec& spec) {
+    return spec.name + "-aggregate-repartition";
+  }
+  // The assemble sink's partitioner: a broadcast slice's partition is in its
+  // key (kBroadcastKeyPrefix); nullopt (hash of the key) for every other.
+  static std::optional<int32_t> BroadcastPartition(const Record& record, int32_t partitions);
 
  private:
   struct Pending {
@@ -157,6 +178,12 @@ class TxAssembler : public Processor {
   enum class Unit { kTransaction, kSnapshotRow, kIncrementalRow };
   absl::Status Emit(std::string_view tx_id, int64_t position, bool partial,
                     const std::vector<RoutedEvent>& events, Unit unit = Unit::kTransaction);
+  // The shape last broadcast for `table` ("" if none).
+  absl::StatusOr<std::string_view> ShapeOf(uint8_t table);
+  // Sends `slice` (with this tx id and position) to every aggregate partition.
+  absl::Status Broadcast(std::string_view tx_id, int64_t position, const RootSlice& slice);
+  // Drops the child index of a truncated child table.
+  absl::Status ForgetChildren(uint8_t table);
   absl::Status OnIncrementalRow(std::string_view unit_key, const RoutedEvent& event,
                                 std::string_view raw);
   // An initial snapshot not yet applied.
@@ -201,6 +228,7 @@ class TxAssembler : public Processor {
   int64_t released_count_ = 0;
   int64_t max_released_position_ = -1;
   std::map<int64_t, Snapshot> snapshots_;  // by LSN
+  absl::flat_hash_map<uint8_t, std::string> shapes_;  // cache of Z<table>
   int64_t head_position_ = -1;
   TimestampMs head_since_{0};
   TimestampMs last_warning_{0};

@@ -878,12 +878,48 @@ TEST_F(ReadableTest, RealTwoTableTruncate) {
   ASSERT_EQ(end->data_collections.size(), 2u);
 }
 
+// ALTER TABLE capture.b ADD COLUMN qty integer NOT NULL DEFAULT 7, tag text
+// DEFAULT 'new', rate numeric(5,2) DEFAULT 1.50, since date DEFAULT
+// '2024-01-01'; later DROP COLUMN label. Debezium reports neither; the
+// schema of the next events has the new columns with their defaults (a
+// Decimal's as base64, a Date's as epoch days), which the shape gives
+// readable, like the values.
+TEST_F(ReadableTest, RealAddColumnShapeHasReadableDefaults) {
+  absl::StatusOr<ChangeEvent> before = decoder_.DecodeChange(Real("insert_4"));
+  ASSERT_TRUE(before.ok()) << before.status();
+  EXPECT_EQ(before->shape, R"({"id":null,"label":null})");
+  const uint64_t old_hash = before->shape_hash;
+  EXPECT_NE(old_hash, 0u);
+
+  absl::StatusOr<ChangeEvent> added = decoder_.DecodeChange(Real("add_column_1"));
+  ASSERT_TRUE(added.ok()) << added.status();
+  EXPECT_EQ(added->shape,
+            R"({"id":null,"label":null,"qty":7,"tag":"new","rate":"1.50","since":"2024-01-01"})");
+  EXPECT_NE(added->shape_hash, old_hash);
+  EXPECT_THAT(added->after,
+              Optional(std::string_view(
+                  R"({"id":1,"label":"uno","qty":7,"tag":"new","rate":"1.50","since":"2024-01-01"})")));
+  const uint64_t added_hash = added->shape_hash;
+  absl::StatusOr<ChangeEvent> second = decoder_.DecodeChange(Real("add_column_2"));
+  ASSERT_TRUE(second.ok()) << second.status();
+  EXPECT_EQ(second->shape_hash, added_hash) << "one schema, one shape";
+
+  absl::StatusOr<ChangeEvent> dropped = decoder_.DecodeChange(Real("drop_column_1"));
+  ASSERT_TRUE(dropped.ok()) << dropped.status();
+  EXPECT_EQ(dropped->shape, R"({"id":null,"qty":7,"tag":"new","rate":"1.50","since":"2024-01-01"})");
+  EXPECT_THAT(dropped->after,
+              Optional(std::string_view(
+                  R"({"id":1,"qty":8,"tag":"new","rate":"1.50","since":"2024-01-01"})")));
+}
+
 TEST_F(ReadableTest, RealMarkersMatchTheirEvents) {
   const std::vector<std::pair<std::string, std::vector<std::string>>> cases = {
       {"insert", {"insert_1", "insert_2", "insert_3", "insert_4"}},
       {"toast_insert", {"toast_insert_1"}},
       {"toast_update", {"toast_update_1"}},
       {"pk_update", {"pk_update_1", "pk_update_2"}},
+      {"add_column", {"add_column_1", "add_column_2"}},
+      {"drop_column", {"drop_column_1"}},
       {"truncate", {"truncate_1", "truncate_2"}}};
   for (const auto& [name, events] : cases) {
     absl::StatusOr<TransactionMarker> begin = decoder_.DecodeMarker(Real(name + "_begin"));

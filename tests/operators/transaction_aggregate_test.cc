@@ -7,6 +7,9 @@
 #include <gtest/gtest.h>
 #include <simdjson.h>
 
+#include <map>
+#include <set>
+
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "operators/transaction_aggregate.h"
@@ -115,6 +118,17 @@ class Pg {
         R"(,"lsn":)", lsn_, R"(,"xmin":null},"transaction":{"id":")", xid, ":", lsn_,
         R"(","total_order":)", total_, R"(,"data_collection_order":)", total_,
         R"(},"op":")", std::string(1, op), R"(","ts_ms":1700000000001})");
+  }
+  // `event` inside the JSON converter's {"schema":...,"payload":...}, its
+  // row images having the fields `fields` (JSON field schemas).
+  static std::string WithSchema(const std::string& event, std::string_view fields) {
+    const std::string image =
+        absl::StrCat(R"({"type":"struct","fields":[)", Sv(fields),
+                     R"(],"optional":true,"name":"dbserver1.inventory.orderline.Value","field":")");
+    return absl::StrCat(
+        R"({"schema":{"type":"struct","fields":[)", image, R"(before"},)", image,
+        R"(after"},{"type":"string","optional":false,"field":"op"}],"optional":false,"name":"dbserver1.inventory.orderline.Envelope","version":2},"payload":)",
+        event, "}");
   }
   int64_t lsn_ = 1000;
   int total_ = 0;
@@ -634,6 +648,211 @@ TEST_F(TransactionAggregateTest, PrimaryKeyUpdateIsTwoEventsWithOneLsn) {
   ASSERT_EQ(out.size(), 1u) << "released, not stalled";
   EXPECT_EQ(Summary(*out[0].value), "PLACED|6,");
   EXPECT_EQ(Gauge("cdc-transactions-pending"), 0);
+}
+
+// Schemas of orderline's columns before and after `ALTER TABLE orderline ADD
+// COLUMN discount numeric(10,2) NOT NULL DEFAULT 0.00, ADD COLUMN gift_note
+// text DEFAULT 'none'`, and after a later `DROP COLUMN product`, as the JSON
+// converter writes them (Decimal defaults are base64 like the values).
+constexpr char kLineFields[] =
+    R"({"type":"int32","optional":false,"field":"id"},)"
+    R"({"type":"int32","optional":true,"field":"order_id"},)"
+    R"({"type":"string","optional":true,"field":"product"},)"
+    R"({"type":"int32","optional":true,"field":"quantity"},)"
+    R"({"type":"bytes","optional":true,"name":"org.apache.kafka.connect.data.Decimal","version":1,"parameters":{"scale":"2"},"field":"price"},)"
+    R"({"type":"string","optional":true,"field":"status"})";
+constexpr char kAddedFields[] =
+    R"(,{"type":"bytes","optional":false,"name":"org.apache.kafka.connect.data.Decimal","version":1,"parameters":{"scale":"2"},"default":"AA==","field":"discount"})"
+    R"(,{"type":"string","optional":true,"default":"none","field":"gift_note"})";
+
+// The names of the fields of each line of `aggregate`, and their values.
+std::vector<std::string> LineColumns(const std::string& aggregate) {
+  simdjson::dom::parser parser;
+  simdjson::dom::element doc = parser.parse(aggregate);
+  std::vector<std::string> lines;
+  for (simdjson::dom::element line : doc["lines"].get_array()) {
+    std::vector<std::string> fields;
+    for (auto field : line.get_object()) {
+      fields.push_back(absl::StrCat(Sv(field.key), "=", simdjson::minify(field.value)));
+    }
+    lines.push_back(absl::StrJoin(fields, " "));
+  }
+  return lines;
+}
+
+// ALTER TABLE ... ADD COLUMN (with defaults) and DROP COLUMN mid-stream:
+// Debezium says nothing of the ALTER; the table's next event carries the new
+// schema. Every aggregate task (two here) rewrites its stored lines to it, so
+// that an order's next version shows every line in the table's new shape,
+// also when that version's transaction touched only the order row.
+TEST_F(TransactionAggregateTest, AlterTableAddAndDropColumnReshapeStoredRows) {
+  Open(Spec(), ErrorPolicy::kContinue, /*table_partitions=*/2);
+  const std::string old_fields = kLineFields;
+  for (int order = 1; order <= 4; ++order) {
+    Pipe(kOrders, pg_.Order('c', order, "PLACED", 400));
+    Pipe(kLines, Pg::WithSchema(pg_.Line('c', order * 10 + 1, order, "a", 400), old_fields));
+  }
+  Pipe(kTx, pg_.End(400, 4, 4));
+  ASSERT_EQ(Output().size(), 4u);
+
+  // After the ALTER: a new line of order 1, in the new shape.
+  const std::string added_fields = old_fields + kAddedFields;
+  pg_.NewTransaction();
+  Pipe(kLines, Pg::WithSchema(
+                   pg_.Change("orderline", 'c', "null",
+                              R"({"id":12,"order_id":1,"product":"b","quantity":2,"price":"BOI=","status":"ENTERED","discount":"fQ==","gift_note":"wrap"})",
+                              401),
+                   added_fields));
+  Pipe(kTx, pg_.End(401, 0, 1));
+  std::vector<Version> out = Output();
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_THAT(
+      LineColumns(*out[0].value),
+      ElementsAre(
+          R"(id=11 order_id=1 product="a" quantity=1 price="12.50" status="ENTERED" discount="0.00" gift_note="none")",
+          R"(id=12 order_id=1 product="b" quantity=2 price="12.50" status="ENTERED" discount="1.25" gift_note="wrap")"));
+  EXPECT_EQ(Counter("cdc-rows-reshaped-total"), 4) << "each stored line once, in either task";
+
+  // Orders 2, 3 and 4 change their own row only: their lines have the new
+  // shape too, whichever task holds them.
+  pg_.NewTransaction();
+  for (int order = 2; order <= 4; ++order) Pipe(kOrders, pg_.Order('u', order, "PAID", 402));
+  Pipe(kTx, pg_.End(402, 3, 0));
+  out = Output();
+  ASSERT_EQ(out.size(), 3u);
+  for (const Version& v : out) {
+    EXPECT_THAT(LineColumns(*v.value),
+                ElementsAre(absl::StrCat("id=", v.key, R"(1 order_id=)", v.key,
+                                         R"( product="a" quantity=1 price="12.50" status="ENTERED" discount="0.00" gift_note="none")")));
+  }
+
+  // DROP COLUMN product, then an update of line 31 (order 3); then order 1's
+  // row changes: its lines lose the column too.
+  std::string dropped_fields = added_fields;
+  const std::string product = R"({"type":"string","optional":true,"field":"product"},)";
+  dropped_fields.erase(dropped_fields.find(product), product.size());
+  pg_.NewTransaction();
+  Pipe(kLines, Pg::WithSchema(
+                   pg_.Change("orderline", 'u', "null",
+                              R"({"id":31,"order_id":3,"quantity":5,"price":"BOI=","status":"ENTERED","discount":"AA==","gift_note":"none"})",
+                              403),
+                   dropped_fields));
+  Pipe(kTx, pg_.End(403, 0, 1));
+  pg_.NewTransaction();
+  Pipe(kOrders, pg_.Order('u', 1, "PAID", 404));
+  Pipe(kTx, pg_.End(404, 1, 0));
+  out = Output();
+  ASSERT_EQ(out.size(), 2u);
+  EXPECT_EQ(out[0].key, "3");
+  EXPECT_THAT(LineColumns(*out[0].value),
+              ElementsAre(R"(id=31 order_id=3 quantity=5 price="12.50" status="ENTERED" discount="0.00" gift_note="none")"));
+  EXPECT_EQ(out[1].key, "1");
+  EXPECT_THAT(
+      LineColumns(*out[1].value),
+      ElementsAre(
+          R"(id=11 order_id=1 quantity=1 price="12.50" status="ENTERED" discount="0.00" gift_note="none")",
+          R"(id=12 order_id=1 quantity=2 price="12.50" status="ENTERED" discount="1.25" gift_note="wrap")"));
+}
+
+// An ALTER inside a transaction, between two of its changes: one version
+// per order still, in the final shape.
+TEST_F(TransactionAggregateTest, AlterTableInsideATransactionIsStillOneVersion) {
+  const std::string old_fields = kLineFields;
+  const std::string added_fields = old_fields + kAddedFields;
+  Pipe(kOrders, pg_.Order('c', 1, "PLACED", 410));
+  Pipe(kLines, Pg::WithSchema(pg_.Line('c', 11, 1, "a", 410), old_fields));
+  Pipe(kLines, Pg::WithSchema(
+                   pg_.Change("orderline", 'c', "null",
+                              R"({"id":12,"order_id":1,"product":"b","quantity":2,"price":"BOI=","status":"ENTERED","discount":"fQ==","gift_note":"wrap"})",
+                              410),
+                   added_fields));
+  Pipe(kTx, pg_.End(410, 1, 2));
+  std::vector<Version> out = Output();
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_THAT(
+      LineColumns(*out[0].value),
+      ElementsAre(
+          R"(id=11 order_id=1 product="a" quantity=1 price="12.50" status="ENTERED" discount="0.00" gift_note="none")",
+          R"(id=12 order_id=1 product="b" quantity=2 price="12.50" status="ENTERED" discount="1.25" gift_note="wrap")"));
+}
+
+// TRUNCATE purchaseorder, orderline, then new rows, in one transaction (two
+// aggregate tasks): a tombstone for every order there was, a version of the
+// new one, one record each; lines the truncate removed never come back, and
+// a line id used again belongs only to its new order.
+TEST_F(TransactionAggregateTest, TruncateOfBothTablesThenInsertsIsOneRecordPerOrder) {
+  Open(Spec(), ErrorPolicy::kContinue, /*table_partitions=*/2);
+  for (int order = 1; order <= 3; ++order) {
+    Pipe(kOrders, pg_.Order('c', order, "PLACED", 500));
+    if (order < 3) Pipe(kLines, pg_.Line('c', order * 10 + 1, order, "a", 500));
+  }
+  Pipe(kTx, pg_.End(500, 3, 2));
+  ASSERT_EQ(Output().size(), 3u);
+
+  pg_.NewTransaction();
+  std::vector<std::pair<const char*, std::string>> truncating;
+  truncating.emplace_back(kOrders, pg_.Change("purchaseorder", 't', "null", "null", 501));
+  pg_.SameLsnNext();
+  truncating.emplace_back(kLines, pg_.Change("orderline", 't', "null", "null", 501));
+  truncating.emplace_back(kOrders, pg_.Order('c', 4, "PLACED", 501));
+  truncating.emplace_back(kLines, pg_.Line('c', 41, 4, "n", 501));
+  truncating.emplace_back(kLines, pg_.Line('c', 42, 1, "n", 501));  // its order comes later
+  truncating.emplace_back(kTx, pg_.End(501, 2, 3));
+  for (const auto& [topic, value] : truncating) Pipe(topic, value);
+  std::map<std::string, std::optional<std::string>> latest;
+  std::vector<Version> out = Output();
+  for (const Version& v : out) latest[v.key] = v.value;
+  ASSERT_EQ(out.size(), 4u) << "one record per order";
+  ASSERT_EQ(latest.size(), 4u);
+  EXPECT_FALSE(latest["1"].has_value());
+  EXPECT_FALSE(latest["2"].has_value());
+  EXPECT_FALSE(latest["3"].has_value());
+  ASSERT_TRUE(latest["4"].has_value());
+  EXPECT_EQ(Summary(*latest["4"]), "PLACED|41,");
+
+  pg_.NewTransaction();
+  Pipe(kOrders, pg_.Order('c', 1, "PLACED", 502));
+  Pipe(kTx, pg_.End(502, 1, 0));
+  out = Output();
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(Summary(*out[0].value), "PLACED|42,") << "line 11 was truncated";
+
+  // Line id 11 again, now in order 4: nothing for order 1, whose line 11 the
+  // truncate removed.
+  pg_.NewTransaction();
+  Pipe(kLines, pg_.Line('c', 11, 4, "x", 503));
+  Pipe(kTx, pg_.End(503, 0, 1));
+  out = Output();
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].key, "4");
+  EXPECT_EQ(Summary(*out[0].value), "PLACED|11,41,");
+
+  // The truncating transaction delivered again changes nothing.
+  for (const auto& [topic, value] : truncating) Pipe(topic, value);
+  EXPECT_TRUE(Output().empty());
+}
+
+// TRUNCATE of the child table alone: each order that had lines gets a
+// version without them; an order without lines gets none.
+TEST_F(TransactionAggregateTest, TruncateOfTheChildTableEmptiesEveryOrdersLines) {
+  Open(Spec(), ErrorPolicy::kContinue, /*table_partitions=*/2);
+  for (int order = 1; order <= 3; ++order) {
+    Pipe(kOrders, pg_.Order('c', order, "PLACED", 510));
+    if (order < 3) Pipe(kLines, pg_.Line('c', order * 10 + 1, order, "a", 510));
+  }
+  Pipe(kTx, pg_.End(510, 3, 2));
+  ASSERT_EQ(Output().size(), 3u);
+  pg_.NewTransaction();
+  Pipe(kLines, pg_.Change("orderline", 't', "null", "null", 511));
+  Pipe(kTx, pg_.End(511, 0, 1));
+  std::vector<Version> out = Output();
+  ASSERT_EQ(out.size(), 2u);
+  std::set<std::string> keys;
+  for (const Version& v : out) {
+    keys.insert(v.key);
+    EXPECT_EQ(Summary(*v.value), "PLACED|");
+  }
+  EXPECT_EQ(keys, (std::set<std::string>{"1", "2"}));
 }
 
 // TRUNCATE a, b: one 't' event per table, one LSN, both counted in END.
