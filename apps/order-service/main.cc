@@ -55,6 +55,22 @@
 //              "price":12.50,"status":"ENTERED","weight_kg":1.250}]}
 // New columns appear in the log without a change here.
 //
+// Table-wide operations, each as the transaction of index N (0-based, in
+// claim order) when asked for, each placing an order too, in the same
+// transaction, so that the tables' next events come from it:
+//   --alter-add-at N   ALTER TABLE orderline ADD COLUMN discount
+//                      numeric(10,2) NOT NULL DEFAULT 0.00, gift_note text
+//                      DEFAULT 'none', promised_on date DEFAULT '2024-01-01';
+//                      ALTER TABLE purchaseorder ADD COLUMN channel text NOT
+//                      NULL DEFAULT 'web' (IF NOT EXISTS); every order of
+//                      this run is logged, its state changed shape
+//   --alter-drop-at N  ALTER TABLE ... DROP COLUMN gift_note, channel (the
+//                      same)
+//   --truncate-at N    TRUNCATE purchaseorder, orderline (after locking both
+//                      and reading which of this run's orders exist: those
+//                      are logged deleted); then the new order
+// At start-up the four columns are dropped if present (a previous run's).
+//
 // With --outbox each operation also inserts a row into inventory.outbox
 // (id gen_random_uuid(), aggregatetype 'order', aggregateid the order id,
 // type OrderCreated, OrderLineCancelled, ..., payload JSON).
@@ -71,6 +87,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <set>
 #include <string>
@@ -98,6 +115,9 @@ ABSL_FLAG(int64_t, bulk_every, 0, "every K-th transaction is a bulk insert; 0: n
 ABSL_FLAG(int, bulk_lines, 2000, "line inserts in one bulk transaction");
 ABSL_FLAG(bool, outbox, false, "each operation also inserts an inventory.outbox row");
 ABSL_FLAG(double, rate, 0, "transactions per second over all sessions; 0: unpaced");
+ABSL_FLAG(int64_t, alter_add_at, -1, "the transaction that adds columns; -1: none");
+ABSL_FLAG(int64_t, alter_drop_at, -1, "the transaction that drops two of them; -1: none");
+ABSL_FLAG(int64_t, truncate_at, -1, "the transaction that truncates both tables; -1: none");
 
 namespace tributary::orderservice {
 namespace {
@@ -123,12 +143,32 @@ enum class Op {
   kMulti,
   kBulk,
   kAddLine,  // what a line operation does on an order without a fitting line
+  // Table-wide, each at the transaction its flag names:
+  kAlterAdd,
+  kAlterDrop,
+  kTruncate,
 };
-constexpr int kOpCount = 12;
+constexpr int kOpCount = 15;
 constexpr std::array<std::string_view, kOpCount> kOpNames = {
     "place_order",    "cancel_line",  "update_order_status", "update_quantity",
     "move_line",      "rekey_line",   "update_details",      "update_notes",
-    "delete_order",   "multi",        "bulk",                "add_line"};
+    "delete_order",   "multi",        "bulk",                "add_line",
+    "alter_add",      "alter_drop",   "truncate"};
+// Statements run one by one (libpq's extended protocol takes one each).
+using Statements = std::array<const char*, 2>;
+constexpr Statements kAlterAddSql = {
+    "ALTER TABLE inventory.orderline ADD COLUMN IF NOT EXISTS discount numeric(10,2) NOT NULL "
+    "DEFAULT 0.00, ADD COLUMN IF NOT EXISTS gift_note text DEFAULT 'none', ADD COLUMN IF NOT "
+    "EXISTS promised_on date DEFAULT '2024-01-01'",
+    "ALTER TABLE inventory.purchaseorder ADD COLUMN IF NOT EXISTS channel text NOT NULL "
+    "DEFAULT 'web'"};
+constexpr Statements kAlterDropSql = {
+    "ALTER TABLE inventory.orderline DROP COLUMN IF EXISTS gift_note",
+    "ALTER TABLE inventory.purchaseorder DROP COLUMN IF EXISTS channel"};
+constexpr Statements kDropAddedSql = {
+    "ALTER TABLE inventory.orderline DROP COLUMN IF EXISTS discount, DROP COLUMN IF EXISTS "
+    "gift_note, DROP COLUMN IF EXISTS promised_on",
+    "ALTER TABLE inventory.purchaseorder DROP COLUMN IF EXISTS channel"};
 // Weights of kPlaceOrder .. kMulti (cdc-gen's OperationMix, plus the newer
 // operations).
 constexpr std::array<double, 10> kOpWeights = {30, 12, 12, 12, 8, 6, 8, 4, 6, 15};
@@ -192,6 +232,11 @@ class Connection {
                                        PQerrorMessage(conn_.get()), " in: ", sql);
     if (Retryable(sqlstate)) return absl::AbortedError(message);
     return absl::InternalError(message);
+  }
+
+  absl::Status ExecAll(const Statements& statements) {
+    for (const char* sql : statements) TRIBUTARY_RETURN_IF_ERROR(Exec(sql).status());
+    return absl::OkStatus();
   }
 
   // The single value of a one-row, one-column result.
@@ -285,6 +330,10 @@ struct Options {
   int bulk_lines = 2000;
   bool outbox = false;
   double rate = 0;
+  int64_t alter_add_at = -1;
+  int64_t alter_drop_at = -1;
+  int64_t truncate_at = -1;
+  int64_t first_order = 1;  // every order of this run has an id at least this
 };
 
 // What the sessions share: the committed orders to pick from, the claim
@@ -401,9 +450,13 @@ class Session {
   absl::Status Run() {
     int64_t index = 0;
     while (shared_.Claim(index)) {
-      const bool bulk = shared_.options().bulk_every > 0 &&
-                        (index + 1) % shared_.options().bulk_every == 0;
-      TRIBUTARY_RETURN_IF_ERROR(RunOne(bulk));
+      const Options& options = shared_.options();
+      const bool bulk = options.bulk_every > 0 && (index + 1) % options.bulk_every == 0;
+      std::optional<Op> table_wide;
+      if (index == options.alter_add_at) table_wide = Op::kAlterAdd;
+      if (index == options.alter_drop_at) table_wide = Op::kAlterDrop;
+      if (index == options.truncate_at) table_wide = Op::kTruncate;
+      TRIBUTARY_RETURN_IF_ERROR(RunOne(bulk, table_wide));
     }
     return absl::OkStatus();
   }
@@ -415,9 +468,10 @@ class Session {
 
   // Plans, runs and commits one transaction, retrying on deadlocks,
   // serialization failures and vanished orders.
-  absl::Status RunOne(bool bulk) {
+  absl::Status RunOne(bool bulk, std::optional<Op> table_wide) {
     for (int attempt = 1;; ++attempt) {
-      std::vector<PlannedOp> plan = Plan(bulk);
+      std::vector<PlannedOp> plan =
+          table_wide ? std::vector<PlannedOp>{{*table_wide, {}}} : Plan(bulk);
       absl::Status status = Attempt(plan);
       if (status.ok()) return status;
       (void)conn_->Exec("ROLLBACK");  // the connection is usable again; errors show next time
@@ -558,6 +612,20 @@ class Session {
         return DeleteOrder(fx, p.orders[0]);
       case Op::kBulk:
         return Bulk(fx, p.orders);
+      case Op::kAlterAdd:
+      case Op::kAlterDrop: {
+        // Both tables are altered: every order's state changes shape. The
+        // ALTERs hold both tables until COMMIT, so the states read then are
+        // those of the commit.
+        TRIBUTARY_RETURN_IF_ERROR(
+            conn_->ExecAll(p.op == Op::kAlterAdd ? kAlterAddSql : kAlterDropSql));
+        TRIBUTARY_ASSIGN_OR_RETURN(std::vector<int64_t> orders, OrdersOfThisRun());
+        fx.touched.insert(orders.begin(), orders.end());
+        fx.ops.push_back(p.op);
+        return PlaceOrder(fx);
+      }
+      case Op::kTruncate:
+        return Truncate(fx);
       case Op::kMulti:
       case Op::kAddLine:
         break;
@@ -618,6 +686,35 @@ class Session {
     const int64_t lines = 1 + Uniform(5);
     for (int64_t i = 0; i < lines; ++i) TRIBUTARY_RETURN_IF_ERROR(InsertLine(fx, id).status());
     return Outbox(fx, id, "OrderCreated", absl::StrCat("\"lines\":", lines));
+  }
+
+  // The orders of this run that exist (ids from Options::first_order on).
+  absl::StatusOr<std::vector<int64_t>> OrdersOfThisRun() {
+    TRIBUTARY_ASSIGN_OR_RETURN(
+        ResultPtr existing,
+        conn_->Exec("SELECT id FROM inventory.purchaseorder WHERE id >= $1",
+                    {absl::StrCat(shared_.options().first_order)}));
+    std::vector<int64_t> orders;
+    for (int r = 0; r < PQntuples(existing.get()); ++r) {
+      orders.push_back(std::stoll(PQgetvalue(existing.get(), r, 0)));
+    }
+    return orders;
+  }
+
+  // Once both tables are locked, nobody commits changes to them: the orders
+  // read then are exactly those the TRUNCATE deletes.
+  absl::Status Truncate(TxEffects& fx) {
+    TRIBUTARY_RETURN_IF_ERROR(
+        conn_->Exec("LOCK TABLE inventory.purchaseorder, inventory.orderline IN ACCESS "
+                    "EXCLUSIVE MODE")
+            .status());
+    TRIBUTARY_ASSIGN_OR_RETURN(std::vector<int64_t> orders, OrdersOfThisRun());
+    fx.touched.insert(orders.begin(), orders.end());
+    fx.deleted.insert(fx.deleted.end(), orders.begin(), orders.end());
+    TRIBUTARY_RETURN_IF_ERROR(
+        conn_->Exec("TRUNCATE inventory.purchaseorder, inventory.orderline").status());
+    fx.ops.push_back(Op::kTruncate);
+    return PlaceOrder(fx);
   }
 
   // Runs `sql`, which changes at most one line of `order_id` (RETURNING id);
@@ -834,6 +931,9 @@ int Main() {
   options.bulk_lines = absl::GetFlag(FLAGS_bulk_lines);
   options.outbox = absl::GetFlag(FLAGS_outbox);
   options.rate = absl::GetFlag(FLAGS_rate);
+  options.alter_add_at = absl::GetFlag(FLAGS_alter_add_at);
+  options.alter_drop_at = absl::GetFlag(FLAGS_alter_drop_at);
+  options.truncate_at = absl::GetFlag(FLAGS_truncate_at);
   const std::string log_path = absl::GetFlag(FLAGS_log);
   if (options.sessions < 1 || options.transactions < 0 || options.bulk_every < 0 ||
       options.bulk_lines < 1 || options.rate < 0 || log_path.empty()) {
@@ -849,8 +949,7 @@ int Main() {
   }
 
   // Connect every session before the first transaction.
-  Shared shared(options, log);
-  std::vector<std::unique_ptr<Session>> sessions;
+  std::vector<std::unique_ptr<Connection>> connections;
   for (int i = 0; i < options.sessions; ++i) {
     absl::StatusOr<std::unique_ptr<Connection>> conn = Connection::Open();
     if (!conn.ok()) {
@@ -858,7 +957,28 @@ int Main() {
       std::fclose(log);
       return 2;
     }
-    sessions.push_back(std::make_unique<Session>(i, shared, *std::move(conn)));
+    connections.push_back(*std::move(conn));
+  }
+  absl::Status prepared = [&]() -> absl::Status {
+    const bool table_wide = options.alter_add_at >= 0 || options.alter_drop_at >= 0 ||
+                            options.truncate_at >= 0;
+    if (table_wide) TRIBUTARY_RETURN_IF_ERROR(connections[0]->ExecAll(kDropAddedSql));
+    TRIBUTARY_ASSIGN_OR_RETURN(
+        const std::string first,
+        connections[0]->Value("SELECT (COALESCE(MAX(id), 0) + 1)::text FROM "
+                              "inventory.purchaseorder"));
+    options.first_order = std::stoll(first);
+    return absl::OkStatus();
+  }();
+  if (!prepared.ok()) {
+    std::fprintf(stderr, "order-service: %s\n", prepared.ToString().c_str());
+    std::fclose(log);
+    return 2;
+  }
+  Shared shared(options, log);
+  std::vector<std::unique_ptr<Session>> sessions;
+  for (int i = 0; i < options.sessions; ++i) {
+    sessions.push_back(std::make_unique<Session>(i, shared, std::move(connections[i])));
   }
 
   const auto start = Clock::now();
@@ -907,7 +1027,8 @@ int Main() {
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "order-service --sessions 4 --transactions N --seed S --log FILE "
-      "[--bulk-every K --bulk-lines L] [--outbox] [--rate R]: concurrent order-service "
+      "[--bulk-every K --bulk-lines L] [--outbox] [--rate R] [--alter-add-at N "
+      "--alter-drop-at N --truncate-at N]: concurrent order-service "
       "transactions against PostgreSQL (PG* environment variables)");
   // Abseil's flag names use '_'; accept the documented "--bulk-every" too.
   std::vector<std::string> args(argv, argv + argc);

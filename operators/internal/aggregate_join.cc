@@ -247,7 +247,7 @@ absl::Status AggregateJoin::ProcessBroadcast(const RootSlice& slice) {
       return absl::DataLossError(absl::StrCat("broadcast slice for table #", op.table));
     }
     if (op.kind == SliceOp::Kind::kShape) {
-      TRIBUTARY_RETURN_IF_ERROR(ApplyShape(op.table, op.row));
+      TRIBUTARY_RETURN_IF_ERROR(ApplyShape(op.table, op.row, slice.hold && !stale));
     } else if (op.kind == SliceOp::Kind::kTruncate && !stale) {
       TRIBUTARY_RETURN_IF_ERROR(Truncate(op.table));
     } else if (op.kind != SliceOp::Kind::kTruncate) {
@@ -262,7 +262,7 @@ std::string_view AggregateJoin::TableName(uint8_t table) const {
   return table == 0 ? spec_.root.data_collection : spec_.children[table - 1].data_collection;
 }
 
-absl::Status AggregateJoin::ApplyShape(uint8_t table, std::string_view shape) {
+absl::Status AggregateJoin::ApplyShape(uint8_t table, std::string_view shape, bool touch) {
   const std::string shape_key = absl::StrCat(std::string(1, kShapePrefix),
                                              std::string(1, static_cast<char>(table)));
   TRIBUTARY_ASSIGN_OR_RETURN(std::optional<std::string> stored, roots_->Get(shape_key));
@@ -272,28 +272,32 @@ absl::Status AggregateJoin::ApplyShape(uint8_t table, std::string_view shape) {
   // `table` (the children store is by root, so all of it is read).
   KeyValueStore* store = table == 0 ? roots_ : children_;
   WriteBatch rewrites;
-  int64_t rows = 0;
+  std::vector<std::string> roots;  // whose rows changed, in key order
   {
     auto it = table == 0 ? roots_->PrefixScan("r") : children_->All();
     std::string conformed;
     for (; it->Valid(); it->Next()) {
+      const std::string_view key = it->key();
+      std::string_view root = key.substr(1);
       if (table > 0) {
-        const std::string_view key = it->key();
         const size_t end = key.find('\0');
         if (end == std::string_view::npos || end + 1 >= key.size() ||
             static_cast<uint8_t>(key[end + 1]) != table) {
           continue;
         }
+        root = key.substr(0, end);
       }
       TRIBUTARY_ASSIGN_OR_RETURN(bool rewritten,
                                  parsed.Conform(it->value(), row_fields_, conformed));
       if (!rewritten) continue;
-      rewrites.Put(it->key(), conformed);
-      ++rows;
+      rewrites.Put(key, conformed);
+      if (roots.empty() || roots.back() != root) roots.emplace_back(root);
     }
     TRIBUTARY_RETURN_IF_ERROR(it->status());
   }
+  const int64_t rows = static_cast<int64_t>(rewrites.entries().size());
   TRIBUTARY_RETURN_IF_ERROR(store->Write(rewrites));
+  if (touch) TRIBUTARY_RETURN_IF_ERROR(Touch(roots));
   TRIBUTARY_RETURN_IF_ERROR(roots_->Put(shape_key, shape));
   reshaped_->Add(rows);
   OperatorsLogger()->info("{}: {} has the columns {} now (ALTER TABLE); {} stored rows rewritten",
@@ -316,7 +320,7 @@ absl::Status AggregateJoin::Truncate(uint8_t table) {
     it.reset();
     TRIBUTARY_RETURN_IF_ERROR(roots_->Write(deletes));
   } else {
-    std::string last_root;
+    std::vector<std::string> roots;
     auto it = children_->All();
     for (; it->Valid(); it->Next()) {
       const std::string_view key = it->key();
@@ -328,18 +332,25 @@ absl::Status AggregateJoin::Truncate(uint8_t table) {
       deletes.Delete(key);
       ++rows;
       const std::string_view root = key.substr(0, end);
-      if (root == last_root) continue;
-      last_root = std::string(root);
-      const std::string touched_key = RootKey(kTouchedPrefix, root);
-      TRIBUTARY_ASSIGN_OR_RETURN(std::optional<std::string> was, roots_->Get(touched_key));
-      if (!was) touched.Put(touched_key, "u");
+      if (roots.empty() || roots.back() != root) roots.emplace_back(root);
     }
     TRIBUTARY_RETURN_IF_ERROR(it->status());
     it.reset();
     TRIBUTARY_RETURN_IF_ERROR(children_->Write(deletes));
+    TRIBUTARY_RETURN_IF_ERROR(Touch(roots));
   }
   OperatorsLogger()->info("{}: TRUNCATE of {}: {} rows deleted here", spec_.name,
                           TableName(table), rows);
+  return roots_->Write(touched);
+}
+
+absl::Status AggregateJoin::Touch(const std::vector<std::string>& roots) {
+  WriteBatch touched;
+  for (const std::string& root : roots) {
+    const std::string touched_key = RootKey(kTouchedPrefix, root);
+    TRIBUTARY_ASSIGN_OR_RETURN(std::optional<std::string> was, roots_->Get(touched_key));
+    if (!was) touched.Put(touched_key, "u");
+  }
   return roots_->Write(touched);
 }
 

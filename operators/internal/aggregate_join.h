@@ -20,11 +20,10 @@
 //
 // Table-wide operations come as broadcast slices (see TxAssembler): a new
 // shape of a table rewrites this task's stored rows of it (values kept,
-// added columns with their defaults, dropped ones gone; no version is
-// emitted for it: Debezium reports no ALTER, and the next version of each
-// aggregate shows the new shape); a truncate deletes its rows. Slices marked
-// `hold` are applied and their roots remembered; the transaction's flush
-// then emits each remembered root once.
+// added columns with their defaults, dropped ones gone); a truncate deletes
+// its rows. Slices marked `hold` are applied and their roots remembered, as
+// are the roots whose rows a table-wide operation of a held transaction
+// changed; the transaction's flush then emits each remembered root once.
 //
 // State: <name>-roots    r<root key> -> root row;  v<root key> -> version+position;
 //                        t<root key> -> held in the open transaction ("d": its
@@ -70,7 +69,10 @@ class AggregateJoin : public Processor {
   // own fields.
   absl::Status CheckNoClash(std::string_view root_key, std::string_view root_row);
   absl::Status ProcessBroadcast(const RootSlice& slice);
-  absl::Status ApplyShape(uint8_t table, std::string_view shape);
+  // `touch`: remember the roots whose rows changed, for the flush.
+  absl::Status ApplyShape(uint8_t table, std::string_view shape, bool touch);
+  // Remembers `roots` (not yet remembered) for the open transaction's flush.
+  absl::Status Touch(const std::vector<std::string>& roots);
   absl::Status Truncate(uint8_t table);
   absl::Status Flush(const RootSlice& slice);
   std::string_view TableName(uint8_t table) const;

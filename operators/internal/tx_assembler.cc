@@ -753,14 +753,14 @@ absl::Status TxAssembler::Emit(std::string_view tx_id, int64_t position, bool pa
   const bool snapshot_hold = unit == Unit::kSnapshotRow;
   // Table-wide operations before event i: a new shape of a table (its first
   // event after an ALTER TABLE) and truncates, in log order. A transaction
-  // with a truncate, or with a new shape after some row, is held: its slices
-  // are applied but emit nothing until the flush that ends it (one version
-  // per root, however many slices it had).
+  // with one is held: its slices are applied but emit nothing until the
+  // flush that ends it, which emits every root it touched once, including
+  // those whose rows the table-wide operation changed. (Snapshot rows are
+  // units without versions of their own; a new shape there only rewrites.)
   std::map<size_t, std::vector<SliceOp>> table_ops;
   bool hold = false;
   {
     absl::flat_hash_map<uint8_t, std::string_view> shapes;
-    bool rows_before = false;
     for (size_t i = 0; i < events.size(); ++i) {
       const RoutedEvent& event = events[i];
       if (event.shape) {
@@ -772,16 +772,13 @@ absl::Status TxAssembler::Emit(std::string_view tx_id, int64_t position, bool pa
         if (known->second != *event.shape) {
           known->second = *event.shape;
           table_ops[i].push_back({SliceOp::Kind::kShape, event.table, {}, *event.shape});
-          hold = hold || rows_before;
         }
       }
       if (event.op == 't') {
         table_ops[i].push_back({SliceOp::Kind::kTruncate, event.table, {}, {}});
-        hold = true;
-      } else {
-        rows_before = true;
       }
     }
+    hold = unit == Unit::kTransaction && !table_ops.empty();
   }
   std::map<std::string, RootSlice> slices;
   std::deque<std::string> parents;  // owns root keys read from the index
@@ -820,6 +817,7 @@ absl::Status TxAssembler::Emit(std::string_view tx_id, int64_t position, bool pa
       TRIBUTARY_RETURN_IF_ERROR(forward_slices());
       RootSlice broadcast;
       broadcast.partial = partial;
+      broadcast.hold = hold;
       broadcast.ops = ops->second;
       TRIBUTARY_RETURN_IF_ERROR(Broadcast(tx_id, position, broadcast));
       for (const SliceOp& op : ops->second) {

@@ -72,10 +72,12 @@
 // partition of the aggregate topic) placed among the transaction's slices
 // where it happened: a new shape (the first released event whose shape
 // differs from the last one sent) makes each task rewrite its stored rows
-// of that table to it; a truncate deletes them. A transaction with a
-// truncate, or with a new shape after its first row, sends its slices as
-// `hold` and ends with a `flush` broadcast, so that each root still gets one
-// version for the transaction.
+// of that table to it; a truncate deletes them. Either changes aggregates
+// that the transaction's own rows may not touch: after the transaction
+// commits, PostgreSQL shows every row in the new shape (the ALTER committed
+// before it). So a transaction with a table-wide operation sends its slices
+// as `hold` and ends with a `flush` broadcast: every root it changed, in
+// its own rows or by the table-wide operation, gets one version for it.
 //
 // The in-memory summary (counts per pending transaction, partition
 // progress, snapshot state) is rebuilt from the stores in Init.

@@ -1566,20 +1566,23 @@ class OrderServiceE2eTest : public KafkaTest {
   // order-service with outbox rows; bulk_every 0: no bulk inserts. `name`
   // names its log (<name>.log) and output (<name>.out) in dir_; a new run
   // starts ScanDriverLog over on its log.
+  // `extra`: more arguments (e.g. --truncate-at N).
   void StartDriver(int transactions, int bulk_every, uint64_t seed, int bulk_lines = kBulkLines,
-                   const std::string& name = "order-service") {
+                   const std::string& name = "order-service",
+                   const std::vector<std::string>& extra = {}) {
     driver_log_ = absl::StrCat(dir_, "/", name, ".log");
     driver_output_ = absl::StrCat(dir_, "/", name, ".out");
     driver_log_read_ = 0;
     driver_log_partial_.clear();
     driver_committed_ = 0;
     bulk_txids_.clear();
-    auto process = ChildProcess::Start(
-        {kOrderService, "--sessions", absl::StrCat(kSessions), "--transactions",
-         absl::StrCat(transactions), "--seed", absl::StrCat(seed), "--log", driver_log_,
-         "--bulk-every", absl::StrCat(bulk_every), "--bulk-lines", absl::StrCat(bulk_lines),
-         "--rate", absl::StrCat(kRate), "--outbox"},
-        driver_output_);
+    std::vector<std::string> args = {
+        kOrderService, "--sessions", absl::StrCat(kSessions), "--transactions",
+        absl::StrCat(transactions), "--seed", absl::StrCat(seed), "--log", driver_log_,
+        "--bulk-every", absl::StrCat(bulk_every), "--bulk-lines", absl::StrCat(bulk_lines),
+        "--rate", absl::StrCat(kRate), "--outbox"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    auto process = ChildProcess::Start(args, driver_output_);
     ASSERT_TRUE(process.ok()) << process.status();
     driver_ = *std::move(process);
     Note("started order-service: ", transactions, " transactions from ", kSessions,
@@ -2240,7 +2243,17 @@ TEST_F(OrderServiceE2eTest, AggregatesAreCommittedDatabaseStates) {
   int64_t first_order = 0;
   ASSERT_TRUE(absl::SimpleAtoi(**max_id, &first_order));
   ++first_order;
-  ASSERT_NO_FATAL_FAILURE(StartDriver(kTransactions, kBulkEvery, seed));
+  // Table-wide changes inside the run, each with an order placed in its
+  // transaction: columns added with defaults at 30 % (numeric, text and date
+  // on orderline, text on purchaseorder), both tables truncated at 40 %, two
+  // of the new columns dropped at 60 %. Every version after them must show
+  // every line and order in the tables' shape of its commit, and the
+  // truncate a tombstone of every order this run had.
+  ASSERT_NO_FATAL_FAILURE(StartDriver(
+      kTransactions, kBulkEvery, seed, kBulkLines, "order-service",
+      {"--alter-add-at", absl::StrCat(kTransactions * 3 / 10), "--truncate-at",
+       absl::StrCat(kTransactions * 4 / 10), "--alter-drop-at",
+       absl::StrCat(kTransactions * 6 / 10)}));
 
   // Debezium's faults while the driver runs: at 20 % its committed offsets
   // are saved; a restart of the connector and its task inside each of the

@@ -682,9 +682,10 @@ std::vector<std::string> LineColumns(const std::string& aggregate) {
 
 // ALTER TABLE ... ADD COLUMN (with defaults) and DROP COLUMN mid-stream:
 // Debezium says nothing of the ALTER; the table's next event carries the new
-// schema. Every aggregate task (two here) rewrites its stored lines to it, so
-// that an order's next version shows every line in the table's new shape,
-// also when that version's transaction touched only the order row.
+// schema. Every aggregate task (two here) rewrites its stored lines to it;
+// as PostgreSQL shows every line in the new shape once that transaction
+// commits, every order whose lines changed shape gets a version for it
+// (one each), also those it did not touch itself.
 TEST_F(TransactionAggregateTest, AlterTableAddAndDropColumnReshapeStoredRows) {
   Open(Spec(), ErrorPolicy::kContinue, /*table_partitions=*/2);
   const std::string old_fields = kLineFields;
@@ -692,8 +693,9 @@ TEST_F(TransactionAggregateTest, AlterTableAddAndDropColumnReshapeStoredRows) {
     Pipe(kOrders, pg_.Order('c', order, "PLACED", 400));
     Pipe(kLines, Pg::WithSchema(pg_.Line('c', order * 10 + 1, order, "a", 400), old_fields));
   }
-  Pipe(kTx, pg_.End(400, 4, 4));
-  ASSERT_EQ(Output().size(), 4u);
+  Pipe(kOrders, pg_.Order('c', 5, "PLACED", 400));  // no lines: no line to reshape
+  Pipe(kTx, pg_.End(400, 5, 4));
+  ASSERT_EQ(Output().size(), 5u);
 
   // After the ALTER: a new line of order 1, in the new shape.
   const std::string added_fields = old_fields + kAddedFields;
@@ -704,17 +706,24 @@ TEST_F(TransactionAggregateTest, AlterTableAddAndDropColumnReshapeStoredRows) {
                               401),
                    added_fields));
   Pipe(kTx, pg_.End(401, 0, 1));
+  std::map<std::string, std::vector<std::string>> lines;
   std::vector<Version> out = Output();
-  ASSERT_EQ(out.size(), 1u);
+  for (const Version& v : out) lines[v.key] = LineColumns(*v.value);
+  ASSERT_EQ(out.size(), 4u) << "orders 1-4, once each; order 5 has no line";
   EXPECT_THAT(
-      LineColumns(*out[0].value),
+      lines["1"],
       ElementsAre(
           R"(id=11 order_id=1 product="a" quantity=1 price="12.50" status="ENTERED" discount="0.00" gift_note="none")",
           R"(id=12 order_id=1 product="b" quantity=2 price="12.50" status="ENTERED" discount="1.25" gift_note="wrap")"));
+  for (const char* order : {"2", "3", "4"}) {
+    EXPECT_THAT(lines[order],
+                ElementsAre(absl::StrCat("id=", order, R"(1 order_id=)", order,
+                                         R"( product="a" quantity=1 price="12.50" status="ENTERED" discount="0.00" gift_note="none")")))
+        << "order " << order << ", whichever task holds it";
+  }
   EXPECT_EQ(Counter("cdc-rows-reshaped-total"), 4) << "each stored line once, in either task";
 
-  // Orders 2, 3 and 4 change their own row only: their lines have the new
-  // shape too, whichever task holds them.
+  // Orders 2-4 change their own row only: their lines keep the new shape.
   pg_.NewTransaction();
   for (int order = 2; order <= 4; ++order) Pipe(kOrders, pg_.Order('u', order, "PAID", 402));
   Pipe(kTx, pg_.End(402, 3, 0));
@@ -726,8 +735,8 @@ TEST_F(TransactionAggregateTest, AlterTableAddAndDropColumnReshapeStoredRows) {
                                          R"( product="a" quantity=1 price="12.50" status="ENTERED" discount="0.00" gift_note="none")")));
   }
 
-  // DROP COLUMN product, then an update of line 31 (order 3); then order 1's
-  // row changes: its lines lose the column too.
+  // DROP COLUMN product, then an update of line 31 (order 3): every order
+  // with lines loses the column, in one version each.
   std::string dropped_fields = added_fields;
   const std::string product = R"({"type":"string","optional":true,"field":"product"},)";
   dropped_fields.erase(dropped_fields.find(product), product.size());
@@ -738,20 +747,29 @@ TEST_F(TransactionAggregateTest, AlterTableAddAndDropColumnReshapeStoredRows) {
                               403),
                    dropped_fields));
   Pipe(kTx, pg_.End(403, 0, 1));
-  pg_.NewTransaction();
-  Pipe(kOrders, pg_.Order('u', 1, "PAID", 404));
-  Pipe(kTx, pg_.End(404, 1, 0));
   out = Output();
-  ASSERT_EQ(out.size(), 2u);
-  EXPECT_EQ(out[0].key, "3");
-  EXPECT_THAT(LineColumns(*out[0].value),
+  lines.clear();
+  for (const Version& v : out) lines[v.key] = LineColumns(*v.value);
+  ASSERT_EQ(out.size(), 4u);
+  EXPECT_THAT(lines["3"],
               ElementsAre(R"(id=31 order_id=3 quantity=5 price="12.50" status="ENTERED" discount="0.00" gift_note="none")"));
-  EXPECT_EQ(out[1].key, "1");
   EXPECT_THAT(
-      LineColumns(*out[1].value),
+      lines["1"],
       ElementsAre(
           R"(id=11 order_id=1 quantity=1 price="12.50" status="ENTERED" discount="0.00" gift_note="none")",
           R"(id=12 order_id=1 quantity=2 price="12.50" status="ENTERED" discount="1.25" gift_note="wrap")"));
+
+  // The same shape again (another event of it) changes nothing more.
+  pg_.NewTransaction();
+  Pipe(kLines, Pg::WithSchema(
+                   pg_.Change("orderline", 'u', "null",
+                              R"({"id":41,"order_id":4,"quantity":6,"price":"BOI=","status":"ENTERED","discount":"AA==","gift_note":"none"})",
+                              404),
+                   dropped_fields));
+  Pipe(kTx, pg_.End(404, 0, 1));
+  out = Output();
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].key, "4");
 }
 
 // An ALTER inside a transaction, between two of its changes: one version
