@@ -42,14 +42,14 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "base/absl_compat.h"
+#include "base/status_macros.h"
 #include "engine/internal/rdkafka_handles.h"
 #include "engine/kafka_streams.h"
 #include "engine/metrics.h"
 #include "engine/streams_config.h"
 #include "engine/topology.h"
 #include "spdlog/spdlog.h"
-#include "state/absl_compat.h"
-#include "state/status_macros.h"
 
 extern char** environ;
 

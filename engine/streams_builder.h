@@ -57,11 +57,11 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
+#include "base/absl_compat.h"
 #include "engine/internal/dsl_processors.h"
 #include "engine/processor.h"
 #include "engine/serde.h"
 #include "engine/topology.h"
-#include "state/absl_compat.h"
 
 namespace tributary {
 

@@ -5,11 +5,11 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "base/absl_compat.h"
+#include "base/status_macros.h"
 #include "operators/internal/codec.h"
 #include "operators/internal/log.h"
 #include "operators/internal/outbox_json.h"
-#include "state/absl_compat.h"
-#include "state/status_macros.h"
 
 namespace tributary {
 namespace {

@@ -9,8 +9,8 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
-#include "state/absl_compat.h"
-#include "state/status_macros.h"
+#include "base/absl_compat.h"
+#include "base/status_macros.h"
 
 namespace tributary::cdcgen {
 namespace {

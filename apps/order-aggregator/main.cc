@@ -25,11 +25,11 @@
 #include "absl/strings/str_cat.h"
 #include "apps/cdc-gen/cdc_generator.h"
 #include "apps/cdc-gen/cdc_producer.h"
+#include "base/status_macros.h"
 #include "engine/internal/rdkafka_handles.h"
 #include "engine/kafka_streams.h"
 #include "operators/outbox_router.h"
 #include "operators/transaction_aggregate.h"
-#include "state/status_macros.h"
 
 ABSL_FLAG(std::string, config, "", "properties file; without one: embedded demo");
 ABSL_FLAG(int64_t, transactions, 2000, "embedded demo: source transactions to generate");

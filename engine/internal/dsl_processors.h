@@ -18,10 +18,10 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
+#include "base/absl_compat.h"
 #include "engine/processor.h"
 #include "engine/record.h"
 #include "engine/serde.h"
-#include "state/absl_compat.h"
 #include "state/key_value_store.h"
 
 namespace tributary::internal {

@@ -8,13 +8,13 @@
 #include <set>
 
 #include "absl/strings/str_cat.h"
+#include "base/absl_compat.h"
+#include "base/status_macros.h"
 #include "engine/internal/kafka_collector.h"
 #include "engine/internal/log.h"
 #include "engine/internal/rdkafka_handles.h"
-#include "state/absl_compat.h"
 #include "state/checkpoint.h"
 #include "state/in_memory_store.h"
-#include "state/status_macros.h"
 
 namespace tributary::internal {
 namespace {

@@ -4,11 +4,11 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "base/absl_compat.h"
+#include "base/json_escape.h"
+#include "base/status_macros.h"
 #include "operators/internal/codec.h"
 #include "operators/internal/log.h"
-#include "state/absl_compat.h"
-#include "state/json_escape.h"
-#include "state/status_macros.h"
 
 namespace tributary::internal {
 namespace {

@@ -4,7 +4,7 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
-#include "state/json_escape.h"
+#include "base/json_escape.h"
 
 namespace tributary::internal {
 namespace od = simdjson::ondemand;

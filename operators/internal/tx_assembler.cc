@@ -5,10 +5,10 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "base/absl_compat.h"
+#include "base/status_macros.h"
 #include "operators/internal/codec.h"
 #include "operators/internal/log.h"
-#include "state/absl_compat.h"
-#include "state/status_macros.h"
 
 namespace tributary::internal {
 namespace {

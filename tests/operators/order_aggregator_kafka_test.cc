@@ -38,12 +38,12 @@
 #include "apps/cdc-gen/cdc_producer.h"
 #include "apps/cdc-gen/expected_version.h"
 #include "apps/cdc-gen/reference_model.h"
+#include "base/absl_compat.h"
 #include "engine/kafka_streams.h"
 #include "engine/streams_config.h"
 #include "engine/topology.h"
 #include "gtest/gtest.h"
 #include "operators/transaction_aggregate.h"
-#include "state/absl_compat.h"
 #include "tests/support/child_app.h"
 #include "tests/support/kafka_fixture.h"
 
