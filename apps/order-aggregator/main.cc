@@ -8,8 +8,6 @@
 //                                    the generator's model, then exit
 // Exit codes: 0 ok; 1 bad configuration; 2 the stream failed (message says
 // why); 3 the embedded demo's output did not match the model.
-#include <librdkafka/rdkafka.h>
-
 #include <atomic>
 #include <chrono>
 #include <csignal>
@@ -26,7 +24,7 @@
 #include "apps/cdc-gen/cdc_generator.h"
 #include "apps/cdc-gen/cdc_producer.h"
 #include "base/status_macros.h"
-#include "engine/internal/rdkafka_handles.h"
+#include "engine/kafka_clients.h"
 #include "engine/kafka_streams.h"
 #include "operators/outbox_router.h"
 #include "operators/transaction_aggregate.h"
@@ -256,19 +254,24 @@ int RunEmbeddedDemo(KafkaStreams& streams,
     } else {
       cdcgen::ProduceOptions produce;
       produce.skew_transactions = 5;
-      produced = cdcgen::ProduceTransactions(producer->get(), **generator, transactions,
+      produced = cdcgen::ProduceTransactions(**producer, **generator, transactions,
                                              produce, &model);
     }
     producer_finished = true;
   });
 
   // Read the output as a downstream service would: read_committed.
-  auto reader_or = internal::NewKafkaClient(
-      RD_KAFKA_CONSUMER, {{"bootstrap.servers", streams.bootstrap_servers()},
-                          {"group.id", "order-aggregator-demo-reader"},
-                          {"isolation.level", "read_committed"},
-                          {"auto.offset.reset", "earliest"},
-                          {"log_level", "3"}});
+  absl::StatusOr<std::unique_ptr<KafkaReader>> reader_or =
+      KafkaReader::Open({{"bootstrap.servers", streams.bootstrap_servers()},
+                         {"group.id", "order-aggregator-demo-reader"},
+                         {"isolation.level", "read_committed"},
+                         {"auto.offset.reset", "earliest"},
+                         {"log_level", "3"}});
+  if (reader_or.ok()) {
+    if (absl::Status s = (*reader_or)->Subscribe({spec.output_topic}); !s.ok()) {
+      reader_or = s;
+    }
+  }
   if (!reader_or.ok()) {
     std::fprintf(stderr, "order-aggregator: output reader: %s\n",
                  reader_or.status().ToString().c_str());
@@ -277,12 +280,7 @@ int RunEmbeddedDemo(KafkaStreams& streams,
     (void)streams.Close();
     return 2;
   }
-  internal::KafkaHandle reader = *std::move(reader_or);
-  rd_kafka_poll_set_consumer(reader.get());
-  internal::PartitionList topics(rd_kafka_topic_partition_list_new(1));
-  rd_kafka_topic_partition_list_add(topics.get(), spec.output_topic.c_str(),
-                                    RD_KAFKA_PARTITION_UA);
-  rd_kafka_subscribe(reader.get(), topics.get());
+  KafkaReader& reader = **reader_or;
 
   std::map<std::string, std::optional<std::string>> latest;
   int64_t read = 0;
@@ -296,13 +294,9 @@ int RunEmbeddedDemo(KafkaStreams& streams,
       producer_done = true;
       if (!produced.ok()) break;
     }
-    internal::KafkaMessage message(rd_kafka_consumer_poll(reader.get(), 100));
-    if (message && message->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
-      std::string key(static_cast<const char*>(message->key), message->key_len);
-      latest[key] = message->payload == nullptr
-                        ? std::nullopt
-                        : std::optional<std::string>(std::string(
-                              static_cast<const char*>(message->payload), message->len));
+    absl::StatusOr<std::optional<ConsumedRecord>> record = reader.Poll(100);
+    if (record.ok() && *record && !(*record)->end_of_partition) {
+      latest[(*record)->key] = std::move((*record)->value);
       ++read;
       last_record = std::chrono::steady_clock::now();
     }
@@ -311,7 +305,7 @@ int RunEmbeddedDemo(KafkaStreams& streams,
   if (producer_thread.joinable()) producer_thread.join();
   double seconds =
       std::chrono::duration<double>(last_record - start).count();
-  rd_kafka_consumer_close(reader.get());
+  reader.Close();
   absl::Status closed = streams.Close();
 
   if (!produced.ok()) {
