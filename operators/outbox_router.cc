@@ -60,13 +60,13 @@ class OutboxRouter final : public Processor {
       return absl::FailedPreconditionError(
           "OutboxRouter: its store is not connected");
     }
-    MetricTags tags{{"task", context.task_id().ToString()},
-                    {"operator", spec_.name}};
-    routed_ = context.metrics().GetCounter("outbox-events-routed-total", tags);
+    MetricTags tags{{std::string(metric_names::kTaskTag), context.task_id().ToString()},
+                    {std::string(metric_names::kOperatorTag), spec_.name}};
+    routed_ = context.metrics().GetCounter(metric_names::kOutboxEventsRoutedTotal, tags);
     duplicates_ =
-        context.metrics().GetCounter("outbox-duplicates-dropped-total", tags);
+        context.metrics().GetCounter(metric_names::kOutboxDuplicatesDroppedTotal, tags);
     ignored_ =
-        context.metrics().GetCounter("outbox-records-ignored-total", tags);
+        context.metrics().GetCounter(metric_names::kOutboxRecordsIgnoredTotal, tags);
     return seen_ids_.Load(*seen_);
   }
 

@@ -149,16 +149,16 @@ int64_t MetricSum(KafkaStreams& streams, std::string_view name) {
 }
 
 std::string StatusLine(KafkaStreams& streams) {
-  return absl::StrCat("records processed ", MetricSum(streams, "process-total"),
+  return absl::StrCat("records processed ", MetricSum(streams, metric_names::kProcessTotal),
                       ", transactions released ",
-                      MetricSum(streams, "cdc-transactions-released-total"),
-                      ", pending ", MetricSum(streams, "cdc-transactions-pending"),
-                      ", aggregates emitted ", MetricSum(streams, "cdc-aggregates-emitted-total"),
-                      ", dead letters ", MetricSum(streams, "records-dead-lettered-total"),
+                      MetricSum(streams, metric_names::kCdcTransactionsReleasedTotal),
+                      ", pending ", MetricSum(streams, metric_names::kCdcTransactionsPending),
+                      ", aggregates emitted ", MetricSum(streams, metric_names::kCdcAggregatesEmittedTotal),
+                      ", dead letters ", MetricSum(streams, metric_names::kRecordsDeadLetteredTotal),
                       ", duplicates dropped ",
-                      MetricSum(streams, "cdc-duplicates-dropped-total"),
+                      MetricSum(streams, metric_names::kCdcDuplicatesDroppedTotal),
                       ", outbox events routed ",
-                      MetricSum(streams, "outbox-events-routed-total"));
+                      MetricSum(streams, metric_names::kOutboxEventsRoutedTotal));
 }
 
 // Runs until a signal or a stream error.

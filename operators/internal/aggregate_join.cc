@@ -48,10 +48,11 @@ absl::Status AggregateJoin::Init(ProcessorContext& context) {
   if (roots_ == nullptr || children_ == nullptr) {
     return absl::FailedPreconditionError("AggregateJoin: its stores are not connected");
   }
-  MetricTags tags{{"task", context.task_id().ToString()}, {"operator", spec_.name}};
-  emitted_ = context.metrics().GetCounter("cdc-aggregates-emitted-total", tags);
-  stale_ = context.metrics().GetCounter("cdc-stale-slices-dropped-total", tags);
-  unresolved_ = context.metrics().GetCounter("cdc-unavailable-values-unresolved-total", tags);
+  MetricTags tags{{std::string(metric_names::kTaskTag), context.task_id().ToString()},
+                  {std::string(metric_names::kOperatorTag), spec_.name}};
+  emitted_ = context.metrics().GetCounter(metric_names::kCdcAggregatesEmittedTotal, tags);
+  stale_ = context.metrics().GetCounter(metric_names::kCdcStaleSlicesDroppedTotal, tags);
+  unresolved_ = context.metrics().GetCounter(metric_names::kCdcUnavailableValuesUnresolvedTotal, tags);
   own_fields_.clear();
   for (const CdcTable& child : spec_.children) own_fields_.push_back(child.array_field);
   own_fields_.push_back(spec_.source_field);

@@ -87,14 +87,15 @@ absl::Status TxAssembler::Init(ProcessorContext& context) {
   if (events_ == nullptr || meta_ == nullptr || index_ == nullptr) {
     return absl::FailedPreconditionError("TxAssembler: its stores are not connected");
   }
-  MetricTags tags{{"task", context.task_id().ToString()}, {"operator", spec_.name}};
-  released_ = context.metrics().GetCounter("cdc-transactions-released-total", tags);
-  duplicates_ = context.metrics().GetCounter("cdc-duplicates-dropped-total", tags);
-  partial_ = context.metrics().GetCounter("cdc-transactions-released-partial-total", tags);
-  orphans_ = context.metrics().GetCounter("cdc-orphan-child-deletes-total", tags);
-  restarted_ = context.metrics().GetCounter("cdc-transactions-restarted-total", tags);
+  MetricTags tags{{std::string(metric_names::kTaskTag), context.task_id().ToString()},
+                  {std::string(metric_names::kOperatorTag), spec_.name}};
+  released_ = context.metrics().GetCounter(metric_names::kCdcTransactionsReleasedTotal, tags);
+  duplicates_ = context.metrics().GetCounter(metric_names::kCdcDuplicatesDroppedTotal, tags);
+  partial_ = context.metrics().GetCounter(metric_names::kCdcTransactionsReleasedPartialTotal, tags);
+  orphans_ = context.metrics().GetCounter(metric_names::kCdcOrphanChildDeletesTotal, tags);
+  restarted_ = context.metrics().GetCounter(metric_names::kCdcTransactionsRestartedTotal, tags);
   by_position_ =
-      context.metrics().GetCounter("cdc-transactions-completed-by-position-total", tags);
+      context.metrics().GetCounter(metric_names::kCdcTransactionsCompletedByPositionTotal, tags);
   progress_.assign(tables_, {});
   for (size_t t = 0; t < tables_; ++t) {
     const CdcTable& table = t == 0 ? spec_.root : spec_.children[t - 1];
@@ -106,8 +107,8 @@ absl::Status TxAssembler::Init(ProcessorContext& context) {
     }
     progress_[t].resize(static_cast<size_t>(std::max(1, *partitions)));
   }
-  pending_gauge_ = context.metrics().GetGauge("cdc-transactions-pending", tags);
-  oldest_age_gauge_ = context.metrics().GetGauge("cdc-oldest-pending-age-ms", tags);
+  pending_gauge_ = context.metrics().GetGauge(metric_names::kCdcTransactionsPending, tags);
+  oldest_age_gauge_ = context.metrics().GetGauge(metric_names::kCdcOldestPendingAgeMs, tags);
   TRIBUTARY_RETURN_IF_ERROR(Rebuild());
   context.Schedule(kCheckInterval, PunctuationType::kWallClockTime,
                    [this](TimestampMs now) { return CheckHead(now); });
