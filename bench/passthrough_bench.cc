@@ -42,14 +42,14 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "engine/internal/rdkafka_handles.h"
+#include "base/absl_compat.h"
+#include "base/status_macros.h"
+#include "engine/kafka_clients.h"
 #include "engine/kafka_streams.h"
 #include "engine/metrics.h"
 #include "engine/streams_config.h"
 #include "engine/topology.h"
 #include "spdlog/spdlog.h"
-#include "state/absl_compat.h"
-#include "state/status_macros.h"
 
 extern char** environ;
 
@@ -57,13 +57,39 @@ namespace tributary {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-using internal::GroupMetadata;
-using internal::KafkaConf;
-using internal::KafkaHandle;
-using internal::KafkaMessage;
-using internal::KafkaQueue;
-using internal::KafkaStatus;
-using internal::PartitionList;
+
+// The bare pipe is plain librdkafka by design (the physical limit the engine
+// is measured against), so it owns librdkafka's objects itself; the fill,
+// the check and topic admin use the engine's public clients.
+template <auto Destroy>
+struct Destroyer {
+  template <typename T>
+  void operator()(T* object) const {
+    Destroy(object);
+  }
+};
+using KafkaHandle = std::unique_ptr<rd_kafka_t, Destroyer<rd_kafka_destroy>>;
+using KafkaConf = std::unique_ptr<rd_kafka_conf_t, Destroyer<rd_kafka_conf_destroy>>;
+using KafkaMessage = std::unique_ptr<rd_kafka_message_t, Destroyer<rd_kafka_message_destroy>>;
+using KafkaQueue = std::unique_ptr<rd_kafka_queue_t, Destroyer<rd_kafka_queue_destroy>>;
+using PartitionList = std::unique_ptr<rd_kafka_topic_partition_list_t,
+                                      Destroyer<rd_kafka_topic_partition_list_destroy>>;
+using GroupMetadata = std::unique_ptr<rd_kafka_consumer_group_metadata_t,
+                                      Destroyer<rd_kafka_consumer_group_metadata_destroy>>;
+
+absl::Status KafkaStatus(rd_kafka_resp_err_t err, std::string_view context) {
+  if (err == RD_KAFKA_RESP_ERR_NO_ERROR) return absl::OkStatus();
+  return absl::InternalError(absl::StrCat(Sv(context), ": ", rd_kafka_err2name(err), ": ",
+                                          rd_kafka_err2str(err)));
+}
+
+// Consumes `error` (may be null: OK).
+absl::Status KafkaStatus(rd_kafka_error_t* error, std::string_view context) {
+  if (error == nullptr) return absl::OkStatus();
+  std::unique_ptr<rd_kafka_error_t, Destroyer<rd_kafka_error_destroy>> owned(error);
+  return absl::InternalError(absl::StrCat(Sv(context), ": ", rd_kafka_error_name(error), ": ",
+                                          rd_kafka_error_string(error)));
+}
 
 constexpr int kKeyBytes = 16;
 constexpr int kBatch = 1000;  // records per consume batch (= max.poll.records)
@@ -118,86 +144,20 @@ absl::StatusOr<KafkaHandle> NewClient(rd_kafka_type_t type,
 
 // --- Admin: create / delete topics -------------------------------------------
 
-struct AdminDeleter {
-  void operator()(rd_kafka_NewTopic_t* t) const { rd_kafka_NewTopic_destroy(t); }
-  void operator()(rd_kafka_DeleteTopic_t* t) const { rd_kafka_DeleteTopic_destroy(t); }
-  void operator()(rd_kafka_AdminOptions_t* o) const { rd_kafka_AdminOptions_destroy(o); }
-  void operator()(rd_kafka_event_t* e) const { rd_kafka_event_destroy(e); }
-};
-
 absl::Status CreateTopic(const Options& options, const std::string& topic) {
-  TRIBUTARY_ASSIGN_OR_RETURN(
-      KafkaHandle admin,
-      NewClient(RD_KAFKA_PRODUCER, {{"bootstrap.servers", options.bootstrap}}));
-  char errstr[512];
-  std::unique_ptr<rd_kafka_NewTopic_t, AdminDeleter> new_topic(rd_kafka_NewTopic_new(
-      topic.c_str(), options.partitions, 1, errstr, sizeof(errstr)));
-  if (!new_topic) return absl::InvalidArgumentError(absl::StrCat(topic, ": ", errstr));
-  std::unique_ptr<rd_kafka_AdminOptions_t, AdminDeleter> admin_options(
-      rd_kafka_AdminOptions_new(admin.get(), RD_KAFKA_ADMIN_OP_CREATETOPICS));
-  rd_kafka_AdminOptions_set_operation_timeout(admin_options.get(), kKafkaTimeoutMs, errstr,
-                                              sizeof(errstr));
-  KafkaQueue queue(rd_kafka_queue_new(admin.get()));
-  rd_kafka_NewTopic_t* topics[] = {new_topic.get()};
-  rd_kafka_CreateTopics(admin.get(), topics, 1, admin_options.get(), queue.get());
-  std::unique_ptr<rd_kafka_event_t, AdminDeleter> event(
-      rd_kafka_queue_poll(queue.get(), kKafkaTimeoutMs + 5000));
-  if (!event) return absl::DeadlineExceededError(absl::StrCat("CreateTopics ", topic));
-  if (rd_kafka_event_error(event.get()) != RD_KAFKA_RESP_ERR_NO_ERROR) {
-    return absl::InternalError(
-        absl::StrCat("CreateTopics ", topic, ": ", rd_kafka_event_error_string(event.get())));
-  }
-  size_t count = 0;
-  const rd_kafka_topic_result_t** results = rd_kafka_CreateTopics_result_topics(
-      rd_kafka_event_CreateTopics_result(event.get()), &count);
-  for (size_t i = 0; i < count; ++i) {
-    rd_kafka_resp_err_t err = rd_kafka_topic_result_error(results[i]);
-    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-      return KafkaStatus(err, absl::StrCat("CreateTopics ", topic));
-    }
-  }
-  // Wait (bounded) until every partition has a leader.
-  const Clock::time_point deadline = Clock::now() + std::chrono::seconds(30);
-  while (true) {
-    const rd_kafka_metadata_t* raw = nullptr;
-    rd_kafka_topic_t* rkt = rd_kafka_topic_new(admin.get(), topic.c_str(), nullptr);
-    rd_kafka_resp_err_t err = rd_kafka_metadata(admin.get(), 0, rkt, &raw, 5000);
-    rd_kafka_topic_destroy(rkt);
-    bool ready = false;
-    if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
-      const rd_kafka_metadata_topic_t& t = raw->topics[0];
-      ready = raw->topic_cnt == 1 && t.err == RD_KAFKA_RESP_ERR_NO_ERROR &&
-              t.partition_cnt == options.partitions;
-      for (int p = 0; ready && p < t.partition_cnt; ++p) {
-        ready = t.partitions[p].leader >= 0;
-      }
-      rd_kafka_metadata_destroy(raw);
-    }
-    if (ready) return absl::OkStatus();
-    if (Clock::now() > deadline) {
-      return absl::DeadlineExceededError(absl::StrCat(topic, ": partitions have no leader"));
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
+  TRIBUTARY_ASSIGN_OR_RETURN(std::unique_ptr<KafkaAdmin> admin,
+                             KafkaAdmin::Open({{"bootstrap.servers", options.bootstrap}}));
+  const KafkaAdmin::NewTopic topics[] = {{topic, options.partitions}};
+  return admin->CreateTopics(topics, kKafkaTimeoutMs);
 }
 
 // Best effort: the benchmark's topics would otherwise fill the broker's disk.
 void DeleteTopics(const Options& options, const std::vector<std::string>& names) {
-  if (names.empty()) return;
-  absl::StatusOr<KafkaHandle> admin =
-      NewClient(RD_KAFKA_PRODUCER, {{"bootstrap.servers", options.bootstrap}});
+  absl::StatusOr<std::unique_ptr<KafkaAdmin>> admin =
+      KafkaAdmin::Open({{"bootstrap.servers", options.bootstrap}});
   if (!admin.ok()) return;
-  std::vector<std::unique_ptr<rd_kafka_DeleteTopic_t, AdminDeleter>> owned;
-  std::vector<rd_kafka_DeleteTopic_t*> topics;
-  for (const std::string& name : names) {
-    owned.emplace_back(rd_kafka_DeleteTopic_new(name.c_str()));
-    topics.push_back(owned.back().get());
-  }
-  KafkaQueue queue(rd_kafka_queue_new(admin->get()));
-  rd_kafka_DeleteTopics(admin->get(), topics.data(), topics.size(), nullptr, queue.get());
-  std::unique_ptr<rd_kafka_event_t, AdminDeleter> event(
-      rd_kafka_queue_poll(queue.get(), kKafkaTimeoutMs));
-  (void)event;  // swallowed on purpose: a leftover topic only costs disk
+  // Swallowed on purpose: a leftover topic only costs disk.
+  (void)(*admin)->DeleteTopics(names, kKafkaTimeoutMs);
 }
 
 // --- Fill and verify -----------------------------------------------------------
@@ -205,30 +165,12 @@ void DeleteTopics(const Options& options, const std::vector<std::string>& names)
 // `records` records, keys "key-%012d" (16 bytes), values `value_bytes` bytes of
 // letters, murmur2-partitioned by an idempotent producer.
 absl::Status Fill(const Options& options, const std::string& topic) {
-  struct Deliveries {
-    std::atomic<int64_t> acked{0};
-    std::atomic<int> first_error{RD_KAFKA_RESP_ERR_NO_ERROR};
-  } deliveries;
-  KafkaConf conf(rd_kafka_conf_new());
-  rd_kafka_conf_set_opaque(conf.get(), &deliveries);
-  rd_kafka_conf_set_dr_msg_cb(
-      conf.get(), [](rd_kafka_t*, const rd_kafka_message_t* m, void* opaque) {
-        auto* d = static_cast<Deliveries*>(opaque);
-        if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
-          d->acked.fetch_add(1, std::memory_order_relaxed);
-        } else {
-          int none = RD_KAFKA_RESP_ERR_NO_ERROR;
-          d->first_error.compare_exchange_strong(none, m->err);
-        }
-      });
-  TRIBUTARY_ASSIGN_OR_RETURN(KafkaHandle producer,
-                             NewClient(RD_KAFKA_PRODUCER,
-                                       {{"bootstrap.servers", options.bootstrap},
-                                        {"enable.idempotence", "true"},
-                                        {"partitioner", "murmur2_random"},
-                                        {"linger.ms", "20"},
-                                        {"batch.size", "1000000"}},
-                                       std::move(conf)));
+  TRIBUTARY_ASSIGN_OR_RETURN(std::unique_ptr<KafkaProducer> producer,
+                             KafkaProducer::Open({{"bootstrap.servers", options.bootstrap},
+                                                  {"enable.idempotence", "true"},
+                                                  {"partitioner", "murmur2_random"},
+                                                  {"linger.ms", "20"},
+                                                  {"batch.size", "1000000"}}));
   std::string pattern(4096 + options.value_bytes, '\0');
   uint32_t x = 12345;
   for (char& c : pattern) {
@@ -240,29 +182,21 @@ absl::Status Fill(const Options& options, const std::string& topic) {
   for (int64_t i = 0; i < options.records; ++i) {
     std::snprintf(key, sizeof(key), "key-%012lld",
                   static_cast<long long>(i % 1'000'000'000'000));
-    char* value = pattern.data() + (i * 61) % 4096;
-    while (true) {
-      rd_kafka_resp_err_t err = rd_kafka_producev(
-          producer.get(), RD_KAFKA_V_TOPIC(topic.c_str()), RD_KAFKA_V_KEY(key, kKeyBytes),
-          RD_KAFKA_V_VALUE(value, static_cast<size_t>(options.value_bytes)),
-          RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
-      if (err == RD_KAFKA_RESP_ERR_NO_ERROR) break;
-      if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) return KafkaStatus(err, "fill produce");
+    const std::string_view value(pattern.data() + (i * 61) % 4096,
+                                 static_cast<size_t>(options.value_bytes));
+    TRIBUTARY_RETURN_IF_ERROR(producer->Send(topic, KafkaProducer::kAnyPartition,
+                                             std::string_view(key, kKeyBytes), value));
+    if (i % 10000 == 0) {
+      producer->Poll(0);
       if (Clock::now() > deadline) return absl::DeadlineExceededError("fill: deadline");
-      rd_kafka_poll(producer.get(), 10);
     }
-    if (i % 10000 == 0) rd_kafka_poll(producer.get(), 0);
   }
   const int left_ms = static_cast<int>(std::max<int64_t>(
       1, std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now())
              .count()));
-  TRIBUTARY_RETURN_IF_ERROR(KafkaStatus(rd_kafka_flush(producer.get(), left_ms), "fill flush"));
-  if (deliveries.first_error != RD_KAFKA_RESP_ERR_NO_ERROR) {
-    return KafkaStatus(static_cast<rd_kafka_resp_err_t>(deliveries.first_error.load()),
-                       "fill delivery");
-  }
-  if (deliveries.acked != options.records) {
-    return absl::InternalError(absl::StrCat("fill: ", deliveries.acked.load(), " of ",
+  TRIBUTARY_RETURN_IF_ERROR(producer->Flush(left_ms));
+  if (producer->delivered() != options.records) {
+    return absl::InternalError(absl::StrCat("fill: ", producer->delivered(), " of ",
                                             options.records, " acknowledged"));
   }
   return absl::OkStatus();
@@ -271,23 +205,13 @@ absl::Status Fill(const Options& options, const std::string& topic) {
 // Counts the committed records of `topic` as a read_committed reader sees
 // them: reads every partition from the beginning to its end.
 absl::StatusOr<int64_t> CountCommitted(const Options& options, const std::string& topic) {
-  TRIBUTARY_ASSIGN_OR_RETURN(KafkaHandle consumer,
-                             NewClient(RD_KAFKA_CONSUMER,
-                                       {{"bootstrap.servers", options.bootstrap},
-                                        {"group.id", UniqueName("passthrough-verify")},
-                                        {"enable.auto.commit", "false"},
-                                        {"enable.partition.eof", "true"},
-                                        {"isolation.level", "read_committed"}}));
-  rd_kafka_poll_set_consumer(consumer.get());
-  PartitionList list(rd_kafka_topic_partition_list_new(options.partitions));
-  for (int p = 0; p < options.partitions; ++p) {
-    rd_kafka_topic_partition_list_add(list.get(), topic.c_str(), p)->offset =
-        RD_KAFKA_OFFSET_BEGINNING;
-  }
-  TRIBUTARY_RETURN_IF_ERROR(
-      KafkaStatus(rd_kafka_assign(consumer.get(), list.get()), "verify assign"));
-  KafkaQueue queue(rd_kafka_queue_get_consumer(consumer.get()));
-  std::vector<rd_kafka_message_t*> batch(kBatch);
+  TRIBUTARY_ASSIGN_OR_RETURN(
+      std::unique_ptr<KafkaReader> reader,
+      KafkaReader::Open({{"bootstrap.servers", options.bootstrap},
+                         {"group.id", UniqueName("passthrough-verify")},
+                         {"enable.auto.commit", "false"},
+                         {"enable.partition.eof", "true"}}));
+  TRIBUTARY_RETURN_IF_ERROR(reader->AssignFromBeginning(topic, options.partitions));
   std::vector<bool> at_end(options.partitions, false);
   int ended = 0;
   int64_t count = 0;
@@ -299,22 +223,21 @@ absl::StatusOr<int64_t> CountCommitted(const Options& options, const std::string
           absl::StrCat("verify ", topic, ": read ", count, " records, not at the end"));
       break;
     }
-    ssize_t n = rd_kafka_consume_batch_queue(queue.get(), 100, batch.data(), batch.size());
-    for (ssize_t i = 0; i < n; ++i) {
-      KafkaMessage m(batch[i]);
-      if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-        if (!at_end[m->partition]) ++ended;
-        at_end[m->partition] = true;
-      } else if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        if (status.ok()) status = KafkaStatus(m->err, "verify consume");
-      } else {
-        ++count;
-        if (at_end[m->partition]) --ended;
-        at_end[m->partition] = false;
-      }
+    absl::StatusOr<std::optional<ConsumedRecord>> record = reader->Poll(100);
+    if (!record.ok()) {
+      status = record.status();
+    } else if (!record->has_value()) {
+      continue;
+    } else if ((*record)->end_of_partition) {
+      if (!at_end[(*record)->partition]) ++ended;
+      at_end[(*record)->partition] = true;
+    } else {
+      ++count;
+      if (at_end[(*record)->partition]) --ended;
+      at_end[(*record)->partition] = false;
     }
   }
-  rd_kafka_consumer_close(consumer.get());
+  reader->Close();
   TRIBUTARY_RETURN_IF_ERROR(status);
   return count;
 }

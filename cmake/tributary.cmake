@@ -34,12 +34,26 @@ function(tributary_add_library layer)
   tributary_compile_options(tributary_${layer})
 endfunction()
 
+# Apps and benchmarks include only public headers: this target fails the
+# build when a file under apps/ or bench/ includes an internal/ path. It runs
+# on every build; tributary_public_only(<target>) makes <target> wait for it.
+add_custom_target(tributary_check_public_includes
+  COMMAND ${CMAKE_COMMAND} -DSOURCE_DIR=${PROJECT_SOURCE_DIR}
+          -P ${PROJECT_SOURCE_DIR}/cmake/check_public_includes.cmake
+  COMMENT "Checking that apps/ and bench/ include only public headers"
+  VERBATIM)
+function(tributary_public_only target)
+  add_dependencies(${target} tributary_check_public_includes)
+endfunction()
+
 # tributary_add_executable(<name> SOURCES ... DEPS ...)
+# Programs under apps/ (public headers only, see above).
 function(tributary_add_executable name)
   cmake_parse_arguments(ARG "" "" "SOURCES;DEPS" ${ARGN})
   add_executable(${name} ${ARG_SOURCES})
   target_link_libraries(${name} PRIVATE ${ARG_DEPS})
   tributary_compile_options(${name})
+  tributary_public_only(${name})
 endfunction()
 
 # tributary_add_test(<file_test.cc> LABEL unit|kafka|e2e [TIMEOUT s]
@@ -79,4 +93,5 @@ function(tributary_add_bench file)
   add_executable(${name} ${file})
   target_link_libraries(${name} PRIVATE ${ARG_DEPS})
   tributary_compile_options(${name})
+  tributary_public_only(${name})
 endfunction()

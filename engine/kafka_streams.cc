@@ -14,14 +14,14 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "base/absl_compat.h"
+#include "base/status_macros.h"
 #include "engine/internal/log.h"
 #include "engine/internal/rdkafka_handles.h"
 #include "engine/internal/stream_thread.h"
 #include "engine/internal/task.h"
-#include "state/absl_compat.h"
-#include "state/rocksdb_store.h"
 #include "spdlog/spdlog.h"
-#include "state/status_macros.h"
+#include "state/rocksdb_store.h"
 
 namespace tributary {
 namespace {

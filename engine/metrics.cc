@@ -6,8 +6,8 @@
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
-#include "state/absl_compat.h"
-#include "state/json_escape.h"
+#include "base/absl_compat.h"
+#include "base/json_escape.h"
 
 namespace tributary {
 

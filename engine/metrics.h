@@ -22,25 +22,23 @@
 
 namespace tributary {
 
-// Metric names, as Kafka Streams spells them. Tags use kThreadTag / kTaskTag.
+// The names and tags the engine emits (Kafka Streams' names where it has
+// one); the operators add theirs to this namespace in their own headers.
 namespace metric_names {
-inline constexpr std::string_view kThreadTag = "thread-id";
-inline constexpr std::string_view kTaskTag = "task-id";
+// Tags.
+inline constexpr std::string_view kThreadTag = "thread";      // stream thread name
+inline constexpr std::string_view kTaskTag = "task";          // e.g. "0_1"
+inline constexpr std::string_view kOperatorTag = "operator";  // an operator's name
 
+// Per stream thread (tag kThreadTag).
 inline constexpr std::string_view kProcessTotal = "process-total";
-inline constexpr std::string_view kProcessLatency = "process-latency";
+inline constexpr std::string_view kProcessBatchLatency = "process-batch-latency";
 inline constexpr std::string_view kCommitTotal = "commit-total";
 inline constexpr std::string_view kCommitLatency = "commit-latency";
-inline constexpr std::string_view kPollTotal = "poll-total";
-inline constexpr std::string_view kPollLatency = "poll-latency";
+inline constexpr std::string_view kAbortTotal = "abort-total";
 inline constexpr std::string_view kPunctuateTotal = "punctuate-total";
-inline constexpr std::string_view kPunctuateLatency = "punctuate-latency";
-inline constexpr std::string_view kRestoreRecordsTotal =
-    "restore-records-total";
-inline constexpr std::string_view kRecordsDeadLetteredTotal =
-    "records-dead-lettered-total";
-inline constexpr std::string_view kDroppedRecordsTotal =
-    "dropped-records-total";
+inline constexpr std::string_view kRestoreRecordsTotal = "restore-records-total";
+inline constexpr std::string_view kRecordsDeadLetteredTotal = "records-dead-lettered-total";
 }  // namespace metric_names
 
 // Tags of a metric, e.g. {{"thread-id", "t0"}, {"task-id", "0_1"}}.

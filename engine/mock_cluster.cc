@@ -4,7 +4,7 @@
 #include <librdkafka/rdkafka_mock.h>
 
 #include "absl/strings/str_cat.h"
-#include "state/absl_compat.h"
+#include "base/absl_compat.h"
 #include "engine/internal/rdkafka_handles.h"
 
 namespace tributary {

@@ -5,8 +5,8 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "base/absl_compat.h"
 #include "engine/json_document.h"
-#include "state/absl_compat.h"
 
 namespace tributary {
 namespace {

@@ -4,7 +4,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "state/absl_compat.h"
+#include "base/absl_compat.h"
 
 namespace tributary {
 namespace {

@@ -54,16 +54,126 @@
 #include <utility>
 #include <vector>
 
+#include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
-#include "engine/internal/dsl_processors.h"
+#include "base/absl_compat.h"
 #include "engine/processor.h"
 #include "engine/serde.h"
 #include "engine/topology.h"
-#include "state/absl_compat.h"
 
 namespace tributary {
+
+// What the operators' templates below hand to the engine: each operator is a
+// typed step (decode with the stream's serdes, call the lambda, encode with
+// the output serdes) run by one of a few untyped processors, which live in
+// engine/internal/dsl_processors.cc. Not for direct use.
+namespace internal {
+
+// The typed key or value of a record part (`what` is "key" or "value").
+// A null becomes nullopt for std::optional<U>, otherwise T{}: the DSL's rule
+// for nulls (see the file comment).
+template <typename T>
+absl::StatusOr<T> Decode(const Serde<T>& serde,
+                         std::optional<std::string_view> bytes,
+                         std::string_view node, std::string_view what) {
+  if (!bytes.has_value()) {
+    if constexpr (IsOptional<T>::value) {
+      return T(std::nullopt);
+    } else if constexpr (std::is_default_constructible_v<T>) {
+      return T{};
+    } else {
+      return absl::InvalidArgumentError(
+          absl::StrCat(Sv(node), ": the record's ", Sv(what),
+                       " is null and its type has no default value; declare it "
+                       "std::optional"));
+    }
+  }
+  absl::StatusOr<T> value = serde.deserialize(*bytes);
+  if (!value.ok()) {
+    return absl::Status(
+        value.status().code(),
+        absl::StrCat(Sv(node), ": cannot deserialize the record's ", Sv(what),
+                     ": ", value.status().message()));
+  }
+  return value;
+}
+
+// The bytes of `value`, written into `buffer`; nullopt (a null) for an empty
+// std::optional. Valid until `buffer` changes.
+template <typename T>
+std::optional<std::string_view> Encode(const Serde<T>& serde, const T& value,
+                                       std::string& buffer) {
+  if constexpr (IsOptional<T>::value) {
+    if (!value.has_value()) return std::nullopt;
+  }
+  serde.serialize(value, buffer);
+  return std::string_view(buffer);
+}
+
+// Both parts of a record, or the first decoding error.
+template <typename K, typename V>
+absl::StatusOr<std::pair<K, V>> DecodeKeyValue(const Serde<K>& key_serde,
+                                               const Serde<V>& value_serde,
+                                               const Record& record,
+                                               std::string_view node) {
+  absl::StatusOr<K> key = Decode(key_serde, record.key, node, "key");
+  if (!key.ok()) return key.status();
+  absl::StatusOr<V> value = Decode(value_serde, record.value, node, "value");
+  if (!value.ok()) return value.status();
+  return std::pair<K, V>(*std::move(key), *std::move(value));
+}
+
+// Where a step's output goes: the processor's context and its encode
+// buffers (reused from record to record).
+class DslOutput {
+ public:
+  explicit DslOutput(ProcessorContext& context) : context_(&context) {}
+
+  // Forwards `record` unchanged.
+  absl::Status Forward(const Record& record) { return context_->Forward(record); }
+  // Forwards a copy of `input` with new key and value bytes; the timestamp,
+  // headers and origin stay those of the input.
+  absl::Status ForwardWith(const Record& input,
+                           std::optional<std::string_view> key,
+                           std::optional<std::string_view> value) {
+    Record output = input;
+    output.key = key;
+    output.value = value;
+    return context_->Forward(output);
+  }
+
+  std::string key_buffer;
+  std::string value_buffer;
+
+ private:
+  ProcessorContext* context_;
+};
+
+// Filter, Peek, Map, MapValues, FlatMap, FlatMapValues, SelectKey: the step
+// forwards what it makes of each record through `out`.
+using RecordStep = std::function<absl::Status(const Record& record, DslOutput& out)>;
+ProcessorFactory StatelessProcessorFactory(RecordStep step);
+
+// Count, Reduce and Aggregate: the step decodes the record, calls
+// `load_current` for the stored aggregate's bytes (nullopt: none yet), folds
+// the record in and returns the new aggregate encoded into `buffer` (nullopt:
+// delete the key). The processor stores it under the record's key bytes and
+// forwards the key with it; records with a null key or value are skipped.
+using LoadAggregate = absl::FunctionRef<absl::StatusOr<std::optional<std::string>>()>;
+using AggregateStep = std::function<absl::StatusOr<std::optional<std::string_view>>(
+    const Record& record, LoadAggregate load_current, std::string& buffer)>;
+ProcessorFactory AggregateProcessorFactory(std::string name, std::string store,
+                                           AggregateStep step);
+
+// KStream::ToTable: puts a record with a value in the store, deletes the key
+// on a tombstone, forwards both; skips records with a null key.
+ProcessorFactory ToTableProcessorFactory(std::string name, std::string store);
+// KTable::ToStream: forwards every record unchanged.
+ProcessorFactory PassThroughProcessorFactory();
+
+}  // namespace internal
 
 template <typename K, typename V>
 class KStream;
@@ -309,10 +419,16 @@ class KGroupedStream {
       : stream_(std::move(stream)),
         repartition_name_(std::move(repartition_name)) {}
 
+  // Folds one record into the key's aggregate; `current` is nullopt when the
+  // key has none yet.
+  template <typename VA>
+  using AggregateFn =
+      std::function<VA(const K& key, const V& value, std::optional<VA> current)>;
+
   template <typename VA>
   KTable<K, VA> DoAggregate(
       std::string_view prefix,
-      typename internal::AggregateProcessor<K, V, VA>::Step step,
+      AggregateFn<VA> step,
       Materialized<VA> materialized, Serde<VA> default_serde,
       const Named& named) const;
 
@@ -435,11 +551,18 @@ template <typename K, typename V>
 KStream<K, V> KStream<K, V>::AddFilter(
     std::function<bool(const K&, const V&)> predicate, Named named,
     bool keep_when) const {
-  using P = internal::FilterProcessor<K, V>;
   std::string name = builder_->NameOr(named, "KSTREAM-FILTER-");
-  AddChild(name, internal::MakeFactory<P>(
-                     typename P::Config{name, key_serde_, value_serde_,
-                                        std::move(predicate), keep_when}));
+  AddChild(name, internal::StatelessProcessorFactory(
+                     [name, key_in = key_serde_, value_in = value_serde_,
+                      predicate = std::move(predicate), keep_when](
+                         const Record& record, internal::DslOutput& out) -> absl::Status {
+                       absl::StatusOr<std::pair<K, V>> in =
+                           internal::DecodeKeyValue(key_in, value_in, record, name);
+                       if (!in.ok()) return in.status();
+                       const auto& [key, value] = *in;
+                       if (predicate(key, value) != keep_when) return absl::OkStatus();
+                       return out.Forward(record);
+                     }));
   return KStream(builder_, std::move(name), key_serde_, value_serde_,
                  repartition_required_);
 }
@@ -447,10 +570,18 @@ KStream<K, V> KStream<K, V>::AddFilter(
 template <typename K, typename V>
 KStream<K, V> KStream<K, V>::Peek(
     std::function<void(const K&, const V&)> action, Named named) const {
-  using P = internal::PeekProcessor<K, V>;
   std::string name = builder_->NameOr(named, "KSTREAM-PEEK-");
-  AddChild(name, internal::MakeFactory<P>(typename P::Config{
-                     name, key_serde_, value_serde_, std::move(action)}));
+  AddChild(name, internal::StatelessProcessorFactory(
+                     [name, key_in = key_serde_, value_in = value_serde_,
+                      action = std::move(action)](const Record& record,
+                                                  internal::DslOutput& out) -> absl::Status {
+                       absl::StatusOr<std::pair<K, V>> in =
+                           internal::DecodeKeyValue(key_in, value_in, record, name);
+                       if (!in.ok()) return in.status();
+                       const auto& [key, value] = *in;
+                       action(key, value);
+                       return out.Forward(record);
+                     }));
   return KStream(builder_, std::move(name), key_serde_, value_serde_,
                  repartition_required_);
 }
@@ -460,15 +591,25 @@ template <typename K2, typename V2>
 KStream<K2, V2> KStream<K, V>::Map(
     std::function<std::pair<K2, V2>(const K&, const V&)> fn, Named named,
     Serde<K2> key_serde, Serde<V2> value_serde) const {
-  using P = internal::MapProcessor<K, V, K2, V2>;
   std::string name = builder_->NameOr(named, "KSTREAM-MAP-");
   key_serde =
       builder_->ResolveSerde(std::move(key_serde), key_serde_, name, "key");
   value_serde = builder_->ResolveSerde(std::move(value_serde), value_serde_,
                                        name, "value");
-  AddChild(name, internal::MakeFactory<P>(typename P::Config{
-                     name, key_serde_, value_serde_, key_serde, value_serde,
-                     std::move(fn)}));
+  AddChild(name, internal::StatelessProcessorFactory(
+                     [name, key_in = key_serde_, value_in = value_serde_,
+                      key_out = key_serde, value_out = value_serde,
+                      fn = std::move(fn)](const Record& record,
+                                          internal::DslOutput& out) -> absl::Status {
+                       absl::StatusOr<std::pair<K, V>> in =
+                           internal::DecodeKeyValue(key_in, value_in, record, name);
+                       if (!in.ok()) return in.status();
+                       const auto& [key, value] = *in;
+                       const std::pair<K2, V2> made = fn(key, value);
+                       return out.ForwardWith(
+                           record, internal::Encode(key_out, made.first, out.key_buffer),
+                           internal::Encode(value_out, made.second, out.value_buffer));
+                     }));
   return KStream<K2, V2>(builder_, std::move(name), std::move(key_serde),
                          std::move(value_serde), /*repartition_required=*/true);
 }
@@ -478,12 +619,20 @@ template <typename V2>
 KStream<K, V2> KStream<K, V>::MapValues(std::function<V2(const V&)> fn,
                                         Named named,
                                         Serde<V2> value_serde) const {
-  using P = internal::MapValuesProcessor<V, V2>;
   std::string name = builder_->NameOr(named, "KSTREAM-MAPVALUES-");
   value_serde = builder_->ResolveSerde(std::move(value_serde), value_serde_,
                                        name, "value");
-  AddChild(name, internal::MakeFactory<P>(typename P::Config{
-                     name, value_serde_, value_serde, std::move(fn)}));
+  AddChild(name, internal::StatelessProcessorFactory(
+                     [name, value_in = value_serde_, value_out = value_serde,
+                      fn = std::move(fn)](const Record& record,
+                                          internal::DslOutput& out) -> absl::Status {
+                       absl::StatusOr<V> value =
+                           internal::Decode(value_in, record.value, name, "value");
+                       if (!value.ok()) return value.status();
+                       return out.ForwardWith(
+                           record, record.key,
+                           internal::Encode(value_out, fn(*value), out.value_buffer));
+                     }));
   return KStream<K, V2>(builder_, std::move(name), key_serde_,
                         std::move(value_serde), repartition_required_);
 }
@@ -493,15 +642,28 @@ template <typename K2, typename V2>
 KStream<K2, V2> KStream<K, V>::FlatMap(
     std::function<std::vector<std::pair<K2, V2>>(const K&, const V&)> fn,
     Named named, Serde<K2> key_serde, Serde<V2> value_serde) const {
-  using P = internal::FlatMapProcessor<K, V, K2, V2>;
   std::string name = builder_->NameOr(named, "KSTREAM-FLATMAP-");
   key_serde =
       builder_->ResolveSerde(std::move(key_serde), key_serde_, name, "key");
   value_serde = builder_->ResolveSerde(std::move(value_serde), value_serde_,
                                        name, "value");
-  AddChild(name, internal::MakeFactory<P>(typename P::Config{
-                     name, key_serde_, value_serde_, key_serde, value_serde,
-                     std::move(fn)}));
+  AddChild(name, internal::StatelessProcessorFactory(
+                     [name, key_in = key_serde_, value_in = value_serde_,
+                      key_out = key_serde, value_out = value_serde,
+                      fn = std::move(fn)](const Record& record,
+                                          internal::DslOutput& out) -> absl::Status {
+                       absl::StatusOr<std::pair<K, V>> in =
+                           internal::DecodeKeyValue(key_in, value_in, record, name);
+                       if (!in.ok()) return in.status();
+                       const auto& [key, value] = *in;
+                       for (const std::pair<K2, V2>& made : fn(key, value)) {
+                         absl::Status status = out.ForwardWith(
+                             record, internal::Encode(key_out, made.first, out.key_buffer),
+                             internal::Encode(value_out, made.second, out.value_buffer));
+                         if (!status.ok()) return status;
+                       }
+                       return absl::OkStatus();
+                     }));
   return KStream<K2, V2>(builder_, std::move(name), std::move(key_serde),
                          std::move(value_serde), /*repartition_required=*/true);
 }
@@ -511,12 +673,24 @@ template <typename V2>
 KStream<K, V2> KStream<K, V>::FlatMapValues(
     std::function<std::vector<V2>(const V&)> fn, Named named,
     Serde<V2> value_serde) const {
-  using P = internal::FlatMapValuesProcessor<V, V2>;
   std::string name = builder_->NameOr(named, "KSTREAM-FLATMAPVALUES-");
   value_serde = builder_->ResolveSerde(std::move(value_serde), value_serde_,
                                        name, "value");
-  AddChild(name, internal::MakeFactory<P>(typename P::Config{
-                     name, value_serde_, value_serde, std::move(fn)}));
+  AddChild(name, internal::StatelessProcessorFactory(
+                     [name, value_in = value_serde_, value_out = value_serde,
+                      fn = std::move(fn)](const Record& record,
+                                          internal::DslOutput& out) -> absl::Status {
+                       absl::StatusOr<V> value =
+                           internal::Decode(value_in, record.value, name, "value");
+                       if (!value.ok()) return value.status();
+                       for (const V2& made : fn(*value)) {
+                         absl::Status status = out.ForwardWith(
+                             record, record.key,
+                             internal::Encode(value_out, made, out.value_buffer));
+                         if (!status.ok()) return status;
+                       }
+                       return absl::OkStatus();
+                     }));
   return KStream<K, V2>(builder_, std::move(name), key_serde_,
                         std::move(value_serde), repartition_required_);
 }
@@ -526,13 +700,21 @@ template <typename K2>
 KStream<K2, V> KStream<K, V>::SelectKey(
     std::function<K2(const K&, const V&)> fn, Named named,
     Serde<K2> key_serde) const {
-  using P = internal::SelectKeyProcessor<K, V, K2>;
   std::string name = builder_->NameOr(named, "KSTREAM-KEY-SELECT-");
   key_serde =
       builder_->ResolveSerde(std::move(key_serde), key_serde_, name, "key");
-  AddChild(name,
-           internal::MakeFactory<P>(typename P::Config{
-               name, key_serde_, value_serde_, key_serde, std::move(fn)}));
+  AddChild(name, internal::StatelessProcessorFactory(
+                     [name, key_in = key_serde_, value_in = value_serde_,
+                      key_out = key_serde, fn = std::move(fn)](
+                         const Record& record, internal::DslOutput& out) -> absl::Status {
+                       absl::StatusOr<std::pair<K, V>> in =
+                           internal::DecodeKeyValue(key_in, value_in, record, name);
+                       if (!in.ok()) return in.status();
+                       const auto& [key, value] = *in;
+                       return out.ForwardWith(
+                           record, internal::Encode(key_out, fn(key, value), out.key_buffer),
+                           record.value);
+                     }));
   return KStream<K2, V>(builder_, std::move(name), std::move(key_serde),
                         value_serde_,
                         /*repartition_required=*/true);
@@ -586,8 +768,7 @@ KTable<K, V> KStream<K, V>::ToTable(Materialized<V> materialized,
   const std::string parent = RepartitionedNode(store);
   builder_->topology_.AddProcessor(
       name,
-      internal::MakeFactory<internal::ToTableProcessor>(
-          internal::ToTableProcessor::Config{name, store}),
+      internal::ToTableProcessorFactory(name, store),
       {parent});
   builder_->topology_.AddStateStore(
       StoreSpec{store, materialized.store_type, materialized.logging_enabled},
@@ -630,7 +811,7 @@ template <typename K, typename V>
 template <typename VA>
 KTable<K, VA> KGroupedStream<K, V>::DoAggregate(
     std::string_view prefix,
-    typename internal::AggregateProcessor<K, V, VA>::Step step,
+    AggregateFn<VA> step,
     Materialized<VA> materialized, Serde<VA> default_serde,
     const Named& named) const {
   StreamsBuilder& builder = *stream_.builder_;
@@ -647,12 +828,34 @@ KTable<K, VA> KGroupedStream<K, V>::DoAggregate(
   const std::string parent = stream_.RepartitionedNode(
       repartition_name_.empty() ? store : repartition_name_);
 
-  using P = internal::AggregateProcessor<K, V, VA>;
   builder.topology_.AddProcessor(
       name,
-      internal::MakeFactory<P>(typename P::Config{
-          name, store, stream_.key_serde_, stream_.value_serde_,
-          aggregate_serde, std::move(step)}),
+      internal::AggregateProcessorFactory(
+          name, store,
+          [name, store, key_in = stream_.key_serde_, value_in = stream_.value_serde_,
+           aggregate = aggregate_serde, step = std::move(step)](
+              const Record& record, internal::LoadAggregate load_current,
+              std::string& buffer) -> absl::StatusOr<std::optional<std::string_view>> {
+            absl::StatusOr<K> key = internal::Decode(key_in, record.key, name, "key");
+            if (!key.ok()) return key.status();
+            absl::StatusOr<V> value = internal::Decode(value_in, record.value, name, "value");
+            if (!value.ok()) return value.status();
+            absl::StatusOr<std::optional<std::string>> stored = load_current();
+            if (!stored.ok()) return stored.status();
+            std::optional<VA> current;
+            if (stored->has_value()) {
+              absl::StatusOr<VA> decoded = aggregate.deserialize(**stored);
+              if (!decoded.ok()) {
+                return absl::Status(
+                    decoded.status().code(),
+                    absl::StrCat(name, ": cannot deserialize the aggregate in store \"", store,
+                                 "\": ", decoded.status().message()));
+              }
+              current = *std::move(decoded);
+            }
+            const VA next = step(*key, *value, std::move(current));
+            return internal::Encode(aggregate, next, buffer);
+          }),
       {parent});
   builder.topology_.AddStateStore(
       StoreSpec{store, materialized.store_type, materialized.logging_enabled},
@@ -708,8 +911,7 @@ KStream<K, V> KTable<K, V>::ToStream(Named named) const {
   std::string name = builder_->NameOr(named, "KTABLE-TOSTREAM-");
   builder_->topology_.AddProcessor(
       name,
-      internal::MakeFactory<internal::PassThroughProcessor>(
-          internal::PassThroughProcessor::Config{name}),
+      internal::PassThroughProcessorFactory(),
       {node_});
   return KStream<K, V>(builder_, std::move(name), key_serde_, value_serde_,
                        /*repartition_required=*/false);

@@ -17,9 +17,9 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "base/absl_compat.h"
+#include "base/status_macros.h"
 #include "engine/internal/rdkafka_handles.h"
-#include "state/absl_compat.h"
-#include "state/status_macros.h"
 
 namespace tributary {
 namespace {

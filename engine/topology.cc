@@ -7,7 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "state/absl_compat.h"
+#include "base/absl_compat.h"
 
 namespace tributary {
 namespace {

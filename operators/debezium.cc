@@ -15,9 +15,9 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "base/absl_compat.h"
+#include "base/status_macros.h"
 #include "operators/internal/connect_rewrite.h"
-#include "state/absl_compat.h"
-#include "state/status_macros.h"
 
 namespace tributary {
 namespace {

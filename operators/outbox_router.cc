@@ -5,11 +5,11 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "operators/internal/codec.h"
+#include "base/absl_compat.h"
+#include "base/status_macros.h"
 #include "operators/internal/log.h"
 #include "operators/internal/outbox_json.h"
-#include "state/absl_compat.h"
-#include "state/status_macros.h"
+#include "operators/internal/retained_ids.h"
 
 namespace tributary {
 namespace {
@@ -35,18 +35,6 @@ bool LegalTopic(std::string_view topic) {
   return true;
 }
 
-std::string SeenKey(std::string_view id) {
-  std::string key(1, kSeenPrefix);
-  key.append(id);
-  return key;
-}
-
-std::string OrderKey(int64_t seq) {
-  std::string key(1, kOrderPrefix);
-  internal::PutOrderedInt64(key, seq);
-  return key;
-}
-
 // Routes the inserted rows of an outbox table. One per task; state is the
 // seen-ids store of the task's input partition (Debezium keys outbox events
 // by the row's primary key, so every delivery of one id lands in the same
@@ -60,6 +48,7 @@ class OutboxRouter final : public Processor {
  public:
   explicit OutboxRouter(const OutboxSpec& spec)
       : spec_(spec),
+        seen_ids_(kSeenPrefix, kOrderPrefix, spec.seen_retention),
         fields_{spec.id_column, spec.aggregate_type_column,
                 spec.aggregate_id_column, spec.type_column,
                 spec.payload_column} {}
@@ -71,25 +60,14 @@ class OutboxRouter final : public Processor {
       return absl::FailedPreconditionError(
           "OutboxRouter: its store is not connected");
     }
-    MetricTags tags{{"task", context.task_id().ToString()},
-                    {"operator", spec_.name}};
-    routed_ = context.metrics().GetCounter("outbox-events-routed-total", tags);
+    MetricTags tags{{std::string(metric_names::kTaskTag), context.task_id().ToString()},
+                    {std::string(metric_names::kOperatorTag), spec_.name}};
+    routed_ = context.metrics().GetCounter(metric_names::kOutboxEventsRoutedTotal, tags);
     duplicates_ =
-        context.metrics().GetCounter("outbox-duplicates-dropped-total", tags);
+        context.metrics().GetCounter(metric_names::kOutboxDuplicatesDroppedTotal, tags);
     ignored_ =
-        context.metrics().GetCounter("outbox-records-ignored-total", tags);
-    // Rebuild the retention window's bounds from the store.
-    remembered_ = 0;
-    oldest_seq_ = 0;
-    next_seq_ = 0;
-    auto it = seen_->PrefixScan(std::string(1, kOrderPrefix));
-    for (; it->Valid(); it->Next()) {
-      const int64_t seq = internal::GetOrderedInt64(it->key().substr(1));
-      if (remembered_ == 0) oldest_seq_ = seq;
-      next_seq_ = seq + 1;
-      ++remembered_;
-    }
-    return it->status();
+        context.metrics().GetCounter(metric_names::kOutboxRecordsIgnoredTotal, tags);
+    return seen_ids_.Load(*seen_);
   }
 
   absl::Status Process(const Record& record) override {
@@ -162,7 +140,7 @@ class OutboxRouter final : public Processor {
         break;
     }
     TRIBUTARY_ASSIGN_OR_RETURN(std::optional<std::string> seen,
-                               seen_->Get(SeenKey(id_)));
+                               seen_ids_.Get(*seen_, id_));
     if (seen) {
       duplicates_->Add(1);
       internal::OperatorsLogger()->debug("{}: dropped repeated outbox event {}",
@@ -212,40 +190,18 @@ class OutboxRouter final : public Processor {
   // Records `id` as routed and forgets the oldest ids beyond the retention.
   absl::Status Remember(const std::string& id) {
     WriteBatch batch;
-    batch.Put(SeenKey(id), "1");
-    batch.Put(OrderKey(next_seq_), id);
+    seen_ids_.Add(batch, id, /*order=*/seen_ids_.max_order() + 1, "1");
     TRIBUTARY_RETURN_IF_ERROR(seen_->Write(batch));
-    if (remembered_ == 0) oldest_seq_ = next_seq_;
-    ++next_seq_;
-    ++remembered_;
-    if (remembered_ <= spec_.seen_retention) return absl::OkStatus();
-    WriteBatch prune;
-    {
-      // Start at the oldest live key, not the prefix, so that the deletes of
-      // earlier prunes are not walked again.
-      auto it =
-          seen_->Range(OrderKey(oldest_seq_),
-                       std::string(1, static_cast<char>(kOrderPrefix + 1)));
-      for (; it->Valid() && remembered_ > spec_.seen_retention; it->Next()) {
-        prune.Delete(it->key());
-        prune.Delete(SeenKey(it->value()));
-        oldest_seq_ = internal::GetOrderedInt64(it->key().substr(1)) + 1;
-        --remembered_;
-      }
-      TRIBUTARY_RETURN_IF_ERROR(it->status());
-    }
-    return seen_->Write(prune);
+    return seen_ids_.Prune(*seen_);
   }
 
   const OutboxSpec& spec_;
+  internal::RetainedIds seen_ids_;  // in seen_, ordered by a local sequence
   const std::vector<std::string>
       fields_;  // id, type, aggregate id, event type, payload
   DebeziumDecoder decoder_;
   ProcessorContext* context_ = nullptr;
   KeyValueStore* seen_ = nullptr;
-  int64_t remembered_ = 0;  // ids in the store
-  int64_t oldest_seq_ = 0;  // sequence number of the oldest remembered id
-  int64_t next_seq_ = 0;
   Counter* routed_ = nullptr;
   Counter* duplicates_ = nullptr;
   Counter* ignored_ = nullptr;

@@ -9,12 +9,21 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 #include "absl/status/status.h"
 #include "engine/topology.h"
 #include "operators/debezium.h"
 
 namespace tributary {
+
+// What AddOutboxRouter's operator emits (tags metric_names::kTaskTag and
+// kOperatorTag).
+namespace metric_names {
+inline constexpr std::string_view kOutboxEventsRoutedTotal = "outbox-events-routed-total";
+inline constexpr std::string_view kOutboxDuplicatesDroppedTotal = "outbox-duplicates-dropped-total";
+inline constexpr std::string_view kOutboxRecordsIgnoredTotal = "outbox-records-ignored-total";
+}  // namespace metric_names
 
 struct OutboxSpec {
   std::string name = "outbox";  // prefix of node and store names

@@ -4,10 +4,10 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "base/absl_compat.h"
 #include "operators/internal/aggregate_join.h"
 #include "operators/internal/cdc_router.h"
 #include "operators/internal/tx_assembler.h"
-#include "state/absl_compat.h"
 
 namespace tributary {
 

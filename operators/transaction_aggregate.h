@@ -18,6 +18,7 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -26,6 +27,27 @@
 #include "operators/debezium.h"
 
 namespace tributary {
+
+// What AddTransactionAggregate's operators emit (tags metric_names::kTaskTag
+// and kOperatorTag).
+namespace metric_names {
+inline constexpr std::string_view kCdcTransactionsReleasedTotal = "cdc-transactions-released-total";
+inline constexpr std::string_view kCdcTransactionsReleasedPartialTotal =
+    "cdc-transactions-released-partial-total";
+inline constexpr std::string_view kCdcTransactionsRestartedTotal =
+    "cdc-transactions-restarted-total";
+inline constexpr std::string_view kCdcTransactionsCompletedByPositionTotal =
+    "cdc-transactions-completed-by-position-total";
+inline constexpr std::string_view kCdcDuplicatesDroppedTotal = "cdc-duplicates-dropped-total";
+inline constexpr std::string_view kCdcOrphanChildDeletesTotal = "cdc-orphan-child-deletes-total";
+inline constexpr std::string_view kCdcTransactionsPending = "cdc-transactions-pending";  // gauge
+inline constexpr std::string_view kCdcOldestPendingAgeMs = "cdc-oldest-pending-age-ms";  // gauge
+inline constexpr std::string_view kCdcAggregatesEmittedTotal = "cdc-aggregates-emitted-total";
+inline constexpr std::string_view kCdcStaleSlicesDroppedTotal = "cdc-stale-slices-dropped-total";
+inline constexpr std::string_view kCdcRowsReshapedTotal = "cdc-rows-reshaped-total";
+inline constexpr std::string_view kCdcUnavailableValuesUnresolvedTotal =
+    "cdc-unavailable-values-unresolved-total";
+}  // namespace metric_names
 
 struct CdcTable {
   std::string topic;            // e.g. dbserver1.inventory.orderline

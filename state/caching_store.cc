@@ -4,8 +4,8 @@
 #include <cassert>
 #include <utility>
 
+#include "base/status_macros.h"
 #include "state/internal/key_range.h"
-#include "state/status_macros.h"
 
 namespace tributary {
 

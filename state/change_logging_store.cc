@@ -3,7 +3,7 @@
 #include <cassert>
 #include <utility>
 
-#include "state/status_macros.h"
+#include "base/status_macros.h"
 
 namespace tributary {
 

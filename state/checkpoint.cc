@@ -14,8 +14,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
-#include "state/absl_compat.h"
-#include "state/status_macros.h"
+#include "base/absl_compat.h"
+#include "base/status_macros.h"
 
 namespace tributary {
 namespace {

@@ -7,6 +7,8 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "base/absl_compat.h"
+#include "base/status_macros.h"
 #include "rocksdb/cache.h"
 #include "rocksdb/convenience.h"
 #include "rocksdb/db.h"
@@ -16,11 +18,9 @@
 #include "rocksdb/table.h"
 #include "rocksdb/write_batch.h"
 #include "rocksdb/write_buffer_manager.h"
-#include "state/absl_compat.h"
 #include "state/internal/key_range.h"
 #include "state/internal/log.h"
 #include "state/internal/rocksdb_status.h"
-#include "state/status_macros.h"
 
 namespace tributary {
 namespace {

@@ -12,7 +12,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "state/json_escape.h"
+#include "base/json_escape.h"
 
 namespace tributary::cdcgen {
 namespace {

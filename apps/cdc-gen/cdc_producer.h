@@ -2,13 +2,12 @@
 // worker would: table-topic records partitioned by murmur2 of the key bytes
 // (Kafka's default partitioner), transaction markers on partition 0 of the
 // one-partition transaction topic. Also creates the three topics.
-// Thread-safety: call from one thread; the producer handle must not be
-// polled by another thread meanwhile.
+// Thread-safety: call from one thread; the producer must not be used by
+// another thread meanwhile.
 #pragma once
 
-#include <librdkafka/rdkafka.h>
-
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -18,7 +17,7 @@
 #include "absl/status/statusor.h"
 #include "apps/cdc-gen/cdc_generator.h"
 #include "apps/cdc-gen/expected_version.h"
-#include "engine/internal/rdkafka_handles.h"
+#include "engine/kafka_clients.h"
 #include "engine/mock_cluster.h"
 
 namespace tributary::cdcgen {
@@ -50,10 +49,9 @@ struct ProduceStats {
 };
 
 // A producer for ProduceTransactions: bootstrap.servers, idempotence, acks
-// =all, batching suited to a load generator, a delivery-report callback that
-// ProduceTransactions relies on to see failed deliveries; then `overrides`.
+// =all, batching suited to a load generator; then `overrides`.
 // InvalidArgument for a bad setting.
-absl::StatusOr<internal::KafkaHandle> MakeCdcProducer(
+absl::StatusOr<std::unique_ptr<KafkaProducer>> MakeCdcProducer(
     std::string_view bootstrap,
     const std::vector<std::pair<std::string, std::string>>& overrides = {});
 
@@ -61,11 +59,10 @@ absl::StatusOr<internal::KafkaHandle> MakeCdcProducer(
 // the snapshot reads and redeliveries the generator puts among them) are
 // written, then flushes. Expected versions go to `expected` (may be null) in
 // commit order as each unit is generated.
-// REQUIRES: `producer` came from MakeCdcProducer (otherwise failed deliveries
-// go unnoticed); the three topics exist. FailedPrecondition when the
-// transaction topic has more than one partition; NotFound when a topic is
-// missing; Kafka failures as mapped by internal::KafkaStatus.
-absl::StatusOr<ProduceStats> ProduceTransactions(rd_kafka_t* producer,
+// REQUIRES: the three topics exist. FailedPrecondition when the transaction
+// topic has more than one partition; NotFound when a topic is missing. After
+// a failure the producer's undelivered records are dropped.
+absl::StatusOr<ProduceStats> ProduceTransactions(KafkaProducer& producer,
                                                  CdcGenerator& generator,
                                                  int64_t count,
                                                  const ProduceOptions& options,

@@ -136,14 +136,14 @@ int Run() {
       return KafkaFailure(status);
     }
   }
-  absl::StatusOr<internal::KafkaHandle> producer = MakeCdcProducer(bootstrap);
+  absl::StatusOr<std::unique_ptr<KafkaProducer>> producer = MakeCdcProducer(bootstrap);
   if (!producer.ok()) return KafkaFailure(producer.status());
 
   ProduceOptions produce;
   produce.rate = absl::GetFlag(FLAGS_rate);
   produce.skew_transactions = absl::GetFlag(FLAGS_skew);
   absl::StatusOr<ProduceStats> stats = ProduceTransactions(
-      producer->get(), **generator, count, produce, expected.get());
+      **producer, **generator, count, produce, expected.get());
   if (!stats.ok()) return KafkaFailure(stats.status());
   if (expected != nullptr) {
     if (absl::Status status = expected->Close(); !status.ok()) {

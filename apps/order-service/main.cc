@@ -104,8 +104,8 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "state/absl_compat.h"
-#include "state/status_macros.h"
+#include "base/absl_compat.h"
+#include "base/status_macros.h"
 
 ABSL_FLAG(int, sessions, 4, "concurrent sessions, one connection each");
 ABSL_FLAG(int64_t, transactions, 1000, "transactions to commit in all");

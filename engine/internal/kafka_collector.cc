@@ -1,9 +1,9 @@
 #include "engine/internal/kafka_collector.h"
 
 #include "absl/strings/str_cat.h"
+#include "base/absl_compat.h"
+#include "base/status_macros.h"
 #include "engine/internal/rdkafka_handles.h"
-#include "state/absl_compat.h"
-#include "state/status_macros.h"
 
 namespace tributary::internal {
 

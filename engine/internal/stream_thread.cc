@@ -8,13 +8,13 @@
 #include <set>
 
 #include "absl/strings/str_cat.h"
+#include "base/absl_compat.h"
+#include "base/status_macros.h"
 #include "engine/internal/kafka_collector.h"
 #include "engine/internal/log.h"
 #include "engine/internal/rdkafka_handles.h"
-#include "state/absl_compat.h"
 #include "state/checkpoint.h"
 #include "state/in_memory_store.h"
-#include "state/status_macros.h"
 
 namespace tributary::internal {
 namespace {
@@ -107,15 +107,16 @@ class StreamThread::Impl {
     name_ = absl::StrCat(options_.application_id, "-", options_.process_id,
                          "-StreamThread-", options_.index);
     if (options_.metrics != nullptr) {
-      MetricTags tags{{"thread", name_}};
-      processed_ = options_.metrics->GetCounter("process-total", tags);
-      commits_ = options_.metrics->GetCounter("commit-total", tags);
-      aborts_ = options_.metrics->GetCounter("abort-total", tags);
-      punctuations_ = options_.metrics->GetCounter("punctuate-total", tags);
-      restored_ = options_.metrics->GetCounter("restore-records-total", tags);
-      dead_lettered_ = options_.metrics->GetCounter("records-dead-lettered-total", tags);
-      commit_latency_ = options_.metrics->GetLatency("commit-latency", tags);
-      process_latency_ = options_.metrics->GetLatency("process-batch-latency", tags);
+      namespace m = metric_names;
+      MetricTags tags{{std::string(m::kThreadTag), name_}};
+      processed_ = options_.metrics->GetCounter(m::kProcessTotal, tags);
+      commits_ = options_.metrics->GetCounter(m::kCommitTotal, tags);
+      aborts_ = options_.metrics->GetCounter(m::kAbortTotal, tags);
+      punctuations_ = options_.metrics->GetCounter(m::kPunctuateTotal, tags);
+      restored_ = options_.metrics->GetCounter(m::kRestoreRecordsTotal, tags);
+      dead_lettered_ = options_.metrics->GetCounter(m::kRecordsDeadLetteredTotal, tags);
+      commit_latency_ = options_.metrics->GetLatency(m::kCommitLatency, tags);
+      process_latency_ = options_.metrics->GetLatency(m::kProcessBatchLatency, tags);
     }
   }
 

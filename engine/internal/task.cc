@@ -5,9 +5,9 @@
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
-#include "state/absl_compat.h"
+#include "base/absl_compat.h"
+#include "base/status_macros.h"
 #include "state/change_logging_store.h"
-#include "state/status_macros.h"
 
 namespace tributary::internal {
 

@@ -4,11 +4,11 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "base/absl_compat.h"
+#include "base/json_escape.h"
+#include "base/status_macros.h"
 #include "operators/internal/codec.h"
 #include "operators/internal/log.h"
-#include "state/absl_compat.h"
-#include "state/json_escape.h"
-#include "state/status_macros.h"
 
 namespace tributary::internal {
 namespace {
@@ -53,11 +53,12 @@ absl::Status AggregateJoin::Init(ProcessorContext& context) {
   if (roots_ == nullptr || children_ == nullptr) {
     return absl::FailedPreconditionError("AggregateJoin: its stores are not connected");
   }
-  MetricTags tags{{"task", context.task_id().ToString()}, {"operator", spec_.name}};
-  emitted_ = context.metrics().GetCounter("cdc-aggregates-emitted-total", tags);
-  stale_ = context.metrics().GetCounter("cdc-stale-slices-dropped-total", tags);
-  unresolved_ = context.metrics().GetCounter("cdc-unavailable-values-unresolved-total", tags);
-  reshaped_ = context.metrics().GetCounter("cdc-rows-reshaped-total", tags);
+  MetricTags tags{{std::string(metric_names::kTaskTag), context.task_id().ToString()},
+                  {std::string(metric_names::kOperatorTag), spec_.name}};
+  emitted_ = context.metrics().GetCounter(metric_names::kCdcAggregatesEmittedTotal, tags);
+  stale_ = context.metrics().GetCounter(metric_names::kCdcStaleSlicesDroppedTotal, tags);
+  unresolved_ = context.metrics().GetCounter(metric_names::kCdcUnavailableValuesUnresolvedTotal, tags);
+  reshaped_ = context.metrics().GetCounter(metric_names::kCdcRowsReshapedTotal, tags);
   own_fields_.clear();
   for (const CdcTable& child : spec_.children) own_fields_.push_back(child.array_field);
   own_fields_.push_back(spec_.source_field);

@@ -3,8 +3,8 @@
 #include <cstdint>
 
 #include "absl/strings/numbers.h"
+#include "base/absl_compat.h"
 #include "operators/internal/codec.h"
-#include "state/absl_compat.h"
 
 namespace tributary::internal {
 

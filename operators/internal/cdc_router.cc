@@ -1,10 +1,10 @@
 #include "operators/internal/cdc_router.h"
 
 #include "absl/strings/str_cat.h"
+#include "base/absl_compat.h"
+#include "base/status_macros.h"
 #include "operators/internal/cdc_messages.h"
 #include "operators/internal/log.h"
-#include "state/absl_compat.h"
-#include "state/status_macros.h"
 
 namespace tributary::internal {
 

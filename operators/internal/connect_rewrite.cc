@@ -16,10 +16,10 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "base/absl_compat.h"
+#include "base/json_escape.h"
+#include "base/status_macros.h"
 #include "operators/internal/connect_values.h"
-#include "state/absl_compat.h"
-#include "state/json_escape.h"
-#include "state/status_macros.h"
 
 namespace tributary::internal {
 namespace {

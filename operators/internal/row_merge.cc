@@ -4,8 +4,8 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
-#include "state/json_escape.h"
-#include "state/status_macros.h"
+#include "base/json_escape.h"
+#include "base/status_macros.h"
 
 namespace tributary::internal {
 namespace od = simdjson::ondemand;

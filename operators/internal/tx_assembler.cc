@@ -5,18 +5,18 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "base/absl_compat.h"
+#include "base/status_macros.h"
 #include "operators/internal/codec.h"
 #include "operators/internal/log.h"
-#include "state/absl_compat.h"
-#include "state/status_macros.h"
 
 namespace tributary::internal {
 namespace {
 
 constexpr char kEndPrefix = 'E';
 constexpr char kQueuePrefix = 'Q';
-constexpr char kReleasedPrefix = 'R';
-constexpr char kReleasedOrderPrefix = 'P';
+constexpr char kReleasedPrefix = 'R';       // R<match id> -> ordered END position
+constexpr char kReleasedOrderPrefix = 'P';  // P<ordered END position> -> match id
 constexpr char kBeginPrefix = 'B';
 constexpr char kProgressPrefix = 'G';
 constexpr char kSnapshotPrefix = 'S';
@@ -68,7 +68,9 @@ std::string ProgressKey(size_t table, size_t partition) {
 }  // namespace
 
 TxAssembler::TxAssembler(const TransactionAggregateSpec& spec)
-    : spec_(spec), tables_(1 + spec.children.size()) {}
+    : spec_(spec),
+      tables_(1 + spec.children.size()),
+      released_ids_(kReleasedPrefix, kReleasedOrderPrefix, spec.released_retention) {}
 
 int TxAssembler::TableOf(std::string_view data_collection) const {
   if (data_collection == spec_.root.data_collection) return 0;
@@ -86,14 +88,15 @@ absl::Status TxAssembler::Init(ProcessorContext& context) {
   if (events_ == nullptr || meta_ == nullptr || index_ == nullptr) {
     return absl::FailedPreconditionError("TxAssembler: its stores are not connected");
   }
-  MetricTags tags{{"task", context.task_id().ToString()}, {"operator", spec_.name}};
-  released_ = context.metrics().GetCounter("cdc-transactions-released-total", tags);
-  duplicates_ = context.metrics().GetCounter("cdc-duplicates-dropped-total", tags);
-  partial_ = context.metrics().GetCounter("cdc-transactions-released-partial-total", tags);
-  orphans_ = context.metrics().GetCounter("cdc-orphan-child-deletes-total", tags);
-  restarted_ = context.metrics().GetCounter("cdc-transactions-restarted-total", tags);
+  MetricTags tags{{std::string(metric_names::kTaskTag), context.task_id().ToString()},
+                  {std::string(metric_names::kOperatorTag), spec_.name}};
+  released_ = context.metrics().GetCounter(metric_names::kCdcTransactionsReleasedTotal, tags);
+  duplicates_ = context.metrics().GetCounter(metric_names::kCdcDuplicatesDroppedTotal, tags);
+  partial_ = context.metrics().GetCounter(metric_names::kCdcTransactionsReleasedPartialTotal, tags);
+  orphans_ = context.metrics().GetCounter(metric_names::kCdcOrphanChildDeletesTotal, tags);
+  restarted_ = context.metrics().GetCounter(metric_names::kCdcTransactionsRestartedTotal, tags);
   by_position_ =
-      context.metrics().GetCounter("cdc-transactions-completed-by-position-total", tags);
+      context.metrics().GetCounter(metric_names::kCdcTransactionsCompletedByPositionTotal, tags);
   progress_.assign(tables_, {});
   for (size_t t = 0; t < tables_; ++t) {
     const CdcTable& table = t == 0 ? spec_.root : spec_.children[t - 1];
@@ -105,8 +108,8 @@ absl::Status TxAssembler::Init(ProcessorContext& context) {
     }
     progress_[t].resize(static_cast<size_t>(std::max(1, *partitions)));
   }
-  pending_gauge_ = context.metrics().GetGauge("cdc-transactions-pending", tags);
-  oldest_age_gauge_ = context.metrics().GetGauge("cdc-oldest-pending-age-ms", tags);
+  pending_gauge_ = context.metrics().GetGauge(metric_names::kCdcTransactionsPending, tags);
+  oldest_age_gauge_ = context.metrics().GetGauge(metric_names::kCdcOldestPendingAgeMs, tags);
   TRIBUTARY_RETURN_IF_ERROR(Rebuild());
   context.Schedule(kCheckInterval, PunctuationType::kWallClockTime,
                    [this](TimestampMs now) { return CheckHead(now); });
@@ -116,7 +119,6 @@ absl::Status TxAssembler::Init(ProcessorContext& context) {
 absl::Status TxAssembler::Rebuild() {
   pending_.clear();
   queue_.clear();
-  released_count_ = 0;
   for (auto it = events_->All(); it->Valid(); it->Next()) {
     std::string_view key = it->key();
     std::string match_id(key.substr(0, key.find('\0')));
@@ -153,11 +155,8 @@ absl::Status TxAssembler::Rebuild() {
     pending.buffered.resize(tables_);
     pending.begins = GetOrderedInt64(it->value());
   }
-  for (auto it = meta_->PrefixScan(std::string(1, kReleasedOrderPrefix)); it->Valid();
-       it->Next()) {
-    ++released_count_;
-    max_released_position_ = GetOrderedInt64(it->key().substr(1));
-  }
+  TRIBUTARY_RETURN_IF_ERROR(released_ids_.Load(*meta_));
+  if (released_ids_.size() > 0) max_released_position_ = released_ids_.max_order();
   for (auto it = meta_->PrefixScan(std::string(1, kProgressPrefix)); it->Valid(); it->Next()) {
     std::string_view key = it->key();
     const std::string_view value = it->value();
@@ -228,7 +227,7 @@ absl::Status TxAssembler::Process(const Record& record) {
 
 absl::StatusOr<std::optional<int64_t>> TxAssembler::ReleasedPosition(
     std::string_view match_id) {
-  TRIBUTARY_ASSIGN_OR_RETURN(auto released, meta_->Get(MetaKey(kReleasedPrefix, match_id)));
+  TRIBUTARY_ASSIGN_OR_RETURN(auto released, released_ids_.Get(*meta_, match_id));
   if (!released) return std::optional<int64_t>();
   if (released->size() != 8) return absl::DataLossError("corrupt released position");
   return std::optional<int64_t>(GetOrderedInt64(*released));
@@ -682,23 +681,11 @@ absl::Status TxAssembler::Release(const std::string& match_id, bool partial) {
   if (pending.begins > 0) meta.Delete(MetaKey(kBeginPrefix, match_id));
   std::string ordered;
   PutOrderedInt64(ordered, position);
-  meta.Put(MetaKey(kReleasedPrefix, match_id), ordered);
-  meta.Put(MetaKey(kReleasedOrderPrefix, position), match_id);
-  ++released_count_;
+  released_ids_.Add(meta, match_id, position, ordered);
   max_released_position_ = std::max(max_released_position_, position);
   TRIBUTARY_RETURN_IF_ERROR(meta_->Write(meta));
   // Forget the oldest released ids beyond the retention.
-  if (released_count_ > spec_.released_retention) {
-    WriteBatch prune;
-    auto it = meta_->PrefixScan(std::string(1, kReleasedOrderPrefix));
-    for (; it->Valid() && released_count_ > spec_.released_retention; it->Next()) {
-      prune.Delete(it->key());
-      prune.Delete(MetaKey(kReleasedPrefix, it->value()));
-      --released_count_;
-    }
-    it.reset();
-    TRIBUTARY_RETURN_IF_ERROR(meta_->Write(prune));
-  }
+  TRIBUTARY_RETURN_IF_ERROR(released_ids_.Prune(*meta_));
   queue_.erase(position);
   pending_.erase(match_id);
   released_->Add(1);

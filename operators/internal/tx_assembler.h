@@ -93,6 +93,7 @@
 #include "absl/functional/function_ref.h"
 #include "engine/processor.h"
 #include "operators/internal/cdc_messages.h"
+#include "operators/internal/retained_ids.h"
 #include "operators/transaction_aggregate.h"
 
 namespace tributary::internal {
@@ -227,7 +228,7 @@ class TxAssembler : public Processor {
   absl::flat_hash_map<std::string, Pending> pending_;
   std::map<int64_t, std::string> queue_;  // END position -> match id
   std::vector<std::vector<PartitionProgress>> progress_;  // [table][partition]
-  int64_t released_count_ = 0;
+  RetainedIds released_ids_;  // in meta_, ordered by END position
   int64_t max_released_position_ = -1;
   std::map<int64_t, Snapshot> snapshots_;  // by LSN
   absl::flat_hash_map<uint8_t, std::string> shapes_;  // cache of Z<table>

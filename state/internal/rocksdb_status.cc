@@ -1,7 +1,7 @@
 #include "state/internal/rocksdb_status.h"
 
 #include "absl/strings/str_cat.h"
-#include "state/absl_compat.h"
+#include "base/absl_compat.h"
 
 namespace tributary::internal {
 

@@ -967,7 +967,7 @@ TEST(ProduceTransactions, PartitionsLikeKafkaOnMockCluster) {
   ProduceOptions produce;
   produce.skew_transactions = 7;
   auto stats =
-      ProduceTransactions(producer->get(), **generator, 200, produce, &sink);
+      ProduceTransactions(**producer, **generator, 200, produce, &sink);
   ASSERT_TRUE(stats.ok()) << stats.status();
   EXPECT_EQ(stats->transactions, 200);
   EXPECT_EQ(stats->snapshot_reads, 4);

@@ -137,8 +137,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
+#include "base/absl_compat.h"
 #include "gtest/gtest.h"
-#include "state/absl_compat.h"
 #include "tests/support/kafka_fixture.h"
 
 namespace tributary::testing {

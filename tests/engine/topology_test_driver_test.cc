@@ -8,8 +8,8 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "base/status_macros.h"
 #include "engine/internal/task.h"
-#include "state/status_macros.h"
 
 namespace tributary::testing {
 namespace {

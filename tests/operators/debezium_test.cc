@@ -9,11 +9,11 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "base/absl_compat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "operators/internal/connect_rewrite.h"
 #include "operators/internal/connect_values.h"
-#include "state/absl_compat.h"
 
 namespace tributary {
 namespace {

@@ -38,12 +38,12 @@
 #include "apps/cdc-gen/cdc_producer.h"
 #include "apps/cdc-gen/expected_version.h"
 #include "apps/cdc-gen/reference_model.h"
+#include "base/absl_compat.h"
 #include "engine/kafka_streams.h"
 #include "engine/streams_config.h"
 #include "engine/topology.h"
 #include "gtest/gtest.h"
 #include "operators/transaction_aggregate.h"
-#include "state/absl_compat.h"
 #include "tests/support/child_app.h"
 #include "tests/support/kafka_fixture.h"
 
@@ -464,7 +464,7 @@ class OrderAggregatorKafkaTest : public KafkaTest {
   // expected stream; the two generators must agree.
   void Produce(int64_t count) {
     absl::StatusOr<cdcgen::ProduceStats> stats = cdcgen::ProduceTransactions(
-        producer_.get(), *generator_, count, produce_options_, &sink_);
+        *producer_, *generator_, count, produce_options_, &sink_);
     ASSERT_TRUE(stats.ok()) << stats.status();
     ASSERT_NO_FATAL_FAILURE(Account(*stats, count));
   }
@@ -479,7 +479,7 @@ class OrderAggregatorKafkaTest : public KafkaTest {
     background_count_ = count;
     background_ = std::thread([this, count, options] {
       background_stats_ = cdcgen::ProduceTransactions(
-          producer_.get(), *generator_, count, options, &sink_);
+          *producer_, *generator_, count, options, &sink_);
     });
     Note("producing ", count, " transactions at ", rate, "/s");
   }
@@ -729,7 +729,7 @@ class OrderAggregatorKafkaTest : public KafkaTest {
   std::string dead_letters_;
   std::unique_ptr<cdcgen::CdcGenerator> generator_;
   std::unique_ptr<ExpectedStream> expected_;
-  internal::KafkaHandle producer_;
+  std::unique_ptr<KafkaProducer> producer_;
   CollectingSink sink_;
   int64_t messages_ = 0;
   int64_t transactions_ = 0;

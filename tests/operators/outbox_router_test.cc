@@ -11,7 +11,7 @@
 #include <map>
 
 #include "absl/strings/str_cat.h"
-#include "state/absl_compat.h"
+#include "base/absl_compat.h"
 #include "tests/support/topology_test_driver.h"
 
 namespace tributary {

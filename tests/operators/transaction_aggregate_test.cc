@@ -12,8 +12,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "base/absl_compat.h"
 #include "operators/transaction_aggregate.h"
-#include "state/absl_compat.h"
 #include "tests/support/topology_test_driver.h"
 
 namespace tributary {

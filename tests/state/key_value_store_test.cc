@@ -2,7 +2,6 @@
 // behave the same: InMemoryStore, RocksDbStore, ChangeLoggingStore over
 // RocksDbStore, and CachingStore over RocksDbStore and InMemoryStore (with a
 // roomy budget, and with a tiny one that evicts and flushes on most writes).
-// Also the serdes and TypedStore, over the in-memory store.
 
 #include "state/key_value_store.h"
 
@@ -24,8 +23,6 @@
 #include "state/changelog.h"
 #include "state/in_memory_store.h"
 #include "state/rocksdb_store.h"
-#include "state/serdes.h"
-#include "state/typed_store.h"
 #include "tests/state/store_test_util.h"
 
 namespace tributary {
@@ -308,56 +305,6 @@ INSTANTIATE_TEST_SUITE_P(AllStores, KeyValueStoreTest,
                                            Kind::kCachingInMemory,
                                            Kind::kTinyCachingInMemory),
                          KindName);
-
-// --- serdes and TypedStore ---------------------------------------------------
-
-TEST(Int64SerdeTest, RoundTripsAndOrdersNonNegativeValuesBytewise) {
-  const Int64Serde serde;
-  for (int64_t v : {int64_t{0}, int64_t{1}, int64_t{255}, int64_t{256},
-                    int64_t{-1}, INT64_MAX, INT64_MIN}) {
-    const std::string bytes = serde.Serialize(v);
-    ASSERT_EQ(bytes.size(), 8u);
-    EXPECT_EQ(*serde.Deserialize(bytes), v);
-  }
-  EXPECT_EQ(serde.Serialize(0x0102030405060708),
-            "\x01\x02\x03\x04\x05\x06\x07\x08");
-  EXPECT_LT(serde.Serialize(255), serde.Serialize(256));
-  EXPECT_LT(serde.Serialize(1), serde.Serialize(INT64_MAX));
-  EXPECT_EQ(serde.Deserialize("short").status().code(),
-            absl::StatusCode::kInvalidArgument);
-}
-
-TEST(TypedStoreTest, GetPutDeleteAndBatch) {
-  std::unique_ptr<KeyValueStore> bytes = InMemoryStore::Create("typed");
-  TypedStore<Int64Serde, StringSerde> store(*bytes);
-  EXPECT_EQ(*store.Get(7), std::nullopt);
-  ASSERT_TRUE(store.Put(300, "three hundred").ok());
-  ASSERT_TRUE(store.Put(7, "seven").ok());
-  EXPECT_THAT(*store.Get(7), Optional(std::string("seven")));
-
-  WriteBatch batch;
-  store.Delete(batch, 7);
-  store.Put(batch, 42, "forty-two");
-  ASSERT_TRUE(bytes->Write(batch).ok());
-  EXPECT_EQ(*store.Get(7), std::nullopt);
-
-  // Numeric order for non-negative keys.
-  std::vector<int64_t> keys;
-  for (auto it = bytes->All(); it->Valid(); it->Next()) {
-    keys.push_back(*store.key_serde().Deserialize(it->key()));
-  }
-  EXPECT_THAT(keys, ElementsAre(42, 300));
-
-  ASSERT_TRUE(store.Delete(42).ok());
-  EXPECT_EQ(*store.Get(42), std::nullopt);
-}
-
-TEST(TypedStoreTest, UndecodableValueIsAnError) {
-  std::unique_ptr<KeyValueStore> bytes = InMemoryStore::Create("typed");
-  TypedStore<StringSerde, Int64Serde> store(*bytes);
-  ASSERT_TRUE(bytes->Put("k", "not eight bytes").ok());
-  EXPECT_EQ(store.Get("k").status().code(), absl::StatusCode::kInvalidArgument);
-}
 
 }  // namespace
 }  // namespace tributary

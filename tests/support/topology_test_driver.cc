@@ -1,11 +1,11 @@
 #include "tests/support/topology_test_driver.h"
 
 #include "absl/strings/str_cat.h"
+#include "base/absl_compat.h"
+#include "base/status_macros.h"
 #include "engine/internal/record_collector.h"
 #include "engine/internal/task.h"
-#include "state/absl_compat.h"
 #include "state/in_memory_store.h"
-#include "state/status_macros.h"
 
 namespace tributary::testing {
 

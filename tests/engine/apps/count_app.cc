@@ -12,10 +12,10 @@
 #include "absl/flags/parse.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "base/status_macros.h"
 #include "engine/kafka_streams.h"
 #include "engine/processor.h"
 #include "engine/topology.h"
-#include "state/status_macros.h"
 
 ABSL_FLAG(std::string, config, "", "properties file (application.id, bootstrap.servers, ...)");
 ABSL_FLAG(std::string, input, "input", "input topic");

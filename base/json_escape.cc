@@ -1,4 +1,4 @@
-#include "state/json_escape.h"
+#include "base/json_escape.h"
 
 namespace tributary {
 
