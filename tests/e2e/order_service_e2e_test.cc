@@ -794,6 +794,9 @@ struct LoggedVersion {
 struct DriverLog {
   int64_t transactions = 0;
   int64_t outbox_rows = 0;
+  // The table-wide transactions (ALTER TABLE, TRUNCATE): first op -> txid
+  // and how many orders the transaction logged.
+  std::map<std::string, std::pair<std::string, size_t>> table_wide;
   std::map<int64_t, std::vector<LoggedVersion>> by_order;  // seq order
   size_t versions() const {
     size_t n = 0;
@@ -827,6 +830,12 @@ absl::StatusOr<DriverLog> ReadDriverLog(const std::string& path) {
     }
     ++log.transactions;
     log.outbox_rows += outbox_value;
+    if (const Json* ops = doc->Find("ops"); ops != nullptr && !ops->items.empty()) {
+      const std::string& first = ops->items[0].text;
+      if (first == "alter_add" || first == "alter_drop" || first == "truncate") {
+        log.table_wide[first] = {txid->text, orders->items.size()};
+      }
+    }
     for (size_t i = 0; i < orders->items.size(); ++i) {
       int64_t id = 0;
       if (!absl::SimpleAtoi(orders->items[i].text, &id)) return fail("order id");
@@ -2300,6 +2309,13 @@ TEST_F(OrderServiceE2eTest, AggregatesAreCommittedDatabaseStates) {
   const size_t deleted =
       std::count_if(database.begin(), database.end(), [](const auto& e) { return !e.second; });
   Note("PostgreSQL: ", database.size() - deleted, " orders of this run, ", deleted, " deleted");
+  for (const char* op : {"alter_add", "truncate", "alter_drop"}) {
+    auto it = log->table_wide.find(op);
+    EXPECT_NE(it, log->table_wide.end()) << "the driver ran no " << op;
+    if (it == log->table_wide.end()) continue;
+    Note(op, " in tx ", it->second.first, ": ", it->second.second,
+         " orders changed (one version each expected)");
+  }
 
   // Each check reports on its own, so that a failure of one still shows
   // what the others find.
