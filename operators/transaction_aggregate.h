@@ -45,6 +45,8 @@ inline constexpr std::string_view kCdcOldestPendingAgeMs = "cdc-oldest-pending-a
 inline constexpr std::string_view kCdcAggregatesEmittedTotal = "cdc-aggregates-emitted-total";
 inline constexpr std::string_view kCdcStaleSlicesDroppedTotal = "cdc-stale-slices-dropped-total";
 inline constexpr std::string_view kCdcRowsReshapedTotal = "cdc-rows-reshaped-total";
+inline constexpr std::string_view kCdcSnapshotRowsReshapedTotal =
+    "cdc-snapshot-rows-reshaped-total";
 inline constexpr std::string_view kCdcUnavailableValuesUnresolvedTotal =
     "cdc-unavailable-values-unresolved-total";
 }  // namespace metric_names

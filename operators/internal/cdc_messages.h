@@ -39,8 +39,9 @@ struct RoutedEvent {
   std::string_view key;       // the row's key column, raw JSON
   std::optional<std::string_view> parent;  // children: parent column of 'after'
   std::optional<std::string_view> row;     // 'after' image; nullopt on delete
-  // The table's shape (ChangeEvent::shape), sent by a router on its first
-  // event and whenever the shape changes; nullopt on the others.
+  // The table's shape (ChangeEvent::shape): on every kStandalone event, and
+  // on a router's first kChange and whenever the shape changes; nullopt on
+  // the others.
   std::optional<std::string_view> shape;
   // kProgress:
   int64_t caught_up_ms = -1;

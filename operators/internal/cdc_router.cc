@@ -151,9 +151,13 @@ absl::Status CdcRouter::RouteChange(const Record& record) {
       event.parent = values[1];
     }
     if (change.op != ChangeOp::kDelete) event.row = change.after;
-    if (change.shape_hash != 0 && change.shape_hash != sent_shape_) {
+    // Events without a transaction (snapshot rows) carry their shape always:
+    // an incremental snapshot's row may come in an older schema than the
+    // streamed events before it.
+    if (change.shape_hash != 0 &&
+        (!change.transaction || change.shape_hash != sent_shape_)) {
       event.shape = change.shape;
-      sent_shape_ = change.shape_hash;
+      if (change.transaction) sent_shape_ = change.shape_hash;
     }
   }
   encoded_ = EncodeRoutedEvent(event);

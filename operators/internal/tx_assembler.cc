@@ -95,6 +95,8 @@ absl::Status TxAssembler::Init(ProcessorContext& context) {
   partial_ = context.metrics().GetCounter(metric_names::kCdcTransactionsReleasedPartialTotal, tags);
   orphans_ = context.metrics().GetCounter(metric_names::kCdcOrphanChildDeletesTotal, tags);
   restarted_ = context.metrics().GetCounter(metric_names::kCdcTransactionsRestartedTotal, tags);
+  snapshot_rows_reshaped_ =
+      context.metrics().GetCounter(metric_names::kCdcSnapshotRowsReshapedTotal, tags);
   by_position_ =
       context.metrics().GetCounter(metric_names::kCdcTransactionsCompletedByPositionTotal, tags);
   progress_.assign(tables_, {});
@@ -735,8 +737,43 @@ absl::Status TxAssembler::Broadcast(std::string_view tx_id, int64_t position,
   return absl::OkStatus();
 }
 
+absl::Status TxAssembler::ConformIncrementalRow(RoutedEvent& event, std::string& storage) {
+  if (!event.shape) return absl::OkStatus();
+  const std::string_view shape = *std::exchange(event.shape, std::nullopt);
+  TRIBUTARY_ASSIGN_OR_RETURN(std::string_view current, ShapeOf(event.table));
+  if (current.empty() || current == shape || !event.row) return absl::OkStatus();
+  TRIBUTARY_ASSIGN_OR_RETURN(RowShape parsed, RowShape::Parse(current));
+  TRIBUTARY_ASSIGN_OR_RETURN(bool rewritten, parsed.Conform(*event.row, row_fields_, storage));
+  if (!rewritten) return absl::OkStatus();
+  event.row = storage;
+  if (snapshot_rows_reshaped_->value() == 0) {
+    OperatorsLogger()->warn(
+        "{}: an incremental snapshot row of table #{} came in another shape than the table's "
+        "streamed changes (Debezium read it with a schema of before an ALTER TABLE); it is "
+        "read in the table's present shape {}; more such rows are counted in {}",
+        spec_.name, event.table, parsed.Names(), metric_names::kCdcSnapshotRowsReshapedTotal);
+  }
+  snapshot_rows_reshaped_->Add(1);
+  return absl::OkStatus();
+}
+
 absl::Status TxAssembler::Emit(std::string_view tx_id, int64_t position, bool partial,
-                               const std::vector<RoutedEvent>& events, Unit unit) {
+                               const std::vector<RoutedEvent>& unit_events, Unit unit) {
+  // A streamed transaction's shapes follow commit order, as do an initial
+  // snapshot's (one read at one position). An incremental snapshot row's do
+  // not (a chunk may be read with the schema of before an ALTER that
+  // streamed changes have shown already): it never changes a table's shape
+  // and is brought to the present one.
+  std::vector<RoutedEvent> incremental;
+  std::string conformed;
+  if (unit == Unit::kIncrementalRow) {
+    incremental = unit_events;
+    for (RoutedEvent& event : incremental) {
+      TRIBUTARY_RETURN_IF_ERROR(ConformIncrementalRow(event, conformed));
+    }
+  }
+  const std::vector<RoutedEvent>& events =
+      unit == Unit::kIncrementalRow ? incremental : unit_events;
   const bool snapshot_hold = unit == Unit::kSnapshotRow;
   // Table-wide operations before event i: a new shape of a table (its first
   // event after an ALTER TABLE) and truncates, in log order. A transaction

@@ -93,6 +93,7 @@
 #include "absl/functional/function_ref.h"
 #include "engine/processor.h"
 #include "operators/internal/cdc_messages.h"
+#include "operators/internal/row_merge.h"
 #include "operators/internal/retained_ids.h"
 #include "operators/transaction_aggregate.h"
 
@@ -181,6 +182,9 @@ class TxAssembler : public Processor {
   enum class Unit { kTransaction, kSnapshotRow, kIncrementalRow };
   absl::Status Emit(std::string_view tx_id, int64_t position, bool partial,
                     const std::vector<RoutedEvent>& events, Unit unit = Unit::kTransaction);
+  // An incremental snapshot row whose shape is not its table's present one
+  // (see Emit): its row rewritten to that shape, into `storage`.
+  absl::Status ConformIncrementalRow(RoutedEvent& event, std::string& storage);
   // The shape last broadcast for `table` ("" if none).
   absl::StatusOr<std::string_view> ShapeOf(uint8_t table);
   // Sends `slice` (with this tx id and position) to every aggregate partition.
@@ -242,6 +246,8 @@ class TxAssembler : public Processor {
   Counter* orphans_ = nullptr;
   Counter* restarted_ = nullptr;
   Counter* by_position_ = nullptr;
+  Counter* snapshot_rows_reshaped_ = nullptr;
+  RowFields row_fields_;  // ConformIncrementalRow
   Gauge* pending_gauge_ = nullptr;
   Gauge* oldest_age_gauge_ = nullptr;
 };
