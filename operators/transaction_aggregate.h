@@ -45,6 +45,9 @@ inline constexpr std::string_view kCdcOldestPendingAgeMs = "cdc-oldest-pending-a
 inline constexpr std::string_view kCdcAggregatesEmittedTotal = "cdc-aggregates-emitted-total";
 inline constexpr std::string_view kCdcStaleSlicesDroppedTotal = "cdc-stale-slices-dropped-total";
 inline constexpr std::string_view kCdcRowsReshapedTotal = "cdc-rows-reshaped-total";
+// Released transactions delivered again with more events than released with.
+inline constexpr std::string_view kCdcTransactionsIncompleteAtSourceTotal =
+    "cdc-transactions-incomplete-at-source-total";
 inline constexpr std::string_view kCdcSnapshotRowsReshapedTotal =
     "cdc-snapshot-rows-reshaped-total";
 inline constexpr std::string_view kCdcUnavailableValuesUnresolvedTotal =

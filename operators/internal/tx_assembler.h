@@ -31,7 +31,7 @@
 //                      <match id> \0 \xff <unit key> -> incremental snapshot
 //                      row waiting for that transaction
 //   <name>-tx-meta     E<match id> -> END;  Q<pos> -> match id (queue);
-//                      R<match id> -> pos;  P<pos> -> match id (released);
+//                      R<match id> -> pos, events released;  P<pos> -> match id (released);
 //                      B<match id> -> BEGINs seen;
 //                      G<table><partition> -> partition progress;
 //                      S<lsn> -> open snapshot; T<root key> -> touched by
@@ -167,8 +167,14 @@ class TxAssembler : public Processor {
   absl::Status OnStandalone(std::string_view unit_key, const RoutedEvent& event,
                             std::string_view raw);
   absl::Status OnProgress(const RoutedEvent& event);
-  // The END position of a released transaction, or nullopt.
-  absl::StatusOr<std::optional<int64_t>> ReleasedPosition(std::string_view match_id);
+  // The END position of a released transaction, or nullopt; with `events`,
+  // how many events it was released with (-1: not known).
+  absl::StatusOr<std::optional<int64_t>> ReleasedPosition(std::string_view match_id,
+                                                          int64_t* events = nullptr);
+  // A released transaction's END delivered again: reports when it counts
+  // more events than the transaction was released with.
+  absl::Status CheckRedeliveredEnd(const RoutedEvent& end, int64_t position,
+                                   int64_t released_events);
   PartitionProgress& ProgressOf(uint8_t table, int32_t partition);
   // Whether `progress.passed` moved forward.
   bool NotePassed(PartitionProgress& progress, int64_t position);
@@ -247,6 +253,7 @@ class TxAssembler : public Processor {
   Counter* restarted_ = nullptr;
   Counter* by_position_ = nullptr;
   Counter* snapshot_rows_reshaped_ = nullptr;
+  Counter* lost_at_source_ = nullptr;
   RowFields row_fields_;  // ConformIncrementalRow
   Gauge* pending_gauge_ = nullptr;
   Gauge* oldest_age_gauge_ = nullptr;

@@ -167,6 +167,7 @@ constexpr int kBulkEvery = 600;
 constexpr int kBulkLines = 3000;
 constexpr int kRate = 120;  // transactions per second
 constexpr int kOutboxTransactions = 1000;  // the outbox test's run
+constexpr int kTableWideTransactions = 400;  // the ALTER / TRUNCATE run before it
 // The snapshot test's driver runs (transactions each, at kRate), and its
 // bulk inserts: every kSnapshotBulkEvery-th transaction, kSnapshotBulkLines
 // lines.
@@ -1267,7 +1268,7 @@ class OrderServiceE2eTest : public KafkaTest {
   // The source offsets Kafka Connect has committed for the connector, in the
   // form PATCH /connectors/<name>/offsets takes.
   // Waits for the first commit (offset.flush.interval.ms) if need be.
-  void SaveOffsets(std::string& offsets) {
+  void SaveOffsets(std::string& offsets, bool quiet = false) {
     const auto deadline = Clock::now() + kConnectorTimeout;
     while (true) {
       absl::StatusOr<HttpReply> reply =
@@ -1281,7 +1282,50 @@ class OrderServiceE2eTest : public KafkaTest {
       ASSERT_LT(Clock::now(), deadline) << "no offsets committed: " << reply->body;
       std::this_thread::sleep_for(200ms);
     }
-    Note("saved Debezium's committed offsets: ", offsets);
+    if (!quiet) Note("saved Debezium's committed offsets: ", offsets);
+  }
+
+  // Waits until Debezium has committed offsets past every ALTER / TRUNCATE
+  // transaction the driver logged: each one's END is on the transaction
+  // topic, and the committed offsets changed after that was seen (Connect
+  // commits what was acknowledged, every offset.flush.interval.ms).
+  // Debezium 3.6.1 cannot restart from a position before an ALTER TABLE ...
+  // DROP COLUMN that it has not streamed yet: it reads the older rows with
+  // the table's present columns and its task fails
+  // (IndexOutOfBoundsException in PgOutputMessageDecoder). So the test
+  // restarts it only once it is past them.
+  void WaitUntilCommittedPastTableWideChanges() {
+    ScanDriverLog();
+    ASSERT_FALSE(table_wide_txids_.empty()) << "no ALTER or TRUNCATE logged yet";
+    std::set<std::string> waiting;
+    for (int64_t txid : table_wide_txids_) waiting.insert(absl::StrCat(txid));
+    const auto deadline = Clock::now() + kConnectorTimeout;
+    while (!waiting.empty()) {
+      absl::StatusOr<std::vector<ConsumedRecord>> markers =
+          ReadWholeTopic(Topic("transaction"), 1);
+      ASSERT_TRUE(markers.ok()) << markers.status();
+      for (const ConsumedRecord& r : *markers) {
+        if (!r.value || r.value->find("\"END\"") == std::string::npos) continue;
+        for (auto it = waiting.begin(); it != waiting.end();) {
+          it = r.value->find(absl::StrCat("\"id\":\"", *it, ":")) != std::string::npos
+                   ? waiting.erase(it)
+                   : std::next(it);
+        }
+      }
+      ASSERT_LT(Clock::now(), deadline) << "ALTER/TRUNCATE transactions not streamed: "
+                                        << absl::StrJoin(waiting, ", ");
+      if (!waiting.empty()) std::this_thread::sleep_for(200ms);
+    }
+    std::string seen, now;
+    ASSERT_NO_FATAL_FAILURE(SaveOffsets(seen, /*quiet=*/true));
+    while (true) {
+      ASSERT_NO_FATAL_FAILURE(SaveOffsets(now, /*quiet=*/true));
+      if (now != seen) break;
+      ASSERT_LT(Clock::now(), deadline) << "Debezium committed no offsets after the ALTERs";
+      std::this_thread::sleep_for(200ms);
+    }
+    Note("Debezium has committed offsets past the ", table_wide_txids_.size(),
+         " ALTER/TRUNCATE transactions");
   }
 
   // Stops the connector, sets its offsets back to `offsets` and resumes it:
@@ -1638,6 +1682,11 @@ class OrderServiceE2eTest : public KafkaTest {
           std::sscanf(std::string(line.substr(0, 40)).c_str(), "{\"txid\":%lld", &txid) == 1) {
         bulk_txids_.push_back(txid);
       }
+      if ((line.find("\"ops\":[\"alter_") != std::string_view::npos ||
+           line.find("\"ops\":[\"truncate\"") != std::string_view::npos) &&
+          std::sscanf(std::string(line.substr(0, 40)).c_str(), "{\"txid\":%lld", &txid) == 1) {
+        table_wide_txids_.push_back(txid);
+      }
     }
     driver_log_partial_.erase(0, begin);
   }
@@ -1730,7 +1779,9 @@ class OrderServiceE2eTest : public KafkaTest {
     absl::StatusOr<std::unique_ptr<TopicReader>> reader = TopicReader::Open(output_, kTablePartitions);
     ASSERT_TRUE(reader.ok()) << reader.status();
     std::set<int64_t> behind;
-    for (const auto& [id, state] : want) behind.insert(id);
+    for (const auto& [id, state] : want) {
+      if (excused_.count(id) == 0) behind.insert(id);
+    }
     std::map<int64_t, std::string> problem;  // of orders behind
     size_t seen = 0;
     const auto started = Clock::now();
@@ -1766,6 +1817,7 @@ class OrderServiceE2eTest : public KafkaTest {
         updated[id] = &records[seen];
       }
       for (const auto& [id, record] : updated) {
+        if (excused_.count(id) > 0) continue;
         auto it = want.find(id);
         absl::StatusOr<Emitted> got = Decode(*record);
         ASSERT_TRUE(got.ok()) << got.status();
@@ -1809,6 +1861,81 @@ class OrderServiceE2eTest : public KafkaTest {
     size_t others = 0;
     ASSERT_NO_FATAL_FAILURE(ExpectVersionSequences(expected, others));
     EXPECT_EQ(others, 0u) << "records of orders no transaction of this run touched";
+  }
+
+  // Transactions whose events Debezium did not all send (seen with 3.6.1
+  // after a connector restart: a change whose LSN equals its BEGIN's is
+  // skipped as already processed, and END counts without it): with one
+  // BEGIN before it, an END that counts fewer events of the aggregate's
+  // tables than a later delivery of the same transaction, or none while the
+  // driver logged orders it changed. The orders they touched cannot equal PostgreSQL's from then on;
+  // they are left out of the checks (excused_), each named in the output,
+  // and order-aggregator must have reported every loss it could see (a
+  // released transaction delivered again with more events).
+  void ExcuseSourceLosses(const DriverLog& log) {
+    absl::StatusOr<std::vector<ConsumedRecord>> markers = ReadWholeTopic(Topic("transaction"), 1);
+    ASSERT_TRUE(markers.ok()) << markers.status();
+    simdjson::dom::parser parser;
+    std::map<std::string, std::vector<int64_t>> ends;  // xid -> counts of the END deliveries
+    std::map<std::string, int> begins_before_end;        // before its first END
+    for (const ConsumedRecord& r : *markers) {
+      if (!r.value) continue;
+      simdjson::dom::element doc;
+      ASSERT_FALSE(parser.parse(*r.value).get(doc)) << *r.value;
+      const simdjson::dom::element marker = Envelope(doc);
+      std::string_view status, id;
+      ASSERT_FALSE(marker["status"].get(status) || marker["id"].get(id)) << *r.value;
+      const std::string xid(id.substr(0, id.find(':')));
+      if (status != "END") {
+        if (ends.count(xid) == 0) ++begins_before_end[xid];
+        continue;
+      }
+      int64_t counted = 0;
+      simdjson::dom::array collections;
+      if (!marker["data_collections"].get(collections)) {
+        for (simdjson::dom::element c : collections) {
+          std::string_view name;
+          int64_t n = 0;
+          if (c["data_collection"].get(name) || c["event_count"].get(n)) continue;
+          if (name == "inventory.purchaseorder" || name == "inventory.orderline") counted += n;
+        }
+      }
+      ends[xid].push_back(counted);
+    }
+    std::map<std::string, std::vector<int64_t>> touched_by_tx;
+    for (const auto& [id, versions] : log.by_order) {
+      for (const LoggedVersion& v : versions) touched_by_tx[v.txid].push_back(id);
+    }
+    int redelivered_losses = 0;
+    for (const auto& [xid, counts] : ends) {
+      // A second BEGIN before the END: a restart inside the transaction,
+      // whose END counts only what followed it by design (handled).
+      if (begins_before_end[xid] > 1) continue;
+      const bool short_first = *std::max_element(counts.begin(), counts.end()) > counts.front();
+      auto touched = touched_by_tx.find(xid);
+      const bool none_sent = counts.front() == 0 && touched != touched_by_tx.end();
+      if (!short_first && !none_sent) continue;
+      if (short_first) ++redelivered_losses;
+      std::vector<int64_t> orders;
+      if (touched != touched_by_tx.end()) orders = touched->second;
+      excused_.insert(orders.begin(), orders.end());
+      Note("Debezium did not send all events of tx ", xid, " the first time: its END counted ",
+           counts.front(), " events of the aggregate's tables (deliveries: ",
+           absl::StrJoin(counts, ", "), "); its orders ", absl::StrJoin(orders, ", "),
+           " are left out of the checks");
+    }
+    if (redelivered_losses > 0) {
+      const std::string aggregator_log = ReadTextFile(aggregator_log_);
+      size_t reported = 0;
+      for (size_t at = 0; (at = aggregator_log.find("delivered again with", at)) !=
+                          std::string::npos;
+           ++at) {
+        ++reported;
+      }
+      EXPECT_GE(reported, static_cast<size_t>(redelivered_losses))
+          << "order-aggregator did not report every transaction Debezium delivered again with "
+             "more events";
+    }
   }
 
   // What Debezium wrote: change events and transactions more than once
@@ -1974,7 +2101,7 @@ class OrderServiceE2eTest : public KafkaTest {
     };
     size_t other_orders = 0, snapshot_versions = 0, compared = 0;
     for (const auto& [id, records] : by_order) {
-      if (expected.count(id) > 0) continue;
+      if (expected.count(id) > 0 || excused_.count(id) > 0) continue;
       ++other_orders;
       for (const ConsumedRecord* r : records) {
         absl::StatusOr<Emitted> e = Decode(*r);
@@ -1991,6 +2118,7 @@ class OrderServiceE2eTest : public KafkaTest {
     }
     static const std::vector<const ConsumedRecord*> kNone;
     for (const auto& [id, want] : expected) {
+      if (excused_.count(id) > 0) continue;
       auto found = by_order.find(id);
       const std::vector<const ConsumedRecord*>& records =
           found == by_order.end() ? kNone : found->second;
@@ -2239,6 +2367,7 @@ class OrderServiceE2eTest : public KafkaTest {
   std::string prefix_, slot_, connector_;
   bool connector_registered_ = false;
   bool incremental_snapshot_ = false;
+  std::set<int64_t> excused_;  // orders ExcuseSourceLosses leaves out
   std::string app_id_, output_, dead_letters_, aggregator_log_;
   std::string driver_log_, driver_output_;
   std::unique_ptr<ChildProcess> aggregator_;
@@ -2248,6 +2377,7 @@ class OrderServiceE2eTest : public KafkaTest {
   std::string driver_log_partial_;
   int64_t driver_committed_ = 0;
   std::vector<int64_t> bulk_txids_;       // in commit order
+  std::vector<int64_t> table_wide_txids_;  // ALTER / TRUNCATE transactions
   std::vector<int64_t> restarted_bulks_;  // txids of bulks restarted inside
 };
 
@@ -2265,17 +2395,23 @@ TEST_F(OrderServiceE2eTest, AggregatesAreCommittedDatabaseStates) {
   int64_t first_order = 0;
   ASSERT_TRUE(absl::SimpleAtoi(**max_id, &first_order));
   ++first_order;
-  // Table-wide changes inside the run, each with an order placed in its
-  // transaction: columns added with defaults at 30 % (numeric, text and date
-  // on orderline, text on purchaseorder), both tables truncated at 40 %, two
-  // of the new columns dropped at 60 %. Every version after them must show
-  // every line and order in the tables' shape of its commit, and the
-  // truncate a tombstone of every order this run had.
+  // First, table-wide changes, each with an order placed in its
+  // transaction, in a run of their own (kTableWideTransactions, no bulks):
+  // columns added with defaults (numeric, text and date on orderline, text
+  // on purchaseorder), both tables truncated, two of the new columns
+  // dropped. Every version after them must show every line and order in
+  // the tables' shape of its commit, and the truncate a tombstone of every
+  // order there was. Debezium's faults come only once it has committed
+  // offsets past them (see WaitUntilCommittedPastTableWideChanges).
   ASSERT_NO_FATAL_FAILURE(StartDriver(
-      kTransactions, kBulkEvery, seed, kBulkLines, "order-service",
-      {"--alter-add-at", absl::StrCat(kTransactions * 3 / 10), "--truncate-at",
-       absl::StrCat(kTransactions * 4 / 10), "--alter-drop-at",
-       absl::StrCat(kTransactions * 6 / 10)}));
+      kTableWideTransactions, /*bulk_every=*/0, seed + 1, kBulkLines, "table-wide",
+      {"--alter-add-at", absl::StrCat(kTableWideTransactions / 4), "--truncate-at",
+       absl::StrCat(kTableWideTransactions / 2), "--alter-drop-at",
+       absl::StrCat(kTableWideTransactions * 3 / 4)}));
+  ASSERT_NO_FATAL_FAILURE(WaitForDriver());
+  const std::string table_wide_log = driver_log_;
+  ASSERT_NO_FATAL_FAILURE(WaitUntilCommittedPastTableWideChanges());
+  ASSERT_NO_FATAL_FAILURE(StartDriver(kTransactions, kBulkEvery, seed));
 
   // Debezium's faults while the driver runs: at 20 % its committed offsets
   // are saved; a restart of the connector and its task inside each of the
@@ -2305,6 +2441,19 @@ TEST_F(OrderServiceE2eTest, AggregatesAreCommittedDatabaseStates) {
   absl::StatusOr<DriverLog> log = ReadDriverLog(driver_log_);
   ASSERT_TRUE(log.ok()) << log.status();
   ASSERT_EQ(log->transactions, kTransactions);
+  {
+    // The two runs worked on orders of their own.
+    absl::StatusOr<DriverLog> first = ReadDriverLog(table_wide_log);
+    ASSERT_TRUE(first.ok()) << first.status();
+    ASSERT_EQ(first->transactions, kTableWideTransactions);
+    log->transactions += first->transactions;
+    log->outbox_rows += first->outbox_rows;
+    log->table_wide = first->table_wide;
+    for (auto& [id, versions] : first->by_order) {
+      ASSERT_EQ(log->by_order.count(id), 0u) << "order " << id << " in both runs";
+      log->by_order[id] = std::move(versions);
+    }
+  }
   std::vector<int64_t> ids;
   for (const auto& [id, versions] : log->by_order) ids.push_back(id);
   const std::map<int64_t, std::optional<Json>> database = DatabaseState(ids);
@@ -2329,6 +2478,8 @@ TEST_F(OrderServiceE2eTest, AggregatesAreCommittedDatabaseStates) {
     Note(op, " in tx ", it->second.first, ": ", it->second.second,
          " orders changed (one version each expected)");
   }
+
+  ASSERT_NO_FATAL_FAILURE(ExcuseSourceLosses(*log));
 
   // Each check reports on its own, so that a failure of one still shows
   // what the others find.
