@@ -60,4 +60,28 @@ absl::Status KafkaStatus(rd_kafka_error_t* error, std::string_view context) {
   return absl::Status(status.code(), absl::StrCat(Sv(context), ": ", detail));
 }
 
+absl::StatusOr<std::pair<int64_t, int64_t>> QueryWatermarks(rd_kafka_t* client,
+                                                            const std::string& topic,
+                                                            int32_t partition,
+                                                            absl::Duration timeout) {
+  constexpr int kRequestTimeoutMs = 30000;
+  const absl::Time deadline = absl::Now() + timeout;
+  while (true) {
+    int64_t low = 0, high = 0;
+    rd_kafka_resp_err_t err = rd_kafka_query_watermark_offsets(
+        client, topic.c_str(), partition, &low, &high, kRequestTimeoutMs);
+    if (err == RD_KAFKA_RESP_ERR_NO_ERROR) return std::make_pair(low, high);
+    const bool retriable = err == RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION ||
+                           err == RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE ||
+                           err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
+                           err == RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION ||
+                           err == RD_KAFKA_RESP_ERR__TIMED_OUT ||
+                           err == RD_KAFKA_RESP_ERR__TRANSPORT;
+    if (!retriable || absl::Now() > deadline) {
+      return KafkaStatus(err, absl::StrCat("end offset of ", topic, "[", partition, "]"));
+    }
+    absl::SleepFor(absl::Milliseconds(100));  // back off before asking again
+  }
+}
+
 }  // namespace tributary::internal

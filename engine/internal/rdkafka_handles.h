@@ -8,9 +8,11 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 
 namespace tributary::internal {
 
@@ -54,5 +56,13 @@ absl::StatusOr<KafkaHandle> NewKafkaClient(
 absl::Status KafkaStatus(rd_kafka_resp_err_t err, std::string_view context);
 // Consumes `error` (may be null: OK) into an absl::Status.
 absl::Status KafkaStatus(rd_kafka_error_t* error, std::string_view context);
+
+// The low and high watermarks of a partition (for a read_committed client the
+// high one is the last stable offset). Retries the errors a freshly created or
+// moving partition gives (no leader yet, unknown topic, timeout) until `timeout`.
+absl::StatusOr<std::pair<int64_t, int64_t>> QueryWatermarks(rd_kafka_t* client,
+                                                            const std::string& topic,
+                                                            int32_t partition,
+                                                            absl::Duration timeout);
 
 }  // namespace tributary::internal

@@ -20,37 +20,10 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "engine/internal/stream_thread_options.h"
 #include "engine/internal/task.h"
-#include "engine/metrics.h"
-#include "engine/topology.h"
-#include "state/rocksdb_store.h"
 
 namespace tributary::internal {
-
-struct StreamThreadOptions {
-  int index = 0;
-  std::string application_id;
-  std::string bootstrap_servers;
-  bool exactly_once = true;
-  absl::Duration commit_interval = absl::Milliseconds(100);
-  absl::Duration poll_timeout = absl::Milliseconds(100);
-  int max_poll_records = 1000;
-  std::string state_dir;         // <state.dir>/<application.id>
-  std::string process_id;        // stable per state dir: names the producer
-  bool rocksdb_wal = false;
-  // Record cache budget of this thread (its share of cache.max.bytes), split
-  // evenly among the stores of the tasks it owns after each assignment; 0:
-  // stores are not cached.
-  size_t cache_bytes = 0;
-  ErrorPolicy error_policy = ErrorPolicy::kFail;
-  std::string dead_letter_topic;
-  std::map<std::string, std::string> consumer_settings;  // librdkafka pass-through
-  std::map<std::string, std::string> producer_settings;
-  const Topology* topology = nullptr;           // REQUIRES: outlives the thread
-  RocksDbResources* rocksdb = nullptr;          // REQUIRES: outlives the thread
-  Metrics* metrics = nullptr;                   // REQUIRES: outlives the thread
-  std::function<std::string(std::string_view)> topic_name;
-};
 
 enum class ThreadState { kCreated, kStarting, kPartitionsAssigned, kRunning, kPendingShutdown, kDead };
 const char* ThreadStateName(ThreadState state);

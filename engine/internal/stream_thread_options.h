@@ -1,0 +1,58 @@
+// Options of a StreamThread, shared by the parts it drives (TaskManager,
+// ChangelogReader, StreamsProducer). Plain data; set before the thread starts.
+#pragma once
+
+#include <cstddef>
+#include <functional>
+#include <map>
+#include <string>
+#include <string_view>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "engine/internal/clients.h"
+#include "engine/metrics.h"
+#include "engine/streams_config.h"
+#include "engine/topology.h"
+#include "state/rocksdb_store.h"
+
+namespace tributary::internal {
+
+struct StreamThreadOptions {
+  int index = 0;
+  std::string application_id;
+  std::string bootstrap_servers;
+  bool exactly_once = true;
+  absl::Duration commit_interval = absl::Milliseconds(100);
+  absl::Duration poll_timeout = absl::Milliseconds(100);
+  int max_poll_records = 1000;
+  std::string state_dir;         // <state.dir>/<application.id>
+  std::string process_id;        // stable per state dir: names the producer
+  bool rocksdb_wal = false;
+  // Record cache budget of this thread (its share of cache.max.bytes), split
+  // evenly among the stores of the tasks it owns after each assignment; 0:
+  // stores are not cached.
+  size_t cache_bytes = 0;
+  ErrorPolicy error_policy = ErrorPolicy::kFail;
+  std::string dead_letter_topic;
+  std::map<std::string, std::string> consumer_settings;  // librdkafka pass-through
+  std::map<std::string, std::string> producer_settings;
+  const Topology* topology = nullptr;           // REQUIRES: outlives the thread
+  RocksDbResources* rocksdb = nullptr;          // REQUIRES: outlives the thread
+  Metrics* metrics = nullptr;                   // REQUIRES: outlives the thread
+  std::function<std::string(std::string_view)> topic_name;
+  // Changelog records restored per loop iteration, between polls of the
+  // group consumer.
+  size_t restore_records_per_poll = 10000;
+  // Creates the thread's clients; null: librdkafka clients on
+  // bootstrap_servers (tests pass fakes).
+  std::function<absl::StatusOr<ThreadClients>(const StreamThreadOptions& options,
+                                              const std::string& thread_name)>
+      clients;
+};
+
+// The producer's transactional.id under exactly-once (stable per state dir
+// and thread index, so that a restarted instance fences its predecessor).
+std::string TransactionalId(const StreamThreadOptions& options);
+
+}  // namespace tributary::internal

@@ -1,0 +1,268 @@
+// StreamThread, TaskManager, ChangelogReader and StreamsProducer driven
+// through fake Kafka clients (tests/support/fake_kafka.h), no broker: the
+// abort path (RecoverFromAbort), a fenced producer, a partition revoked while
+// its offsets are being committed, and a rebalance in the middle of a restore.
+//
+// The topology counts records per key in a changelogged RocksDB store and
+// writes each new count to "out"; a record whose value is "!" requests a
+// commit, so that every commit happens at a point the test chose
+// (commit.interval.ms is an hour).
+#include <atomic>
+#include <cstdlib>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "base/status_macros.h"
+#include "engine/internal/stream_thread.h"
+#include "engine/metrics.h"
+#include "engine/processor.h"
+#include "engine/topology.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "state/rocksdb_store.h"
+#include "tests/support/fake_kafka.h"
+
+namespace tributary::testing {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::UnorderedElementsAreArray;
+using internal::StreamThread;
+using internal::ThreadState;
+using KeyValues = std::vector<std::pair<std::string, std::string>>;
+
+constexpr char kChangelog[] = "app-counts-changelog";
+constexpr char kTransactionalId[] = "app-p-0";
+constexpr absl::Duration kTimeout = absl::Seconds(15);
+
+class CountProcessor : public Processor {
+ public:
+  absl::Status Init(ProcessorContext& context) override {
+    context_ = &context;
+    store_ = context.GetStateStore("counts");
+    return store_ != nullptr ? absl::OkStatus() : absl::InternalError("no store");
+  }
+  absl::Status Process(const Record& record) override {
+    TRIBUTARY_ASSIGN_OR_RETURN(std::optional<std::string> old, store_->Get(*record.key));
+    int64_t count = 0;
+    if (old && !absl::SimpleAtoi(*old, &count)) return absl::DataLossError("corrupt count");
+    std::string next = absl::StrCat(count + 1);
+    TRIBUTARY_RETURN_IF_ERROR(store_->Put(*record.key, next));
+    if (record.value == "!") context_->RequestCommit();
+    Record out;
+    out.key = record.key;
+    out.value = next;
+    return context_->Forward(out);
+  }
+
+ private:
+  ProcessorContext* context_ = nullptr;
+  KeyValueStore* store_ = nullptr;
+};
+
+class StreamThreadTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char pattern[] = "/tmp/stream_thread_test.XXXXXX";
+    ASSERT_NE(mkdtemp(pattern), nullptr);
+    dir_ = pattern;
+    auto rocksdb = RocksDbResources::Create(32 << 20, 8 << 20);
+    ASSERT_TRUE(rocksdb.ok()) << rocksdb.status();
+    rocksdb_ = *std::move(rocksdb);
+    topology_.AddSource("source", {"in"})
+        .AddProcessor("count", [] { return std::make_unique<CountProcessor>(); }, {"source"})
+        .AddStateStore({"counts", StoreType::kRocksDb, true}, {"count"})
+        .AddSink("sink", "out", {"count"});
+    ASSERT_TRUE(topology_.Build().ok());
+  }
+
+  void TearDown() override {
+    if (thread_) {
+      thread_->RequestShutdown();
+      (void)thread_->Join();
+    }
+    std::error_code ec;
+    std::filesystem::remove_all(dir_, ec);
+  }
+
+  void CreateTopics(int partitions) {
+    kafka_.CreateTopic("in", partitions);
+    kafka_.CreateTopic(kChangelog, partitions);
+    kafka_.CreateTopic("out", 1);
+  }
+
+  void Start(size_t restore_records_per_poll = 10000) {
+    internal::StreamThreadOptions options;
+    options.application_id = "app";
+    options.process_id = "p";
+    options.state_dir = dir_ + "/app";
+    options.commit_interval = absl::Hours(1);
+    options.poll_timeout = absl::Milliseconds(10);
+    options.restore_records_per_poll = restore_records_per_poll;
+    options.topology = &topology_;
+    options.rocksdb = rocksdb_.get();
+    options.metrics = &metrics_;
+    options.topic_name = [](std::string_view topic) { return std::string(topic); };
+    options.clients = [this](const internal::StreamThreadOptions& o, const std::string&)
+        -> absl::StatusOr<internal::ThreadClients> {
+      return kafka_.NewThreadClients(o.exactly_once ? internal::TransactionalId(o) : "");
+    };
+    thread_ = std::make_unique<StreamThread>(std::move(options));
+    thread_->Start();
+  }
+
+  bool WaitForOffset(int32_t partition, int64_t offset) {
+    return kafka_.WaitUntil([&] { return kafka_.CommittedOffset({"in", partition}) == offset; },
+                            kTimeout);
+  }
+
+  int64_t Metric(std::string_view name) {
+    return metrics_
+        .GetCounter(name, {{std::string(metric_names::kThreadTag), "app-p-StreamThread-0"}})
+        ->value();
+  }
+
+  std::string dir_;
+  std::unique_ptr<RocksDbResources> rocksdb_;
+  Topology topology_;
+  Metrics metrics_;
+  FakeKafka kafka_;
+  std::unique_ptr<StreamThread> thread_;
+};
+
+// An abortable error in the middle of a commit: the transaction is aborted,
+// the task rebuilt from its changelog (the committed part only), the input
+// read again from the committed offset, and no count is output twice.
+TEST_F(StreamThreadTest, AbortMidCommitRebuildsStateAndRewinds) {
+  CreateTopics(1);
+  int commits = 0;
+  kafka_.SetFault([&](std::string_view op) {
+    if (op == "commit" && ++commits == 2) {
+      return absl::AbortedError("commit_transaction: transaction must abort (injected)");
+    }
+    return absl::OkStatus();
+  });
+  kafka_.Rebalance({{"in", 0}});
+  kafka_.Append("in", 0, {{"k0", "a"}, {"k1", "a"}, {"k2", "!"}});
+  Start();
+  ASSERT_TRUE(WaitForOffset(0, 3));
+  kafka_.Append("in", 0, {{"k0", "b"}, {"k1", "b"}, {"k2", "!"}});
+  ASSERT_TRUE(WaitForOffset(0, 6));
+  thread_->RequestShutdown();
+  ASSERT_TRUE(thread_->Join().ok()) << thread_->result();
+
+  EXPECT_EQ(kafka_.ReadCommitted("out"),
+            (KeyValues{{"k0", "1"}, {"k1", "1"}, {"k2", "1"},
+                       {"k0", "2"}, {"k1", "2"}, {"k2", "2"}}));
+  EXPECT_EQ(commits, 3);  // ok, aborted, ok after the recovery
+  EXPECT_EQ(Metric(metric_names::kAbortTotal), 1);
+  EXPECT_EQ(Metric(metric_names::kRestoreRecordsTotal), 3);  // the committed changelog
+}
+
+// A zombie: another instance initialized the same transactional.id while
+// this one was committing. The thread stops with a clear error and makes no
+// further transactional call.
+TEST_F(StreamThreadTest, FencedProducerStopsAndCommitsNothingMore) {
+  CreateTopics(1);
+  kafka_.Rebalance({{"in", 0}});
+  kafka_.Append("in", 0, {{"k0", "a"}, {"k1", "!"}});
+  Start();
+  ASSERT_TRUE(WaitForOffset(0, 2));
+  kafka_.SetFault([&](std::string_view op) {
+    if (op == "commit") kafka_.Fence(kTransactionalId);
+    return absl::OkStatus();
+  });
+  kafka_.Append("in", 0, {{"k0", "b"}, {"k1", "!"}});
+  ASSERT_TRUE(kafka_.WaitUntil([&] { return thread_->state() == ThreadState::kDead; }, kTimeout));
+
+  const absl::Status& status = thread_->result();
+  EXPECT_TRUE(internal::IsProducerFenced(status)) << status;
+  EXPECT_THAT(std::string(status.message()), HasSubstr("producer fenced"));
+  EXPECT_THAT(std::string(status.message()), HasSubstr(kTransactionalId));
+  EXPECT_EQ(kafka_.calls_after_fenced(), 0);
+  EXPECT_EQ(kafka_.commit_history().size(), 1u);
+  EXPECT_EQ(kafka_.CommittedOffset({"in", 0}), 2);
+  EXPECT_EQ(kafka_.ReadCommitted("out"), (KeyValues{{"k0", "1"}, {"k1", "1"}}));
+  EXPECT_TRUE(thread_->task_ids().empty());
+}
+
+// The group moves on while the thread has uncommitted work: the commit made
+// on revocation fails (stale generation), so in-1 (now another member's) gets
+// no offset from this thread after the revocation and its task is closed;
+// in-0's uncommitted work is redone once, from the changelog and the
+// committed offset.
+TEST_F(StreamThreadTest, PartitionRevokedDuringCommitGetsNoOffsets) {
+  CreateTopics(2);
+  kafka_.Rebalance({{"in", 0}, {"in", 1}});
+  kafka_.Append("in", 0, {{"k0", "!"}});
+  kafka_.Append("in", 1, {{"k1", "!"}});
+  Start();
+  ASSERT_TRUE(WaitForOffset(0, 1) && WaitForOffset(1, 1));
+  ASSERT_TRUE(kafka_.WaitUntil([&] { return thread_->task_ids().size() == 2; }, kTimeout));
+  // Uncommitted: no commit request.
+  kafka_.Append("in", 0, {{"k0", "b"}});
+  kafka_.Append("in", 1, {{"k1", "b"}});
+  // Both processed: their counts sit in the open transaction.
+  ASSERT_TRUE(
+      kafka_.WaitUntil([&] { return Metric(metric_names::kProcessTotal) == 4; }, kTimeout));
+  kafka_.Rebalance({{"in", 0}});
+  const int revoked_at = kafka_.generation();
+  EXPECT_TRUE(kafka_.WaitUntil(
+      [&] { return thread_->task_ids() == std::vector<TaskId>{TaskId{0, 0}}; }, kTimeout))
+      << "the task of the revoked in-1 is still open";
+  kafka_.Append("in", 0, {{"k0", "!"}});
+  ASSERT_TRUE(WaitForOffset(0, 3));
+  thread_->RequestShutdown();
+  ASSERT_TRUE(thread_->Join().ok()) << thread_->result();
+
+  for (const FakeKafka::OffsetCommit& commit : kafka_.commit_history()) {
+    if (commit.partition == TopicPartition{"in", 1}) {
+      EXPECT_LT(commit.generation, revoked_at) << "offset " << commit.offset;
+    }
+  }
+  EXPECT_EQ(kafka_.CommittedOffset({"in", 1}), 1);
+  EXPECT_THAT(kafka_.ReadCommitted("out"),
+              UnorderedElementsAreArray(KeyValues{
+                  {"k0", "1"}, {"k1", "1"}, {"k0", "2"}, {"k0", "3"}}));
+  EXPECT_EQ(Metric(metric_names::kAbortTotal), 1);
+}
+
+// A rebalance while the store is being restored: the restoring task is
+// closed with a checkpoint of what it restored, and the restore resumes there
+// when the partition comes back: every changelog record restored once, the
+// state complete.
+TEST_F(StreamThreadTest, RebalanceDuringRestoreResumesWithoutLossOrDuplicates) {
+  CreateTopics(1);
+  KeyValues changelog;
+  for (int i = 0; i < 100; ++i) {
+    changelog.emplace_back(absl::StrCat("k", i % 10), absl::StrCat(i / 10 + 1));
+  }
+  kafka_.Append(kChangelog, 0, changelog);
+  std::atomic<bool> rebalanced{false};
+  kafka_.SetRestoreHook([&](int64_t restored) {
+    if (restored >= 30 && !rebalanced.exchange(true)) kafka_.Rebalance({{"in", 0}});
+  });
+  kafka_.Rebalance({{"in", 0}});
+  KeyValues input;
+  for (int i = 0; i < 10; ++i) input.emplace_back(absl::StrCat("k", i), i == 9 ? "!" : "x");
+  kafka_.Append("in", 0, input);
+  Start(/*restore_records_per_poll=*/10);
+  ASSERT_TRUE(WaitForOffset(0, 10));
+  thread_->RequestShutdown();
+  ASSERT_TRUE(thread_->Join().ok()) << thread_->result();
+
+  EXPECT_TRUE(rebalanced.load());
+  EXPECT_EQ(kafka_.generation(), 2);
+  KeyValues expected;
+  for (int i = 0; i < 10; ++i) expected.emplace_back(absl::StrCat("k", i), "11");
+  EXPECT_EQ(kafka_.ReadCommitted("out"), expected);
+  EXPECT_EQ(Metric(metric_names::kRestoreRecordsTotal), 100);
+}
+
+}  // namespace
+}  // namespace tributary::testing
