@@ -118,15 +118,10 @@ absl::Status AggregateJoin::Process(const Record& record) {
   TRIBUTARY_ASSIGN_OR_RETURN(RootSlice slice, DecodeRootSlice(*record.value));
   if (!root.empty() && root[0] == kBroadcastKeyPrefix) return ProcessBroadcast(slice);
 
-  // v<root>: version (8 bytes) then the position last applied (8 bytes).
   const std::string version_key = RootKey('v', root);
-  TRIBUTARY_ASSIGN_OR_RETURN(std::optional<std::string> meta, roots_->Get(version_key));
-  int64_t version = 0;
-  int64_t last_position = -1;
-  if (meta && meta->size() == 16) {
-    version = GetOrderedInt64(*meta);
-    last_position = GetOrderedInt64(std::string_view(*meta).substr(8));
-  }
+  TRIBUTARY_ASSIGN_OR_RETURN(const auto applied, ReadVersion(version_key));
+  int64_t version = applied.first;
+  const int64_t last_position = applied.second;
   if (slice.position >= 0 && slice.position <= last_position) {
     stale_->Add(1);
     return absl::OkStatus();
@@ -234,6 +229,15 @@ absl::Status AggregateJoin::Process(const Record& record) {
     return context_->Forward(tombstone);
   }
   return BuildAggregate(root, *root_row, slice, version);
+}
+
+absl::StatusOr<std::pair<int64_t, int64_t>> AggregateJoin::ReadVersion(
+    const std::string& version_key) {
+  // v<root>: version (8 bytes) then the position last applied (8 bytes).
+  TRIBUTARY_ASSIGN_OR_RETURN(std::optional<std::string> meta, roots_->Get(version_key));
+  if (!meta || meta->size() != 16) return std::pair<int64_t, int64_t>(0, -1);
+  return std::pair<int64_t, int64_t>(GetOrderedInt64(*meta),
+                                     GetOrderedInt64(std::string_view(*meta).substr(8)));
 }
 
 absl::Status AggregateJoin::ProcessBroadcast(const RootSlice& slice) {
@@ -371,13 +375,9 @@ absl::Status AggregateJoin::Flush(const RootSlice& slice) {
   writes.Put(std::string(1, kFlushedKey), flushed);
   for (const auto& [root, deleted] : touched) {
     const std::string version_key = RootKey('v', root);
-    TRIBUTARY_ASSIGN_OR_RETURN(std::optional<std::string> meta, roots_->Get(version_key));
-    int64_t version = 0;
-    int64_t last_position = -1;
-    if (meta && meta->size() == 16) {
-      version = GetOrderedInt64(*meta);
-      last_position = GetOrderedInt64(std::string_view(*meta).substr(8));
-    }
+    TRIBUTARY_ASSIGN_OR_RETURN(const auto applied, ReadVersion(version_key));
+  int64_t version = applied.first;
+  const int64_t last_position = applied.second;
     TRIBUTARY_ASSIGN_OR_RETURN(std::optional<std::string> root_row,
                                roots_->Get(RootKey('r', root)));
     const bool emit = root_row.has_value() || deleted;

@@ -68,6 +68,9 @@ class AggregateJoin : public Processor {
   // An error when the root row has a column named as one of the aggregate's
   // own fields.
   absl::Status CheckNoClash(std::string_view root_key, std::string_view root_row);
+  // The root's version and the position last applied to it, from its
+  // v<root> key ({0, -1} when it has none).
+  absl::StatusOr<std::pair<int64_t, int64_t>> ReadVersion(const std::string& version_key);
   absl::Status ProcessBroadcast(const RootSlice& slice);
   // `touch`: remember the roots whose rows changed, for the flush.
   absl::Status ApplyShape(uint8_t table, std::string_view shape, bool touch);
