@@ -54,9 +54,10 @@ absl::Status StreamsProducer::EnsureTransaction() {
 
 absl::Status StreamsProducer::Send(std::string_view topic, const Record& record,
                                    std::optional<Partition> partition) {
-  TRIBUTARY_RETURN_IF_ERROR(fatal_);
-  if (exactly_once()) TRIBUTARY_RETURN_IF_ERROR(EnsureTransaction());
+  if (!fatal_.ok()) return fatal_;
+  if (exactly_once() && !in_transaction_) TRIBUTARY_RETURN_IF_ERROR(EnsureTransaction());
   absl::Status status = producer_->Send(topic, record, partition);
+  if (status.ok()) return status;  // per record: nothing more to look at
   if (IsProducerFenced(status) || absl::IsFailedPrecondition(status)) return Fail(status);
   return status;
 }
