@@ -41,6 +41,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/strings/str_format.h"
 #include "base/absl_compat.h"
 #include "base/status_macros.h"
@@ -362,13 +363,30 @@ absl::Status RunBare(const Options& options) {
   std::unique_ptr<rd_kafka_topic_t, decltype(&rd_kafka_topic_destroy)> out_owner(
       out, &rd_kafka_topic_destroy);
 
-  PartitionList topics(rd_kafka_topic_partition_list_new(1));
-  rd_kafka_topic_partition_list_add(topics.get(), options.input.c_str(), RD_KAFKA_PARTITION_UA);
+  // --input may name several topics (comma-separated), as the order
+  // aggregation's three; the output has --partitions partitions.
+  const std::vector<std::string> inputs = absl::StrSplit(options.input, ',');
+  PartitionList topics(rd_kafka_topic_partition_list_new(static_cast<int>(inputs.size())));
+  for (const std::string& input : inputs) {
+    rd_kafka_topic_partition_list_add(topics.get(), input.c_str(), RD_KAFKA_PARTITION_UA);
+  }
   TRIBUTARY_RETURN_IF_ERROR(
       KafkaStatus(rd_kafka_subscribe(consumer.get(), topics.get()), "subscribe"));
   KafkaQueue queue(rd_kafka_queue_get_consumer(consumer.get()));
 
-  std::vector<int64_t> next_offset(options.partitions, -1);
+  std::vector<std::vector<int64_t>> next_offset(inputs.size());  // [input][partition]
+  // The input index of a message's topic handle (a handful of topics: a scan).
+  std::vector<std::pair<const rd_kafka_topic_t*, size_t>> input_of;
+  auto input_index = [&](const rd_kafka_message_t* m) {
+    for (const auto& [handle, index] : input_of) {
+      if (handle == m->rkt) return index;
+    }
+    const std::string_view name = rd_kafka_topic_name(m->rkt);
+    const size_t index = static_cast<size_t>(
+        std::find(inputs.begin(), inputs.end(), name) - inputs.begin());
+    input_of.emplace_back(m->rkt, index);
+    return index;
+  };
   std::vector<rd_kafka_message_t*> batch(kBatch);
   int64_t copied = 0;
   bool in_transaction = false;
@@ -381,10 +399,13 @@ absl::Status RunBare(const Options& options) {
   auto commit = [&]() -> absl::Status {
     const Clock::time_point commit_start = Clock::now();
     PartitionList offsets(rd_kafka_topic_partition_list_new(options.partitions));
-    for (int p = 0; p < options.partitions; ++p) {
-      if (next_offset[p] < 0) continue;
-      rd_kafka_topic_partition_list_add(offsets.get(), options.input.c_str(), p)->offset =
-          next_offset[p];
+    for (size_t t = 0; t < inputs.size(); ++t) {
+      for (size_t p = 0; p < next_offset[t].size(); ++p) {
+        if (next_offset[t][p] < 0) continue;
+        rd_kafka_topic_partition_list_add(offsets.get(), inputs[t].c_str(),
+                                          static_cast<int32_t>(p))
+            ->offset = next_offset[t][p];
+      }
     }
     GroupMetadata metadata(rd_kafka_consumer_group_metadata(consumer.get()));
     TRIBUTARY_RETURN_IF_ERROR(KafkaStatus(
@@ -448,7 +469,13 @@ absl::Status RunBare(const Options& options) {
         }
         rd_kafka_poll(producer.get(), 10);
       }
-      next_offset[m->partition] = m->offset + 1;
+      const size_t t = input_index(m.get());
+      if (t < inputs.size()) {
+        std::vector<int64_t>& offsets = next_offset[t];
+        const auto p = static_cast<size_t>(m->partition);
+        if (p >= offsets.size()) offsets.resize(p + 1, -1);
+        offsets[p] = m->offset + 1;
+      }
       ++copied;
     }
     TRIBUTARY_RETURN_IF_ERROR(status);
@@ -488,7 +515,14 @@ absl::Status RunTributary(const Options& options) {
   // The engine does not apply log.level itself (yet); keep its INFO lines out.
   spdlog::set_level(spdlog::level::warn);
   Topology topology;
-  topology.AddSource("source", {options.input}).AddSink("sink", options.output, {"source"});
+  // One source -> sink sub-topology per input topic: topics of one
+  // sub-topology must be co-partitioned, and the inputs need not be.
+  const std::vector<std::string> inputs = absl::StrSplit(options.input, ',');
+  for (size_t t = 0; t < inputs.size(); ++t) {
+    const std::string source = absl::StrCat("source-", t);
+    topology.AddSource(source, {inputs[t]})
+        .AddSink(absl::StrCat("sink-", t), options.output, {source});
+  }
   TRIBUTARY_ASSIGN_OR_RETURN(StreamsConfig config,
                              StreamsConfig::FromMap({
                                  {"application.id", options.group},
@@ -801,7 +835,7 @@ void Usage() {
                "[--value-bytes B]\n"
                "         [--partitions P] [--runs R] [--timeout-s S] "
                "[--variants bare,tributary]\n"
-               "         [--input EXISTING_FILLED_TOPIC] [--no-verify] [--keep-input] [--metrics]\n"
+               "         [--input EXISTING_FILLED_TOPIC[,TOPIC...]] [--no-verify] [--keep-input] [--metrics]\n"
                "       passthrough_bench --mode bare|tributary --input T --output T "
                "--group G --result-file F ...\n");
 }
