@@ -1205,6 +1205,16 @@ class OrderServiceE2eTest : public KafkaTest {
          ", schemas ", schemas ? "on" : "off", ", snapshot.mode ", snapshot_mode, ")");
   }
 
+  // The id this run's first order will get: above every existing one (one
+  // e2e test runs at a time).
+  void FirstOrderOfThisRun(int64_t& first_order) {
+    absl::StatusOr<std::optional<std::string>> max_id =
+        pg_->Value("SELECT COALESCE(MAX(id), 0)::text FROM inventory.purchaseorder");
+    ASSERT_TRUE(max_id.ok() && max_id->has_value()) << max_id.status();
+    ASSERT_TRUE(absl::SimpleAtoi(**max_id, &first_order));
+    ++first_order;
+  }
+
   // The backend pid of the slot's walsender; "" while the slot is inactive.
   std::string SlotPid() {
     absl::StatusOr<std::optional<std::string>> pid = pg_->Value(
@@ -2387,14 +2397,8 @@ TEST_F(OrderServiceE2eTest, AggregatesAreCommittedDatabaseStates) {
   Note("seed ", seed, " (TRIBUTARY_E2E_SEED)");
   ASSERT_NO_FATAL_FAILURE(RegisterConnector(/*schemas=*/true));
   ASSERT_NO_FATAL_FAILURE(StartAggregator());
-  // This run's orders get ids above every existing one (one e2e test runs at
-  // a time).
-  absl::StatusOr<std::optional<std::string>> max_id =
-      pg_->Value("SELECT COALESCE(MAX(id), 0)::text FROM inventory.purchaseorder");
-  ASSERT_TRUE(max_id.ok() && max_id->has_value()) << max_id.status();
   int64_t first_order = 0;
-  ASSERT_TRUE(absl::SimpleAtoi(**max_id, &first_order));
-  ++first_order;
+  ASSERT_NO_FATAL_FAILURE(FirstOrderOfThisRun(first_order));
   // First, table-wide changes, each with an order placed in its
   // transaction, in a run of their own (kTableWideTransactions, no bulks):
   // columns added with defaults (numeric, text and date on orderline, text
@@ -2565,12 +2569,8 @@ TEST_F(OrderServiceE2eTest, InitialSnapshotAndRecreatedConnector) {
   // The snapshots read only this run's orders (ids above every existing
   // one; one e2e test runs at a time) and their lines, so that their size
   // does not grow with what earlier runs left in the database.
-  absl::StatusOr<std::optional<std::string>> max_id =
-      pg_->Value("SELECT COALESCE(MAX(id), 0)::text FROM inventory.purchaseorder");
-  ASSERT_TRUE(max_id.ok() && max_id->has_value()) << max_id.status();
   int64_t first_order = 0;
-  ASSERT_TRUE(absl::SimpleAtoi(**max_id, &first_order));
-  ++first_order;
+  ASSERT_NO_FATAL_FAILURE(FirstOrderOfThisRun(first_order));
   const std::string only_this_run = absl::StrCat(
       R"( "snapshot.select.statement.overrides": )",
       R"("inventory.purchaseorder,inventory.orderline,inventory.outbox",)",
