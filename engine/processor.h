@@ -111,6 +111,12 @@ class Processor {
     return absl::OkStatus();
   }
   virtual absl::Status Process(const Record& record) = 0;
+  // Called before the task's work is committed, before its stores' caches
+  // are flushed. What it forwards is part of that commit. Under
+  // at-least-once, every record forwarded before the call has been
+  // acknowledged by the cluster when it runs, so nothing forwarded here can
+  // be read before them (e.g. a summary of records sent to other topics).
+  virtual absl::Status PrepareCommit() { return absl::OkStatus(); }
   virtual absl::Status Close() { return absl::OkStatus(); }
 };
 

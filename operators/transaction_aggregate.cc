@@ -69,16 +69,18 @@ absl::Status AddTransactionAggregate(Topology& topology,
   std::vector<const CdcTable*> tables = {&spec->root};
   for (const CdcTable& child : spec->children) tables.push_back(&child);
   for (size_t t = 0; t < tables.size(); ++t) {
+    const int table = static_cast<int>(t);
     const std::string source = absl::StrCat(n, "-source-", t);
     const std::string route = absl::StrCat(n, "-route-", t);
     topology.AddSource(source, {tables[t]->topic})
         .AddProcessor(
             route,
-            [spec, t] {
-              return std::make_unique<internal::CdcRouter>(*spec, static_cast<int>(t));
-            },
+            [spec, table] { return std::make_unique<internal::CdcRouter>(*spec, table); },
             {source})
-        .AddSink(absl::StrCat(n, "-route-", t, "-sink"), tx_topic, {route});
+        .AddStateStore({internal::CdcRouter::StateStore(*spec, table)}, {route})
+        .AddSink(internal::CdcRouter::ReportSink(*spec, table), tx_topic, {route})
+        .AddSink(internal::CdcRouter::RowSink(*spec, table), root_topic, {route},
+                 internal::TxAssembler::BroadcastPartition);
   }
   topology.AddSource(n + "-source-tx", {spec->transaction_topic})
       .AddProcessor(
@@ -87,15 +89,13 @@ absl::Status AddTransactionAggregate(Topology& topology,
           {n + "-source-tx"})
       .AddSink(n + "-route-tx-sink", tx_topic, {n + "-route-tx"});
 
-  // Assemble: a single task.
+  // Assemble: a single task, on metadata only.
   const std::string assemble = n + "-assemble";
   topology.AddSource(n + "-source-assemble", {tx_topic})
       .AddProcessor(
           assemble, [spec] { return std::make_unique<internal::TxAssembler>(*spec); },
           {n + "-source-assemble"})
-      .AddStateStore({internal::TxAssembler::EventsStore(*spec)}, {assemble})
       .AddStateStore({internal::TxAssembler::MetaStore(*spec)}, {assemble})
-      .AddStateStore({internal::TxAssembler::IndexStore(*spec)}, {assemble})
       .AddSink(n + "-assemble-sink", root_topic, {assemble},
                internal::TxAssembler::BroadcastPartition);
 
@@ -107,6 +107,7 @@ absl::Status AddTransactionAggregate(Topology& topology,
           {n + "-source-aggregate"})
       .AddStateStore({internal::AggregateJoin::RootsStore(*spec)}, {aggregate})
       .AddStateStore({internal::AggregateJoin::ChildrenStore(*spec)}, {aggregate})
+      .AddStateStore({internal::AggregateJoin::PendingStore(*spec)}, {aggregate})
       .AddSink(n + "-output", spec->output_topic, {aggregate});
   return absl::OkStatus();
 }

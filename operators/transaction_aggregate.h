@@ -1,20 +1,26 @@
 // Transaction-consistent aggregates from Debezium CDC topics: the operators
 // and the function that wires them into a Topology.
 //
-//   table topics ──route──┐                        (one task per partition)
-//   transaction topic ─route─┴─> <app>-cdc-tx-repartition (1 partition)
-//        ──assemble──> <app>-cdc-aggregate-repartition (N partitions, by root id)
+//   table topics ──route──┬─ row images, by root ─────────────────────┐
+//                         └─ reports (counts) ─┐                      │
+//   transaction topic ─route─ BEGIN/END ───────┴─> <app>-cdc-tx-repartition
+//        (1 partition, metadata only) ──assemble── release decisions ─┤
+//                                                                      v
+//        <app>-cdc-aggregate-repartition (N partitions, by root id)
 //        ──aggregate──> output topic (one record per transaction and root)
 //
-// Route decodes each change event once and re-keys it by transaction; END
-// markers carry their offset in the transaction topic, the source commit
-// order. Assemble (a single task, so commit order is a plain queue) buffers
-// events in RocksDB until a transaction is complete, releases complete
-// transactions strictly in commit order, drops repeated events and
-// re-delivered transactions, and keeps the child -> root index that tells
-// where a moved or deleted child used to belong. Aggregate (parallel by root
-// id) applies each transaction's slice for one root atomically and emits that
-// root's aggregate once.
+// Route (one task per input partition) decodes each change event once,
+// finds its aggregate root (a child's from its parent column or the task's
+// child -> root index) and sends the row change straight to the root's
+// aggregate partition; at every commit it reports to the assembler how many
+// events of which transaction its partition delivered. Assemble (a single
+// task, on counts, positions and progress marks only) decides when each
+// transaction is complete and releases transactions strictly in commit order
+// (END markers' offsets in the transaction topic), broadcasting its
+// decisions to every aggregate partition. Aggregate (parallel by root id)
+// holds each transaction's row changes until its release arrives, drops
+// repeats and re-delivered transactions, then applies the transaction root
+// by root and emits each touched root's aggregate once. See docs/design.md.
 #pragma once
 
 #include <string>

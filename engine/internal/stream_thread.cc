@@ -240,6 +240,9 @@ void StreamThread::Impl::Publish(const TaskCounters& delta) {
 absl::Status StreamThread::Impl::Commit() {
   TRIBUTARY_RETURN_IF_ERROR(producer_->fatal_error());  // a zombie commits nothing
   tasks_->PublishCounters();
+  // At-least-once: what the tasks sent is acknowledged before their
+  // processors' PrepareCommit (see Processor::PrepareCommit).
+  if (!options_.exactly_once && uncommitted_) TRIBUTARY_RETURN_IF_ERROR(producer_->Flush());
   // Cached store writes become store writes and changelog records (in the
   // open transaction under exactly-once) before anything is committed; done
   // even with nothing processed, since punctuators write too.

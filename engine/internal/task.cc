@@ -432,6 +432,11 @@ absl::Status Task::PunctuateWallClock(TimestampMs now) {
 }
 
 absl::Status Task::PrepareCommit() {
+  if (state_ == TaskState::kRunning) {
+    for (NodeRuntime& node : nodes_) {
+      if (node.processor) TRIBUTARY_RETURN_IF_ERROR(node.processor->PrepareCommit());
+    }
+  }
   for (CachingStore* store : caching_stores_) {
     TRIBUTARY_RETURN_IF_ERROR(store->FlushCache());
   }

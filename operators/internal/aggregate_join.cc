@@ -16,7 +16,28 @@ namespace {
 // Keys of the roots store besides r<root> and v<root>.
 constexpr char kTouchedPrefix = 't';  // t<root> -> "d"/"u": held, not yet flushed
 constexpr char kShapePrefix = 's';    // s<table> -> the table's shape
-constexpr char kFlushedKey = 'b';     // b -> END position of the last flush
+
+// Keys of the pending store.
+constexpr char kUnitPrefix = 'u';
+constexpr char kTableOpPrefix = 'w';
+constexpr char kWaitingPrefix = 'i';
+constexpr char kReleasedPrefix = 'R';
+constexpr char kReleasedOrderPrefix = 'P';
+
+std::string UnitPrefix(char kind, std::string_view unit) {
+  std::string key(1, kind);
+  key.append(unit);
+  key.push_back('\0');
+  return key;
+}
+
+// What tells two changes of one unit and root apart (see the header).
+void AppendIdentity(std::string& key, const RowChange& change) {
+  key.push_back(static_cast<char>(change.change.table));
+  key.push_back(static_cast<char>(change.change.kind));
+  key.push_back(change.op);
+  key.append(change.change.key);
+}
 
 std::string RootKey(char prefix, std::string_view root) {
   std::string key(1, prefix);
@@ -46,11 +67,17 @@ std::string_view ObjectBody(std::string_view object) {
 
 }  // namespace
 
+AggregateJoin::AggregateJoin(const TransactionAggregateSpec& spec)
+    : spec_(spec),
+      released_ids_(kReleasedPrefix, kReleasedOrderPrefix, spec.released_retention),
+      unavailable_(spec.unavailable_placeholder) {}
+
 absl::Status AggregateJoin::Init(ProcessorContext& context) {
   context_ = &context;
   roots_ = context.GetStateStore(RootsStore(spec_));
   children_ = context.GetStateStore(ChildrenStore(spec_));
-  if (roots_ == nullptr || children_ == nullptr) {
+  pending_ = context.GetStateStore(PendingStore(spec_));
+  if (roots_ == nullptr || children_ == nullptr || pending_ == nullptr) {
     return absl::FailedPreconditionError("AggregateJoin: its stores are not connected");
   }
   MetricTags tags{{std::string(metric_names::kTaskTag), context.task_id().ToString()},
@@ -59,6 +86,20 @@ absl::Status AggregateJoin::Init(ProcessorContext& context) {
   stale_ = context.metrics().GetCounter(metric_names::kCdcStaleSlicesDroppedTotal, tags);
   unresolved_ = context.metrics().GetCounter(metric_names::kCdcUnavailableValuesUnresolvedTotal, tags);
   reshaped_ = context.metrics().GetCounter(metric_names::kCdcRowsReshapedTotal, tags);
+  duplicates_ = context.metrics().GetCounter(metric_names::kCdcDuplicatesDroppedTotal, tags);
+  snapshot_rows_reshaped_ =
+      context.metrics().GetCounter(metric_names::kCdcSnapshotRowsReshapedTotal, tags);
+  TRIBUTARY_RETURN_IF_ERROR(released_ids_.Load(*pending_));
+  open_units_.clear();
+  for (char prefix : {kUnitPrefix, kTableOpPrefix}) {
+    auto it = pending_->PrefixScan(std::string(1, prefix));
+    for (; it->Valid(); it->Next()) {
+      const std::string_view key = it->key();
+      const size_t end = key.find('\0');
+      if (end != std::string_view::npos) open_units_.emplace(key.substr(1, end - 1));
+    }
+    TRIBUTARY_RETURN_IF_ERROR(it->status());
+  }
   own_fields_.clear();
   for (const CdcTable& child : spec_.children) own_fields_.push_back(child.array_field);
   own_fields_.push_back(spec_.source_field);
@@ -111,13 +152,248 @@ absl::Status AggregateJoin::CheckNoClash(std::string_view root_key, std::string_
 }
 
 absl::Status AggregateJoin::Process(const Record& record) {
-  if (!record.key || !record.value) {
-    return absl::DataLossError("aggregate slice without key or value");
+  if (!record.key || !record.value || record.value->empty()) {
+    return absl::DataLossError("aggregate topic record without key or value");
   }
-  const std::string_view root = *record.key;
-  TRIBUTARY_ASSIGN_OR_RETURN(RootSlice slice, DecodeRootSlice(*record.value));
-  if (!root.empty() && root[0] == kBroadcastKeyPrefix) return ProcessBroadcast(slice);
+  const std::string_view value = *record.value;
+  if (value[0] == kDecisionsTag) {
+    TRIBUTARY_ASSIGN_OR_RETURN(std::vector<Decision> decisions, DecodeDecisions(value));
+    for (const Decision& decision : decisions) {
+      TRIBUTARY_RETURN_IF_ERROR(decision.kind == 'R' ? Release(decision)
+                                                     : ApplySnapshot(decision.lsn));
+    }
+    return absl::OkStatus();
+  }
+  if (value[0] != kRowChangeTag) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        spec_.name, ": a record on the aggregate topic as an older version of Tributary wrote "
+        "them: reset the application (delete its internal topics and state.dir) to run this "
+        "version"));
+  }
+  TRIBUTARY_ASSIGN_OR_RETURN(RowChange change, DecodeRowChange(value));
+  return OnRowChange(*record.key, change, value);
+}
 
+absl::StatusOr<bool> AggregateJoin::Released(std::string_view unit) {
+  if (open_units_.contains(Sv(unit))) return false;
+  TRIBUTARY_ASSIGN_OR_RETURN(std::optional<std::string> released,
+                             released_ids_.Get(*pending_, unit));
+  return released.has_value();
+}
+
+absl::Status AggregateJoin::OnRowChange(std::string_view root, const RowChange& change,
+                                        std::string_view raw) {
+  if (change.change.table > spec_.children.size()) {
+    return absl::DataLossError(absl::StrCat("row change of table #", change.change.table));
+  }
+  const bool table_op = change.change.kind == SliceOp::Kind::kShape ||
+                        change.change.kind == SliceOp::Kind::kTruncate;
+  switch (change.unit) {
+    case RowChange::Unit::kStandalone: {
+      if (table_op) return ApplyTableOp(change, /*hold=*/false);
+      RootSlice slice;
+      slice.ops.push_back(change.change);
+      return ApplySlice(root, slice);
+    }
+    case RowChange::Unit::kIncremental: {
+      if (table_op) return absl::DataLossError("table-wide operation in an incremental row");
+      TRIBUTARY_ASSIGN_OR_RETURN(bool released, Released(change.unit_id));
+      if (change.unit_id.empty() || released) return ApplyIncremental(root, change);
+      std::string key = UnitPrefix(kWaitingPrefix, change.unit_id);
+      PutOrderedInt64(key, change.source_partition);
+      PutOrderedInt64(key, change.source_offset);
+      key.push_back(static_cast<char>(change.change.kind));
+      key.append(root);
+      return pending_->Put(key, raw);
+    }
+    case RowChange::Unit::kTransaction: {
+      TRIBUTARY_ASSIGN_OR_RETURN(bool released, Released(change.unit_id));
+      if (released) {
+        duplicates_->Add(1);  // a re-delivered transaction, already applied
+        return absl::OkStatus();
+      }
+      break;
+    }
+    case RowChange::Unit::kSnapshot:
+      break;
+    default:
+      return absl::DataLossError("row change of unknown unit");
+  }
+  // Held until the unit's release. The same change delivered again has the
+  // same key: it is held once.
+  std::string key = UnitPrefix(table_op ? kTableOpPrefix : kUnitPrefix, change.unit_id);
+  if (!table_op) {
+    key.append(root);
+    key.push_back('\0');
+  }
+  key.append(change.position);
+  key.push_back('\0');
+  AppendIdentity(key, change);
+  if (!open_units_.contains(Sv(change.unit_id))) open_units_.emplace(change.unit_id);
+  return pending_->Put(key, raw);
+}
+
+absl::Status AggregateJoin::ApplyUnit(std::string_view unit, const RootSlice& proto,
+                                      std::optional<std::string_view> from,
+                                      std::optional<std::string_view> to, WriteBatch& done) {
+  const std::string prefix = UnitPrefix(kUnitPrefix, unit);
+  std::string root;
+  std::vector<std::string> raws;  // the root's changes, in key order
+  auto apply = [&]() -> absl::Status {
+    if (raws.empty()) return absl::OkStatus();
+    RootSlice slice = proto;
+    for (const std::string& bytes : raws) {
+      TRIBUTARY_ASSIGN_OR_RETURN(RowChange change, DecodeRowChange(bytes));
+      slice.ops.push_back(change.change);
+    }
+    TRIBUTARY_RETURN_IF_ERROR(ApplySlice(root, slice));
+    raws.clear();
+    return absl::OkStatus();
+  };
+  auto it = pending_->PrefixScan(prefix);
+  for (; it->Valid(); it->Next()) {
+    const std::string_view rest = it->key().substr(prefix.size());
+    const size_t root_end = rest.find('\0');
+    if (root_end == std::string_view::npos) return absl::DataLossError("corrupt held change");
+    const std::string_view rest_after_root = rest.substr(root_end + 1);
+    const std::string_view position = rest_after_root.substr(0, rest_after_root.find('\0'));
+    if ((from && position < *from) || (to && position >= *to)) continue;
+    const std::string_view this_root = rest.substr(0, root_end);
+    if (this_root != root) {
+      TRIBUTARY_RETURN_IF_ERROR(apply());
+      root.assign(this_root);
+    }
+    raws.emplace_back(it->value());
+    done.Delete(it->key());
+  }
+  TRIBUTARY_RETURN_IF_ERROR(it->status());
+  return apply();
+}
+
+absl::Status AggregateJoin::ApplyTableOp(const RowChange& op, bool hold) {
+  if (op.change.kind == SliceOp::Kind::kShape) {
+    return ApplyShape(op.change.table, op.change.row, hold);
+  }
+  return Truncate(op.change.table);
+}
+
+absl::Status AggregateJoin::Release(const Decision& decision) {
+  const std::string& unit = decision.match_id;
+  TRIBUTARY_ASSIGN_OR_RETURN(bool released, Released(unit));
+  if (released) return absl::OkStatus();  // the decision delivered again
+  RootSlice proto;
+  proto.tx_id = unit;
+  proto.position = decision.position;
+  proto.partial = decision.partial;
+  WriteBatch done;
+  // Table-wide operations, in position order (their keys sort so).
+  std::vector<std::pair<std::string, std::string>> table_ops;  // position, change
+  {
+    const std::string prefix = UnitPrefix(kTableOpPrefix, unit);
+    auto it = pending_->PrefixScan(prefix);
+    for (; it->Valid(); it->Next()) {
+      const std::string_view rest = it->key().substr(prefix.size());
+      table_ops.emplace_back(std::string(rest.substr(0, rest.find('\0'))),
+                             std::string(it->value()));
+      done.Delete(it->key());
+    }
+    TRIBUTARY_RETURN_IF_ERROR(it->status());
+  }
+  if (table_ops.empty()) {
+    TRIBUTARY_RETURN_IF_ERROR(ApplyUnit(unit, proto, std::nullopt, std::nullopt, done));
+  } else {
+    proto.hold = true;
+    std::optional<std::string_view> from;
+    for (const auto& [position, bytes] : table_ops) {
+      TRIBUTARY_RETURN_IF_ERROR(ApplyUnit(unit, proto, from, position, done));
+      TRIBUTARY_ASSIGN_OR_RETURN(RowChange op, DecodeRowChange(bytes));
+      TRIBUTARY_RETURN_IF_ERROR(ApplyTableOp(op, /*hold=*/true));
+      from = position;
+    }
+    TRIBUTARY_RETURN_IF_ERROR(ApplyUnit(unit, proto, from, std::nullopt, done));
+    RootSlice flush = proto;
+    flush.hold = false;
+    flush.flush = true;
+    TRIBUTARY_RETURN_IF_ERROR(Flush(flush));
+  }
+  {
+    // Incremental snapshot rows that waited for this transaction.
+    const std::string prefix = UnitPrefix(kWaitingPrefix, unit);
+    auto it = pending_->PrefixScan(prefix);
+    for (; it->Valid(); it->Next()) {
+      const std::string_view rest = it->key().substr(prefix.size());
+      if (rest.size() < 17) return absl::DataLossError("corrupt waiting row");
+      const std::string bytes(it->value());  // `row` points into it
+      TRIBUTARY_ASSIGN_OR_RETURN(RowChange row, DecodeRowChange(bytes));
+      TRIBUTARY_RETURN_IF_ERROR(ApplyIncremental(rest.substr(17), row));
+      done.Delete(it->key());
+    }
+    TRIBUTARY_RETURN_IF_ERROR(it->status());
+  }
+  released_ids_.Add(done, unit, decision.position, "");
+  TRIBUTARY_RETURN_IF_ERROR(pending_->Write(done));
+  TRIBUTARY_RETURN_IF_ERROR(released_ids_.Prune(*pending_));
+  open_units_.erase(unit);
+  return absl::OkStatus();
+}
+
+absl::Status AggregateJoin::ApplySnapshot(int64_t lsn) {
+  const std::string unit = SnapshotUnitId(lsn);
+  WriteBatch done;
+  {
+    // New shapes first: the rows are read in them.
+    const std::string prefix = UnitPrefix(kTableOpPrefix, unit);
+    auto it = pending_->PrefixScan(prefix);
+    for (; it->Valid(); it->Next()) {
+      const std::string bytes(it->value());
+      TRIBUTARY_ASSIGN_OR_RETURN(RowChange op, DecodeRowChange(bytes));
+      TRIBUTARY_RETURN_IF_ERROR(ApplyTableOp(op, /*hold=*/false));
+      done.Delete(it->key());
+    }
+    TRIBUTARY_RETURN_IF_ERROR(it->status());
+  }
+  RootSlice proto;
+  proto.tx_id = "snapshot";
+  TRIBUTARY_RETURN_IF_ERROR(ApplyUnit(unit, proto, std::nullopt, std::nullopt, done));
+  TRIBUTARY_RETURN_IF_ERROR(pending_->Write(done));
+  open_units_.erase(unit);
+  return absl::OkStatus();
+}
+
+absl::Status AggregateJoin::ApplyIncremental(std::string_view root, RowChange change) {
+  // A chunk may be read with the schema of before an ALTER that streamed
+  // changes have shown already: the row takes the table's present shape.
+  std::string conformed;
+  if (change.shape && (change.change.kind == SliceOp::Kind::kChildUpsert ||
+                       change.change.kind == SliceOp::Kind::kRootUpsert)) {
+    const std::string shape_key = absl::StrCat(
+        std::string(1, kShapePrefix), std::string(1, static_cast<char>(change.change.table)));
+    TRIBUTARY_ASSIGN_OR_RETURN(std::optional<std::string> current, roots_->Get(shape_key));
+    if (current && !current->empty() && *current != *change.shape) {
+      TRIBUTARY_ASSIGN_OR_RETURN(RowShape parsed, RowShape::Parse(*current));
+      TRIBUTARY_ASSIGN_OR_RETURN(bool rewritten,
+                                 parsed.Conform(change.change.row, row_fields_, conformed));
+      if (rewritten) {
+        change.change.row = conformed;
+        if (snapshot_rows_reshaped_->value() == 0) {
+          OperatorsLogger()->warn(
+              "{}: an incremental snapshot row of {} came in another shape than the table's "
+              "streamed changes (Debezium read it with a schema of before an ALTER TABLE); it "
+              "is read in the table's present shape {}; more such rows are counted in {}",
+              spec_.name, TableName(change.change.table), parsed.Names(),
+              metric_names::kCdcSnapshotRowsReshapedTotal);
+        }
+        snapshot_rows_reshaped_->Add(1);
+      }
+    }
+  }
+  RootSlice slice;
+  slice.incremental = true;
+  slice.ops.push_back(change.change);
+  return ApplySlice(root, slice);
+}
+
+absl::Status AggregateJoin::ApplySlice(std::string_view root, const RootSlice& slice) {
   const std::string version_key = RootKey('v', root);
   TRIBUTARY_ASSIGN_OR_RETURN(const auto applied, ReadVersion(version_key));
   int64_t version = applied.first;
@@ -136,7 +412,20 @@ absl::Status AggregateJoin::Process(const Record& record) {
   std::string child_key;
   std::string merged;
   bool changed = false;  // an incremental snapshot row that says something new
+  // False while every op was the removal of a child not here (a router's
+  // index may name a root the child has already left, e.g. after a
+  // TRUNCATE read on another partition): such a slice changes nothing.
+  bool effective = false;
+  // The child as it is: written earlier in this slice, or stored.
+  auto current_child = [&](const std::string& key) -> absl::StatusOr<std::optional<std::string>> {
+    const auto& entries = child_writes.entries();
+    auto earlier = std::find_if(entries.rbegin(), entries.rend(),
+                                [&](const auto& e) { return e.key == key; });
+    if (earlier != entries.rend()) return earlier->value;
+    return children_->Get(key);
+  };
   for (const SliceOp& op : slice.ops) {
+    effective = effective || op.kind != SliceOp::Kind::kChildDelete;
     switch (op.kind) {
       case SliceOp::Kind::kRootUpsert: {
         std::optional<std::string_view> previous;
@@ -166,16 +455,8 @@ absl::Status AggregateJoin::Process(const Record& record) {
           std::string_view row = op.row;
           const bool may_hold = unavailable_.MayHold(row);
           if (may_hold || slice.incremental) {
-            // The child as it was: written earlier in this slice, or stored.
-            std::optional<std::string> stored;
-            const auto& entries = child_writes.entries();
-            auto earlier = std::find_if(entries.rbegin(), entries.rend(),
-                                        [&](const auto& e) { return e.key == child_key; });
-            if (earlier != entries.rend()) {
-              stored = earlier->value;
-            } else {
-              TRIBUTARY_ASSIGN_OR_RETURN(stored, children_->Get(child_key));
-            }
+            TRIBUTARY_ASSIGN_OR_RETURN(std::optional<std::string> stored,
+                                       current_child(child_key));
             std::optional<std::string_view> previous;
             if (stored) previous = *stored;
             if (may_hold) {
@@ -187,12 +468,17 @@ absl::Status AggregateJoin::Process(const Record& record) {
           }
           child_writes.Put(child_key, row);
         } else {
+          TRIBUTARY_ASSIGN_OR_RETURN(std::optional<std::string> stored,
+                                     current_child(child_key));
+          if (!stored) break;
+          effective = true;
           child_writes.Delete(child_key);
           changed = true;
         }
         break;
     }
   }
+  if (!effective) return absl::OkStatus();
   if (root_row) {
     root_writes.Put(row_key, *root_row);
   } else {
@@ -225,7 +511,7 @@ absl::Status AggregateJoin::Process(const Record& record) {
   if (!root_row) {
     Record tombstone;
     tombstone.key = root;
-    tombstone.timestamp = record.timestamp;
+    tombstone.timestamp = context_->stream_time();
     return context_->Forward(tombstone);
   }
   return BuildAggregate(root, *root_row, slice, version);
@@ -238,29 +524,6 @@ absl::StatusOr<std::pair<int64_t, int64_t>> AggregateJoin::ReadVersion(
   if (!meta || meta->size() != 16) return std::pair<int64_t, int64_t>(0, -1);
   return std::pair<int64_t, int64_t>(GetOrderedInt64(*meta),
                                      GetOrderedInt64(std::string_view(*meta).substr(8)));
-}
-
-absl::Status AggregateJoin::ProcessBroadcast(const RootSlice& slice) {
-  TRIBUTARY_ASSIGN_OR_RETURN(std::optional<std::string> flushed,
-                             roots_->Get(std::string(1, kFlushedKey)));
-  // Truncates and flushes of a transaction already flushed here: a
-  // re-delivery. New shapes apply whenever they differ from the stored one.
-  const bool stale = slice.position >= 0 && flushed && flushed->size() == 8 &&
-                     slice.position <= GetOrderedInt64(*flushed);
-  for (const SliceOp& op : slice.ops) {
-    if (op.table > spec_.children.size()) {
-      return absl::DataLossError(absl::StrCat("broadcast slice for table #", op.table));
-    }
-    if (op.kind == SliceOp::Kind::kShape) {
-      TRIBUTARY_RETURN_IF_ERROR(ApplyShape(op.table, op.row, slice.hold && !stale));
-    } else if (op.kind == SliceOp::Kind::kTruncate && !stale) {
-      TRIBUTARY_RETURN_IF_ERROR(Truncate(op.table));
-    } else if (op.kind != SliceOp::Kind::kTruncate) {
-      return absl::DataLossError("row operation in a broadcast slice");
-    }
-  }
-  if (!slice.flush || stale) return absl::OkStatus();
-  return Flush(slice);
 }
 
 std::string_view AggregateJoin::TableName(uint8_t table) const {
@@ -370,9 +633,6 @@ absl::Status AggregateJoin::Flush(const RootSlice& slice) {
     }
     TRIBUTARY_RETURN_IF_ERROR(it->status());
   }
-  std::string flushed;
-  PutOrderedInt64(flushed, slice.position);
-  writes.Put(std::string(1, kFlushedKey), flushed);
   for (const auto& [root, deleted] : touched) {
     const std::string version_key = RootKey('v', root);
     TRIBUTARY_ASSIGN_OR_RETURN(const auto applied, ReadVersion(version_key));

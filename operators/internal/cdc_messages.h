@@ -13,7 +13,22 @@
 
 namespace tributary::internal {
 
-// Route -> assemble, keyed by transaction (match id).
+// What a table router saw of one unit in a partition, in partition order:
+// `events` change events of transaction `id` (kind 'C'), or rows of the
+// initial snapshot at LSN `lsn` (kind 'i'; 'T' when they include the last
+// row of its table, 'L' when they include its very last row).
+struct Run {
+  char kind = 'C';
+  int32_t partition = 0;  // of the table topic
+  std::string id;    // 'C': match id
+  int64_t lsn = -1;  // snapshot kinds
+  int64_t events = 0;
+};
+
+// Route -> assemble (one partition): transaction markers from the
+// transaction-topic router; from each table router, at every commit, a
+// report of what its partition delivered (metadata only: the row images go
+// to the aggregate topic, see RowChange).
 struct RoutedEvent {
   enum class Kind : char {
     kChange = 'C',      // a change event inside a source transaction
@@ -24,6 +39,10 @@ struct RoutedEvent {
     // partition written before `caught_up_ms` (wall clock), proven by asking
     // the cluster for the partition's end offset at that time.
     kProgress = 'P',
+    // A table router's report (one per commit): the runs its partition
+    // delivered since the last one, in order, then (caught_up_ms >= 0) a
+    // kProgress proof.
+    kReport = 'N',
   };
   Kind kind = Kind::kChange;
   // kChange / kStandalone / kProgress:
@@ -43,8 +62,10 @@ struct RoutedEvent {
   // on a router's first kChange and whenever the shape changes; nullopt on
   // the others.
   std::optional<std::string_view> shape;
-  // kProgress:
+  // kProgress / kReport:
   int64_t caught_up_ms = -1;
+  // kReport:
+  std::vector<Run> runs;
   // kBegin / kEnd:
   std::string_view tx_id;  // the marker's full id, as written
   int64_t end_position = -1;  // offset of the END in the transaction topic
@@ -100,6 +121,51 @@ inline constexpr char kBroadcastKeyPrefix = '\0';
 
 std::string EncodeRootSlice(const RootSlice& slice);
 absl::StatusOr<RootSlice> DecodeRootSlice(std::string_view bytes);
+
+// Route -> aggregate, keyed by root key (or kBroadcastKeyPrefix + partition
+// for a table-wide operation, sent to every partition): one operation of one
+// change event on one root, in the unit it belongs to.
+struct RowChange {
+  enum class Unit : char {
+    kTransaction = 'T',  // unit_id: the match id; applied at its release
+    kSnapshot = 'S',     // unit_id: the snapshot's id; applied with it
+    kStandalone = 'A',   // an event without transaction: applied at once
+    kIncremental = 'I',  // an incremental snapshot row; unit_id: the
+                         // transaction it waits for ("" none)
+  };
+  Unit unit = Unit::kTransaction;
+  std::string_view unit_id;
+  std::string_view position;  // sortable source position
+  char op = 'c';              // Debezium op
+  SliceOp change;             // kShape: change.row is the shape
+  // kIncremental: the row's table shape, when known.
+  std::optional<std::string_view> shape;
+  // kIncremental: where the row was read, keeping waiting rows apart.
+  int32_t source_partition = 0;
+  int64_t source_offset = 0;
+};
+
+// Assemble -> every aggregate partition (key kBroadcastKeyPrefix +
+// partition), at every commit: the units released since, in commit order.
+struct Decision {
+  char kind = 'R';         // 'R': release transaction; 'S': apply snapshot
+  std::string match_id;    // 'R'
+  int64_t position = -1;   // 'R': END offset
+  bool partial = false;    // 'R'
+  int64_t lsn = -1;        // 'S'
+};
+
+// The first byte of a record on the aggregate topic tells which it is.
+inline constexpr char kRowChangeTag = 'X';
+inline constexpr char kDecisionsTag = 'Y';
+
+std::string EncodeRowChange(const RowChange& change);
+absl::StatusOr<RowChange> DecodeRowChange(std::string_view bytes);
+std::string EncodeDecisions(const std::vector<Decision>& decisions);
+absl::StatusOr<std::vector<Decision>> DecodeDecisions(std::string_view bytes);
+
+// Where an initial snapshot's rows wait (a unit id; sorts before every xid).
+std::string SnapshotUnitId(int64_t lsn);
 
 // A sortable encoding of a raw JSON key: integers by numeric value, anything
 // else by its text after all integers.

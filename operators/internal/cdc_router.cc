@@ -5,6 +5,8 @@
 #include "base/status_macros.h"
 #include "operators/internal/cdc_messages.h"
 #include "operators/internal/log.h"
+#include "operators/internal/tx_assembler.h"
+#include "absl/strings/numbers.h"
 
 namespace tributary::internal {
 
@@ -34,16 +36,35 @@ CdcRouter::CdcRouter(const TransactionAggregateSpec& spec, int table)
   }
 }
 
+namespace {
+constexpr char kIndexPrefix = 'x';
+constexpr char kLastTxKey[] = "L";
+
+int SnapshotRank(char kind) { return kind == 'L' ? 2 : kind == 'T' ? 1 : 0; }
+}  // namespace
+
 absl::Status CdcRouter::Init(ProcessorContext& context) {
   context_ = &context;
-  if (table_ >= 0) {
-    context.Schedule(spec_.progress_interval, PunctuationType::kWallClockTime,
-                     [this](TimestampMs now) { return ReportProgress(now); });
-  }
+  if (table_ < 0) return absl::OkStatus();
+  state_ = context.GetStateStore(StateStore(spec_, table_));
+  if (state_ == nullptr) return absl::FailedPreconditionError("CdcRouter: its store is not connected");
+  TRIBUTARY_ASSIGN_OR_RETURN(std::optional<std::string> last, state_->Get(kLastTxKey));
+  last_tx_ = last.value_or("");
+  report_ = RoutedEvent();
+  report_.kind = RoutedEvent::Kind::kReport;
+  report_.table = static_cast<uint8_t>(table_);
+  report_.source_partition = context.task_id().partition;
+  MetricTags tags{{std::string(metric_names::kTaskTag), context.task_id().ToString()},
+                  {std::string(metric_names::kOperatorTag), spec_.name}};
+  orphans_ = context.metrics().GetCounter(metric_names::kCdcOrphanChildDeletesTotal, tags);
+  repeats_ = context.metrics().GetCounter(metric_names::kCdcDuplicatesDroppedTotal, tags);
+  context.Schedule(spec_.progress_interval, PunctuationType::kWallClockTime,
+                   [this](TimestampMs now) { return ReportProgress(now); });
   return absl::OkStatus();
 }
 
 absl::Status CdcRouter::ReportProgress(TimestampMs now) {
+  (void)now;
   const CdcTable& table = table_ == 0 ? spec_.root : spec_.children[table_ - 1];
   absl::StatusOr<SourceProgress> progress = context_->QuerySourceProgress(table.topic);
   if (!progress.ok()) {
@@ -53,17 +74,97 @@ absl::Status CdcRouter::ReportProgress(TimestampMs now) {
     return absl::OkStatus();
   }
   if (!progress->caught_up()) return absl::OkStatus();
-  RoutedEvent event;
-  event.kind = RoutedEvent::Kind::kProgress;
-  event.table = static_cast<uint8_t>(table_);
-  event.source_partition = context_->task_id().partition;
-  event.caught_up_ms = progress->as_of.value;
-  encoded_ = EncodeRoutedEvent(event);
+  report_.caught_up_ms = progress->as_of.value;
+  report_due_ = true;
+  return absl::OkStatus();
+}
+
+absl::Status CdcRouter::PrepareCommit() {
+  if (!report_due_) return absl::OkStatus();
+  encoded_ = EncodeRoutedEvent(report_);
+  report_.runs.clear();
+  report_.caught_up_ms = -1;
+  report_due_ = false;
   Record out;
-  out.key = "progress";
+  out.key = "report";
   out.value = encoded_;
-  out.timestamp = now;
-  return context_->Forward(out);
+  out.timestamp = context_->stream_time();
+  return context_->Forward(out, ReportSink(spec_, table_));
+}
+
+void CdcRouter::Count(char kind, std::string_view id, int64_t lsn, int32_t partition) {
+  report_due_ = true;
+  if (!report_.runs.empty()) {
+    Run& last = report_.runs.back();
+    const bool same = last.partition == partition &&
+                      (kind == 'C' ? last.kind == 'C' && last.id == id
+                                   : last.kind != 'C' && last.lsn == lsn);
+    if (same) {
+      ++last.events;
+      if (kind != 'C' && SnapshotRank(kind) > SnapshotRank(last.kind)) last.kind = kind;
+      return;
+    }
+  }
+  report_.runs.push_back(Run{kind, partition, std::string(id), lsn, 1});
+}
+
+bool CdcRouter::Repeat(int32_t partition, std::string_view tx, char op,
+                       std::string_view key) {
+  identity_.assign(1, op);
+  identity_.append(key);
+  Latest& latest = latest_[partition];
+  if (latest.tx != tx) {
+    latest.tx.assign(tx);
+    latest.position = position_;
+    latest.at_position.assign(1, identity_);
+    return false;
+  }
+  if (position_ < latest.position) return true;
+  if (position_ == latest.position) {
+    for (const std::string& seen : latest.at_position) {
+      if (seen == identity_) return true;
+    }
+  } else {
+    latest.position = position_;
+    latest.at_position.clear();
+  }
+  latest.at_position.push_back(identity_);
+  return false;
+}
+
+absl::Status CdcRouter::NoteLastTransaction(std::string_view match_id) {
+  if (last_tx_ == match_id) return absl::OkStatus();
+  last_tx_.assign(match_id);
+  return state_->Put(kLastTxKey, match_id);
+}
+
+absl::Status CdcRouter::Send(std::optional<std::string_view> root, const RowChange& change) {
+  encoded_ = EncodeRowChange(change);
+  Record out;
+  out.value = encoded_;
+  out.timestamp = context_->stream_time();
+  if (root) {
+    out.key = *root;
+    return context_->Forward(out, RowSink(spec_, table_));
+  }
+  TRIBUTARY_ASSIGN_OR_RETURN(int32_t partitions,
+                             context_->PartitionCount(TxAssembler::AggregateTopic(spec_)));
+  for (int32_t p = 0; p < std::max(1, partitions); ++p) {
+    const std::string key = absl::StrCat(std::string(1, kBroadcastKeyPrefix), p);
+    out.key = key;
+    TRIBUTARY_RETURN_IF_ERROR(context_->Forward(out, RowSink(spec_, table_)));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CdcRouter::ForgetChildren() {
+  WriteBatch forget;
+  {
+    auto it = state_->PrefixScan(std::string(1, kIndexPrefix));
+    for (; it->Valid(); it->Next()) forget.Delete(it->key());
+    TRIBUTARY_RETURN_IF_ERROR(it->status());
+  }
+  return state_->Write(forget);
 }
 
 absl::Status CdcRouter::Process(const Record& record) {
@@ -80,18 +181,13 @@ absl::Status CdcRouter::RouteMarker(const Record& record) {
     // The assembler counts BEGINs: a second one means the connector
     // restarted inside the transaction and END will undercount.
     event.kind = RoutedEvent::Kind::kBegin;
-    encoded_ = EncodeRoutedEvent(event);
-    Record out;
-    out.key = marker.match_id;
-    out.value = encoded_;
-    out.timestamp = record.timestamp;
-    return context_->Forward(out);
-  }
-  event.kind = RoutedEvent::Kind::kEnd;
-  event.end_position = record.offset.value;
-  event.ts_ms = marker.ts_ms;
-  for (const DataCollectionCount& c : marker.data_collections) {
-    event.counts.emplace_back(c.data_collection, c.event_count);
+  } else {
+    event.kind = RoutedEvent::Kind::kEnd;
+    event.end_position = record.offset.value;
+    event.ts_ms = marker.ts_ms;
+    for (const DataCollectionCount& c : marker.data_collections) {
+      event.counts.emplace_back(c.data_collection, c.event_count);
+    }
   }
   encoded_ = EncodeRoutedEvent(event);
   Record out;
@@ -109,25 +205,31 @@ absl::Status CdcRouter::RouteChange(const Record& record) {
         "change event of '", change.source.data_collection, "' on topic '",
         Sv(record.topic), "', which is configured for '", table.data_collection, "'"));
   }
-  RoutedEvent event;
-  event.kind = change.transaction ? RoutedEvent::Kind::kChange
-                                  : RoutedEvent::Kind::kStandalone;
-  event.table = static_cast<uint8_t>(table_);
-  event.source_partition = record.partition.value;
-  event.op = static_cast<char>(change.op);
-  if (!change.transaction && change.op == ChangeOp::kRead) {
-    const std::string_view snapshot = change.source.snapshot;
-    if (snapshot == "last") {
-      event.snapshot = 'L';
-    } else if (snapshot == "last_in_data_collection") {
-      event.snapshot = 'T';
-    } else if (!snapshot.empty() && snapshot != "false" && snapshot != "incremental") {
-      event.snapshot = 'i';
-    }
-  }
-  event.ts_ms = change.ts_ms;
   SortablePosition(change.source.position, position_);
-  event.position = position_;
+  RowChange out;
+  out.position = position_;
+  out.op = static_cast<char>(change.op);
+  out.change.table = static_cast<uint8_t>(table_);
+  std::string unit_id;
+  if (change.transaction) {
+    out.unit = RowChange::Unit::kTransaction;
+    out.unit_id = change.transaction->match_id;
+  } else if (change.op == ChangeOp::kRead && !change.source.snapshot.empty() &&
+             change.source.snapshot != "false" && change.source.snapshot != "incremental") {
+    // A row of an initial snapshot: every row of one PostgreSQL snapshot
+    // carries the snapshot's LSN.
+    out.unit = RowChange::Unit::kSnapshot;
+  } else if (change.op == ChangeOp::kRead) {
+    out.unit = RowChange::Unit::kIncremental;
+    out.unit_id = last_tx_;
+    out.source_partition = record.partition.value;
+    out.source_offset = record.offset.value;
+  } else {
+    out.unit = RowChange::Unit::kStandalone;
+  }
+
+  std::optional<std::string_view> key;
+  std::optional<std::string_view> parent;
   if (change.op != ChangeOp::kTruncate) {
     std::optional<std::string_view> image = change.after ? change.after : change.before;
     if (!image) {
@@ -141,37 +243,102 @@ absl::Status CdcRouter::RouteChange(const Record& record) {
           "row of '", change.source.data_collection, "' has no key column '",
           fields_[0], "'"));
     }
-    event.key = *values[0];
+    key = values[0];
     if (table_ > 0 && change.after) {
       if (!values[1]) {
         return absl::InvalidArgumentError(absl::StrCat(
             "row of '", change.source.data_collection, "' has no parent column '",
             fields_[1], "'"));
       }
-      event.parent = values[1];
-    }
-    if (change.op != ChangeOp::kDelete) event.row = change.after;
-    // Events without a transaction (snapshot rows) carry their shape always:
-    // an incremental snapshot's row may come in an older schema than the
-    // streamed events before it.
-    if (change.shape_hash != 0 &&
-        (!change.transaction || change.shape_hash != sent_shape_)) {
-      event.shape = change.shape;
-      if (change.transaction) sent_shape_ = change.shape_hash;
+      parent = values[1];
     }
   }
-  encoded_ = EncodeRoutedEvent(event);
-  Record out;
-  if (change.transaction) {
-    out.key = change.transaction->match_id;
-  } else {
-    standalone_key_ = absl::StrCat("standalone:", Sv(record.topic), ":",
-                                   record.partition.value, ":", record.offset.value);
-    out.key = standalone_key_;
+
+  // Decoded without error: it counts, and its unit is known.
+  int64_t lsn = -1;
+  switch (out.unit) {
+    case RowChange::Unit::kTransaction:
+      if (Repeat(record.partition.value, out.unit_id, out.op, key.value_or(""))) {
+        repeats_->Add(1);
+        return absl::OkStatus();
+      }
+      Count('C', out.unit_id, -1, record.partition.value);
+      TRIBUTARY_RETURN_IF_ERROR(NoteLastTransaction(out.unit_id));
+      break;
+    case RowChange::Unit::kSnapshot: {
+      if (spec_.tx_id_mode != TxIdMode::kPostgres || !absl::SimpleAtoi(position_, &lsn)) {
+        lsn = -1;
+      }
+      const std::string_view snapshot = change.source.snapshot;
+      Count(snapshot == "last" ? 'L' : snapshot == "last_in_data_collection" ? 'T' : 'i', {},
+            lsn, record.partition.value);
+      unit_id = SnapshotUnitId(lsn);
+      out.unit_id = unit_id;
+      break;
+    }
+    default:
+      break;
   }
-  out.value = encoded_;
-  out.timestamp = record.timestamp;
-  return context_->Forward(out);
+
+  if (change.shape_hash != 0) {
+    if (out.unit == RowChange::Unit::kIncremental) {
+      // Never a new shape of the table (a chunk may be read with the schema
+      // of before an ALTER that streamed changes have shown already): the
+      // aggregate brings the row to the present shape.
+      out.shape = change.shape;
+    } else if (change.shape_hash != sent_shape_) {
+      RowChange shape = out;
+      shape.change.kind = SliceOp::Kind::kShape;
+      shape.change.row = change.shape;
+      TRIBUTARY_RETURN_IF_ERROR(Send(std::nullopt, shape));
+      sent_shape_ = change.shape_hash;
+    }
+  }
+  if (change.op == ChangeOp::kTruncate) {
+    out.change.kind = SliceOp::Kind::kTruncate;
+    TRIBUTARY_RETURN_IF_ERROR(Send(std::nullopt, out));
+    return table_ > 0 ? ForgetChildren() : absl::OkStatus();
+  }
+  if (change.op != ChangeOp::kDelete) out.change.row = change.after.value_or("{}");
+  if (table_ == 0) {
+    out.change.kind =
+        change.op == ChangeOp::kDelete ? SliceOp::Kind::kRootDelete : SliceOp::Kind::kRootUpsert;
+    return Send(*key, out);
+  }
+
+  out.change.key = *key;
+  index_key_.assign(1, kIndexPrefix);
+  index_key_.append(*key);
+  TRIBUTARY_ASSIGN_OR_RETURN(std::optional<std::string> old_root, state_->Get(index_key_));
+  RowChange remove = out;
+  remove.change.kind = SliceOp::Kind::kChildDelete;
+  remove.change.row = {};
+  remove.shape.reset();
+  if (change.op == ChangeOp::kDelete) {
+    if (!old_root) {
+      orphans_->Add(1);
+      OperatorsLogger()->warn("{}: delete of child {} of table #{} whose root is unknown",
+                              spec_.name, *key, table_);
+      return absl::OkStatus();
+    }
+    TRIBUTARY_RETURN_IF_ERROR(Send(*old_root, remove));
+    return state_->Delete(index_key_);
+  }
+  std::optional<std::string_view> new_root = parent;
+  if (new_root && *new_root == "null") new_root.reset();
+  if (old_root && (!new_root || *old_root != *new_root)) {
+    TRIBUTARY_RETURN_IF_ERROR(Send(*old_root, remove));
+  }
+  if (new_root) {
+    out.change.kind = SliceOp::Kind::kChildUpsert;
+    TRIBUTARY_RETURN_IF_ERROR(Send(*new_root, out));
+    if (!old_root || *old_root != *new_root) {
+      return state_->Put(index_key_, *new_root);
+    }
+  } else if (old_root) {
+    return state_->Delete(index_key_);
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace tributary::internal

@@ -21,32 +21,13 @@ using tx_keys::kProgressPrefix;
 using tx_keys::kQueuePrefix;
 using tx_keys::kReleasedOrderPrefix;
 using tx_keys::kReleasedPrefix;
+using tx_keys::kCountsPrefix;
 using tx_keys::kSnapshotPrefix;
-using tx_keys::kTouchedPrefix;
 
 constexpr absl::Duration kCheckInterval = absl::Seconds(1);
-
-std::string EventPrefix(std::string_view match_id) {
-  std::string key(match_id);
-  key.push_back('\0');
-  return key;
-}
-
-// See "Event identity" in the header. Keys sort by source position first, so
-// a prefix scan yields a transaction's events in log order.
-std::string EventKey(std::string_view match_id, const RoutedEvent& event) {
-  std::string key = EventPrefix(match_id);
-  key.reserve(key.size() + event.position.size() + 3 + event.key.size());
-  key.append(event.position);
-  key.push_back('\0');
-  key.push_back(static_cast<char>(event.table));
-  key.push_back(event.op);
-  key.append(event.key);
-  return key;
-}
-
-// Where a snapshot's rows wait in the events store; sorts before every xid.
-std::string SnapshotId(int64_t lsn) { return absl::StrCat("\x01snapshot:", lsn); }
+// Decisions per broadcast record (~30 bytes each); more go out before the
+// commit.
+constexpr size_t kMaxDecisionsPerRecord = 4096;
 
 std::string ProgressKey(size_t table, size_t partition) {
   std::string key(1, kProgressPrefix);
@@ -95,10 +76,8 @@ int TxAssembler::TableOf(std::string_view data_collection) const {
 
 absl::Status TxAssembler::Init(ProcessorContext& context) {
   context_ = &context;
-  events_ = context.GetStateStore(EventsStore(spec_));
   meta_ = context.GetStateStore(MetaStore(spec_));
-  index_ = context.GetStateStore(IndexStore(spec_));
-  if (events_ == nullptr || meta_ == nullptr || index_ == nullptr) {
+  if (meta_ == nullptr) {
     return absl::FailedPreconditionError("TxAssembler: its stores are not connected");
   }
   MetricTags tags{{std::string(metric_names::kTaskTag), context.task_id().ToString()},
@@ -106,10 +85,7 @@ absl::Status TxAssembler::Init(ProcessorContext& context) {
   released_ = context.metrics().GetCounter(metric_names::kCdcTransactionsReleasedTotal, tags);
   duplicates_ = context.metrics().GetCounter(metric_names::kCdcDuplicatesDroppedTotal, tags);
   partial_ = context.metrics().GetCounter(metric_names::kCdcTransactionsReleasedPartialTotal, tags);
-  orphans_ = context.metrics().GetCounter(metric_names::kCdcOrphanChildDeletesTotal, tags);
   restarted_ = context.metrics().GetCounter(metric_names::kCdcTransactionsRestartedTotal, tags);
-  snapshot_rows_reshaped_ =
-      context.metrics().GetCounter(metric_names::kCdcSnapshotRowsReshapedTotal, tags);
   lost_at_source_ =
       context.metrics().GetCounter(metric_names::kCdcTransactionsIncompleteAtSourceTotal, tags);
   by_position_ =
@@ -136,16 +112,13 @@ absl::Status TxAssembler::Init(ProcessorContext& context) {
 absl::Status TxAssembler::Rebuild() {
   pending_.clear();
   queue_.clear();
-  for (auto it = events_->All(); it->Valid(); it->Next()) {
-    std::string_view key = it->key();
-    std::string match_id(key.substr(0, key.find('\0')));
-    if (!match_id.empty() && match_id[0] == '\x01') continue;  // a snapshot's row
-    TRIBUTARY_ASSIGN_OR_RETURN(RoutedEvent event, DecodeRoutedEvent(it->value()));
-    Pending& pending = pending_[match_id];
+  for (auto it = meta_->PrefixScan(std::string(1, kCountsPrefix)); it->Valid(); it->Next()) {
+    const std::string_view value = it->value();
+    if (value.size() != 8 * tables_) return absl::DataLossError("corrupt event counts");
+    Pending& pending = pending_[std::string(it->key().substr(1))];
     pending.buffered.resize(tables_);
-    // A waiting incremental snapshot row is not one of the transaction's.
-    if (event.kind == RoutedEvent::Kind::kChange && event.table < tables_) {
-      ++pending.buffered[event.table];
+    for (size_t t = 0; t < tables_; ++t) {
+      pending.buffered[t] = GetOrderedInt64(value.substr(8 * t));
     }
   }
   for (auto it = meta_->PrefixScan(std::string(1, kEndPrefix)); it->Valid(); it->Next()) {
@@ -198,7 +171,6 @@ absl::Status TxAssembler::Rebuild() {
     }
     Snapshot& snapshot = snapshots_[GetOrderedInt64(it->key().substr(1))];
     snapshot.lsn = GetOrderedInt64(it->key().substr(1));
-    snapshot.id = SnapshotId(snapshot.lsn);
     snapshot.rows = GetOrderedInt64(value);
     snapshot.since = context_->wall_clock_time();
     for (size_t t = 0; t < tables_; ++t) {
@@ -222,24 +194,45 @@ absl::Status TxAssembler::Process(const Record& record) {
   TRIBUTARY_ASSIGN_OR_RETURN(RoutedEvent event, DecodeRoutedEvent(*record.value));
   absl::Status status;
   switch (event.kind) {
-    case RoutedEvent::Kind::kChange:
-      status = OnChange(*record.key, event, *record.value);
+    case RoutedEvent::Kind::kReport:
+      status = OnReport(event);
       break;
     case RoutedEvent::Kind::kEnd:
       status = OnEnd(*record.key, event, *record.value);
       break;
-    case RoutedEvent::Kind::kStandalone:
-      status = OnStandalone(*record.key, event, *record.value);
-      break;
     case RoutedEvent::Kind::kBegin:
       status = OnBegin(*record.key);
       break;
-    case RoutedEvent::Kind::kProgress:
-      status = OnProgress(event);
+    default:
+      // Row images on this topic: written by a Tributary before 0.4, whose
+      // internal topics this one cannot read.
+      status = absl::FailedPreconditionError(absl::StrCat(
+          spec_.name, ": a change event on the assembler's input topic, as an older version of "
+          "Tributary wrote them: reset the application (delete its internal topics and "
+          "state.dir) to run this version"));
       break;
   }
   PublishGauges();
   return status;
+}
+
+absl::Status TxAssembler::OnReport(const RoutedEvent& report) {
+  if (report.table >= tables_) return absl::DataLossError("report of unknown table");
+  bool ready = false;
+  for (const Run& run : report.runs) {
+    if (run.kind == 'C') {
+      TRIBUTARY_RETURN_IF_ERROR(
+          OnRun(report.table, run.partition, run.id, run.events, ready));
+    } else {
+      TRIBUTARY_RETURN_IF_ERROR(OnSnapshotRun(report.table, run.partition, run));
+      ready = true;
+    }
+  }
+  if (report.caught_up_ms >= 0) {
+    OnProgress(report.table, report.source_partition, report.caught_up_ms);
+    ready = true;
+  }
+  return ready && !(queue_.empty() && snapshots_.empty()) ? ReleaseReady() : absl::OkStatus();
 }
 
 absl::StatusOr<std::optional<int64_t>> TxAssembler::ReleasedPosition(
@@ -290,51 +283,42 @@ absl::Status TxAssembler::PersistProgress() {
   return batch.empty() ? absl::OkStatus() : meta_->Write(batch);
 }
 
-absl::Status TxAssembler::OnChange(std::string_view match_id, const RoutedEvent& event,
-                                   std::string_view raw) {
-  if (event.table >= tables_) return absl::DataLossError("routed event of unknown table");
-  PartitionProgress& progress = ProgressOf(event.table, event.source_partition);
+absl::Status TxAssembler::OnRun(uint8_t table, int32_t partition,
+                                const std::string& match_id, int64_t events, bool& ready) {
+  PartitionProgress& progress = ProgressOf(table, partition);
   // A partition that moves on may complete the head (or a snapshot).
-  bool progressed = false;
   if (progress.snapshot_rows_lsn > progress.past_snapshot_lsn) {
     // Written after every snapshot row of this partition.
     progress.past_snapshot_lsn = progress.snapshot_rows_lsn;
     progress.dirty = true;
-    progressed = true;
+    ready = true;
   }
-  auto it = pending_.find(Sv(match_id));
+  auto it = pending_.find(match_id);
   if (it == pending_.end()) {
     TRIBUTARY_ASSIGN_OR_RETURN(std::optional<int64_t> released, ReleasedPosition(match_id));
     if (released) {
-      progressed = NotePassed(progress, *released) || progressed;
-      duplicates_->Add(1);  // a re-delivered transaction, already applied
-      return progressed ? ReleaseReady() : absl::OkStatus();
+      ready = NotePassed(progress, *released) || ready;
+      duplicates_->Add(events);  // a re-delivered transaction, already applied
+      return absl::OkStatus();
     }
+    it = pending_.emplace(match_id, Pending{}).first;
   }
-  if (progress.last_tx != match_id) progress.last_tx.assign(match_id);
-  if (it != pending_.end() && it->second.has_end) {
-    progressed = NotePassed(progress, it->second.end_position) || progressed;
-    if (it->second.end_lsn > progress.passed_lsn) {
-      progress.passed_lsn = it->second.end_lsn;
-      progressed = true;
+  Pending& pending = it->second;
+  if (pending.has_end) {
+    ready = NotePassed(progress, pending.end_position) || ready;
+    if (pending.end_lsn > progress.passed_lsn) {
+      progress.passed_lsn = pending.end_lsn;
+      ready = true;
     }
   } else if (progress.unresolved != match_id) {
-    progress.unresolved.assign(match_id);
+    progress.unresolved = match_id;
   }
-  const std::string key = EventKey(match_id, event);
-  TRIBUTARY_ASSIGN_OR_RETURN(auto existing, events_->Get(key));
-  if (existing) {
-    duplicates_->Add(1);  // the same event delivered again
-    return progressed ? ReleaseReady() : absl::OkStatus();
-  }
-  TRIBUTARY_RETURN_IF_ERROR(events_->Put(key, raw));
-  if (it == pending_.end()) it = pending_.emplace(std::string(match_id), Pending{}).first;
-  it->second.buffered.resize(tables_);
-  ++it->second.buffered[event.table];
-  if (progressed || (it->second.has_end && !queue_.empty() &&
-                     queue_.begin()->second == match_id)) {
-    return ReleaseReady();
-  }
+  pending.buffered.resize(tables_);
+  pending.buffered[table] += events;
+  std::string counts;
+  for (int64_t n : pending.buffered) PutOrderedInt64(counts, n);
+  TRIBUTARY_RETURN_IF_ERROR(meta_->Put(MetaKey(kCountsPrefix, match_id), counts));
+  if (pending.has_end && !queue_.empty() && queue_.begin()->second == match_id) ready = true;
   return absl::OkStatus();
 }
 
@@ -369,13 +353,11 @@ absl::Status TxAssembler::OnBegin(std::string_view match_id) {
   return meta_->Put(MetaKey(kBeginPrefix, match_id), count);
 }
 
-absl::Status TxAssembler::OnProgress(const RoutedEvent& event) {
-  if (event.table >= tables_) return absl::DataLossError("progress of unknown table");
-  PartitionProgress& progress = ProgressOf(event.table, event.source_partition);
-  if (event.caught_up_ms <= progress.caught_up_ms) return absl::OkStatus();
-  progress.caught_up_ms = event.caught_up_ms;
+void TxAssembler::OnProgress(uint8_t table, int32_t partition, int64_t caught_up_ms) {
+  PartitionProgress& progress = ProgressOf(table, partition);
+  if (caught_up_ms <= progress.caught_up_ms) return;
+  progress.caught_up_ms = caught_up_ms;
   progress.dirty = true;
-  return queue_.empty() && snapshots_.empty() ? absl::OkStatus() : ReleaseReady();
 }
 
 absl::Status TxAssembler::OnEnd(std::string_view match_id, const RoutedEvent& event,
@@ -436,27 +418,6 @@ absl::Status TxAssembler::OnEnd(std::string_view match_id, const RoutedEvent& ev
   return ReleaseReady();
 }
 
-absl::Status TxAssembler::OnStandalone(std::string_view unit_key, const RoutedEvent& event,
-                                       std::string_view raw) {
-  if (event.table >= tables_) return absl::DataLossError("routed event of unknown table");
-  if (event.snapshot != 0) return OnSnapshotRow(event, raw);
-  if (event.op == 'r') return OnIncrementalRow(unit_key, event, raw);
-  return Emit("", -1, false, {event});
-}
-
-absl::Status TxAssembler::OnIncrementalRow(std::string_view unit_key, const RoutedEvent& event,
-                                           std::string_view raw) {
-  const PartitionProgress& progress = ProgressOf(event.table, event.source_partition);
-  if (progress.last_tx.empty() || !pending_.contains(progress.last_tx)) {
-    return Emit("", -1, false, {event}, Unit::kIncrementalRow);
-  }
-  // Out right after that transaction (Release reads it with its events).
-  std::string key = EventPrefix(progress.last_tx);
-  key.push_back('\xff');
-  key.append(unit_key);
-  return events_->Put(key, raw);
-}
-
 int64_t TxAssembler::IdLsn(std::string_view tx_id) const {
   if (spec_.tx_id_mode != TxIdMode::kPostgres) return -1;
   const size_t colon = tx_id.rfind(':');
@@ -467,50 +428,37 @@ int64_t TxAssembler::IdLsn(std::string_view tx_id) const {
   return lsn;
 }
 
-absl::Status TxAssembler::OnSnapshotRow(const RoutedEvent& event, std::string_view raw) {
-  // Every row of one PostgreSQL snapshot carries the snapshot's LSN.
-  int64_t lsn = -1;
-  if (spec_.tx_id_mode != TxIdMode::kPostgres || !absl::SimpleAtoi(Sv(event.position), &lsn)) {
-    lsn = -1;
-  }
+absl::Status TxAssembler::OnSnapshotRun(uint8_t table, int32_t partition, const Run& run) {
+  const int64_t lsn = run.lsn;
   auto [it, created] = snapshots_.try_emplace(lsn);
   Snapshot& snapshot = it->second;
   if (created) {
     snapshot.lsn = lsn;
-    snapshot.id = SnapshotId(lsn);
     snapshot.table_end_ms.assign(tables_, -1);
     snapshot.since = context_->wall_clock_time();
     OperatorsLogger()->info(
-        "{}: an initial snapshot at LSN {} begins: its rows are buffered and applied as one "
+        "{}: an initial snapshot at LSN {} begins: its rows are held and applied as one "
         "unit, in commit order, once it is complete",
         spec_.name, lsn);
   }
-  PartitionProgress& progress = ProgressOf(event.table, event.source_partition);
+  PartitionProgress& progress = ProgressOf(table, partition);
   if (progress.snapshot_rows_lsn != lsn) {
     // Rows of a later snapshot: the earlier one's rows here are all in.
     progress.past_snapshot_lsn = std::max(progress.past_snapshot_lsn, progress.snapshot_rows_lsn);
     progress.snapshot_rows_lsn = std::max(progress.snapshot_rows_lsn, lsn);
     progress.dirty = true;
   }
-  const std::string key = EventKey(snapshot.id, event);
-  TRIBUTARY_ASSIGN_OR_RETURN(auto existing, events_->Get(key));
-  if (existing) {
-    duplicates_->Add(1);
-  } else {
-    TRIBUTARY_RETURN_IF_ERROR(events_->Put(key, raw));
-    ++snapshot.rows;
-  }
+  snapshot.rows += run.events;
   const TimestampMs now = context_->wall_clock_time();
-  if (event.snapshot == 'L') {
+  if (run.kind == 'L') {
     // The snapshot's last record: every table is done.
     for (int64_t& end : snapshot.table_end_ms) {
       if (end < 0) end = now.value;
     }
-  } else if (event.snapshot == 'T' && snapshot.table_end_ms[event.table] < 0) {
-    snapshot.table_end_ms[event.table] = now.value;
+  } else if (run.kind == 'T' && snapshot.table_end_ms[table] < 0) {
+    snapshot.table_end_ms[table] = now.value;
   }
-  TRIBUTARY_RETURN_IF_ERROR(PersistSnapshot(snapshot));
-  return event.snapshot == 'i' ? absl::OkStatus() : ReleaseReady();
+  return PersistSnapshot(snapshot);
 }
 
 absl::Status TxAssembler::NoteStreamingAt(int64_t lsn) {
@@ -541,55 +489,46 @@ absl::Status TxAssembler::PersistSnapshot(const Snapshot& snapshot) {
 absl::Status TxAssembler::ApplySnapshot() {
   const Snapshot snapshot = std::move(snapshots_.begin()->second);
   snapshots_.erase(snapshots_.begin());
-  // Each row, in the order the store keeps them, applied without emitting;
-  // then one version of every root they touched. Memory stays bounded
-  // however large the snapshot: rows are read one at a time and their keys
-  // deleted in batches (keys the scan has passed).
-  constexpr size_t kDeleteBatch = 10000;
-  WriteBatch done;
-  {
-    auto it = events_->PrefixScan(EventPrefix(snapshot.id));
-    for (; it->Valid(); it->Next()) {
-      TRIBUTARY_ASSIGN_OR_RETURN(RoutedEvent row, DecodeRoutedEvent(it->value()));
-      TRIBUTARY_RETURN_IF_ERROR(Emit("snapshot", -1, false, {row}, Unit::kSnapshotRow));
-      done.Delete(it->key());
-      if (done.size() >= kDeleteBatch) {
-        TRIBUTARY_RETURN_IF_ERROR(events_->Write(done));
-        done.Clear();
-      }
-    }
-    TRIBUTARY_RETURN_IF_ERROR(it->status());
+  Decision decision;
+  decision.kind = 'S';
+  decision.lsn = snapshot.lsn;
+  decisions_.push_back(std::move(decision));
+  TRIBUTARY_RETURN_IF_ERROR(meta_->Delete(MetaKey(kSnapshotPrefix, snapshot.lsn)));
+  OperatorsLogger()->info("{}: the initial snapshot at LSN {} is complete: {} rows",
+                          spec_.name, snapshot.lsn, snapshot.rows);
+  return decisions_.size() >= kMaxDecisionsPerRecord ? FlushDecisions() : absl::OkStatus();
+}
+
+absl::Status TxAssembler::PrepareCommit() { return FlushDecisions(); }
+
+absl::Status TxAssembler::FlushDecisions() {
+  if (decisions_.empty()) return absl::OkStatus();
+  TRIBUTARY_ASSIGN_OR_RETURN(int32_t partitions,
+                             context_->PartitionCount(AggregateTopic(spec_)));
+  const std::string encoded = EncodeDecisions(decisions_);
+  decisions_.clear();
+  for (int32_t p = 0; p < std::max(1, partitions); ++p) {
+    const std::string key = absl::StrCat(std::string(1, kBroadcastKeyPrefix), p);
+    Record out;
+    out.key = key;
+    out.value = encoded;
+    out.timestamp = context_->stream_time();
+    TRIBUTARY_RETURN_IF_ERROR(context_->Forward(out));
   }
-  TRIBUTARY_RETURN_IF_ERROR(events_->Write(done));
-  int64_t roots = 0;
-  done.Clear();
-  {
-    auto it = meta_->PrefixScan(std::string(1, kTouchedPrefix));
-    RootSlice flush;
-    flush.tx_id = "snapshot";
-    flush.snapshot_flush = true;
-    const std::string encoded = EncodeRootSlice(flush);
-    for (; it->Valid(); it->Next()) {
-      Record out;
-      const std::string root(it->key().substr(1));
-      out.key = root;
-      out.value = encoded;
-      out.timestamp = context_->stream_time();
-      TRIBUTARY_RETURN_IF_ERROR(context_->Forward(out));
-      done.Delete(it->key());
-      ++roots;
-      if (done.size() >= kDeleteBatch) {
-        TRIBUTARY_RETURN_IF_ERROR(meta_->Write(done));
-        done.Clear();
-      }
-    }
-    TRIBUTARY_RETURN_IF_ERROR(it->status());
-  }
-  done.Delete(MetaKey(kSnapshotPrefix, snapshot.lsn));
-  TRIBUTARY_RETURN_IF_ERROR(meta_->Write(done));
-  OperatorsLogger()->info("{}: the initial snapshot at LSN {} is complete: {} rows, {} aggregates",
-                          spec_.name, snapshot.lsn, snapshot.rows, roots);
   return absl::OkStatus();
+}
+
+std::optional<int32_t> TxAssembler::BroadcastPartition(const Record& record,
+                                                      int32_t partitions) {
+  if (!record.key || record.key->empty() || (*record.key)[0] != kBroadcastKeyPrefix) {
+    return std::nullopt;
+  }
+  int32_t partition = 0;
+  if (!absl::SimpleAtoi(Sv(record.key->substr(1)), &partition) || partition < 0 ||
+      partition >= partitions) {
+    return std::nullopt;
+  }
+  return partition;
 }
 
 TxAssembler::Completion TxAssembler::CompletionOf(const Pending& pending) const {
@@ -675,35 +614,17 @@ absl::Status TxAssembler::ReleaseReady() {
 absl::Status TxAssembler::Release(const std::string& match_id, bool partial) {
   Pending& pending = pending_[match_id];
   const int64_t position = pending.end_position;
-  // Events in source-position order. Their bytes must outlive the slices
-  // built from them, and a deque never moves what it holds.
-  std::deque<std::string> raw;
-  std::vector<RoutedEvent> events;
-  WriteBatch deletes;
-  std::string prefix = EventPrefix(match_id);
-  {
-    auto it = events_->PrefixScan(prefix);
-    for (; it->Valid(); it->Next()) {
-      raw.emplace_back(it->value());
-      deletes.Delete(it->key());
-    }
-    TRIBUTARY_RETURN_IF_ERROR(it->status());
-  }
-  events.reserve(raw.size());
-  std::vector<RoutedEvent> waiting;  // incremental snapshot rows, after it
-  for (const std::string& bytes : raw) {
-    TRIBUTARY_ASSIGN_OR_RETURN(RoutedEvent event, DecodeRoutedEvent(bytes));
-    (event.kind == RoutedEvent::Kind::kChange ? events : waiting).push_back(event);
-  }
-  TRIBUTARY_RETURN_IF_ERROR(Emit(match_id, position, partial, events));
-  for (const RoutedEvent& row : waiting) {
-    TRIBUTARY_RETURN_IF_ERROR(Emit("", -1, false, {row}, Unit::kIncrementalRow));
-  }
-  TRIBUTARY_RETURN_IF_ERROR(events_->Write(deletes));
+  Decision decision;
+  decision.kind = 'R';
+  decision.match_id = match_id;
+  decision.position = position;
+  decision.partial = partial;
+  decisions_.push_back(std::move(decision));
 
   WriteBatch meta;
   meta.Delete(MetaKey(kEndPrefix, match_id));
   meta.Delete(MetaKey(kQueuePrefix, position));
+  meta.Delete(MetaKey(kCountsPrefix, match_id));
   if (pending.begins > 0) meta.Delete(MetaKey(kBeginPrefix, match_id));
   // The position, then how many events were released (to tell a later
   // delivery with more events: see OnEnd).
@@ -721,7 +642,7 @@ absl::Status TxAssembler::Release(const std::string& match_id, bool partial) {
   pending_.erase(match_id);
   released_->Add(1);
   if (partial) partial_->Add(1);
-  return absl::OkStatus();
+  return decisions_.size() >= kMaxDecisionsPerRecord ? FlushDecisions() : absl::OkStatus();
 }
 
 absl::Status TxAssembler::CheckHead(TimestampMs now) {

@@ -1,48 +1,46 @@
-// TxAssembler: the second CDC operator, run as ONE task. Buffers routed
-// change events per source transaction in a RocksDB store, queues END
-// markers by their position in the transaction topic (the commit order), and
-// releases each transaction, strictly in that order, once it is complete.
-// A released transaction becomes one RootSlice per touched root.
+// TxAssembler: the second CDC operator, run as ONE task, on metadata only.
+// Table routers report, at every commit, how many events of which
+// transaction (or snapshot) each input partition delivered, in partition
+// order; the transaction router forwards BEGIN/END markers, which it queues
+// by their position in the transaction topic (the commit order). It decides
+// when each transaction is complete and releases transactions strictly in
+// that order: a release is a Decision broadcast to every aggregate partition
+// (batched, one record per partition per commit), whose task holds the
+// transaction's row images (sent there directly by the routers) and applies
+// them. See docs/design.md for why the decisions are right (G1-G3).
 //
-// Event identity. One change event is (transaction, source position, table,
-// op, row key). The position alone is not enough: Debezium gives the delete
-// and the create of a primary-key UPDATE one LSN, and `TRUNCATE a, b` one
-// LSN for both tables. Two distinct events of one transaction never share
-// all five (one statement changes a row once; a key change is two keys),
-// while a repeated delivery of one event repeats all five exactly (they come
-// from the WAL record, not from the connector's counters, which restart).
+// Counting. A report counts every event a router decoded, repeats
+// included (a connector restart delivers events again); the aggregate tasks
+// drop repeats by event identity (transaction, source position, table, op,
+// row key: two distinct events of one transaction never share all five).
 //
 // Completion. Fast path: END has arrived, exactly one BEGIN was seen before
-// it, and the distinct events buffered per table equal END's counts. When a
+// it, and the events counted per table equal END's counts. When a
 // second BEGIN was seen before the END (the connector restarted inside the
 // transaction: END then counts only what was written after the restart; a
 // BEGIN after the END is the whole transaction delivered again and changes
-// nothing) or more events are buffered than
-// END counts, counts prove nothing; the transaction is complete once every
+// nothing) or more events are counted than END counts (repeats), counts
+// prove nothing; the transaction is complete once every
 // partition of every consumed table has moved past it: the partition has
 // delivered an event of a transaction that commits later (each partition
 // holds a transaction's events before those of any later one), or its router
 // has reported reading the partition to its end at least
 // spec.visibility_grace after the END was seen (RoutedEvent::kProgress).
 //
-// State (all changelogged, so a restarted or moved task resumes exactly):
-//   <name>-tx-events   <match id> \0 <position> \0 <table><op><key> -> event
-//                      (a snapshot's rows under \x01snapshot:<lsn>);
-//                      <match id> \0 \xff <unit key> -> incremental snapshot
-//                      row waiting for that transaction
+// State (changelogged, so a restarted or moved task resumes exactly):
 //   <name>-tx-meta     E<match id> -> END;  Q<pos> -> match id (queue);
+//                      C<match id> -> events counted per table;
 //                      R<match id> -> pos, events released;  P<pos> -> match id (released);
 //                      B<match id> -> BEGINs seen;
 //                      G<table><partition> -> partition progress;
-//                      S<lsn> -> open snapshot; T<root key> -> touched by
-//                      the snapshot being applied; Z<table> -> the shape
-//                      last broadcast
-//   <name>-child-index <table><child key>   -> root key
+//                      S<lsn> -> open snapshot
+//
 // Initial snapshots (op 'r', source.snapshot first/true/last...). A
 // snapshot is one consistent read at one position of the source log (with
 // PostgreSQL: every row carries the snapshot's LSN); transactions committed
 // before it are in it, those committed after it are streamed after it. Its
-// rows are buffered, and it is applied as one unit in commit order: after
+// rows wait in the aggregate tasks; it is applied as one unit in commit
+// order (a Decision 'S'): after
 // every queued transaction whose END's LSN is below the snapshot's, before
 // every one above it (without LSNs, before every queued transaction). It is
 // complete once every partition of every table has moved past it: the
@@ -55,29 +53,9 @@
 // version of each root it touched. Several snapshots (a connector re-created
 // with snapshot.mode=initial) are kept apart by their LSN.
 //
-// A row of an incremental snapshot is the row's state at the chunk's close
-// watermark: after every transaction committed before, and no transaction
-// that changed the row commits inside the chunk's window. So it waits for
-// the last transaction still pending that its partition delivered before it
-// (every earlier one on that partition commits earlier), and goes out right
-// after that transaction's release; with none pending, at once. A row equal
-// to what the aggregate holds emits nothing. Other events without a
-// transaction block are units of their own.
-//
-// Table-wide operations. A table's shape (its columns, each with its
-// default: ChangeEvent::shape) changes with ALTER TABLE, of which Debezium
-// says nothing but the new schema on the table's next change event; a
-// TRUNCATE of several tables is one 't' event per table. Both reach every
-// aggregate task, in commit order, as a broadcast slice (one record to each
-// partition of the aggregate topic) placed among the transaction's slices
-// where it happened: a new shape (the first released event whose shape
-// differs from the last one sent) makes each task rewrite its stored rows
-// of that table to it; a truncate deletes them. Either changes aggregates
-// that the transaction's own rows may not touch: after the transaction
-// commits, PostgreSQL shows every row in the new shape (the ALTER committed
-// before it). So a transaction with a table-wide operation sends its slices
-// as `hold` and ends with a `flush` broadcast: every root it changed, in
-// its own rows or by the table-wide operation, gets one version for it.
+// Incremental snapshot rows, events without a transaction block and
+// table-wide operations (TRUNCATE, ALTER TABLE) never reach this task: see
+// CdcRouter and AggregateJoin.
 //
 // The in-memory summary (counts per pending transaction, partition
 // progress, snapshot state) is rebuilt from the stores in Init.
@@ -93,7 +71,6 @@
 #include "absl/functional/function_ref.h"
 #include "engine/processor.h"
 #include "operators/internal/cdc_messages.h"
-#include "operators/internal/row_merge.h"
 #include "operators/internal/retained_ids.h"
 #include "operators/transaction_aggregate.h"
 
@@ -105,27 +82,24 @@ class TxAssembler : public Processor {
 
   absl::Status Init(ProcessorContext& context) override;
   absl::Status Process(const Record& record) override;
+  // Broadcasts the decisions taken since the last commit.
+  absl::Status PrepareCommit() override;
 
-  static std::string EventsStore(const TransactionAggregateSpec& spec) {
-    return spec.name + "-tx-events";
-  }
   static std::string MetaStore(const TransactionAggregateSpec& spec) {
     return spec.name + "-tx-meta";
   }
-  static std::string IndexStore(const TransactionAggregateSpec& spec) {
-    return spec.name + "-child-index";
-  }
-  // The repartition topic by root key (assemble -> aggregate).
+  // The repartition topic by root key (route, assemble -> aggregate).
   static std::string AggregateTopic(const TransactionAggregateSpec& spec) {
     return spec.name + "-aggregate-repartition";
   }
-  // The assemble sink's partitioner: a broadcast slice's partition is in its
-  // key (kBroadcastKeyPrefix); nullopt (hash of the key) for every other.
+  // The partitioner of the sinks to the aggregate topic: a broadcast
+  // record's partition is in its key (kBroadcastKeyPrefix); nullopt (hash of
+  // the key) for every other.
   static std::optional<int32_t> BroadcastPartition(const Record& record, int32_t partitions);
 
  private:
   struct Pending {
-    std::vector<int64_t> buffered;  // distinct events per table
+    std::vector<int64_t> buffered;  // events counted per table
     int64_t begins = 0;             // BEGIN markers seen
     bool has_end = false;
     int64_t end_position = -1;
@@ -145,8 +119,6 @@ class TxAssembler : public Processor {
     int64_t caught_up_ms = -1;
     // The last transaction seen here whose END was not known yet.
     std::string unresolved;
-    // The last transaction (not yet released when seen) seen here.
-    std::string last_tx;
     // Snapshots (by LSN): the latest that delivered rows here, and the
     // latest this partition has moved past.
     int64_t snapshot_rows_lsn = -1;
@@ -159,14 +131,15 @@ class TxAssembler : public Processor {
   enum class Completion { kIncomplete, kByCounts, kByPosition };
 
   absl::Status Rebuild();
-  absl::Status OnChange(std::string_view match_id, const RoutedEvent& event,
-                        std::string_view raw);
+  absl::Status OnReport(const RoutedEvent& report);
+  // `events` of transaction `match_id` from `table`[`partition`]; sets
+  // `ready` when a release may now be possible.
+  absl::Status OnRun(uint8_t table, int32_t partition, const std::string& match_id,
+                     int64_t events, bool& ready);
   absl::Status OnBegin(std::string_view match_id);
   absl::Status OnEnd(std::string_view match_id, const RoutedEvent& event,
                      std::string_view raw);
-  absl::Status OnStandalone(std::string_view unit_key, const RoutedEvent& event,
-                            std::string_view raw);
-  absl::Status OnProgress(const RoutedEvent& event);
+  void OnProgress(uint8_t table, int32_t partition, int64_t caught_up_ms);
   // The END position of a released transaction, or nullopt; with `events`,
   // how many events it was released with (-1: not known).
   absl::StatusOr<std::optional<int64_t>> ReleasedPosition(std::string_view match_id,
@@ -185,29 +158,16 @@ class TxAssembler : public Processor {
   bool PartitionsBehind(const Pending& pending, std::vector<std::string>* names) const;
   absl::Status ReleaseReady();
   absl::Status Release(const std::string& match_id, bool partial);
-  enum class Unit { kTransaction, kSnapshotRow, kIncrementalRow };
-  absl::Status Emit(std::string_view tx_id, int64_t position, bool partial,
-                    const std::vector<RoutedEvent>& events, Unit unit = Unit::kTransaction);
-  // An incremental snapshot row whose shape is not its table's present one
-  // (see Emit): its row rewritten to that shape, into `storage`.
-  absl::Status ConformIncrementalRow(RoutedEvent& event, std::string& storage);
-  // The shape last broadcast for `table` ("" if none).
-  absl::StatusOr<std::string_view> ShapeOf(uint8_t table);
-  // Sends `slice` (with this tx id and position) to every aggregate partition.
-  absl::Status Broadcast(std::string_view tx_id, int64_t position, const RootSlice& slice);
-  // Drops the child index of a truncated child table.
-  absl::Status ForgetChildren(uint8_t table);
-  absl::Status OnIncrementalRow(std::string_view unit_key, const RoutedEvent& event,
-                                std::string_view raw);
+  // Sends the decisions taken so far to every aggregate partition.
+  absl::Status FlushDecisions();
   // An initial snapshot not yet applied.
   struct Snapshot {
     int64_t lsn = -1;
-    std::string id;  // its rows' match id in the events store
     int64_t rows = 0;
     std::vector<int64_t> table_end_ms;  // per table: when known to have ended
     TimestampMs since{0};
   };
-  absl::Status OnSnapshotRow(const RoutedEvent& event, std::string_view raw);
+  absl::Status OnSnapshotRun(uint8_t table, int32_t partition, const Run& run);
   // The marker of a transaction whose END (or BEGIN) LSN is `lsn`: every
   // snapshot below it has ended.
   absl::Status NoteStreamingAt(int64_t lsn);
@@ -220,8 +180,7 @@ class TxAssembler : public Processor {
                         absl::FunctionRef<bool(const PartitionProgress&)> moved_past,
                         std::vector<std::string>* names) const;
   absl::Status PersistSnapshot(const Snapshot& snapshot);
-  // Applies the earliest snapshot and emits one version of every root it
-  // touched.
+  // Decides that the earliest snapshot is applied now.
   absl::Status ApplySnapshot();
   // The LSN part of a PostgreSQL transaction id; -1 otherwise.
   int64_t IdLsn(std::string_view tx_id) const;
@@ -231,9 +190,7 @@ class TxAssembler : public Processor {
 
   const TransactionAggregateSpec& spec_;
   ProcessorContext* context_ = nullptr;
-  KeyValueStore* events_ = nullptr;
   KeyValueStore* meta_ = nullptr;
-  KeyValueStore* index_ = nullptr;
   size_t tables_ = 0;
   absl::flat_hash_map<std::string, Pending> pending_;
   std::map<int64_t, std::string> queue_;  // END position -> match id
@@ -241,7 +198,7 @@ class TxAssembler : public Processor {
   RetainedIds released_ids_;  // in meta_, ordered by END position
   int64_t max_released_position_ = -1;
   std::map<int64_t, Snapshot> snapshots_;  // by LSN
-  absl::flat_hash_map<uint8_t, std::string> shapes_;  // cache of Z<table>
+  std::vector<Decision> decisions_;  // not yet sent
   int64_t head_position_ = -1;
   TimestampMs head_since_{0};
   TimestampMs last_warning_{0};
@@ -249,12 +206,9 @@ class TxAssembler : public Processor {
   Counter* released_ = nullptr;
   Counter* duplicates_ = nullptr;
   Counter* partial_ = nullptr;
-  Counter* orphans_ = nullptr;
   Counter* restarted_ = nullptr;
   Counter* by_position_ = nullptr;
-  Counter* snapshot_rows_reshaped_ = nullptr;
   Counter* lost_at_source_ = nullptr;
-  RowFields row_fields_;  // ConformIncrementalRow
   Gauge* pending_gauge_ = nullptr;
   Gauge* oldest_age_gauge_ = nullptr;
 };

@@ -17,8 +17,7 @@ constexpr char kReleasedOrderPrefix = 'P';  // P<ordered END position> -> match 
 constexpr char kBeginPrefix = 'B';
 constexpr char kProgressPrefix = 'G';
 constexpr char kSnapshotPrefix = 'S';
-constexpr char kTouchedPrefix = 'T';
-constexpr char kShapePrefix = 'Z';
+constexpr char kCountsPrefix = 'C';  // C<match id> -> events counted per table
 
 inline std::string MetaKey(char prefix, std::string_view match_id) {
   std::string key(1, prefix);
