@@ -44,6 +44,8 @@ inline constexpr std::string_view kCdcTransactionsRestartedTotal =
     "cdc-transactions-restarted-total";
 inline constexpr std::string_view kCdcTransactionsCompletedByPositionTotal =
     "cdc-transactions-completed-by-position-total";
+// Repeats a router dropped, and markers and events of transactions released
+// already (counted by the assembler from the routers' reports).
 inline constexpr std::string_view kCdcDuplicatesDroppedTotal = "cdc-duplicates-dropped-total";
 inline constexpr std::string_view kCdcOrphanChildDeletesTotal = "cdc-orphan-child-deletes-total";
 inline constexpr std::string_view kCdcTransactionsPending = "cdc-transactions-pending";  // gauge

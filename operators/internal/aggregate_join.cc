@@ -86,7 +86,6 @@ absl::Status AggregateJoin::Init(ProcessorContext& context) {
   stale_ = context.metrics().GetCounter(metric_names::kCdcStaleSlicesDroppedTotal, tags);
   unresolved_ = context.metrics().GetCounter(metric_names::kCdcUnavailableValuesUnresolvedTotal, tags);
   reshaped_ = context.metrics().GetCounter(metric_names::kCdcRowsReshapedTotal, tags);
-  duplicates_ = context.metrics().GetCounter(metric_names::kCdcDuplicatesDroppedTotal, tags);
   snapshot_rows_reshaped_ =
       context.metrics().GetCounter(metric_names::kCdcSnapshotRowsReshapedTotal, tags);
   TRIBUTARY_RETURN_IF_ERROR(released_ids_.Load(*pending_));
@@ -208,10 +207,9 @@ absl::Status AggregateJoin::OnRowChange(std::string_view root, const RowChange& 
     }
     case RowChange::Unit::kTransaction: {
       TRIBUTARY_ASSIGN_OR_RETURN(bool released, Released(change.unit_id));
-      if (released) {
-        duplicates_->Add(1);  // a re-delivered transaction, already applied
-        return absl::OkStatus();
-      }
+      // A re-delivered transaction, already applied (the assembler counts
+      // its events in cdc-duplicates-dropped-total).
+      if (released) return absl::OkStatus();
       break;
     }
     case RowChange::Unit::kSnapshot:

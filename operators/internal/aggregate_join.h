@@ -131,7 +131,6 @@ class AggregateJoin : public Processor {
   // Units with changes held here (not released).
   absl::flat_hash_set<std::string> open_units_;
   Counter* emitted_ = nullptr;
-  Counter* duplicates_ = nullptr;
   Counter* snapshot_rows_reshaped_ = nullptr;
   Counter* stale_ = nullptr;
   Counter* unresolved_ = nullptr;
