@@ -93,6 +93,20 @@ class ProcessorContext {
   // Asks the stream thread to commit as soon as possible after this record.
   virtual void RequestCommit() = 0;
 
+  // Keeps the offset the task commits for its partition of source topic
+  // `topic` (as the topology names it) at or below `offset`, from the next
+  // commit on, until called again (-1: no limit). After a restart, an abort
+  // or a move the task reads again from there, so a processor may keep in
+  // memory only, without a changelog, what it built from records it has not
+  // let be committed; it must then tell records it reads again (at or below
+  // what it had processed before) from new ones. Call it from
+  // PrepareCommit.
+  virtual absl::Status HoldCommittedOffset(std::string_view topic, int64_t offset) {
+    (void)topic;
+    (void)offset;
+    return absl::UnimplementedError("HoldCommittedOffset: not supported by this context");
+  }
+
   // The application's metrics registry, for processor-level metrics; tag
   // them with the task id. Valid for the processor's lifetime.
   virtual Metrics& metrics() = 0;

@@ -107,7 +107,10 @@ absl::Status AddTransactionAggregate(Topology& topology,
           {n + "-source-aggregate"})
       .AddStateStore({internal::AggregateJoin::RootsStore(*spec)}, {aggregate})
       .AddStateStore({internal::AggregateJoin::ChildrenStore(*spec)}, {aggregate})
-      .AddStateStore({internal::AggregateJoin::PendingStore(*spec)}, {aggregate})
+      // Rebuilt from the input after a restart (see AggregateJoin): no changelog.
+      .AddStateStore({internal::AggregateJoin::PendingStore(*spec), StoreType::kRocksDb,
+                      /*logging=*/false},
+                     {aggregate})
       .AddSink(n + "-output", spec->output_topic, {aggregate});
   return absl::OkStatus();
 }

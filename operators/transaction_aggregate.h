@@ -58,6 +58,10 @@ inline constexpr std::string_view kCdcTransactionsIncompleteAtSourceTotal =
     "cdc-transactions-incomplete-at-source-total";
 inline constexpr std::string_view kCdcSnapshotRowsReshapedTotal =
     "cdc-snapshot-rows-reshaped-total";
+// Aggregate tasks: bytes of held changes (in memory), and bytes spilled to
+// the local store.
+inline constexpr std::string_view kCdcHeldChangeBytes = "cdc-held-change-bytes";  // gauge
+inline constexpr std::string_view kCdcHeldBytesSpilledTotal = "cdc-held-bytes-spilled-total";
 inline constexpr std::string_view kCdcUnavailableValuesUnresolvedTotal =
     "cdc-unavailable-values-unresolved-total";
 }  // namespace metric_names
@@ -96,6 +100,9 @@ struct TransactionAggregateSpec {
   int64_t released_retention = 1'000'000;
   // Partitions of the by-root repartition topic; 0: as many as root.topic.
   int32_t aggregate_partitions = 0;
+  // Per aggregate task: bytes of row changes held in memory until their
+  // transaction's release; beyond it they spill to a local RocksDB store.
+  size_t held_memory_bytes = 64u << 20;
 
   // Completion when END's counts cannot be trusted (a second BEGIN: the
   // connector restarted inside the transaction). Each table router asks the

@@ -135,6 +135,16 @@ class Task::NodeContext : public ProcessorContext {
 
   void RequestCommit() override { task_->commit_requested_ = true; }
 
+  absl::Status HoldCommittedOffset(std::string_view topic, int64_t offset) override {
+    auto it = task_->source_by_topic_.find(task_->options_.topic_name(topic));
+    if (it == task_->source_by_topic_.end()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "task ", task_->options_.id.ToString(), " reads no topic '", Sv(topic), "'"));
+    }
+    task_->held_offsets_[it->second.topic] = offset;
+    return absl::OkStatus();
+  }
+
   Metrics& metrics() override { return *task_->options_.metrics; }
 
  private:
@@ -211,6 +221,7 @@ absl::Status Task::Init() {
     source_by_topic_[source_topics_[t]].topic = t;
   }
   next_offsets_.assign(source_topics_.size(), -1);
+  held_offsets_.assign(source_topics_.size(), -1);
 
   for (const std::string& name : blueprint.stores) {
     const StoreSpec* spec = topology.store(name);
@@ -242,7 +253,9 @@ std::map<std::pair<std::string, int32_t>, int64_t> Task::consumed_offsets() cons
   std::map<std::pair<std::string, int32_t>, int64_t> offsets;
   for (size_t t = 0; t < source_topics_.size(); ++t) {
     if (next_offsets_[t] >= 0) {
-      offsets[{source_topics_[t], options_.id.partition}] = next_offsets_[t];
+      const int64_t held = held_offsets_[t];
+      offsets[{source_topics_[t], options_.id.partition}] =
+          held >= 0 ? std::min(held, next_offsets_[t]) : next_offsets_[t];
     }
   }
   return offsets;

@@ -163,6 +163,8 @@ class Task {
   absl::flat_hash_map<std::string, Source> source_by_topic_;
   // Next offset to commit per source topic (this task's partition); -1: none.
   std::vector<int64_t> next_offsets_;
+  // ProcessorContext::HoldCommittedOffset, per source topic (-1: none).
+  std::vector<int64_t> held_offsets_;
   std::vector<std::string> source_topics_;
   std::vector<Changelog> changelogs_;
   // Stores as processors see them, their caching layers (observed), and the

@@ -9,6 +9,8 @@
 #include "base/status_macros.h"
 #include "operators/internal/codec.h"
 #include "operators/internal/log.h"
+#include "operators/internal/tx_assembler.h"
+#include "state/in_memory_store.h"
 
 namespace tributary::internal {
 namespace {
@@ -21,8 +23,9 @@ constexpr char kShapePrefix = 's';    // s<table> -> the table's shape
 constexpr char kUnitPrefix = 'u';
 constexpr char kTableOpPrefix = 'w';
 constexpr char kWaitingPrefix = 'i';
-constexpr char kReleasedPrefix = 'R';
-constexpr char kReleasedOrderPrefix = 'P';
+// In the roots store: the offset of the last record processed as of the
+// last commit.
+constexpr char kProcessedKey = 'o';
 
 std::string UnitPrefix(char kind, std::string_view unit) {
   std::string key(1, kind);
@@ -68,16 +71,14 @@ std::string_view ObjectBody(std::string_view object) {
 }  // namespace
 
 AggregateJoin::AggregateJoin(const TransactionAggregateSpec& spec)
-    : spec_(spec),
-      released_ids_(kReleasedPrefix, kReleasedOrderPrefix, spec.released_retention),
-      unavailable_(spec.unavailable_placeholder) {}
+    : spec_(spec), unavailable_(spec.unavailable_placeholder) {}
 
 absl::Status AggregateJoin::Init(ProcessorContext& context) {
   context_ = &context;
   roots_ = context.GetStateStore(RootsStore(spec_));
   children_ = context.GetStateStore(ChildrenStore(spec_));
-  pending_ = context.GetStateStore(PendingStore(spec_));
-  if (roots_ == nullptr || children_ == nullptr || pending_ == nullptr) {
+  spill_ = context.GetStateStore(PendingStore(spec_));
+  if (roots_ == nullptr || children_ == nullptr || spill_ == nullptr) {
     return absl::FailedPreconditionError("AggregateJoin: its stores are not connected");
   }
   MetricTags tags{{std::string(metric_names::kTaskTag), context.task_id().ToString()},
@@ -88,22 +89,53 @@ absl::Status AggregateJoin::Init(ProcessorContext& context) {
   reshaped_ = context.metrics().GetCounter(metric_names::kCdcRowsReshapedTotal, tags);
   snapshot_rows_reshaped_ =
       context.metrics().GetCounter(metric_names::kCdcSnapshotRowsReshapedTotal, tags);
-  TRIBUTARY_RETURN_IF_ERROR(released_ids_.Load(*pending_));
-  open_units_.clear();
-  for (char prefix : {kUnitPrefix, kTableOpPrefix}) {
-    auto it = pending_->PrefixScan(std::string(1, prefix));
-    for (; it->Valid(); it->Next()) {
-      const std::string_view key = it->key();
-      const size_t end = key.find('\0');
-      if (end != std::string_view::npos) open_units_.emplace(key.substr(1, end - 1));
-    }
-    TRIBUTARY_RETURN_IF_ERROR(it->status());
-  }
+  spilled_ = context.metrics().GetCounter(metric_names::kCdcHeldBytesSpilledTotal, tags);
+  held_gauge_ = context.metrics().GetGauge(metric_names::kCdcHeldChangeBytes, tags);
   own_fields_.clear();
   for (const CdcTable& child : spec_.children) own_fields_.push_back(child.array_field);
   own_fields_.push_back(spec_.source_field);
   own_fields_.push_back(spec_.version_field);
+  // Held changes are kept only from records not yet committed past (see
+  // PrepareCommit): they come again, so what a previous run held goes.
+  held_ = InMemoryStore::Create(PendingStore(spec_) + "-memory");
+  held_bytes_ = 0;
+  units_.clear();
+  {
+    WriteBatch wipe;
+    auto it = spill_->All();
+    for (; it->Valid(); it->Next()) {
+      wipe.Delete(it->key());
+      if (wipe.size() >= 10000) {
+        TRIBUTARY_RETURN_IF_ERROR(spill_->Write(wipe));
+        wipe.Clear();
+      }
+    }
+    TRIBUTARY_RETURN_IF_ERROR(it->status());
+    TRIBUTARY_RETURN_IF_ERROR(spill_->Write(wipe));
+  }
+  TRIBUTARY_ASSIGN_OR_RETURN(std::optional<std::string> processed,
+                             roots_->Get(std::string(1, kProcessedKey)));
+  processed_through_ = processed && processed->size() == 8 ? GetOrderedInt64(*processed) : -1;
+  last_offset_ = processed_through_;
   return absl::OkStatus();
+}
+
+absl::Status AggregateJoin::PrepareCommit() {
+  // Held changes live in memory (or the spill store, without changelog):
+  // the committed input offset stays at the first of them, so that after a
+  // restart they are read again.
+  int64_t first = -1;
+  for (const auto& [id, unit] : units_) {
+    if (first < 0 || unit.first_offset < first) first = unit.first_offset;
+  }
+  TRIBUTARY_RETURN_IF_ERROR(
+      context_->HoldCommittedOffset(TxAssembler::AggregateTopic(spec_), first));
+  held_gauge_->Set(static_cast<int64_t>(held_bytes_));
+  if (last_offset_ <= processed_through_written_) return absl::OkStatus();
+  std::string processed;
+  PutOrderedInt64(processed, last_offset_);
+  processed_through_written_ = last_offset_;
+  return roots_->Put(std::string(1, kProcessedKey), processed);
 }
 
 absl::StatusOr<std::string_view> AggregateJoin::FillUnavailable(
@@ -154,12 +186,17 @@ absl::Status AggregateJoin::Process(const Record& record) {
   if (!record.key || !record.value || record.value->empty()) {
     return absl::DataLossError("aggregate topic record without key or value");
   }
+  // Records at or below processed_through_ were processed before the last
+  // commit and are read again (PrepareCommit): their effects are in the
+  // stores; only the changes they held are needed again.
+  const int64_t offset = record.offset.value;
+  const bool again = offset >= 0 && offset <= processed_through_;
+  if (offset > last_offset_) last_offset_ = offset;
   const std::string_view value = *record.value;
   if (value[0] == kDecisionsTag) {
     TRIBUTARY_ASSIGN_OR_RETURN(std::vector<Decision> decisions, DecodeDecisions(value));
     for (const Decision& decision : decisions) {
-      TRIBUTARY_RETURN_IF_ERROR(decision.kind == 'R' ? Release(decision)
-                                                     : ApplySnapshot(decision.lsn));
+      TRIBUTARY_RETURN_IF_ERROR(Decide(decision, again));
     }
     return absl::OkStatus();
   }
@@ -170,18 +207,30 @@ absl::Status AggregateJoin::Process(const Record& record) {
         "version"));
   }
   TRIBUTARY_ASSIGN_OR_RETURN(RowChange change, DecodeRowChange(value));
-  return OnRowChange(*record.key, change, value);
+  return OnRowChange(*record.key, change, value, offset, again);
 }
 
-absl::StatusOr<bool> AggregateJoin::Released(std::string_view unit) {
-  if (open_units_.contains(Sv(unit))) return false;
-  TRIBUTARY_ASSIGN_OR_RETURN(std::optional<std::string> released,
-                             released_ids_.Get(*pending_, unit));
-  return released.has_value();
+absl::Status AggregateJoin::Decide(const Decision& decision, bool again) {
+  switch (decision.kind) {
+    case 'R':
+      if (again) return Discard(decision.match_id, kAllHeld);
+      return Release(decision);
+    case 'S':
+      if (again) return Discard(SnapshotUnitId(decision.lsn), kAllHeld);
+      return ApplySnapshot(decision.lsn);
+    case 'W':
+      if (again) return Discard(decision.match_id, kWaitingHeld);
+      return ApplyWaiting(decision.match_id);
+    case 'D':
+      // Changes of a transaction released already (delivered again).
+      return Discard(decision.match_id, kChangesHeld | kTableOpsHeld);
+    default:
+      return absl::DataLossError("unknown decision");
+  }
 }
 
 absl::Status AggregateJoin::OnRowChange(std::string_view root, const RowChange& change,
-                                        std::string_view raw) {
+                                        std::string_view raw, int64_t offset, bool again) {
   if (change.change.table > spec_.children.size()) {
     return absl::DataLossError(absl::StrCat("row change of table #", change.change.table));
   }
@@ -189,6 +238,7 @@ absl::Status AggregateJoin::OnRowChange(std::string_view root, const RowChange& 
                         change.change.kind == SliceOp::Kind::kTruncate;
   switch (change.unit) {
     case RowChange::Unit::kStandalone: {
+      if (again) return absl::OkStatus();
       if (table_op) return ApplyTableOp(change, /*hold=*/false);
       RootSlice slice;
       slice.ops.push_back(change.change);
@@ -196,22 +246,19 @@ absl::Status AggregateJoin::OnRowChange(std::string_view root, const RowChange& 
     }
     case RowChange::Unit::kIncremental: {
       if (table_op) return absl::DataLossError("table-wide operation in an incremental row");
-      TRIBUTARY_ASSIGN_OR_RETURN(bool released, Released(change.unit_id));
-      if (change.unit_id.empty() || released) return ApplyIncremental(root, change);
+      if (change.unit_id.empty()) {
+        return again ? absl::OkStatus() : ApplyIncremental(root, change);
+      }
+      // Waits for that transaction's release, or the assembler's word that
+      // it was released already (a decision 'W').
       std::string key = UnitPrefix(kWaitingPrefix, change.unit_id);
       PutOrderedInt64(key, change.source_partition);
       PutOrderedInt64(key, change.source_offset);
       key.push_back(static_cast<char>(change.change.kind));
       key.append(root);
-      return pending_->Put(key, raw);
+      return Hold(change.unit_id, kWaitingHeld, key, raw, offset);
     }
-    case RowChange::Unit::kTransaction: {
-      TRIBUTARY_ASSIGN_OR_RETURN(bool released, Released(change.unit_id));
-      // A re-delivered transaction, already applied (the assembler counts
-      // its events in cdc-duplicates-dropped-total).
-      if (released) return absl::OkStatus();
-      break;
-    }
+    case RowChange::Unit::kTransaction:
     case RowChange::Unit::kSnapshot:
       break;
     default:
@@ -227,11 +274,88 @@ absl::Status AggregateJoin::OnRowChange(std::string_view root, const RowChange& 
   key.append(change.position);
   key.push_back('\0');
   AppendIdentity(key, change);
-  if (!open_units_.contains(Sv(change.unit_id))) open_units_.emplace(change.unit_id);
-  return pending_->Put(key, raw);
+  return Hold(change.unit_id, table_op ? kTableOpsHeld : kChangesHeld, key, raw, offset);
 }
 
-absl::Status AggregateJoin::ApplyUnit(std::string_view unit, const RootSlice& proto,
+absl::Status AggregateJoin::Hold(std::string_view unit_id, int kind, const std::string& key,
+                                 std::string_view raw, int64_t offset) {
+  auto [it, created] = units_.try_emplace(std::string(unit_id));
+  HeldUnit& unit = it->second;
+  if (created || unit.first_offset < 0) unit.first_offset = offset;
+  unit.kinds |= kind;
+  const size_t bytes = key.size() + raw.size() + 64;
+  if (unit.spilled) return spill_->Put(key, raw);
+  unit.bytes += bytes;
+  held_bytes_ += bytes;
+  TRIBUTARY_RETURN_IF_ERROR(held_->Put(key, raw));
+  return held_bytes_ > spec_.held_memory_bytes ? Spill() : absl::OkStatus();
+}
+
+absl::Status AggregateJoin::Spill() {
+  // Everything held in memory goes to the spill store (local RocksDB); the
+  // units keep their changes there until released.
+  WriteBatch batch;
+  int64_t bytes = 0;
+  {
+    auto it = held_->All();
+    for (; it->Valid(); it->Next()) {
+      batch.Put(it->key(), it->value());
+      bytes += static_cast<int64_t>(it->key().size() + it->value().size());
+      if (batch.size() >= 10000) {
+        TRIBUTARY_RETURN_IF_ERROR(spill_->Write(batch));
+        batch.Clear();
+      }
+    }
+    TRIBUTARY_RETURN_IF_ERROR(it->status());
+  }
+  TRIBUTARY_RETURN_IF_ERROR(spill_->Write(batch));
+  held_ = InMemoryStore::Create(PendingStore(spec_) + "-memory");
+  for (auto& [id, unit] : units_) {
+    unit.spilled = true;
+    unit.bytes = 0;
+  }
+  if (spilled_->value() == 0) {
+    OperatorsLogger()->info(
+        "{}: held changes passed {} bytes in memory: spilled to the local store; more in {}",
+        spec_.name, spec_.held_memory_bytes, metric_names::kCdcHeldBytesSpilledTotal);
+  }
+  spilled_->Add(bytes);
+  held_bytes_ = 0;
+  return absl::OkStatus();
+}
+
+absl::Status AggregateJoin::Discard(const std::string& unit_id, int kinds) {
+  auto it = units_.find(unit_id);
+  if (it == units_.end()) return absl::OkStatus();
+  HeldUnit& unit = it->second;
+  KeyValueStore& store = unit.spilled ? *spill_ : *held_;
+  WriteBatch done;
+  for (auto [kind, prefix] : {std::pair{kChangesHeld, kUnitPrefix},
+                              std::pair{kTableOpsHeld, kTableOpPrefix},
+                              std::pair{kWaitingHeld, kWaitingPrefix}}) {
+    if ((unit.kinds & kinds & kind) == 0) continue;
+    auto scan = store.PrefixScan(UnitPrefix(prefix, unit_id));
+    for (; scan->Valid(); scan->Next()) done.Delete(scan->key());
+    TRIBUTARY_RETURN_IF_ERROR(scan->status());
+  }
+  return Forget(unit_id, kinds, done);
+}
+
+absl::Status AggregateJoin::Forget(const std::string& unit_id, int kinds, const WriteBatch& done) {
+  auto it = units_.find(unit_id);
+  if (it == units_.end()) return absl::OkStatus();
+  HeldUnit& unit = it->second;
+  KeyValueStore& store = unit.spilled ? *spill_ : *held_;
+  TRIBUTARY_RETURN_IF_ERROR(store.Write(done));
+  unit.kinds &= ~kinds;
+  if (unit.kinds != 0) return absl::OkStatus();  // (bytes stay counted until it goes)
+  held_bytes_ -= std::min(held_bytes_, unit.bytes);
+  units_.erase(it);
+  return absl::OkStatus();
+}
+
+absl::Status AggregateJoin::ApplyUnit(KeyValueStore& store, std::string_view unit,
+                                      const RootSlice& proto,
                                       std::optional<std::string_view> from,
                                       std::optional<std::string_view> to, WriteBatch& done) {
   const std::string prefix = UnitPrefix(kUnitPrefix, unit);
@@ -248,7 +372,7 @@ absl::Status AggregateJoin::ApplyUnit(std::string_view unit, const RootSlice& pr
     raws.clear();
     return absl::OkStatus();
   };
-  auto it = pending_->PrefixScan(prefix);
+  auto it = store.PrefixScan(prefix);
   for (; it->Valid(); it->Next()) {
     const std::string_view rest = it->key().substr(prefix.size());
     const size_t root_end = rest.find('\0');
@@ -276,19 +400,21 @@ absl::Status AggregateJoin::ApplyTableOp(const RowChange& op, bool hold) {
 }
 
 absl::Status AggregateJoin::Release(const Decision& decision) {
-  const std::string& unit = decision.match_id;
-  TRIBUTARY_ASSIGN_OR_RETURN(bool released, Released(unit));
-  if (released) return absl::OkStatus();  // the decision delivered again
+  const std::string& unit_id = decision.match_id;
+  auto found = units_.find(unit_id);
+  if (found == units_.end()) return absl::OkStatus();  // nothing of it here
+  const HeldUnit unit = found->second;
+  KeyValueStore& store = unit.spilled ? *spill_ : *held_;
   RootSlice proto;
-  proto.tx_id = unit;
+  proto.tx_id = unit_id;
   proto.position = decision.position;
   proto.partial = decision.partial;
   WriteBatch done;
   // Table-wide operations, in position order (their keys sort so).
   std::vector<std::pair<std::string, std::string>> table_ops;  // position, change
-  {
-    const std::string prefix = UnitPrefix(kTableOpPrefix, unit);
-    auto it = pending_->PrefixScan(prefix);
+  if (unit.kinds & kTableOpsHeld) {
+    const std::string prefix = UnitPrefix(kTableOpPrefix, unit_id);
+    auto it = store.PrefixScan(prefix);
     for (; it->Valid(); it->Next()) {
       const std::string_view rest = it->key().substr(prefix.size());
       table_ops.emplace_back(std::string(rest.substr(0, rest.find('\0'))),
@@ -298,50 +424,62 @@ absl::Status AggregateJoin::Release(const Decision& decision) {
     TRIBUTARY_RETURN_IF_ERROR(it->status());
   }
   if (table_ops.empty()) {
-    TRIBUTARY_RETURN_IF_ERROR(ApplyUnit(unit, proto, std::nullopt, std::nullopt, done));
+    if (unit.kinds & kChangesHeld) {
+      TRIBUTARY_RETURN_IF_ERROR(
+          ApplyUnit(store, unit_id, proto, std::nullopt, std::nullopt, done));
+    }
   } else {
     proto.hold = true;
     std::optional<std::string_view> from;
     for (const auto& [position, bytes] : table_ops) {
-      TRIBUTARY_RETURN_IF_ERROR(ApplyUnit(unit, proto, from, position, done));
+      TRIBUTARY_RETURN_IF_ERROR(ApplyUnit(store, unit_id, proto, from, position, done));
       TRIBUTARY_ASSIGN_OR_RETURN(RowChange op, DecodeRowChange(bytes));
       TRIBUTARY_RETURN_IF_ERROR(ApplyTableOp(op, /*hold=*/true));
       from = position;
     }
-    TRIBUTARY_RETURN_IF_ERROR(ApplyUnit(unit, proto, from, std::nullopt, done));
+    TRIBUTARY_RETURN_IF_ERROR(ApplyUnit(store, unit_id, proto, from, std::nullopt, done));
     RootSlice flush = proto;
     flush.hold = false;
     flush.flush = true;
     TRIBUTARY_RETURN_IF_ERROR(Flush(flush));
   }
-  {
-    // Incremental snapshot rows that waited for this transaction.
-    const std::string prefix = UnitPrefix(kWaitingPrefix, unit);
-    auto it = pending_->PrefixScan(prefix);
-    for (; it->Valid(); it->Next()) {
-      const std::string_view rest = it->key().substr(prefix.size());
-      if (rest.size() < 17) return absl::DataLossError("corrupt waiting row");
-      const std::string bytes(it->value());  // `row` points into it
-      TRIBUTARY_ASSIGN_OR_RETURN(RowChange row, DecodeRowChange(bytes));
-      TRIBUTARY_RETURN_IF_ERROR(ApplyIncremental(rest.substr(17), row));
-      done.Delete(it->key());
-    }
-    TRIBUTARY_RETURN_IF_ERROR(it->status());
+  TRIBUTARY_RETURN_IF_ERROR(Forget(unit_id, kChangesHeld | kTableOpsHeld, done));
+  return ApplyWaiting(unit_id);
+}
+
+absl::Status AggregateJoin::ApplyWaiting(const std::string& unit_id) {
+  // Incremental snapshot rows that waited for this transaction.
+  auto found = units_.find(unit_id);
+  if (found == units_.end() || (found->second.kinds & kWaitingHeld) == 0) {
+    return absl::OkStatus();
   }
-  released_ids_.Add(done, unit, decision.position, "");
-  TRIBUTARY_RETURN_IF_ERROR(pending_->Write(done));
-  TRIBUTARY_RETURN_IF_ERROR(released_ids_.Prune(*pending_));
-  open_units_.erase(unit);
-  return absl::OkStatus();
+  KeyValueStore& store = found->second.spilled ? *spill_ : *held_;
+  WriteBatch done;
+  const std::string prefix = UnitPrefix(kWaitingPrefix, unit_id);
+  auto it = store.PrefixScan(prefix);
+  for (; it->Valid(); it->Next()) {
+    const std::string_view rest = it->key().substr(prefix.size());
+    if (rest.size() < 17) return absl::DataLossError("corrupt waiting row");
+    const std::string bytes(it->value());  // `row` points into it
+    TRIBUTARY_ASSIGN_OR_RETURN(RowChange row, DecodeRowChange(bytes));
+    TRIBUTARY_RETURN_IF_ERROR(ApplyIncremental(rest.substr(17), row));
+    done.Delete(it->key());
+  }
+  TRIBUTARY_RETURN_IF_ERROR(it->status());
+  it.reset();
+  return Forget(unit_id, kWaitingHeld, done);
 }
 
 absl::Status AggregateJoin::ApplySnapshot(int64_t lsn) {
-  const std::string unit = SnapshotUnitId(lsn);
+  const std::string unit_id = SnapshotUnitId(lsn);
+  auto found = units_.find(unit_id);
+  if (found == units_.end()) return absl::OkStatus();
+  KeyValueStore& store = found->second.spilled ? *spill_ : *held_;
   WriteBatch done;
   {
     // New shapes first: the rows are read in them.
-    const std::string prefix = UnitPrefix(kTableOpPrefix, unit);
-    auto it = pending_->PrefixScan(prefix);
+    const std::string prefix = UnitPrefix(kTableOpPrefix, unit_id);
+    auto it = store.PrefixScan(prefix);
     for (; it->Valid(); it->Next()) {
       const std::string bytes(it->value());
       TRIBUTARY_ASSIGN_OR_RETURN(RowChange op, DecodeRowChange(bytes));
@@ -352,10 +490,9 @@ absl::Status AggregateJoin::ApplySnapshot(int64_t lsn) {
   }
   RootSlice proto;
   proto.tx_id = "snapshot";
-  TRIBUTARY_RETURN_IF_ERROR(ApplyUnit(unit, proto, std::nullopt, std::nullopt, done));
-  TRIBUTARY_RETURN_IF_ERROR(pending_->Write(done));
-  open_units_.erase(unit);
-  return absl::OkStatus();
+  TRIBUTARY_RETURN_IF_ERROR(
+      ApplyUnit(store, unit_id, proto, std::nullopt, std::nullopt, done));
+  return Forget(unit_id, kAllHeld, done);
 }
 
 absl::Status AggregateJoin::ApplyIncremental(std::string_view root, RowChange change) {

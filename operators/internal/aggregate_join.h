@@ -49,18 +49,27 @@
 //                        t<root key> -> held in the open transaction ("d": its
 //                        root was deleted there); s<table> -> shape
 //        <name>-children <root key>\0<table><sortable child key> -> child row
-//        <name>-pending  u<unit>\0<root>\0<position>\0<identity> -> RowChange;
+//                        o -> offset of the last record processed as of the
+//                        last commit
+//        held changes (in memory; spilled to <name>-pending, a local RocksDB
+//        store without changelog, past spec.held_memory_bytes):
+//                        u<unit>\0<root>\0<position>\0<identity> -> RowChange;
 //                        w<unit>\0<position>\0<identity> -> table-wide RowChange;
 //                        i<unit>\0<partition><offset><kind><root> -> waiting
-//                        incremental row;  R<unit>, P<position>: released units
+//                        incremental row
+// Held changes need no changelog: the task commits its input offset no
+// further than its first held change (ProcessorContext::HoldCommittedOffset),
+// so after a restart it reads them again; records it had processed before
+// the last commit (at or below "o") only hold their changes again, and
+// decisions among them drop the changes they had applied.
 #pragma once
 
+#include <memory>
 #include <string>
 
-#include "absl/container/flat_hash_set.h"
+#include "absl/container/flat_hash_map.h"
 #include "engine/processor.h"
 #include "operators/internal/cdc_messages.h"
-#include "operators/internal/retained_ids.h"
 #include "operators/internal/row_merge.h"
 #include "operators/transaction_aggregate.h"
 
@@ -72,6 +81,9 @@ class AggregateJoin : public Processor {
 
   absl::Status Init(ProcessorContext& context) override;
   absl::Status Process(const Record& record) override;
+  // Keeps the committed input offset at the first held change and notes how
+  // far the task has processed.
+  absl::Status PrepareCommit() override;
 
   static std::string RootsStore(const TransactionAggregateSpec& spec) {
     return spec.name + "-roots";
@@ -98,16 +110,27 @@ class AggregateJoin : public Processor {
   // The root's version and the position last applied to it, from its
   // v<root> key ({0, -1} when it has none).
   absl::StatusOr<std::pair<int64_t, int64_t>> ReadVersion(const std::string& version_key);
+  // `again`: the record was processed before the last commit (see Process).
   absl::Status OnRowChange(std::string_view root, const RowChange& change,
-                           std::string_view raw);
+                           std::string_view raw, int64_t offset, bool again);
+  absl::Status Decide(const Decision& decision, bool again);
   absl::Status Release(const Decision& decision);
   absl::Status ApplySnapshot(int64_t lsn);
-  // Whether `unit` (a transaction) was released here.
-  absl::StatusOr<bool> Released(std::string_view unit);
-  // Applies the held changes of `unit` whose position is in [from, to)
-  // root by root, each as `proto` with that root's changes, and deletes them
-  // (into `done`).
-  absl::Status ApplyUnit(std::string_view unit, const RootSlice& proto,
+  // Applies the incremental snapshot rows waiting for `unit_id`.
+  absl::Status ApplyWaiting(const std::string& unit_id);
+  // Holds `raw` under `key` for `unit_id` (`kind`: k*Held), read at `offset`.
+  absl::Status Hold(std::string_view unit_id, int kind, const std::string& key,
+                    std::string_view raw, int64_t offset);
+  // Moves every change held in memory to the spill store.
+  absl::Status Spill();
+  // Drops what `unit_id` holds of `kinds`, unapplied.
+  absl::Status Discard(const std::string& unit_id, int kinds);
+  // Writes `done` (deletes of what `unit_id` held of `kinds`) and forgets them.
+  absl::Status Forget(const std::string& unit_id, int kinds, const WriteBatch& done);
+  // Applies the held changes of `unit` in `store` whose position is in
+  // [from, to) root by root, each as `proto` with that root's changes, and
+  // deletes them (into `done`).
+  absl::Status ApplyUnit(KeyValueStore& store, std::string_view unit, const RootSlice& proto,
                          std::optional<std::string_view> from,
                          std::optional<std::string_view> to, WriteBatch& done);
   // Applies one root's slice and emits its aggregate (see the header).
@@ -126,10 +149,30 @@ class AggregateJoin : public Processor {
   ProcessorContext* context_ = nullptr;
   KeyValueStore* roots_ = nullptr;
   KeyValueStore* children_ = nullptr;
-  KeyValueStore* pending_ = nullptr;
-  RetainedIds released_ids_;
-  // Units with changes held here (not released).
-  absl::flat_hash_set<std::string> open_units_;
+  // Held changes: in memory, or, once more than spec.held_memory_bytes are,
+  // in the spill store (<name>-pending: local RocksDB without changelog).
+  // Neither survives a restart: the input is read again from the first
+  // held change (PrepareCommit).
+  std::unique_ptr<KeyValueStore> held_;
+  KeyValueStore* spill_ = nullptr;
+  static constexpr int kChangesHeld = 1;   // u keys
+  static constexpr int kTableOpsHeld = 2;  // w keys
+  static constexpr int kWaitingHeld = 4;   // i keys
+  static constexpr int kAllHeld = 7;
+  struct HeldUnit {
+    int kinds = 0;            // k*Held
+    bool spilled = false;     // its changes are in spill_
+    int64_t first_offset = -1;
+    size_t bytes = 0;         // in memory
+  };
+  absl::flat_hash_map<std::string, HeldUnit> units_;
+  size_t held_bytes_ = 0;
+  // Records at or below this offset were processed before the last commit.
+  int64_t processed_through_ = -1;
+  int64_t processed_through_written_ = -1;
+  int64_t last_offset_ = -1;
+  Counter* spilled_ = nullptr;
+  Gauge* held_gauge_ = nullptr;
   Counter* emitted_ = nullptr;
   Counter* snapshot_rows_reshaped_ = nullptr;
   Counter* stale_ = nullptr;

@@ -31,7 +31,7 @@ std::string EncodeRoutedEvent(const RoutedEvent& event) {
     for (const Run& run : event.runs) {
       out.push_back(run.kind);
       PutVarint(out, static_cast<uint32_t>(run.partition));
-      if (run.kind == 'C') {
+      if (run.kind == 'C' || run.kind == 'I') {
         PutBytes(out, run.id);
       } else {
         PutOrderedInt64(out, run.lsn);
@@ -95,7 +95,8 @@ absl::StatusOr<RoutedEvent> DecodeRoutedEvent(std::string_view bytes) {
         std::string_view id;
         ok = reader.Byte(run.kind) && reader.Varint(run_partition) &&
              run_partition <= INT32_MAX &&
-             (run.kind == 'C' ? reader.Bytes(id) : reader.OrderedInt64(run.lsn)) &&
+             (run.kind == 'C' || run.kind == 'I' ? reader.Bytes(id)
+                                                 : reader.OrderedInt64(run.lsn)) &&
              reader.Varint(events) && events <= INT64_MAX;
         run.id = std::string(id);
         run.partition = static_cast<int32_t>(run_partition);
@@ -238,6 +239,8 @@ std::string EncodeDecisions(const std::vector<Decision>& decisions) {
       PutBytes(out, d.match_id);
       PutOrderedInt64(out, d.position);
       out.push_back(d.partial ? 1 : 0);
+    } else if (d.kind == 'W' || d.kind == 'D') {
+      PutBytes(out, d.match_id);
     } else {
       PutOrderedInt64(out, d.lsn);
     }
@@ -261,6 +264,10 @@ absl::StatusOr<std::vector<Decision>> DecodeDecisions(std::string_view bytes) {
       ok = reader.Bytes(id) && reader.OrderedInt64(d.position) && reader.Byte(partial);
       d.match_id = std::string(id);
       d.partial = partial != 0;
+    } else if (d.kind == 'W' || d.kind == 'D') {
+      std::string_view id;
+      ok = reader.Bytes(id);
+      d.match_id = std::string(id);
     } else {
       ok = d.kind == 'S' && reader.OrderedInt64(d.lsn);
     }

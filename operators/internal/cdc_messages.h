@@ -16,7 +16,8 @@ namespace tributary::internal {
 // What a table router saw of one unit in a partition, in partition order:
 // `events` change events of transaction `id` (kind 'C'), or rows of the
 // initial snapshot at LSN `lsn` (kind 'i'; 'T' when they include the last
-// row of its table, 'L' when they include its very last row).
+// row of its table, 'L' when they include its very last row), or incremental
+// snapshot rows waiting for transaction `id` (kind 'I').
 struct Run {
   char kind = 'C';
   int32_t partition = 0;  // of the table topic
@@ -148,8 +149,12 @@ struct RowChange {
 // Assemble -> every aggregate partition (key kBroadcastKeyPrefix +
 // partition), at every commit: the units released since, in commit order.
 struct Decision {
-  char kind = 'R';         // 'R': release transaction; 'S': apply snapshot
-  std::string match_id;    // 'R'
+  // 'R': release transaction; 'S': apply snapshot; 'W': apply the
+  // incremental snapshot rows waiting for a transaction released before
+  // they came; 'D': drop what a transaction released already holds (a
+  // re-delivery).
+  char kind = 'R';
+  std::string match_id;    // 'R', 'W', 'D'
   int64_t position = -1;   // 'R': END offset
   bool partial = false;    // 'R'
   int64_t lsn = -1;        // 'S'

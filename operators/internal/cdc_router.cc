@@ -80,6 +80,10 @@ absl::Status CdcRouter::ReportProgress(TimestampMs now) {
 }
 
 absl::Status CdcRouter::PrepareCommit() {
+  if (last_tx_dirty_) {
+    TRIBUTARY_RETURN_IF_ERROR(state_->Put(kLastTxKey, last_tx_));
+    last_tx_dirty_ = false;
+  }
   if (!report_due_) return absl::OkStatus();
   encoded_ = EncodeRoutedEvent(report_);
   report_.runs.clear();
@@ -135,7 +139,8 @@ bool CdcRouter::Repeat(int32_t partition, std::string_view tx, char op,
 absl::Status CdcRouter::NoteLastTransaction(std::string_view match_id) {
   if (last_tx_ == match_id) return absl::OkStatus();
   last_tx_.assign(match_id);
-  return state_->Put(kLastTxKey, match_id);
+  last_tx_dirty_ = true;  // written at the commit
+  return absl::OkStatus();
 }
 
 absl::Status CdcRouter::Send(std::optional<std::string_view> root, const RowChange& change) {
@@ -222,6 +227,8 @@ absl::Status CdcRouter::RouteChange(const Record& record) {
   } else if (change.op == ChangeOp::kRead) {
     out.unit = RowChange::Unit::kIncremental;
     out.unit_id = last_tx_;
+    // The assembler says when that transaction was released before.
+    if (!last_tx_.empty()) Count('I', last_tx_, -1, record.partition.value);
     out.source_partition = record.partition.value;
     out.source_offset = record.offset.value;
   } else {

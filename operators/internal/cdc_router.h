@@ -81,6 +81,7 @@ class CdcRouter : public Processor {
   std::string encoded_;
   std::string index_key_;
   std::string last_tx_;
+  bool last_tx_dirty_ = false;
   RoutedEvent report_;     // kind kReport, being built
   bool report_due_ = false;
   uint64_t sent_shape_ = 0;  // hash of the shape last broadcast

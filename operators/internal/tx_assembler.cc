@@ -223,6 +223,16 @@ absl::Status TxAssembler::OnReport(const RoutedEvent& report) {
     if (run.kind == 'C') {
       TRIBUTARY_RETURN_IF_ERROR(
           OnRun(report.table, run.partition, run.id, run.events, ready));
+    } else if (run.kind == 'I') {
+      // Incremental snapshot rows waiting for transaction run.id: it applies
+      // them at its release; when it is not pending (released before they
+      // came, or never seen), they go at once.
+      if (!pending_.contains(run.id)) {
+        Decision decision;
+        decision.kind = 'W';
+        decision.match_id = run.id;
+        decisions_.push_back(std::move(decision));
+      }
     } else {
       TRIBUTARY_RETURN_IF_ERROR(OnSnapshotRun(report.table, run.partition, run));
       ready = true;
@@ -299,6 +309,11 @@ absl::Status TxAssembler::OnRun(uint8_t table, int32_t partition,
     if (released) {
       ready = NotePassed(progress, *released) || ready;
       duplicates_->Add(events);  // a re-delivered transaction, already applied
+      // Its changes wait in the aggregate tasks: they drop them.
+      Decision decision;
+      decision.kind = 'D';
+      decision.match_id = match_id;
+      decisions_.push_back(std::move(decision));
       return absl::OkStatus();
     }
     it = pending_.emplace(match_id, Pending{}).first;
