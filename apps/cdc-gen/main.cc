@@ -22,7 +22,8 @@
 #include "apps/cdc-gen/expected_version.h"
 
 ABSL_FLAG(std::string, bootstrap, "", "Kafka bootstrap servers, HOST:PORT");
-ABSL_FLAG(int64_t, count, 0, "source transactions to produce (> 0)");
+ABSL_FLAG(int64_t, count, 0,
+          "source transactions to produce (> 0; may be 0 with --huge-tx-rows)");
 ABSL_FLAG(double, rate, 0, "source transactions per second; 0 = unpaced");
 ABSL_FLAG(int, partitions, 4,
           "partitions of the table topics made by --create-topics");
