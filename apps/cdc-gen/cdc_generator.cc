@@ -973,6 +973,49 @@ struct CdcGenerator::State {
     }
   }
 
+  // See CdcGenerator::HugeTransaction. Log positions advance as in
+  // SourceTransaction; no fault is drawn into it.
+  void HugeTransaction(int64_t order_count, int lines_per_order,
+                       GeneratedTransaction& out) {
+    pending_redelivery = false;
+    out.kind = GeneratedTransaction::Kind::kTransaction;
+    xid = xid < options.first_xid ? options.first_xid
+                                  : xid + 1 + (Chance(0.05) ? Uniform(5) : 0);
+    lsn += 16 + Uniform(600);
+    commit_ts += 1 + Uniform(40);
+    Tx tx;
+    tx.xid = xid;
+    tx.commit_ts = commit_ts;
+    tx.out = &out.messages;
+    const int64_t rows = order_count * (1 + int64_t{lines_per_order});
+    out.messages.reserve(static_cast<size_t>(rows + 2));  // no deletes
+    tx.events.reserve(static_cast<size_t>(rows));
+
+    lsn += 8 + Uniform(48);
+    EmitMarker(tx, /*begin=*/true, lsn);
+    for (int64_t o = 0; o < order_count; ++o) {
+      const int64_t order_id = InsertOrder(tx);
+      for (int l = 0; l < lines_per_order; ++l) InsertLine(tx, order_id);
+    }
+    tx.end_total = tx.total_order;
+    tx.end_counts = tx.table_events;
+    // EmitChange drew duplicates; none is written here.
+    tx.duplicates.clear();
+    lsn += 16 + Uniform(48);
+    EmitMarker(tx, /*begin=*/false, lsn);
+    last_commit_lsn = lsn;
+
+    out.xid = xid;
+    out.change_events = tx.total_order;
+    if (options.compute_expected) {
+      const std::string tx_id = absl::StrCat(xid);
+      out.expected.reserve(tx.touched.size());
+      for (int64_t root : tx.touched) {
+        out.expected.push_back({root, tx_id, Aggregate(orders.at(root))});
+      }
+    }
+  }
+
   GeneratorOptions options;
   std::array<std::string, 3> topics;
   std::mt19937_64 rng;        // the database's story
@@ -1074,6 +1117,22 @@ absl::Status CdcGenerator::NextTransaction(GeneratedTransaction& out) {
   } else {
     state_->SourceTransaction(out);
   }
+  return absl::OkStatus();
+}
+
+absl::Status CdcGenerator::HugeTransaction(int64_t orders, int lines_per_order,
+                                           GeneratedTransaction& out) {
+  if (orders < 1 || lines_per_order < 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "a huge transaction needs orders >= 1 and lines_per_order >= 0, got ",
+        orders, " and ", lines_per_order));
+  }
+  if (state_->snapshot_left > 0) {
+    return absl::FailedPreconditionError(
+        "a huge transaction follows the snapshot reads; they are pending");
+  }
+  out.Clear();
+  state_->HugeTransaction(orders, lines_per_order, out);
   return absl::OkStatus();
 }
 

@@ -180,6 +180,21 @@ class CdcGenerator {
   // redeliveries between them when enabled.
   absl::Status NextTransaction(GeneratedTransaction& out);
 
+  // Fills `out` (cleared first) with the next source transaction, one that
+  // inserts `orders` orders with `lines_per_order` lines each: per order its
+  // insert, then its lines' inserts, so orders * (1 + lines_per_order) change
+  // events (one END counting them all, purchaseorder then orderline in
+  // data_collections), LSNs increasing as in any transaction. `expected`
+  // holds one version per order, with all its lines. For a bounded-memory
+  // benchmark (bench/huge-tx). No faults inside it (no duplicates, no
+  // restart) and it is never redelivered, whatever the rates; a redelivery
+  // pending from the previous transaction is dropped. The whole unit is in
+  // memory (about 0.7 KB per row without schemas, ~4 KB with).
+  // InvalidArgument when orders < 1 or lines_per_order < 0;
+  // FailedPrecondition while snapshot reads are pending.
+  absl::Status HugeTransaction(int64_t orders, int lines_per_order,
+                               GeneratedTransaction& out);
+
   const GeneratorOptions& options() const;
   const std::string& topic(CdcTopic topic) const;
 

@@ -123,11 +123,10 @@ absl::Status ProduceAll(KafkaProducer& producer, CdcGenerator& generator,
     return absl::OkStatus();
   };
 
-  while (stats.transactions < count) {
-    TRIBUTARY_RETURN_IF_ERROR(generator.NextTransaction(unit));
+  // Counts one unit, reports its expected versions and sends its messages.
+  const auto send_unit = [&]() -> absl::Status {
     switch (unit.kind) {
       case GeneratedTransaction::Kind::kTransaction:
-        bucket.Acquire(producer);
         ++stats.transactions;
         break;
       case GeneratedTransaction::Kind::kSnapshotRead:
@@ -164,7 +163,31 @@ absl::Status ProduceAll(KafkaProducer& producer, CdcGenerator& generator,
     while (static_cast<int64_t>(held.size()) > options.skew_transactions) {
       TRIBUTARY_RETURN_IF_ERROR(send_oldest());
     }
-    TRIBUTARY_RETURN_IF_ERROR(producer.DeliveryStatus());
+    return producer.DeliveryStatus();
+  };
+
+  while (stats.transactions < count) {
+    TRIBUTARY_RETURN_IF_ERROR(generator.NextTransaction(unit));
+    if (unit.kind == GeneratedTransaction::Kind::kTransaction) {
+      bucket.Acquire(producer);
+    }
+    TRIBUTARY_RETURN_IF_ERROR(send_unit());
+  }
+  if (options.huge_tx_orders > 0) {
+    // Snapshot reads come first even when count is 0.
+    while (true) {
+      absl::Status huge = generator.HugeTransaction(
+          options.huge_tx_orders, options.huge_tx_lines_per_order, unit);
+      if (huge.ok()) break;
+      if (!absl::IsFailedPrecondition(huge)) return huge;
+      TRIBUTARY_RETURN_IF_ERROR(generator.NextTransaction(unit));
+      TRIBUTARY_RETURN_IF_ERROR(send_unit());
+    }
+    stats.huge_tx_xid = unit.xid;
+    stats.huge_tx_rows = unit.change_events;
+    TRIBUTARY_RETURN_IF_ERROR(send_unit());
+    unit.Clear();
+    unit.messages.shrink_to_fit();
   }
   while (!held.empty()) TRIBUTARY_RETURN_IF_ERROR(send_oldest());
 
@@ -201,9 +224,11 @@ absl::StatusOr<ProduceStats> ProduceTransactions(KafkaProducer& producer,
                                                  int64_t count,
                                                  const ProduceOptions& options,
                                                  ExpectedSink* expected) {
-  if (count < 0 || options.skew_transactions < 0 || !(options.rate >= 0)) {
+  if (count < 0 || options.skew_transactions < 0 || !(options.rate >= 0) ||
+      options.huge_tx_orders < 0 || options.huge_tx_lines_per_order < 0) {
     return absl::InvalidArgumentError(
-        "count, skew and rate must not be negative");
+        "count, skew, rate and the huge transaction's sizes must not be "
+        "negative");
   }
   ProduceStats stats;
   absl::Status status =

@@ -35,6 +35,11 @@ struct ProduceOptions {
   double rate = 0;
   // Bound on the final flush.
   int flush_timeout_ms = 120000;
+  // After the `count` source transactions, one more: a huge one inserting
+  // huge_tx_orders orders of huge_tx_lines_per_order lines each (see
+  // CdcGenerator::HugeTransaction); 0 = none. Not paced by `rate`.
+  int64_t huge_tx_orders = 0;
+  int huge_tx_lines_per_order = 100;
 };
 
 struct ProduceStats {
@@ -46,6 +51,10 @@ struct ProduceStats {
   int64_t bytes = 0;           // keys + values
   int64_t expected_versions = 0;
   double seconds = 0;  // first produce to flush done
+  // The huge transaction (ProduceOptions::huge_tx_orders > 0; counted in
+  // `transactions` too): its xid and change events; 0 when none.
+  int64_t huge_tx_xid = 0;
+  int64_t huge_tx_rows = 0;
 };
 
 // A producer for ProduceTransactions: bootstrap.servers, idempotence, acks
@@ -57,7 +66,8 @@ absl::StatusOr<std::unique_ptr<KafkaProducer>> MakeCdcProducer(
 
 // Produces units from `generator` until `count` source transactions (plus
 // the snapshot reads and redeliveries the generator puts among them) are
-// written, then flushes. Expected versions go to `expected` (may be null) in
+// written, then the huge transaction if options.huge_tx_orders > 0, then
+// flushes. Expected versions go to `expected` (may be null) in
 // commit order as each unit is generated.
 // REQUIRES: the three topics exist. FailedPrecondition when the transaction
 // topic has more than one partition; NotFound when a topic is missing. After

@@ -22,7 +22,8 @@
 #include "apps/cdc-gen/expected_version.h"
 
 ABSL_FLAG(std::string, bootstrap, "", "Kafka bootstrap servers, HOST:PORT");
-ABSL_FLAG(int64_t, count, 0, "source transactions to produce (> 0)");
+ABSL_FLAG(int64_t, count, 0,
+          "source transactions to produce (> 0; may be 0 with --huge-tx-rows)");
 ABSL_FLAG(double, rate, 0, "source transactions per second; 0 = unpaced");
 ABSL_FLAG(int, partitions, 4,
           "partitions of the table topics made by --create-topics");
@@ -54,6 +55,12 @@ ABSL_FLAG(bool, create_topics, false,
           "transaction topic with 1)");
 ABSL_FLAG(int, snapshot_orders, 0,
           "orders read by an initial snapshot (op=r) before streaming");
+ABSL_FLAG(int64_t, huge_tx_rows, 0,
+          "after the --count transactions, one transaction inserting this "
+          "many rows: N/(K+1) orders (rounded down) with K lines each, K = "
+          "--huge-tx-lines-per-order; 0 = none");
+ABSL_FLAG(int, huge_tx_lines_per_order, 100,
+          "lines of each order of the --huge-tx-rows transaction");
 ABSL_FLAG(int, bulk_lines, 1000,
           "line inserts in one (occasional) bulk transaction; 0 = no bulk "
           "transactions");
@@ -88,7 +95,17 @@ int Run() {
   const int partitions = absl::GetFlag(FLAGS_partitions);
   const double duplicates = absl::GetFlag(FLAGS_duplicates);
   if (bootstrap.empty()) return Usage("--bootstrap HOST:PORT is required");
-  if (count <= 0) return Usage("--count must be a positive number");
+  const int64_t huge_rows = absl::GetFlag(FLAGS_huge_tx_rows);
+  const int huge_lines = absl::GetFlag(FLAGS_huge_tx_lines_per_order);
+  if (huge_rows < 0) return Usage("--huge-tx-rows must be >= 0");
+  if (huge_lines < 0) return Usage("--huge-tx-lines-per-order must be >= 0");
+  const int64_t huge_orders = huge_rows / (int64_t{huge_lines} + 1);
+  if (huge_rows > 0 && huge_orders < 1) {
+    return Usage("--huge-tx-rows must be at least --huge-tx-lines-per-order + 1");
+  }
+  if (count < 0 || (count == 0 && huge_orders == 0)) {
+    return Usage("--count must be a positive number (or 0 with --huge-tx-rows)");
+  }
   if (partitions < 1) return Usage("--partitions must be >= 1");
   if (absl::GetFlag(FLAGS_rate) < 0) return Usage("--rate must be >= 0");
   if (absl::GetFlag(FLAGS_skew) < 0) return Usage("--skew must be >= 0");
@@ -142,6 +159,8 @@ int Run() {
   ProduceOptions produce;
   produce.rate = absl::GetFlag(FLAGS_rate);
   produce.skew_transactions = absl::GetFlag(FLAGS_skew);
+  produce.huge_tx_orders = huge_orders;
+  produce.huge_tx_lines_per_order = huge_lines;
   absl::StatusOr<ProduceStats> stats = ProduceTransactions(
       **producer, **generator, count, produce, expected.get());
   if (!stats.ok()) return KafkaFailure(stats.status());
@@ -160,6 +179,11 @@ int Run() {
       stats->change_events, stats->messages, stats->bytes / 1e6, seconds,
       stats->change_events / seconds, stats->transactions / seconds,
       stats->bytes / 1e6 / seconds);
+  if (stats->huge_tx_xid != 0) {
+    absl::StrAppend(&summary, "; huge transaction xid ", stats->huge_tx_xid,
+                    ": ", huge_orders, " orders x ", huge_lines, " lines = ",
+                    stats->huge_tx_rows, " rows");
+  }
   if (expected != nullptr) {
     absl::StrAppend(&summary, "; ", stats->expected_versions,
                     " expected versions -> ", expected_path);
@@ -178,7 +202,8 @@ int main(int argc, char** argv) {
       "          [--schemas] [--seed S] [--duplicates RATE] [--skew K]\n"
       "          [--prefix dbserver1] [--expected FILE] [--create-topics]\n"
       "          [--snapshot-orders N] [--restart-inside RATE] [--rekey W]\n"
-      "          [--long-notes RATE] [--notes-unchanged RATE]");
+      "          [--long-notes RATE] [--notes-unchanged RATE]\n"
+      "          [--huge-tx-rows N [--huge-tx-lines-per-order K]]");
   // Abseil's flag names are identifiers; accept the documented spelling
   // (--create-topics) by mapping '-' to '_' in every flag's name.
   std::vector<std::string> args(argv, argv + argc);

@@ -1030,5 +1030,202 @@ TEST(ProduceTransactions, PartitionsLikeKafkaOnMockCluster) {
   rd_kafka_consumer_close(consumer.get());
 }
 
+// The huge transaction of bench/huge-tx (CdcGenerator::HugeTransaction):
+// after ordinary transactions (with faults on, which it must not inherit),
+// one BEGIN, orders x (1 + K) inserts with increasing LSNs and 1-based
+// counters, one END whose event_count and data_collections count them; each
+// order gets exactly its K lines; one expected version per order with all
+// of them, equal to the independent ReferenceReplay's.
+class HugeTransactionTest : public ::testing::TestWithParam<bool> {};
+
+TEST_P(HugeTransactionTest, CountsMatchAndEveryOrderGetsItsLines) {
+  constexpr int64_t kOrders = 13;
+  constexpr int kLines = 7;
+  GeneratorOptions options;
+  options.seed = 31;
+  options.schemas = GetParam();
+  options.snapshot_orders = 2;
+  options.duplicate_rate = 0.2;
+  options.redelivery_rate = 0.2;
+  options.restart_inside_rate = 0.2;
+  auto generator = CdcGenerator::Create(options);
+  ASSERT_TRUE(generator.ok());
+  GeneratedTransaction unit;
+  // Not before the snapshot reads.
+  EXPECT_TRUE(absl::IsFailedPrecondition(
+      (*generator)->HugeTransaction(kOrders, kLines, unit)));
+  EXPECT_TRUE(absl::IsInvalidArgument(
+      (*generator)->HugeTransaction(0, kLines, unit)));
+
+  ReferenceReplay replay;
+  std::vector<ExpectedVersion> from_reference;
+  const auto replay_unit = [&](const GeneratedTransaction& u) {
+    for (const CdcMessage& message : u.messages) {
+      absl::StatusOr<std::vector<ExpectedVersion>> versions;
+      if (message.topic == CdcTopic::kTransaction) {
+        versions = replay.OnMarker(*message.value);
+      } else {
+        versions = replay.OnChange(
+            message.key, message.value ? std::optional<std::string_view>(
+                                             *message.value)
+                                       : std::nullopt);
+      }
+      ASSERT_TRUE(versions.ok()) << versions.status();
+      from_reference.insert(from_reference.end(), versions->begin(),
+                            versions->end());
+    }
+  };
+  int64_t last_xid = 0;
+  for (int u = 0; u < 60; ++u) {
+    ASSERT_TRUE((*generator)->NextTransaction(unit).ok());
+    if (unit.kind == Kind::kTransaction) last_xid = unit.xid;
+    ASSERT_NO_FATAL_FAILURE(replay_unit(unit));
+  }
+  const int64_t live_before = (*generator)->live_orders();
+  from_reference.clear();
+
+  ASSERT_TRUE((*generator)->HugeTransaction(kOrders, kLines, unit).ok());
+  EXPECT_EQ(unit.kind, Kind::kTransaction);
+  EXPECT_FALSE(unit.restarted);
+  EXPECT_GT(unit.xid, last_xid);
+  const int64_t rows = kOrders * (1 + kLines);
+  EXPECT_EQ(unit.change_events, rows);
+  ASSERT_EQ(static_cast<int64_t>(unit.messages.size()), rows + 2);  // no dups
+  EXPECT_EQ((*generator)->live_orders(), live_before + kOrders);
+
+  simdjson::dom::parser parser;
+  const std::string xid = std::to_string(unit.xid);
+  object begin = Payload(parser, *unit.messages.front().value, options.schemas);
+  EXPECT_EQ(std::string_view(begin["status"]), "BEGIN");
+  int64_t last_lsn = LsnOf(Str(begin["id"]));
+  EXPECT_EQ(XidOf(Str(begin["id"])), xid);
+  std::map<std::string, int64_t> per_table;
+  std::map<int64_t, std::set<int64_t>> lines_of;  // order id -> line ids
+  std::vector<int64_t> order_ids;
+  int64_t current_order = -1;
+  for (size_t i = 1; i + 1 < unit.messages.size(); ++i) {
+    const CdcMessage& message = unit.messages[i];
+    ASSERT_NE(message.topic, CdcTopic::kTransaction) << i;
+    ASSERT_TRUE(message.value.has_value()) << i;
+    object envelope = Payload(parser, *message.value, options.schemas);
+    EXPECT_EQ(std::string_view(envelope["op"]), "c");
+    object source = envelope["source"];
+    EXPECT_EQ(int64_t(source["txId"]), unit.xid);
+    const int64_t lsn = int64_t(source["lsn"]);
+    EXPECT_GT(lsn, last_lsn) << i;
+    last_lsn = lsn;
+    object block = envelope["transaction"];
+    EXPECT_EQ(Str(block["id"]), xid + ":" + std::to_string(lsn));
+    EXPECT_EQ(int64_t(block["total_order"]), static_cast<int64_t>(i));
+    const std::string table = std::string(std::string_view(source["table"]));
+    EXPECT_EQ(int64_t(block["data_collection_order"]), ++per_table[table]);
+    object after = envelope["after"];
+    if (message.topic == CdcTopic::kPurchaseOrder) {
+      EXPECT_EQ(table, "purchaseorder");
+      current_order = int64_t(after["id"]);
+      order_ids.push_back(current_order);
+      lines_of[current_order];
+    } else {
+      EXPECT_EQ(table, "orderline");
+      const int64_t order_id = int64_t(after["order_id"]);
+      EXPECT_EQ(order_id, current_order) << "a line before its order";
+      EXPECT_TRUE(lines_of[order_id].insert(int64_t(after["id"])).second);
+    }
+  }
+  object end = Payload(parser, *unit.messages.back().value, options.schemas);
+  EXPECT_EQ(std::string_view(end["status"]), "END");
+  EXPECT_EQ(XidOf(Str(end["id"])), xid);
+  EXPECT_GT(LsnOf(Str(end["id"])), last_lsn);
+  EXPECT_EQ(int64_t(end["event_count"]), rows);
+  std::vector<std::pair<std::string, int64_t>> collections;
+  for (object entry : simdjson::dom::array(end["data_collections"])) {
+    collections.emplace_back(Str(entry["data_collection"]),
+                             int64_t(entry["event_count"]));
+  }
+  EXPECT_EQ(collections, (std::vector<std::pair<std::string, int64_t>>{
+                             {"inventory.purchaseorder", kOrders},
+                             {"inventory.orderline", kOrders * kLines}}));
+  ASSERT_EQ(static_cast<int64_t>(order_ids.size()), kOrders);
+  for (const auto& [order_id, lines] : lines_of) {
+    EXPECT_EQ(static_cast<int>(lines.size()), kLines) << order_id;
+  }
+
+  // One expected version per order, with its K lines, as the reference has.
+  ASSERT_EQ(static_cast<int64_t>(unit.expected.size()), kOrders);
+  for (size_t i = 0; i < unit.expected.size(); ++i) {
+    const ExpectedVersion& version = unit.expected[i];
+    EXPECT_EQ(version.root_id, order_ids[i]);
+    EXPECT_EQ(version.tx_id, xid);
+    ASSERT_TRUE(version.aggregate.has_value());
+    element aggregate = parser.parse(*version.aggregate);
+    EXPECT_EQ(simdjson::dom::array(aggregate["lines"]).size(),
+              static_cast<size_t>(kLines));
+  }
+  ASSERT_NO_FATAL_FAILURE(replay_unit(unit));
+  ASSERT_EQ(from_reference.size(), unit.expected.size());
+  for (size_t i = 0; i < from_reference.size(); ++i) {
+    EXPECT_EQ(from_reference[i].root_id, unit.expected[i].root_id);
+    EXPECT_EQ(from_reference[i].tx_id, unit.expected[i].tx_id);
+    auto same = JsonEquivalent(*from_reference[i].aggregate,
+                               *unit.expected[i].aggregate);
+    ASSERT_TRUE(same.ok()) << same.status();
+    EXPECT_TRUE(*same) << i;
+  }
+
+  // The stream goes on after it.
+  ASSERT_TRUE((*generator)->NextTransaction(unit).ok());
+  EXPECT_EQ(unit.kind, Kind::kTransaction);
+  ASSERT_NO_FATAL_FAILURE(replay_unit(unit));
+}
+
+INSTANTIATE_TEST_SUITE_P(SchemasOnAndOff, HugeTransactionTest,
+                         ::testing::Bool());
+
+// ProduceTransactions writes the huge transaction after `count` ordinary
+// ones (also with count 0, after the snapshot reads) and reports it.
+TEST(ProduceTransactions, HugeTransactionAfterTheOthers) {
+  auto cluster = MockCluster::Start();
+  ASSERT_TRUE(cluster.ok()) << cluster.status();
+  struct Collect final : ExpectedSink {
+    absl::Status Write(const ExpectedVersion& version) override {
+      versions.push_back(version);
+      return absl::OkStatus();
+    }
+    std::vector<ExpectedVersion> versions;
+  };
+  for (int64_t count : {0, 25}) {
+    GeneratorOptions options;
+    options.seed = 5;
+    options.topic_prefix = "huge" + std::to_string(count);
+    options.snapshot_orders = 3;
+    ASSERT_TRUE(CreateTopics(**cluster, options, 2).ok());
+    auto producer = MakeCdcProducer((*cluster)->bootstrap_servers());
+    ASSERT_TRUE(producer.ok()) << producer.status();
+    auto generator = CdcGenerator::Create(options);
+    ASSERT_TRUE(generator.ok());
+    ProduceOptions produce;
+    produce.skew_transactions = 3;
+    produce.huge_tx_orders = 9;
+    produce.huge_tx_lines_per_order = 4;
+    Collect sink;
+    auto stats = ProduceTransactions(**producer, **generator, count, produce,
+                                     &sink);
+    ASSERT_TRUE(stats.ok()) << stats.status();
+    EXPECT_EQ(stats->transactions, count + 1);
+    EXPECT_EQ(stats->snapshot_reads, 3);
+    EXPECT_EQ(stats->huge_tx_rows, 9 * 5);
+    ASSERT_NE(stats->huge_tx_xid, 0);
+    const std::string xid = std::to_string(stats->huge_tx_xid);
+    int64_t huge_versions = 0;
+    for (const ExpectedVersion& version : sink.versions) {
+      huge_versions += version.tx_id == xid ? 1 : 0;
+    }
+    EXPECT_EQ(huge_versions, 9);
+    // Its versions come last.
+    ASSERT_GE(sink.versions.size(), 9u);
+    EXPECT_EQ(sink.versions[sink.versions.size() - 9].tx_id, xid);
+  }
+}
+
 }  // namespace
 }  // namespace tributary::cdcgen
