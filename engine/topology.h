@@ -29,6 +29,10 @@ struct StoreSpec {
   // When true every write also goes to the compacted changelog topic
   // "<application.id>-<name>-changelog" and the store is restored from it.
   bool logging = true;
+  // Its share of the stream thread's record cache (cache.max.bytes), relative
+  // to the other stores of the thread's tasks: the cache is split by these
+  // weights. 0: not cached (a store read and written in large scans).
+  double cache_weight = 1.0;
 };
 
 // Chooses the output partition for a record, given the partition count.

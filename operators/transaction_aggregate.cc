@@ -77,7 +77,12 @@ absl::Status AddTransactionAggregate(Topology& topology,
             route,
             [spec, table] { return std::make_unique<internal::CdcRouter>(*spec, table); },
             {source})
-        .AddStateStore({internal::CdcRouter::StateStore(*spec, table)}, {route})
+        // The root router keeps only its last transaction; a child router
+        // its child -> root index, as large as the child table.
+        .AddStateStore({internal::CdcRouter::StateStore(*spec, table),
+                        table == 0 ? StoreType::kInMemory : StoreType::kRocksDb,
+                        /*logging=*/true, /*cache_weight=*/table == 0 ? 0.0 : 1.0},
+                       {route})
         .AddSink(internal::CdcRouter::ReportSink(*spec, table), tx_topic, {route})
         .AddSink(internal::CdcRouter::RowSink(*spec, table), root_topic, {route},
                  internal::TxAssembler::BroadcastPartition);
@@ -95,7 +100,10 @@ absl::Status AddTransactionAggregate(Topology& topology,
       .AddProcessor(
           assemble, [spec] { return std::make_unique<internal::TxAssembler>(*spec); },
           {n + "-source-assemble"})
-      .AddStateStore({internal::TxAssembler::MetaStore(*spec)}, {assemble})
+      // Read and written for every transaction: the largest share of the cache.
+      .AddStateStore({internal::TxAssembler::MetaStore(*spec), StoreType::kRocksDb,
+                      /*logging=*/true, /*cache_weight=*/8.0},
+                     {assemble})
       .AddSink(n + "-assemble-sink", root_topic, {assemble},
                internal::TxAssembler::BroadcastPartition);
 
@@ -105,11 +113,15 @@ absl::Status AddTransactionAggregate(Topology& topology,
       .AddProcessor(
           aggregate, [spec] { return std::make_unique<internal::AggregateJoin>(*spec); },
           {n + "-source-aggregate"})
-      .AddStateStore({internal::AggregateJoin::RootsStore(*spec)}, {aggregate})
-      .AddStateStore({internal::AggregateJoin::ChildrenStore(*spec)}, {aggregate})
+      .AddStateStore({internal::AggregateJoin::RootsStore(*spec), StoreType::kRocksDb,
+                      /*logging=*/true, /*cache_weight=*/2.0},
+                     {aggregate})
+      .AddStateStore({internal::AggregateJoin::ChildrenStore(*spec), StoreType::kRocksDb,
+                      /*logging=*/true, /*cache_weight=*/2.0},
+                     {aggregate})
       // Rebuilt from the input after a restart (see AggregateJoin): no changelog.
       .AddStateStore({internal::AggregateJoin::PendingStore(*spec), StoreType::kRocksDb,
-                      /*logging=*/false},
+                      /*logging=*/false, /*cache_weight=*/0.0},
                      {aggregate})
       .AddSink(n + "-output", spec->output_topic, {aggregate});
   return absl::OkStatus();

@@ -238,9 +238,11 @@ absl::Status Task::Init() {
           options_.wall_clock));
       top = MakeChangeLoggingStore(std::move(top), changelog_writers_.back().get());
     }
-    if (options_.cache_bytes_per_store > 0) {
+    const auto cache_bytes =
+        static_cast<size_t>(options_.cache_bytes_per_weight * std::max(0.0, spec->cache_weight));
+    if (cache_bytes > 0) {
       std::unique_ptr<CachingStore> caching =
-          CachingStore::Create(std::move(top), options_.cache_bytes_per_store);
+          CachingStore::Create(std::move(top), cache_bytes);
       caching_stores_.push_back(caching.get());
       top = std::move(caching);
     }

@@ -57,9 +57,9 @@ struct TaskOptions {
   // ProcessorContext::QuerySourceProgress; nullptr: positions are unknown.
   std::function<absl::StatusOr<SourceProgress>(const std::string& topic, Partition partition)>
       query_source_progress;
-  // Record cache (CachingStore) budget of each of the task's stores; 0: the
-  // stores are not cached.
-  size_t cache_bytes_per_store = 0;
+  // Record cache (CachingStore) budget of the task's stores per unit of
+  // StoreSpec::cache_weight; 0: the stores are not cached.
+  double cache_bytes_per_weight = 0;
 };
 
 struct TaskCounters {

@@ -61,12 +61,14 @@ absl::Status TaskManager::HandleAssignment(const std::vector<TopicPartition>& as
   // Split the thread's record cache among the stores of all its tasks. Under
   // the eager protocol every assignment recreates all tasks, so the split
   // holds for each of them.
-  size_t stores = 0;
+  double weights = 0;
   for (const auto& [id, task] : tasks_) wanted.insert(id);
   for (TaskId id : wanted) {
-    stores += options_.topology->subtopologies()[id.subtopology].stores.size();
+    for (const std::string& name : options_.topology->subtopologies()[id.subtopology].stores) {
+      weights += std::max(0.0, options_.topology->store(name)->cache_weight);
+    }
   }
-  cache_bytes_per_store_ = options_.cache_bytes / std::max<size_t>(1, stores);
+  cache_bytes_per_weight_ = weights > 0 ? static_cast<double>(options_.cache_bytes) / weights : 0;
   for (TaskId id : wanted) {
     if (tasks_.count(id) == 0) TRIBUTARY_RETURN_IF_ERROR(CreateTask(id));
   }
@@ -103,7 +105,7 @@ absl::Status TaskManager::CreateTask(TaskId id) {
   task_options.error_policy = options_.error_policy;
   task_options.dead_letter_topic = options_.dead_letter_topic;
   task_options.metrics = options_.metrics;
-  task_options.cache_bytes_per_store = cache_bytes_per_store_;
+  task_options.cache_bytes_per_weight = cache_bytes_per_weight_;
   task_options.query_source_progress = [this](const std::string& topic, Partition partition) {
     return QuerySourceProgress(topic, partition);
   };

@@ -84,7 +84,7 @@ class TaskManager {
   // id (no string per record), filled as records come.
   std::map<TopicPartition, Task*> route_;
   std::vector<std::vector<Task*>> route_by_id_;
-  size_t cache_bytes_per_store_ = 0;
+  double cache_bytes_per_weight_ = 0;
   // End offsets of the assigned source partitions, asked for together.
   OffsetMap end_offsets_;
   TimestampMs end_offsets_as_of_{-1};

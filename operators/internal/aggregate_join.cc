@@ -547,6 +547,7 @@ absl::Status AggregateJoin::ApplySlice(std::string_view root, const RootSlice& s
   std::string child_key;
   std::string merged;
   bool changed = false;  // an incremental snapshot row that says something new
+  bool root_row_changed = false;  // to be written
   // False while every op was the removal of a child not here (a router's
   // index may name a root the child has already left, e.g. after a
   // TRUNCATE read on another partition): such a slice changes nothing.
@@ -568,11 +569,13 @@ absl::Status AggregateJoin::ApplySlice(std::string_view root, const RootSlice& s
         TRIBUTARY_ASSIGN_OR_RETURN(std::string_view row,
                                    FillUnavailable("root", root, op.row, previous, merged));
         changed = changed || !previous || *previous != row;
+        root_row_changed = root_row_changed || !previous || *previous != row;
         root_row = std::string(row);
         root_deleted = false;
         break;
       }
       case SliceOp::Kind::kRootDelete:
+        root_row_changed = true;
         root_row.reset();
         root_deleted = true;
         root_deleted_once = true;
@@ -614,10 +617,12 @@ absl::Status AggregateJoin::ApplySlice(std::string_view root, const RootSlice& s
     }
   }
   if (!effective) return absl::OkStatus();
-  if (root_row) {
-    root_writes.Put(row_key, *root_row);
-  } else {
-    root_writes.Delete(row_key);
+  if (root_row_changed) {
+    if (root_row) {
+      root_writes.Put(row_key, *root_row);
+    } else {
+      root_writes.Delete(row_key);
+    }
   }
   TRIBUTARY_RETURN_IF_ERROR(children_->Write(child_writes));
 

@@ -86,7 +86,7 @@ absl::Status TopologyTestDriver::Init() {
     options.error_policy = options_.error_policy;
     options.dead_letter_topic = options_.dead_letter_topic;
     options.metrics = &metrics_;
-    options.cache_bytes_per_store = options_.cache_bytes_per_store;
+    options.cache_bytes_per_weight = static_cast<double>(options_.cache_bytes_per_store);
     TRIBUTARY_ASSIGN_OR_RETURN(std::unique_ptr<internal::Task> task,
                                internal::Task::Create(std::move(options)));
     for (const std::string& topic : task->source_topics()) {

@@ -41,8 +41,9 @@ class TopologyTestDriver {
     TimestampMs start_wall_clock{0};
     ErrorPolicy error_policy = ErrorPolicy::kFail;
     std::string dead_letter_topic = "test-app-dlq";
-    // Record cache budget per store; 0: no caching (every write reaches the
-    // store and its changelog at once).
+    // Record cache budget per unit of StoreSpec::cache_weight (1 for most
+    // stores); 0: no caching (every write reaches the store and its changelog
+    // at once).
     size_t cache_bytes_per_store = 1 << 20;
     // Partition counts ProcessorContext::PartitionCount reports; 1 for a
     // topic not listed.
