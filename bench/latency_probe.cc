@@ -25,11 +25,18 @@
 //       probe stops when it has seen them all and prints one JSON line:
 //       {"probe":"latency","records":...,"p50_ms":...,"p99_ms":...,...}.
 //       Exit 3 on timeout (with what is missing), 2 on a Kafka error.
+//   latency_probe count --bootstrap B --topic O --expect K [--timeout-s 600]
+//       reads O from the beginning (read_committed) until it has seen K records
+//       (tombstones count), then prints the wall-clock time of the K-th in
+//       seconds since the epoch ("done_at=1796000000.123"). bench/e2e's "output
+//       complete" for the scaling variants, where no single process's status
+//       line sees the whole run.
 //   latency_probe delete --bootstrap B --prefix P
 //       deletes every topic and consumer group whose name starts with P
 //       (P must be at least 8 characters: cleanup of one run's names only).
 //
-// Single-threaded; librdkafka directly (simdjson for the JSON).
+// Single-threaded; librdkafka directly (simdjson for the JSON), the engine's
+// KafkaAdmin for creating and deleting topics.
 
 #include <librdkafka/rdkafka.h>
 #include <simdjson.h>
@@ -529,6 +536,56 @@ int Measure(const Args& args) {
   return 0;
 }
 
+// ---- count -------------------------------------------------------------------
+
+int Count(const Args& args) {
+  const std::string bootstrap = args.Get("bootstrap"), topic = args.Get("topic");
+  const int64_t expect = args.GetInt("expect", 0);
+  const int64_t timeout_s = args.GetInt("timeout-s", 600);
+  if (bootstrap.empty() || topic.empty() || expect <= 0) {
+    return Fail(kUsage, "count needs --bootstrap, --topic and --expect K > 0");
+  }
+  const auto deadline = SteadyClock::now() + std::chrono::seconds(timeout_s);
+  std::string error;
+  KafkaHandle rk = Client(RD_KAFKA_CONSUMER, bootstrap,
+                          {{"group.id", absl::StrCat("latency-probe-", getpid())},
+                           {"enable.auto.commit", "false"},
+                           {"isolation.level", "read_committed"},
+                           {"fetch.wait.max.ms", "50"}},
+                          &error);
+  if (!rk) return Fail(kKafka, error);
+  int partitions = 0;
+  while (partitions == 0) {
+    if (auto t = Topics(rk.get(), topic, 5000); t && t->count(topic)) partitions = t->at(topic);
+    if (partitions == 0 && SteadyClock::now() >= deadline) {
+      return Fail(kTimeout, absl::StrCat(topic, " does not exist after ", timeout_s, " s"));
+    }
+    if (partitions == 0) std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  PartitionList assignment(rd_kafka_topic_partition_list_new(partitions));
+  for (int p = 0; p < partitions; ++p) {
+    rd_kafka_topic_partition_list_add(assignment.get(), topic.c_str(), p)->offset =
+        RD_KAFKA_OFFSET_BEGINNING;
+  }
+  if (rd_kafka_resp_err_t err = rd_kafka_assign(rk.get(), assignment.get()); err) {
+    return Fail(kKafka, absl::StrCat("assign: ", rd_kafka_err2str(err)));
+  }
+  int64_t seen = 0;
+  while (seen < expect) {
+    if (SteadyClock::now() >= deadline) {
+      return Fail(kTimeout, absl::StrFormat("%s: %d of %d records after %d s", topic, seen,
+                                            expect, timeout_s));
+    }
+    KafkaMessage message(rd_kafka_consumer_poll(rk.get(), 100));
+    if (message && !message->err) ++seen;
+  }
+  const double done_at = static_cast<double>(WallMs()) / 1000;
+  std::printf("done_at=%.3f records=%lld\n", done_at, static_cast<long long>(seen));
+  std::fflush(stdout);
+  rd_kafka_consumer_close(rk.get());
+  return 0;
+}
+
 // ---- delete ------------------------------------------------------------------
 
 int Delete(const Args& args) {
@@ -591,6 +648,7 @@ int main(int argc, char** argv) {
   if (mode == "create") return Create(*args);
   if (mode == "wait-group") return WaitGroup(*args);
   if (mode == "measure") return Measure(*args);
+  if (mode == "count") return Count(*args);
   if (mode == "delete") return Delete(*args);
-  return Fail(kUsage, "usage: latency_probe create|wait-group|measure|delete --bootstrap HOST:PORT ...");
+  return Fail(kUsage, "usage: latency_probe create|wait-group|measure|count|delete --bootstrap HOST:PORT ...");
 }
