@@ -623,17 +623,36 @@ int Delete(const Args& args) {
       if (id.rfind(prefix, 0) == 0) groups.push_back(id);
     }
   }
-  if (!groups.empty()) {
+  // A group whose members have only just left may still be non-empty for a few seconds.
+  size_t deleted = 0;
+  for (int attempt = 0; attempt < 15 && !groups.empty(); ++attempt) {
+    if (attempt > 0) std::this_thread::sleep_for(std::chrono::seconds(1));
     std::vector<rd_kafka_DeleteGroup_t*> requests;
     for (const std::string& g : groups) requests.push_back(rd_kafka_DeleteGroup_new(g.c_str()));
     rd_kafka_DeleteGroups(rk.get(), requests.data(), requests.size(), nullptr, queue.get());
     rd_kafka_DeleteGroup_destroy_array(requests.data(), requests.size());
-    if (!WaitEvent(queue.get(), RD_KAFKA_EVENT_DELETEGROUPS_RESULT, 10000)) {
-      std::fprintf(stderr, "latency_probe: no answer to DeleteGroups\n");
+    KafkaEvent answer = WaitEvent(queue.get(), RD_KAFKA_EVENT_DELETEGROUPS_RESULT, 10000);
+    if (!answer) continue;
+    size_t n = 0;
+    const rd_kafka_group_result_t** results = rd_kafka_DeleteGroups_result_groups(
+        rd_kafka_event_DeleteGroups_result(answer.get()), &n);
+    std::vector<std::string> again;
+    for (size_t i = 0; i < n; ++i) {
+      const rd_kafka_error_t* e = rd_kafka_group_result_error(results[i]);
+      if (e == nullptr || rd_kafka_error_code(e) == RD_KAFKA_RESP_ERR_GROUP_ID_NOT_FOUND) {
+        ++deleted;
+      } else {
+        again.push_back(rd_kafka_group_result_name(results[i]));
+      }
     }
+    groups = std::move(again);
+  }
+  for (const std::string& g : groups) {
+    std::fprintf(stderr, "latency_probe: could not delete consumer group %s\n", g.c_str());
+    status = kKafka;
   }
   std::fprintf(stderr, "latency_probe: deleted %zu topic(s) and %zu group(s) named %s*\n",
-               names.size(), groups.size(), prefix.c_str());
+               names.size(), deleted, prefix.c_str());
   return status;
 }
 
