@@ -623,9 +623,10 @@ int Delete(const Args& args) {
       if (id.rfind(prefix, 0) == 0) groups.push_back(id);
     }
   }
-  // A group whose members have only just left may still be non-empty for a few seconds.
+  // A group whose members have only just left may still be non-empty: Kafka Streams does
+  // not leave the group on close, so its member stays until session.timeout.ms (45 s).
   size_t deleted = 0;
-  for (int attempt = 0; attempt < 15 && !groups.empty(); ++attempt) {
+  for (int attempt = 0; attempt < 60 && !groups.empty(); ++attempt) {
     if (attempt > 0) std::this_thread::sleep_for(std::chrono::seconds(1));
     std::vector<rd_kafka_DeleteGroup_t*> requests;
     for (const std::string& g : groups) requests.push_back(rd_kafka_DeleteGroup_new(g.c_str()));
