@@ -102,7 +102,7 @@ struct TransactionAggregateSpec {
   int32_t aggregate_partitions = 0;
   // Per aggregate task: bytes of row changes held in memory until their
   // transaction's release; beyond it they spill to a local RocksDB store.
-  size_t held_memory_bytes = 64u << 20;
+  size_t held_memory_bytes = 16u << 20;
 
   // Completion when END's counts cannot be trusted (a second BEGIN: the
   // connector restarted inside the transaction). Each table router asks the

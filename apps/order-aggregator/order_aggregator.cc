@@ -27,6 +27,7 @@ const AppKeys& AllKeys() {
       {"incomplete.transaction.policy", "hold"},
       {"incomplete.transaction.timeout.ms", "300000"},
       {"aggregate.partitions", "0"},
+      {"held.memory.bytes", "16777216"},
       {"aggregate.source.field", "source_tx"},
       {"aggregate.version.field", "version"},
       {"unavailable.value.placeholder", "__debezium_unavailable_value"},
@@ -77,6 +78,11 @@ absl::StatusOr<TransactionAggregateSpec> SpecFrom(const StreamsConfig& config) {
   spec.incomplete_timeout = absl::Milliseconds(timeout_ms);
   TRIBUTARY_ASSIGN_OR_RETURN(int64_t partitions, config.GetInt("aggregate.partitions"));
   spec.aggregate_partitions = static_cast<int32_t>(partitions);
+  TRIBUTARY_ASSIGN_OR_RETURN(int64_t held_bytes, config.GetInt("held.memory.bytes"));
+  if (held_bytes < 0) {
+    return absl::InvalidArgumentError("held.memory.bytes must not be negative");
+  }
+  spec.held_memory_bytes = static_cast<size_t>(held_bytes);
   spec.source_field = get("aggregate.source.field");
   spec.version_field = get("aggregate.version.field");
   spec.unavailable_placeholder = get("unavailable.value.placeholder");

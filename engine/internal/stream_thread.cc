@@ -43,6 +43,9 @@ absl::StatusOr<ThreadClients> RdKafkaClients(const StreamThreadOptions& options,
 
   std::map<std::string, std::string> producer = {
       {"linger.ms", "5"},
+      // librdkafka's default queue holds up to 1 GiB; a task that emits much
+      // at once (a huge transaction's versions) waits for room instead.
+      {"queue.buffering.max.kbytes", "65536"},
       {"log_level", "4"},
   };
   for (const auto& [key, value] : options.producer_settings) producer[key] = value;
