@@ -114,6 +114,10 @@ struct TransactionAggregateSpec {
   // them before END, but partitions are acknowledged independently), plus
   // clock skew between instances.
   absl::Duration progress_interval = absl::Seconds(1);
+  // Routers' reports and the assembler's decisions go out at their task's
+  // commit; with something to send, a task asks for a commit this often, so
+  // that a long commit.interval.ms (at-least-once: 30 s) does not hold them.
+  absl::Duration report_interval = absl::Milliseconds(100);
   absl::Duration visibility_grace = absl::Seconds(1);
 
   // What Debezium writes for a value it did not get (an unchanged TOASTed

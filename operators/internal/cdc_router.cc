@@ -60,6 +60,11 @@ absl::Status CdcRouter::Init(ProcessorContext& context) {
   repeats_ = context.metrics().GetCounter(metric_names::kCdcDuplicatesDroppedTotal, tags);
   context.Schedule(spec_.progress_interval, PunctuationType::kWallClockTime,
                    [this](TimestampMs now) { return ReportProgress(now); });
+  context.Schedule(spec_.report_interval, PunctuationType::kWallClockTime,
+                   [this](TimestampMs) {
+                     if (report_due_) context_->RequestCommit();
+                     return absl::OkStatus();
+                   });
   return absl::OkStatus();
 }
 

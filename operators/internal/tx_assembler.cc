@@ -106,6 +106,11 @@ absl::Status TxAssembler::Init(ProcessorContext& context) {
   TRIBUTARY_RETURN_IF_ERROR(Rebuild());
   context.Schedule(kCheckInterval, PunctuationType::kWallClockTime,
                    [this](TimestampMs now) { return CheckHead(now); });
+  context.Schedule(spec_.report_interval, PunctuationType::kWallClockTime,
+                   [this](TimestampMs) {
+                     if (!decisions_.empty()) context_->RequestCommit();
+                     return absl::OkStatus();
+                   });
   return ReleaseReady();
 }
 
