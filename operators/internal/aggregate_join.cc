@@ -635,9 +635,8 @@ absl::Status AggregateJoin::ApplySlice(std::string_view root, const RootSlice& s
     return roots_->Write(root_writes);
   }
 
-  // Snapshot rows wait for the snapshot's end; its flush emits each root once.
   // An incremental snapshot row equal to what is held says nothing new.
-  const bool emit = !slice.snapshot_hold && (!slice.incremental || changed) &&
+  const bool emit = (!slice.incremental || changed) &&
                     (root_row.has_value() || root_deleted);
   if (emit) ++version;
   std::string new_meta;

@@ -11,16 +11,10 @@ namespace tributary::internal {
 
 std::string EncodeRoutedEvent(const RoutedEvent& event) {
   std::string out;
-  out.reserve(64 + event.key.size() + (event.row ? event.row->size() : 0));
+  out.reserve(64 + event.tx_id.size() + 32 * event.runs.size());
   out.push_back(static_cast<char>(event.kind));
   if (event.kind == RoutedEvent::Kind::kBegin) {
     PutBytes(out, event.tx_id);
-    return out;
-  }
-  if (event.kind == RoutedEvent::Kind::kProgress) {
-    out.push_back(static_cast<char>(event.table));
-    PutVarint(out, static_cast<uint32_t>(event.source_partition));
-    PutOrderedInt64(out, event.caught_up_ms);
     return out;
   }
   if (event.kind == RoutedEvent::Kind::kReport) {
@@ -51,16 +45,6 @@ std::string EncodeRoutedEvent(const RoutedEvent& event) {
     }
     return out;
   }
-  out.push_back(static_cast<char>(event.table));
-  PutVarint(out, static_cast<uint32_t>(event.source_partition));
-  out.push_back(event.snapshot);
-  out.push_back(event.op);
-  PutBytes(out, event.position);
-  PutBytes(out, event.key);
-  PutOptional(out, event.parent);
-  PutOptional(out, event.row);
-  PutOrderedInt64(out, event.ts_ms);
-  if (event.shape) PutBytes(out, *event.shape);
   return out;
 }
 
@@ -69,6 +53,14 @@ absl::StatusOr<RoutedEvent> DecodeRoutedEvent(std::string_view bytes) {
   RoutedEvent event;
   char kind = 0;
   reader.Byte(kind);
+  if (kind == 'C' || kind == 'S' || kind == 'P') {
+    // Row images and progress records, as Tributary wrote them before the
+    // assembler worked on metadata only.
+    return absl::FailedPreconditionError(
+        "a change event on the assembler's input topic, as an older version of Tributary "
+        "wrote them: reset the application (delete its internal topics and state.dir) to run "
+        "this version");
+  }
   event.kind = static_cast<RoutedEvent::Kind>(kind);
   bool ok = false;
   uint64_t partition = 0;
@@ -76,12 +68,6 @@ absl::StatusOr<RoutedEvent> DecodeRoutedEvent(std::string_view bytes) {
   switch (event.kind) {
     case RoutedEvent::Kind::kBegin:
       ok = reader.Bytes(event.tx_id);
-      break;
-    case RoutedEvent::Kind::kProgress:
-      ok = reader.Byte(table) && reader.Varint(partition) && partition <= INT32_MAX &&
-           reader.OrderedInt64(event.caught_up_ms);
-      event.table = static_cast<uint8_t>(table);
-      event.source_partition = static_cast<int32_t>(partition);
       break;
     case RoutedEvent::Kind::kReport: {
       uint64_t n = 0;
@@ -117,23 +103,6 @@ absl::StatusOr<RoutedEvent> DecodeRoutedEvent(std::string_view bytes) {
       }
       break;
     }
-    case RoutedEvent::Kind::kChange:
-    case RoutedEvent::Kind::kStandalone: {
-      ok = reader.Byte(table) && reader.Varint(partition) && partition <= INT32_MAX &&
-           reader.Byte(event.snapshot) && reader.Byte(event.op) &&
-           reader.Bytes(event.position) && reader.Bytes(event.key) &&
-           reader.Optional(event.parent) && reader.Optional(event.row) &&
-           reader.OrderedInt64(event.ts_ms);
-      // Events stored before shapes existed end here.
-      if (ok && !reader.done()) {
-        std::string_view shape;
-        ok = reader.Bytes(shape);
-        event.shape = shape;
-      }
-      event.table = static_cast<uint8_t>(table);
-      event.source_partition = static_cast<int32_t>(partition);
-      break;
-    }
     default:
       break;
   }
@@ -141,52 +110,6 @@ absl::StatusOr<RoutedEvent> DecodeRoutedEvent(std::string_view bytes) {
     return absl::DataLossError("corrupt routed CDC event on the internal topic");
   }
   return event;
-}
-
-std::string EncodeRootSlice(const RootSlice& slice) {
-  std::string out;
-  PutBytes(out, slice.tx_id);
-  PutOrderedInt64(out, slice.position);
-  out.push_back(static_cast<char>((slice.partial ? 1 : 0) | (slice.snapshot_hold ? 2 : 0) |
-                                  (slice.snapshot_flush ? 4 : 0) |
-                                  (slice.incremental ? 8 : 0) | (slice.hold ? 16 : 0) |
-                                  (slice.flush ? 32 : 0)));
-  PutVarint(out, slice.ops.size());
-  for (const SliceOp& op : slice.ops) {
-    out.push_back(static_cast<char>(op.kind));
-    out.push_back(static_cast<char>(op.table));
-    PutBytes(out, op.key);
-    PutBytes(out, op.row);
-  }
-  return out;
-}
-
-absl::StatusOr<RootSlice> DecodeRootSlice(std::string_view bytes) {
-  Reader reader(bytes);
-  RootSlice slice;
-  char partial = 0;
-  uint64_t n = 0;
-  bool ok = reader.Bytes(slice.tx_id) && reader.OrderedInt64(slice.position) &&
-            reader.Byte(partial) && reader.Varint(n) && n <= bytes.size();
-  slice.partial = (partial & 1) != 0;
-  slice.snapshot_hold = (partial & 2) != 0;
-  slice.snapshot_flush = (partial & 4) != 0;
-  slice.incremental = (partial & 8) != 0;
-  slice.hold = (partial & 16) != 0;
-  slice.flush = (partial & 32) != 0;
-  for (uint64_t i = 0; ok && i < n; ++i) {
-    SliceOp op;
-    char kind = 0, table = 0;
-    ok = reader.Byte(kind) && reader.Byte(table) && reader.Bytes(op.key) &&
-         reader.Bytes(op.row);
-    op.kind = static_cast<SliceOp::Kind>(kind);
-    op.table = static_cast<uint8_t>(table);
-    slice.ops.push_back(op);
-  }
-  if (!ok || !reader.done()) {
-    return absl::DataLossError("corrupt aggregate slice on the internal topic");
-  }
-  return slice;
 }
 
 std::string EncodeRowChange(const RowChange& change) {

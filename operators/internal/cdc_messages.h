@@ -32,40 +32,20 @@ struct Run {
 // to the aggregate topic, see RowChange).
 struct RoutedEvent {
   enum class Kind : char {
-    kChange = 'C',      // a change event inside a source transaction
-    kStandalone = 'S',  // a change event that is a unit of its own (snapshot)
-    kBegin = 'B',       // a transaction's BEGIN marker (tx_id only)
-    kEnd = 'E',         // a transaction's END marker
-    // A table router's word that it had processed everything in its input
-    // partition written before `caught_up_ms` (wall clock), proven by asking
-    // the cluster for the partition's end offset at that time.
-    kProgress = 'P',
-    // A table router's report (one per commit): the runs its partition
-    // delivered since the last one, in order, then (caught_up_ms >= 0) a
-    // kProgress proof.
+    kBegin = 'B',  // a transaction's BEGIN marker (tx_id only)
+    kEnd = 'E',    // a transaction's END marker
+    // A table router's report (one per commit): the runs its partitions
+    // delivered since the last one, in order; then, with caught_up_ms >= 0,
+    // its word that it had processed everything in its input partition
+    // written before caught_up_ms (wall clock), proven by asking the cluster
+    // for the partition's end offset at that time.
     kReport = 'N',
   };
-  Kind kind = Kind::kChange;
-  // kChange / kStandalone / kProgress:
-  uint8_t table = 0;             // 0: root, 1..: children in spec order
-  int32_t source_partition = 0;  // partition of the table topic
-  // kStandalone: part of an initial snapshot ('i'; 'T' for the last row of
-  // its table, 'L' for its last row), or not (0: an incremental snapshot or an event without a
-  // transaction block).
-  char snapshot = 0;
-  // kChange / kStandalone:
-  char op = 'c';              // Debezium op
-  std::string_view position;  // sortable source position
-  std::string_view key;       // the row's key column, raw JSON
-  std::optional<std::string_view> parent;  // children: parent column of 'after'
-  std::optional<std::string_view> row;     // 'after' image; nullopt on delete
-  // The table's shape (ChangeEvent::shape): on every kStandalone event, and
-  // on a router's first kChange and whenever the shape changes; nullopt on
-  // the others.
-  std::optional<std::string_view> shape;
-  // kProgress / kReport:
-  int64_t caught_up_ms = -1;
+  Kind kind = Kind::kReport;
   // kReport:
+  uint8_t table = 0;             // 0: root, 1..: children in spec order
+  int32_t source_partition = 0;  // the router task's partition of the table topic
+  int64_t caught_up_ms = -1;
   std::vector<Run> runs;
   // kBegin / kEnd:
   std::string_view tx_id;  // the marker's full id, as written
@@ -94,16 +74,12 @@ struct SliceOp {
   std::string_view row;  // upserts: the row; kShape: the shape
 };
 
-// Assemble -> aggregate, keyed by root key: everything one released
-// transaction does to one root.
+// Everything one unit (a released transaction, a snapshot, a row) does to
+// one root, as an aggregate task applies it (in memory only).
 struct RootSlice {
   std::string_view tx_id;
   int64_t position = -1;  // END offset; -1 for standalone units
   bool partial = false;
-  // Part of an initial snapshot: apply, but emit nothing yet.
-  bool snapshot_hold = false;
-  // The initial snapshot is complete: emit the root's aggregate (no ops).
-  bool snapshot_flush = false;
   // A row of an incremental snapshot: emit only if it changes the aggregate.
   bool incremental = false;
   // Part of a transaction with table-wide operations (a TRUNCATE): apply and
@@ -115,13 +91,10 @@ struct RootSlice {
   std::vector<SliceOp> ops;
 };
 
-// Assemble -> every aggregate partition: a broadcast slice's record key is
-// kBroadcastKeyPrefix followed by the partition number (decimal). No root
-// key (raw JSON) begins with it.
+// A record for every aggregate partition (a table-wide RowChange, a batch of
+// Decisions) has the key kBroadcastKeyPrefix followed by the partition
+// number (decimal). No root key (raw JSON) begins with it.
 inline constexpr char kBroadcastKeyPrefix = '\0';
-
-std::string EncodeRootSlice(const RootSlice& slice);
-absl::StatusOr<RootSlice> DecodeRootSlice(std::string_view bytes);
 
 // Route -> aggregate, keyed by root key (or kBroadcastKeyPrefix + partition
 // for a table-wide operation, sent to every partition): one operation of one

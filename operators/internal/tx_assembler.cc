@@ -208,14 +208,6 @@ absl::Status TxAssembler::Process(const Record& record) {
     case RoutedEvent::Kind::kBegin:
       status = OnBegin(*record.key);
       break;
-    default:
-      // Row images on this topic: written by a Tributary before 0.4, whose
-      // internal topics this one cannot read.
-      status = absl::FailedPreconditionError(absl::StrCat(
-          spec_.name, ": a change event on the assembler's input topic, as an older version of "
-          "Tributary wrote them: reset the application (delete its internal topics and "
-          "state.dir) to run this version"));
-      break;
   }
   PublishGauges();
   return status;
