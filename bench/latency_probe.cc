@@ -64,6 +64,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
+#include "bench/rdkafka_handles.h"
 #include "engine/kafka_clients.h"
 
 namespace tributary {
@@ -75,21 +76,13 @@ constexpr int kUsage = 1;
 constexpr int kKafka = 2;
 constexpr int kTimeout = 3;
 
-template <auto Destroy>
-struct Destroyer {
-  template <typename T>
-  void operator()(T* object) const {
-    Destroy(object);
-  }
-};
-using KafkaHandle = std::unique_ptr<rd_kafka_t, Destroyer<rd_kafka_destroy>>;
-using KafkaQueue = std::unique_ptr<rd_kafka_queue_t, Destroyer<rd_kafka_queue_destroy>>;
-using KafkaEvent = std::unique_ptr<rd_kafka_event_t, Destroyer<rd_kafka_event_destroy>>;
-using KafkaMessage = std::unique_ptr<rd_kafka_message_t, Destroyer<rd_kafka_message_destroy>>;
-using AdminOptions =
-    std::unique_ptr<rd_kafka_AdminOptions_t, Destroyer<rd_kafka_AdminOptions_destroy>>;
-using PartitionList = std::unique_ptr<rd_kafka_topic_partition_list_t,
-                                      Destroyer<rd_kafka_topic_partition_list_destroy>>;
+using bench::Destroyer;
+using bench::KafkaHandle;
+using bench::KafkaQueue;
+using bench::KafkaEvent;
+using bench::KafkaMessage;
+using bench::AdminOptions;
+using bench::PartitionList;
 
 int64_t WallMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(

@@ -45,6 +45,7 @@
 #include "absl/strings/str_format.h"
 #include "base/absl_compat.h"
 #include "base/status_macros.h"
+#include "bench/rdkafka_handles.h"
 #include "engine/kafka_clients.h"
 #include "engine/kafka_streams.h"
 #include "engine/metrics.h"
@@ -62,21 +63,13 @@ using Clock = std::chrono::steady_clock;
 // The bare pipe is plain librdkafka by design (the physical limit the engine
 // is measured against), so it owns librdkafka's objects itself; the fill,
 // the check and topic admin use the engine's public clients.
-template <auto Destroy>
-struct Destroyer {
-  template <typename T>
-  void operator()(T* object) const {
-    Destroy(object);
-  }
-};
-using KafkaHandle = std::unique_ptr<rd_kafka_t, Destroyer<rd_kafka_destroy>>;
-using KafkaConf = std::unique_ptr<rd_kafka_conf_t, Destroyer<rd_kafka_conf_destroy>>;
-using KafkaMessage = std::unique_ptr<rd_kafka_message_t, Destroyer<rd_kafka_message_destroy>>;
-using KafkaQueue = std::unique_ptr<rd_kafka_queue_t, Destroyer<rd_kafka_queue_destroy>>;
-using PartitionList = std::unique_ptr<rd_kafka_topic_partition_list_t,
-                                      Destroyer<rd_kafka_topic_partition_list_destroy>>;
-using GroupMetadata = std::unique_ptr<rd_kafka_consumer_group_metadata_t,
-                                      Destroyer<rd_kafka_consumer_group_metadata_destroy>>;
+using bench::Destroyer;
+using bench::KafkaHandle;
+using bench::KafkaConf;
+using bench::KafkaMessage;
+using bench::KafkaQueue;
+using bench::PartitionList;
+using bench::GroupMetadata;
 
 absl::Status KafkaStatus(rd_kafka_resp_err_t err, std::string_view context) {
   if (err == RD_KAFKA_RESP_ERR_NO_ERROR) return absl::OkStatus();

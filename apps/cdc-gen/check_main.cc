@@ -31,6 +31,7 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
+#include "apps/cdc-gen/command_line.h"
 #include "apps/cdc-gen/expected_version.h"
 #include "apps/cdc-gen/reference_model.h"
 #include "engine/kafka_clients.h"
@@ -232,19 +233,7 @@ int main(int argc, char** argv) {
       "Checks an aggregate output topic against cdc-gen's expected versions.\n"
       "  cdc-check --bootstrap HOST:PORT --topic T --expected FILE [--tx XID]\n"
       "            [--timeout-s 300]");
-  std::vector<std::string> args(argv, argv + argc);
-  std::vector<char*> normalized;
-  for (std::string& arg : args) {
-    if (arg.size() > 2 && arg.compare(0, 2, "--") == 0) {
-      const size_t end = std::min(arg.find('='), arg.size());
-      for (size_t i = 2; i < end; ++i) {
-        if (arg[i] == '-') arg[i] = '_';
-      }
-    }
-    normalized.push_back(arg.data());
-  }
-  std::vector<char*> rest =
-      absl::ParseCommandLine(static_cast<int>(normalized.size()), normalized.data());
+  const std::vector<std::string> rest = tributary::cdcgen::ParseDashedCommandLine(argc, argv);
   if (rest.size() > 1) {
     return tributary::cdcgen::Fail(1, absl::StrCat("unexpected argument '", rest[1], "'"));
   }

@@ -17,6 +17,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "apps/cdc-gen/command_line.h"
 #include "apps/cdc-gen/cdc_generator.h"
 #include "apps/cdc-gen/cdc_producer.h"
 #include "apps/cdc-gen/expected_version.h"
@@ -204,21 +205,7 @@ int main(int argc, char** argv) {
       "          [--snapshot-orders N] [--restart-inside RATE] [--rekey W]\n"
       "          [--long-notes RATE] [--notes-unchanged RATE]\n"
       "          [--huge-tx-rows N [--huge-tx-lines-per-order K]]");
-  // Abseil's flag names are identifiers; accept the documented spelling
-  // (--create-topics) by mapping '-' to '_' in every flag's name.
-  std::vector<std::string> args(argv, argv + argc);
-  std::vector<char*> normalized;
-  for (std::string& arg : args) {
-    if (arg.size() > 2 && arg.compare(0, 2, "--") == 0) {
-      const size_t end = std::min(arg.find('='), arg.size());
-      for (size_t i = 2; i < end; ++i) {
-        if (arg[i] == '-') arg[i] = '_';
-      }
-    }
-    normalized.push_back(arg.data());
-  }
-  std::vector<char*> rest = absl::ParseCommandLine(
-      static_cast<int>(normalized.size()), normalized.data());
+  const std::vector<std::string> rest = tributary::cdcgen::ParseDashedCommandLine(argc, argv);
   if (rest.size() > 1) {
     return tributary::cdcgen::Usage(
         absl::StrCat("unexpected argument '", rest[1], "'"));
