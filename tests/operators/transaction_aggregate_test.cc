@@ -416,7 +416,12 @@ TEST_F(TransactionAggregateTest, InitialSnapshotIsOneVersionPerOrderWhenComplete
 
 // A snapshot larger than one delete batch (its rows are removed from the
 // buffer in batches while they are applied).
+// Also: held changes past held_memory_bytes spill to the local store, and
+// are applied from there.
 TEST_F(TransactionAggregateTest, LargeSnapshotIsOneVersionPerOrder) {
+  TransactionAggregateSpec spec = Spec();
+  spec.held_memory_bytes = 64 << 10;
+  Open(spec);
   constexpr int kOrdersInSnapshot = 2500;
   constexpr int kLinesPerOrder = 10;
   for (int o = 1; o <= kOrdersInSnapshot; ++o) {
@@ -429,6 +434,8 @@ TEST_F(TransactionAggregateTest, LargeSnapshotIsOneVersionPerOrder) {
     }
   }
   EXPECT_TRUE(Output().empty());
+  EXPECT_GT(Counter("cdc-held-bytes-spilled-total"), 0);
+  EXPECT_TRUE(driver_->GetStore("cdc-pending")->PrefixScan("u")->Valid()) << "spilled";
   ASSERT_TRUE(driver_->AdvanceWallClockTime(absl::Seconds(2)).ok());
   std::vector<Version> out = Output();
   ASSERT_EQ(out.size(), static_cast<size_t>(kOrdersInSnapshot));
@@ -438,7 +445,8 @@ TEST_F(TransactionAggregateTest, LargeSnapshotIsOneVersionPerOrder) {
     EXPECT_EQ(doc["lines"].get_array().size(), static_cast<size_t>(kLinesPerOrder));
     EXPECT_EQ(int64_t(doc["version"]), 1);
   }
-  EXPECT_EQ(driver_->GetStore("cdc-pending")->PrefixScan("u")->Valid(), false) << "held changes applied";
+  EXPECT_FALSE(driver_->GetStore("cdc-pending")->PrefixScan("u")->Valid()) << "applied";
+  EXPECT_EQ(Gauge("cdc-held-change-bytes"), 0);
 }
 
 // With nothing streaming after it, the snapshot completes once every
