@@ -392,6 +392,21 @@ absl::Status AggregateJoin::ApplyUnit(KeyValueStore& store, std::string_view uni
   return apply();
 }
 
+absl::StatusOr<std::vector<std::pair<std::string, std::string>>> AggregateJoin::TakeTableOps(
+    KeyValueStore& store, std::string_view unit_id, WriteBatch& done) {
+  std::vector<std::pair<std::string, std::string>> table_ops;
+  const std::string prefix = UnitPrefix(kTableOpPrefix, unit_id);
+  auto it = store.PrefixScan(prefix);
+  for (; it->Valid(); it->Next()) {
+    const std::string_view rest = it->key().substr(prefix.size());
+    table_ops.emplace_back(std::string(rest.substr(0, rest.find('\0'))),
+                           std::string(it->value()));
+    done.Delete(it->key());
+  }
+  TRIBUTARY_RETURN_IF_ERROR(it->status());
+  return table_ops;
+}
+
 absl::Status AggregateJoin::ApplyTableOp(const RowChange& op, bool hold) {
   if (op.change.kind == SliceOp::Kind::kShape) {
     return ApplyShape(op.change.table, op.change.row, hold);
@@ -410,18 +425,9 @@ absl::Status AggregateJoin::Release(const Decision& decision) {
   proto.position = decision.position;
   proto.partial = decision.partial;
   WriteBatch done;
-  // Table-wide operations, in position order (their keys sort so).
-  std::vector<std::pair<std::string, std::string>> table_ops;  // position, change
+  std::vector<std::pair<std::string, std::string>> table_ops;
   if (unit.kinds & kTableOpsHeld) {
-    const std::string prefix = UnitPrefix(kTableOpPrefix, unit_id);
-    auto it = store.PrefixScan(prefix);
-    for (; it->Valid(); it->Next()) {
-      const std::string_view rest = it->key().substr(prefix.size());
-      table_ops.emplace_back(std::string(rest.substr(0, rest.find('\0'))),
-                             std::string(it->value()));
-      done.Delete(it->key());
-    }
-    TRIBUTARY_RETURN_IF_ERROR(it->status());
+    TRIBUTARY_ASSIGN_OR_RETURN(table_ops, TakeTableOps(store, unit_id, done));
   }
   if (table_ops.empty()) {
     if (unit.kinds & kChangesHeld) {
@@ -476,17 +482,11 @@ absl::Status AggregateJoin::ApplySnapshot(int64_t lsn) {
   if (found == units_.end()) return absl::OkStatus();
   KeyValueStore& store = found->second.spilled ? *spill_ : *held_;
   WriteBatch done;
-  {
-    // New shapes first: the rows are read in them.
-    const std::string prefix = UnitPrefix(kTableOpPrefix, unit_id);
-    auto it = store.PrefixScan(prefix);
-    for (; it->Valid(); it->Next()) {
-      const std::string bytes(it->value());
-      TRIBUTARY_ASSIGN_OR_RETURN(RowChange op, DecodeRowChange(bytes));
-      TRIBUTARY_RETURN_IF_ERROR(ApplyTableOp(op, /*hold=*/false));
-      done.Delete(it->key());
-    }
-    TRIBUTARY_RETURN_IF_ERROR(it->status());
+  // New shapes first: the rows are read in them.
+  TRIBUTARY_ASSIGN_OR_RETURN(auto table_ops, TakeTableOps(store, unit_id, done));
+  for (const auto& [position, bytes] : table_ops) {
+    TRIBUTARY_ASSIGN_OR_RETURN(RowChange op, DecodeRowChange(bytes));
+    TRIBUTARY_RETURN_IF_ERROR(ApplyTableOp(op, /*hold=*/false));
   }
   RootSlice proto;
   proto.tx_id = "snapshot";

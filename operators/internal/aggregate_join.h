@@ -66,6 +66,8 @@
 
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "engine/processor.h"
@@ -137,6 +139,10 @@ class AggregateJoin : public Processor {
   absl::Status ApplySlice(std::string_view root, const RootSlice& slice);
   absl::Status ApplyIncremental(std::string_view root, RowChange change);
   absl::Status ApplyTableOp(const RowChange& op, bool hold);
+  // The table-wide operations `unit_id` holds in `store`, in position order
+  // (their keys sort so), as (position, RowChange); their keys into `done`.
+  absl::StatusOr<std::vector<std::pair<std::string, std::string>>> TakeTableOps(
+      KeyValueStore& store, std::string_view unit_id, WriteBatch& done);
   // `touch`: remember the roots whose rows changed, for the flush.
   absl::Status ApplyShape(uint8_t table, std::string_view shape, bool touch);
   // Remembers `roots` (not yet remembered) for the open transaction's flush.

@@ -502,6 +502,23 @@ struct ReplayCounts {
   int64_t placeholders_unresolved = 0;
 };
 
+// Feeds `message` to `replay` as an engine sees it, appending the versions
+// it emits to `out`.
+void ReplayMessage(ReferenceReplay& replay, const CdcMessage& message,
+                   std::vector<ExpectedVersion>& out) {
+  absl::StatusOr<std::vector<ExpectedVersion>> versions;
+  if (message.topic == CdcTopic::kTransaction) {
+    ASSERT_TRUE(message.value.has_value());
+    versions = replay.OnMarker(*message.value);
+  } else {
+    versions = replay.OnChange(
+        message.key,
+        message.value ? std::optional<std::string_view>(*message.value) : std::nullopt);
+  }
+  ASSERT_TRUE(versions.ok()) << versions.status();
+  out.insert(out.end(), versions->begin(), versions->end());
+}
+
 // Replays the generated stream the way an engine sees it in commit order
 // (BEGIN, events, END; snapshot reads alone) through ReferenceReplay (which
 // deduplicates by identity, survives a second BEGIN, does not trust END's
@@ -521,20 +538,10 @@ void CheckAgainstReference(const GeneratorOptions& options, int units_count,
     from_generator.insert(from_generator.end(), unit.expected.begin(),
                           unit.expected.end());
     for (const CdcMessage& message : unit.messages) {
-      absl::StatusOr<std::vector<ExpectedVersion>> versions;
-      if (message.topic == CdcTopic::kTransaction) {
-        ASSERT_TRUE(message.value.has_value());
-        versions = replay.OnMarker(*message.value);
-      } else {
-        if (unit.kind == Kind::kSnapshotRead) ++snapshot_reads;
-        versions = replay.OnChange(
-            message.key, message.value ? std::optional<std::string_view>(
-                                             *message.value)
-                                       : std::nullopt);
+      if (message.topic != CdcTopic::kTransaction && unit.kind == Kind::kSnapshotRead) {
+        ++snapshot_reads;
       }
-      ASSERT_TRUE(versions.ok()) << versions.status();
-      from_reference.insert(from_reference.end(), versions->begin(),
-                            versions->end());
+      ASSERT_NO_FATAL_FAILURE(ReplayMessage(replay, message, from_reference));
     }
   }
   const ReferenceModel& model = replay.model();
@@ -1061,18 +1068,7 @@ TEST_P(HugeTransactionTest, CountsMatchAndEveryOrderGetsItsLines) {
   std::vector<ExpectedVersion> from_reference;
   const auto replay_unit = [&](const GeneratedTransaction& u) {
     for (const CdcMessage& message : u.messages) {
-      absl::StatusOr<std::vector<ExpectedVersion>> versions;
-      if (message.topic == CdcTopic::kTransaction) {
-        versions = replay.OnMarker(*message.value);
-      } else {
-        versions = replay.OnChange(
-            message.key, message.value ? std::optional<std::string_view>(
-                                             *message.value)
-                                       : std::nullopt);
-      }
-      ASSERT_TRUE(versions.ok()) << versions.status();
-      from_reference.insert(from_reference.end(), versions->begin(),
-                            versions->end());
+      ASSERT_NO_FATAL_FAILURE(ReplayMessage(replay, message, from_reference));
     }
   };
   int64_t last_xid = 0;
