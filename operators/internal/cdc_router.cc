@@ -1,12 +1,12 @@
 #include "operators/internal/cdc_router.h"
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "base/absl_compat.h"
 #include "base/status_macros.h"
 #include "operators/internal/cdc_messages.h"
 #include "operators/internal/log.h"
 #include "operators/internal/tx_assembler.h"
-#include "absl/strings/numbers.h"
 
 namespace tributary::internal {
 
