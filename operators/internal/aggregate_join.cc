@@ -213,17 +213,17 @@ absl::Status AggregateJoin::Process(const Record& record) {
 absl::Status AggregateJoin::Decide(const Decision& decision, bool again) {
   switch (decision.kind) {
     case 'R':
-      if (again) return Discard(decision.match_id, kAllHeld);
+      if (again) return Forget(decision.match_id, kAllHeld);
       return Release(decision);
     case 'S':
-      if (again) return Discard(SnapshotUnitId(decision.lsn), kAllHeld);
+      if (again) return Forget(SnapshotUnitId(decision.lsn), kAllHeld);
       return ApplySnapshot(decision.lsn);
     case 'W':
-      if (again) return Discard(decision.match_id, kWaitingHeld);
+      if (again) return Forget(decision.match_id, kWaitingHeld);
       return ApplyWaiting(decision.match_id);
     case 'D':
       // Changes of a transaction released already (delivered again).
-      return Discard(decision.match_id, kChangesHeld | kTableOpsHeld);
+      return Forget(decision.match_id, kChangesHeld | kTableOpsHeld);
     default:
       return absl::DataLossError("unknown decision");
   }
@@ -324,29 +324,17 @@ absl::Status AggregateJoin::Spill() {
   return absl::OkStatus();
 }
 
-absl::Status AggregateJoin::Discard(const std::string& unit_id, int kinds) {
+absl::Status AggregateJoin::Forget(const std::string& unit_id, int kinds) {
   auto it = units_.find(unit_id);
   if (it == units_.end()) return absl::OkStatus();
   HeldUnit& unit = it->second;
   KeyValueStore& store = unit.spilled ? *spill_ : *held_;
-  WriteBatch done;
   for (auto [kind, prefix] : {std::pair{kChangesHeld, kUnitPrefix},
                               std::pair{kTableOpsHeld, kTableOpPrefix},
                               std::pair{kWaitingHeld, kWaitingPrefix}}) {
     if ((unit.kinds & kinds & kind) == 0) continue;
-    auto scan = store.PrefixScan(UnitPrefix(prefix, unit_id));
-    for (; scan->Valid(); scan->Next()) done.Delete(scan->key());
-    TRIBUTARY_RETURN_IF_ERROR(scan->status());
+    TRIBUTARY_RETURN_IF_ERROR(DeleteHeld(store, UnitPrefix(prefix, unit_id)));
   }
-  return Forget(unit_id, kinds, done);
-}
-
-absl::Status AggregateJoin::Forget(const std::string& unit_id, int kinds, const WriteBatch& done) {
-  auto it = units_.find(unit_id);
-  if (it == units_.end()) return absl::OkStatus();
-  HeldUnit& unit = it->second;
-  KeyValueStore& store = unit.spilled ? *spill_ : *held_;
-  TRIBUTARY_RETURN_IF_ERROR(store.Write(done));
   unit.kinds &= ~kinds;
   if (unit.kinds != 0) return absl::OkStatus();  // (bytes stay counted until it goes)
   held_bytes_ -= std::min(held_bytes_, unit.bytes);
@@ -354,10 +342,35 @@ absl::Status AggregateJoin::Forget(const std::string& unit_id, int kinds, const 
   return absl::OkStatus();
 }
 
+absl::Status AggregateJoin::DeleteHeld(KeyValueStore& store, const std::string& prefix) {
+  // In pieces, each one WriteBatch, so that forgetting a huge unit takes
+  // bounded memory; each piece starts where the last one stopped (not at the
+  // prefix, past the tombstones it left).
+  constexpr size_t kPiece = 10000;
+  std::string upper = prefix;  // the prefix ends in '\0': the next one up
+  upper.back() = '\1';
+  std::string from = prefix;
+  while (true) {
+    WriteBatch piece;
+    bool more = false;
+    {
+      auto it = store.Range(from, upper);
+      for (; it->Valid() && piece.size() < kPiece; it->Next()) piece.Delete(it->key());
+      TRIBUTARY_RETURN_IF_ERROR(it->status());
+      if (it->Valid()) {
+        more = true;
+        from.assign(it->key());
+      }
+    }
+    TRIBUTARY_RETURN_IF_ERROR(store.Write(piece));
+    if (!more) return absl::OkStatus();
+  }
+}
+
 absl::Status AggregateJoin::ApplyUnit(KeyValueStore& store, std::string_view unit,
                                       const RootSlice& proto,
                                       std::optional<std::string_view> from,
-                                      std::optional<std::string_view> to, WriteBatch& done) {
+                                      std::optional<std::string_view> to) {
   const std::string prefix = UnitPrefix(kUnitPrefix, unit);
   std::string root;
   std::vector<std::string> raws;  // the root's changes, in key order
@@ -386,14 +399,13 @@ absl::Status AggregateJoin::ApplyUnit(KeyValueStore& store, std::string_view uni
       root.assign(this_root);
     }
     raws.emplace_back(it->value());
-    done.Delete(it->key());
   }
   TRIBUTARY_RETURN_IF_ERROR(it->status());
   return apply();
 }
 
 absl::StatusOr<std::vector<std::pair<std::string, std::string>>> AggregateJoin::TakeTableOps(
-    KeyValueStore& store, std::string_view unit_id, WriteBatch& done) {
+    KeyValueStore& store, std::string_view unit_id) {
   std::vector<std::pair<std::string, std::string>> table_ops;
   const std::string prefix = UnitPrefix(kTableOpPrefix, unit_id);
   auto it = store.PrefixScan(prefix);
@@ -401,7 +413,6 @@ absl::StatusOr<std::vector<std::pair<std::string, std::string>>> AggregateJoin::
     const std::string_view rest = it->key().substr(prefix.size());
     table_ops.emplace_back(std::string(rest.substr(0, rest.find('\0'))),
                            std::string(it->value()));
-    done.Delete(it->key());
   }
   TRIBUTARY_RETURN_IF_ERROR(it->status());
   return table_ops;
@@ -424,32 +435,31 @@ absl::Status AggregateJoin::Release(const Decision& decision) {
   proto.tx_id = unit_id;
   proto.position = decision.position;
   proto.partial = decision.partial;
-  WriteBatch done;
   std::vector<std::pair<std::string, std::string>> table_ops;
   if (unit.kinds & kTableOpsHeld) {
-    TRIBUTARY_ASSIGN_OR_RETURN(table_ops, TakeTableOps(store, unit_id, done));
+    TRIBUTARY_ASSIGN_OR_RETURN(table_ops, TakeTableOps(store, unit_id));
   }
   if (table_ops.empty()) {
     if (unit.kinds & kChangesHeld) {
       TRIBUTARY_RETURN_IF_ERROR(
-          ApplyUnit(store, unit_id, proto, std::nullopt, std::nullopt, done));
+          ApplyUnit(store, unit_id, proto, std::nullopt, std::nullopt));
     }
   } else {
     proto.hold = true;
     std::optional<std::string_view> from;
     for (const auto& [position, bytes] : table_ops) {
-      TRIBUTARY_RETURN_IF_ERROR(ApplyUnit(store, unit_id, proto, from, position, done));
+      TRIBUTARY_RETURN_IF_ERROR(ApplyUnit(store, unit_id, proto, from, position));
       TRIBUTARY_ASSIGN_OR_RETURN(RowChange op, DecodeRowChange(bytes));
       TRIBUTARY_RETURN_IF_ERROR(ApplyTableOp(op, /*hold=*/true));
       from = position;
     }
-    TRIBUTARY_RETURN_IF_ERROR(ApplyUnit(store, unit_id, proto, from, std::nullopt, done));
+    TRIBUTARY_RETURN_IF_ERROR(ApplyUnit(store, unit_id, proto, from, std::nullopt));
     RootSlice flush = proto;
     flush.hold = false;
     flush.flush = true;
     TRIBUTARY_RETURN_IF_ERROR(Flush(flush));
   }
-  TRIBUTARY_RETURN_IF_ERROR(Forget(unit_id, kChangesHeld | kTableOpsHeld, done));
+  TRIBUTARY_RETURN_IF_ERROR(Forget(unit_id, kChangesHeld | kTableOpsHeld));
   return ApplyWaiting(unit_id);
 }
 
@@ -460,7 +470,6 @@ absl::Status AggregateJoin::ApplyWaiting(const std::string& unit_id) {
     return absl::OkStatus();
   }
   KeyValueStore& store = found->second.spilled ? *spill_ : *held_;
-  WriteBatch done;
   const std::string prefix = UnitPrefix(kWaitingPrefix, unit_id);
   auto it = store.PrefixScan(prefix);
   for (; it->Valid(); it->Next()) {
@@ -469,11 +478,10 @@ absl::Status AggregateJoin::ApplyWaiting(const std::string& unit_id) {
     const std::string bytes(it->value());  // `row` points into it
     TRIBUTARY_ASSIGN_OR_RETURN(RowChange row, DecodeRowChange(bytes));
     TRIBUTARY_RETURN_IF_ERROR(ApplyIncremental(rest.substr(17), row));
-    done.Delete(it->key());
   }
   TRIBUTARY_RETURN_IF_ERROR(it->status());
   it.reset();
-  return Forget(unit_id, kWaitingHeld, done);
+  return Forget(unit_id, kWaitingHeld);
 }
 
 absl::Status AggregateJoin::ApplySnapshot(int64_t lsn) {
@@ -481,9 +489,8 @@ absl::Status AggregateJoin::ApplySnapshot(int64_t lsn) {
   auto found = units_.find(unit_id);
   if (found == units_.end()) return absl::OkStatus();
   KeyValueStore& store = found->second.spilled ? *spill_ : *held_;
-  WriteBatch done;
   // New shapes first: the rows are read in them.
-  TRIBUTARY_ASSIGN_OR_RETURN(auto table_ops, TakeTableOps(store, unit_id, done));
+  TRIBUTARY_ASSIGN_OR_RETURN(auto table_ops, TakeTableOps(store, unit_id));
   for (const auto& [position, bytes] : table_ops) {
     TRIBUTARY_ASSIGN_OR_RETURN(RowChange op, DecodeRowChange(bytes));
     TRIBUTARY_RETURN_IF_ERROR(ApplyTableOp(op, /*hold=*/false));
@@ -491,8 +498,8 @@ absl::Status AggregateJoin::ApplySnapshot(int64_t lsn) {
   RootSlice proto;
   proto.tx_id = "snapshot";
   TRIBUTARY_RETURN_IF_ERROR(
-      ApplyUnit(store, unit_id, proto, std::nullopt, std::nullopt, done));
-  return Forget(unit_id, kAllHeld, done);
+      ApplyUnit(store, unit_id, proto, std::nullopt, std::nullopt));
+  return Forget(unit_id, kAllHeld);
 }
 
 absl::Status AggregateJoin::ApplyIncremental(std::string_view root, RowChange change) {

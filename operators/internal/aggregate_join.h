@@ -125,24 +125,24 @@ class AggregateJoin : public Processor {
                     std::string_view raw, int64_t offset);
   // Moves every change held in memory to the spill store.
   absl::Status Spill();
-  // Drops what `unit_id` holds of `kinds`, unapplied.
-  absl::Status Discard(const std::string& unit_id, int kinds);
-  // Writes `done` (deletes of what `unit_id` held of `kinds`) and forgets them.
-  absl::Status Forget(const std::string& unit_id, int kinds, const WriteBatch& done);
+  // Deletes what `unit_id` holds of `kinds` (applied or not) and forgets it.
+  absl::Status Forget(const std::string& unit_id, int kinds);
+  // Deletes every key under `prefix` (a unit's prefix, ending in '\0').
+  absl::Status DeleteHeld(KeyValueStore& store, const std::string& prefix);
   // Applies the held changes of `unit` in `store` whose position is in
-  // [from, to) root by root, each as `proto` with that root's changes, and
-  // deletes them (into `done`).
+  // [from, to) root by root, each as `proto` with that root's changes (Forget
+  // deletes them afterwards).
   absl::Status ApplyUnit(KeyValueStore& store, std::string_view unit, const RootSlice& proto,
                          std::optional<std::string_view> from,
-                         std::optional<std::string_view> to, WriteBatch& done);
+                         std::optional<std::string_view> to);
   // Applies one root's slice and emits its aggregate (see the header).
   absl::Status ApplySlice(std::string_view root, const RootSlice& slice);
   absl::Status ApplyIncremental(std::string_view root, RowChange change);
   absl::Status ApplyTableOp(const RowChange& op, bool hold);
   // The table-wide operations `unit_id` holds in `store`, in position order
-  // (their keys sort so), as (position, RowChange); their keys into `done`.
+  // (their keys sort so), as (position, RowChange).
   absl::StatusOr<std::vector<std::pair<std::string, std::string>>> TakeTableOps(
-      KeyValueStore& store, std::string_view unit_id, WriteBatch& done);
+      KeyValueStore& store, std::string_view unit_id);
   // `touch`: remember the roots whose rows changed, for the flush.
   absl::Status ApplyShape(uint8_t table, std::string_view shape, bool touch);
   // Remembers `roots` (not yet remembered) for the open transaction's flush.
