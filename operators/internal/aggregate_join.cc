@@ -68,6 +68,67 @@ std::string_view ObjectBody(std::string_view object) {
   return body;
 }
 
+// A root's children in the store's order, each with its table: read from a
+// scan of the children store (and copied into `fill`, if not null)...
+class ScanCursor {
+ public:
+  ScanCursor(KeyValueIterator& scan, size_t prefix_size, AssembledRoots::Children* fill)
+      : scan_(scan), prefix_size_(prefix_size), fill_(fill) {}
+  bool Valid() const { return scan_.Valid(); }
+  uint8_t table() const {
+    const std::string_view key = scan_.key();
+    return key.size() > prefix_size_ ? static_cast<uint8_t>(key[prefix_size_]) : 0;
+  }
+  std::string_view row() const { return scan_.value(); }
+  void Next() {
+    if (fill_ != nullptr) {
+      fill_->emplace_hint(fill_->end(), scan_.key().substr(prefix_size_), scan_.value());
+    }
+    scan_.Next();
+  }
+
+ private:
+  KeyValueIterator& scan_;
+  const size_t prefix_size_;
+  AssembledRoots::Children* fill_;
+};
+
+// ... or from the root's assembled children.
+class AssembledCursor {
+ public:
+  explicit AssembledCursor(const AssembledRoots::Children& children)
+      : it_(children.begin()), end_(children.end()) {}
+  bool Valid() const { return it_ != end_; }
+  uint8_t table() const { return it_->first.empty() ? 0 : static_cast<uint8_t>(it_->first[0]); }
+  std::string_view row() const { return it_->second; }
+  void Next() { ++it_; }
+
+ private:
+  AssembledRoots::Children::const_iterator it_;
+  const AssembledRoots::Children::const_iterator end_;
+};
+
+// Appends one array field per child table to `out`, of the rows `cursor`
+// yields (by table, then child key: one pass). Returns the new first_field.
+template <typename Cursor>
+bool AppendChildArrays(const std::vector<CdcTable>& tables, Cursor& cursor, bool first_field,
+                       std::string& out) {
+  for (size_t table = 1; table <= tables.size(); ++table) {
+    if (!first_field) out.push_back(',');
+    first_field = false;
+    AppendJsonString(out, tables[table - 1].array_field);
+    out.append(":[");
+    bool first_child = true;
+    for (; cursor.Valid() && cursor.table() == table; cursor.Next()) {
+      if (!first_child) out.push_back(',');
+      first_child = false;
+      out.append(cursor.row());
+    }
+    out.push_back(']');
+  }
+  return first_field;
+}
+
 }  // namespace
 
 AggregateJoin::AggregateJoin(const TransactionAggregateSpec& spec)
@@ -830,40 +891,24 @@ absl::Status AggregateJoin::BuildAggregate(std::string_view root_key,
   std::string_view body = ObjectBody(root_row);
   out_.append(body);
   bool first_field = body.empty();
-  // The root's children as the store holds them: assembled already, or read.
-  const AssembledRoots::Children* children = assembled_.Find(root_key);
-  if (children != nullptr) {
+  // The root's children as the store holds them: assembled already, or
+  // read (and assembled, when the cache is on).
+  if (const AssembledRoots::Children* children = assembled_.Find(root_key)) {
     built_cached_->Add(1);
+    AssembledCursor cursor(*children);
+    first_field = AppendChildArrays(spec_.children, cursor, first_field, out_);
   } else {
     built_scanned_->Add(1);
-    scanned_.clear();
     const std::string prefix = ChildPrefix(root_key);
     auto scan = children_->PrefixScan(prefix);
-    for (; scan->Valid(); scan->Next()) {
-      scanned_.emplace_hint(scanned_.end(), scan->key().substr(prefix.size()), scan->value());
+    scanned_.clear();
+    ScanCursor cursor(*scan, prefix.size(), assembled_.enabled() ? &scanned_ : nullptr);
+    first_field = AppendChildArrays(spec_.children, cursor, first_field, out_);
+    if (assembled_.enabled()) {
+      while (cursor.Valid()) cursor.Next();  // rows of no table: as the store holds them
     }
     TRIBUTARY_RETURN_IF_ERROR(scan->status());
-    children = &scanned_;
-  }
-  auto child = children->begin();
-  for (size_t table = 1; table <= spec_.children.size(); ++table) {
-    if (!first_field) out_.push_back(',');
-    first_field = false;
-    AppendJsonString(out_, spec_.children[table - 1].array_field);
-    out_.append(":[");
-    bool first_child = true;
-    // Children are stored by table, then child key: one pass.
-    for (; child != children->end(); ++child) {
-      const std::string& suffix = child->first;
-      if (suffix.empty() || static_cast<uint8_t>(suffix[0]) != table) break;
-      if (!first_child) out_.push_back(',');
-      first_child = false;
-      out_.append(child->second);
-    }
-    out_.push_back(']');
-  }
-  if (children == &scanned_ && assembled_.enabled()) {
-    assembled_.Insert(root_key, std::move(scanned_));
+    if (assembled_.enabled()) assembled_.Insert(root_key, std::move(scanned_));
   }
   if (!first_field) out_.push_back(',');
   AppendJsonString(out_, spec_.source_field);

@@ -196,7 +196,7 @@ class AggregateJoin : public Processor {
   Counter* built_scanned_ = nullptr;
   Gauge* assembled_gauge_ = nullptr;
   AssembledRoots assembled_;
-  AssembledRoots::Children scanned_;  // BuildAggregate's scan, before it is cached
+  AssembledRoots::Children scanned_;  // BuildAggregate: a scan, to be cached
   UnavailableValues unavailable_;
   RowFields clash_fields_;
   RowFields row_fields_;  // ApplyShape
