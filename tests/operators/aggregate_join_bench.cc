@@ -66,13 +66,7 @@ constexpr int64_t kTxPerCommit = 100;
 constexpr int kMixOrders = 16;
 
 TransactionAggregateSpec MakeSpec(size_t cache_bytes) {
-  TransactionAggregateSpec spec;
-  spec.name = "cdc";
-  spec.root = {"dbserver1.inventory.purchaseorder", "inventory.purchaseorder", "id", "", ""};
-  spec.children = {{"dbserver1.inventory.orderline", "inventory.orderline", "id", "order_id",
-                    "lines"}};
-  spec.transaction_topic = "dbserver1.transaction";
-  spec.output_topic = "order-aggregates";
+  TransactionAggregateSpec spec = bench::OrdersSpec();
   spec.aggregate_cache_bytes = cache_bytes;
   return spec;
 }

@@ -1,5 +1,5 @@
 // What the micro-benchmarks of one CDC operator driven directly share: the
-// store stacks they run on and a fake ProcessorContext for one task.
+// spec, the store stacks they run on and a fake ProcessorContext for one task.
 // Header only; for tests/operators/*_bench.cc. Single-threaded.
 #pragma once
 
@@ -20,6 +20,7 @@
 #include "engine/metrics.h"
 #include "engine/processor.h"
 #include "engine/record.h"
+#include "operators/transaction_aggregate.h"
 #include "state/caching_store.h"
 #include "state/change_logging_store.h"
 #include "state/changelog.h"
@@ -31,6 +32,18 @@ namespace tributary::bench {
 // The record cache of one store in the engine's default: 10 MiB
 // cache.max.bytes split over the 16 stores of one order-aggregator instance.
 inline constexpr size_t kCacheBytes = 10 * 1024 * 1024 / 16;
+
+// The order-aggregator's CDC spec (purchase orders and their lines).
+inline TransactionAggregateSpec OrdersSpec() {
+  TransactionAggregateSpec spec;
+  spec.name = "cdc";
+  spec.root = {"dbserver1.inventory.purchaseorder", "inventory.purchaseorder", "id", "", ""};
+  spec.children = {{"dbserver1.inventory.orderline", "inventory.orderline", "id", "order_id",
+                    "lines"}};
+  spec.transaction_topic = "dbserver1.transaction";
+  spec.output_topic = "order-aggregates";
+  return spec;
+}
 
 class DiscardingChangelog : public ChangelogWriter {
  public:

@@ -80,13 +80,7 @@ constexpr int64_t kTxPerChunk = 50'000;  // encoded at a time, outside the timin
 constexpr int64_t kMaxDecisionsPerRecord = 4096;
 
 TransactionAggregateSpec MakeSpec(int64_t retention) {
-  TransactionAggregateSpec spec;
-  spec.name = "cdc";
-  spec.root = {"dbserver1.inventory.purchaseorder", "inventory.purchaseorder", "id", "", ""};
-  spec.children = {{"dbserver1.inventory.orderline", "inventory.orderline", "id", "order_id",
-                    "lines"}};
-  spec.transaction_topic = "dbserver1.transaction";
-  spec.output_topic = "order-aggregates";
+  TransactionAggregateSpec spec = bench::OrdersSpec();
   if (retention > 0) spec.released_retention = retention;
   return spec;
 }
