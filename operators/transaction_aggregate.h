@@ -64,6 +64,13 @@ inline constexpr std::string_view kCdcHeldChangeBytes = "cdc-held-change-bytes";
 inline constexpr std::string_view kCdcHeldBytesSpilledTotal = "cdc-held-bytes-spilled-total";
 inline constexpr std::string_view kCdcUnavailableValuesUnresolvedTotal =
     "cdc-unavailable-values-unresolved-total";
+// Aggregate tasks: versions built from the assembled roots in memory, and by
+// a scan of the root's children in the store; the bytes assembled.
+inline constexpr std::string_view kCdcAggregateBuildsCachedTotal =
+    "cdc-aggregate-builds-cached-total";
+inline constexpr std::string_view kCdcAggregateBuildsScannedTotal =
+    "cdc-aggregate-builds-scanned-total";
+inline constexpr std::string_view kCdcAggregateCacheBytes = "cdc-aggregate-cache-bytes";  // gauge
 }  // namespace metric_names
 
 struct CdcTable {
@@ -103,6 +110,11 @@ struct TransactionAggregateSpec {
   // Per aggregate task: bytes of row changes held in memory until their
   // transaction's release; beyond it they spill to a local RocksDB store.
   size_t held_memory_bytes = 16u << 20;
+  // Per aggregate task: bytes of recently built roots' children kept in
+  // memory (least recently used go first), so that the next version of such
+  // a root is built from its changes instead of a scan of all its children
+  // in the store; 0: every version scans.
+  size_t aggregate_cache_bytes = 8u << 20;
 
   // Completion when END's counts cannot be trusted (a second BEGIN: the
   // connector restarted inside the transaction). Each table router asks the

@@ -4,6 +4,7 @@
 #include <string_view>
 
 #include "absl/strings/str_cat.h"
+#include "base/absl_compat.h"
 #include "base/status_macros.h"
 #include "operators/outbox_router.h"
 
@@ -28,6 +29,7 @@ const AppKeys& AllKeys() {
       {"incomplete.transaction.timeout.ms", "300000"},
       {"aggregate.partitions", "0"},
       {"held.memory.bytes", "16777216"},
+      {"aggregate.cache.bytes", "8388608"},
       {"aggregate.source.field", "source_tx"},
       {"aggregate.version.field", "version"},
       {"unavailable.value.placeholder", "__debezium_unavailable_value"},
@@ -40,6 +42,13 @@ const AppKeys& AllKeys() {
       {"outbox.data.collection", "inventory.outbox"},
   };
   return keys;
+}
+
+// A size in bytes from `key`: not negative.
+absl::StatusOr<size_t> ByteBudget(const StreamsConfig& config, std::string_view key) {
+  TRIBUTARY_ASSIGN_OR_RETURN(int64_t bytes, config.GetInt(key));
+  if (bytes < 0) return absl::InvalidArgumentError(absl::StrCat(Sv(key), " must not be negative"));
+  return static_cast<size_t>(bytes);
 }
 
 absl::StatusOr<TransactionAggregateSpec> SpecFrom(const StreamsConfig& config) {
@@ -78,11 +87,9 @@ absl::StatusOr<TransactionAggregateSpec> SpecFrom(const StreamsConfig& config) {
   spec.incomplete_timeout = absl::Milliseconds(timeout_ms);
   TRIBUTARY_ASSIGN_OR_RETURN(int64_t partitions, config.GetInt("aggregate.partitions"));
   spec.aggregate_partitions = static_cast<int32_t>(partitions);
-  TRIBUTARY_ASSIGN_OR_RETURN(int64_t held_bytes, config.GetInt("held.memory.bytes"));
-  if (held_bytes < 0) {
-    return absl::InvalidArgumentError("held.memory.bytes must not be negative");
-  }
-  spec.held_memory_bytes = static_cast<size_t>(held_bytes);
+  TRIBUTARY_ASSIGN_OR_RETURN(spec.held_memory_bytes, ByteBudget(config, "held.memory.bytes"));
+  TRIBUTARY_ASSIGN_OR_RETURN(spec.aggregate_cache_bytes,
+                             ByteBudget(config, "aggregate.cache.bytes"));
   spec.source_field = get("aggregate.source.field");
   spec.version_field = get("aggregate.version.field");
   spec.unavailable_placeholder = get("unavailable.value.placeholder");

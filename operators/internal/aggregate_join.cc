@@ -68,10 +68,73 @@ std::string_view ObjectBody(std::string_view object) {
   return body;
 }
 
+// A root's children in the store's order, each with its table: read from a
+// scan of the children store (and copied into `fill`, if not null)...
+class ScanCursor {
+ public:
+  ScanCursor(KeyValueIterator& scan, size_t prefix_size, AssembledRoots::Children* fill)
+      : scan_(scan), prefix_size_(prefix_size), fill_(fill) {}
+  bool Valid() const { return scan_.Valid(); }
+  uint8_t table() const {
+    const std::string_view key = scan_.key();
+    return key.size() > prefix_size_ ? static_cast<uint8_t>(key[prefix_size_]) : 0;
+  }
+  std::string_view row() const { return scan_.value(); }
+  void Next() {
+    if (fill_ != nullptr) {
+      fill_->emplace_hint(fill_->end(), scan_.key().substr(prefix_size_), scan_.value());
+    }
+    scan_.Next();
+  }
+
+ private:
+  KeyValueIterator& scan_;
+  const size_t prefix_size_;
+  AssembledRoots::Children* fill_;
+};
+
+// ... or from the root's assembled children.
+class AssembledCursor {
+ public:
+  explicit AssembledCursor(const AssembledRoots::Children& children)
+      : it_(children.begin()), end_(children.end()) {}
+  bool Valid() const { return it_ != end_; }
+  uint8_t table() const { return it_->first.empty() ? 0 : static_cast<uint8_t>(it_->first[0]); }
+  std::string_view row() const { return it_->second; }
+  void Next() { ++it_; }
+
+ private:
+  AssembledRoots::Children::const_iterator it_;
+  const AssembledRoots::Children::const_iterator end_;
+};
+
+// Appends one array field per child table to `out`, of the rows `cursor`
+// yields (by table, then child key: one pass). Returns the new first_field.
+template <typename Cursor>
+bool AppendChildArrays(const std::vector<CdcTable>& tables, Cursor& cursor, bool first_field,
+                       std::string& out) {
+  for (size_t table = 1; table <= tables.size(); ++table) {
+    if (!first_field) out.push_back(',');
+    first_field = false;
+    AppendJsonString(out, tables[table - 1].array_field);
+    out.append(":[");
+    bool first_child = true;
+    for (; cursor.Valid() && cursor.table() == table; cursor.Next()) {
+      if (!first_child) out.push_back(',');
+      first_child = false;
+      out.append(cursor.row());
+    }
+    out.push_back(']');
+  }
+  return first_field;
+}
+
 }  // namespace
 
 AggregateJoin::AggregateJoin(const TransactionAggregateSpec& spec)
-    : spec_(spec), unavailable_(spec.unavailable_placeholder) {}
+    : spec_(spec),
+      assembled_(spec.aggregate_cache_bytes),
+      unavailable_(spec.unavailable_placeholder) {}
 
 absl::Status AggregateJoin::Init(ProcessorContext& context) {
   context_ = &context;
@@ -91,6 +154,11 @@ absl::Status AggregateJoin::Init(ProcessorContext& context) {
       context.metrics().GetCounter(metric_names::kCdcSnapshotRowsReshapedTotal, tags);
   spilled_ = context.metrics().GetCounter(metric_names::kCdcHeldBytesSpilledTotal, tags);
   held_gauge_ = context.metrics().GetGauge(metric_names::kCdcHeldChangeBytes, tags);
+  built_cached_ = context.metrics().GetCounter(metric_names::kCdcAggregateBuildsCachedTotal, tags);
+  built_scanned_ =
+      context.metrics().GetCounter(metric_names::kCdcAggregateBuildsScannedTotal, tags);
+  assembled_gauge_ = context.metrics().GetGauge(metric_names::kCdcAggregateCacheBytes, tags);
+  assembled_.Clear();
   own_fields_.clear();
   for (const CdcTable& child : spec_.children) own_fields_.push_back(child.array_field);
   own_fields_.push_back(spec_.source_field);
@@ -131,6 +199,7 @@ absl::Status AggregateJoin::PrepareCommit() {
   TRIBUTARY_RETURN_IF_ERROR(
       context_->HoldCommittedOffset(TxAssembler::AggregateTopic(spec_), first));
   held_gauge_->Set(static_cast<int64_t>(held_bytes_));
+  assembled_gauge_->Set(static_cast<int64_t>(assembled_.bytes()));
   if (last_offset_ <= processed_through_written_) return absl::OkStatus();
   std::string processed;
   PutOrderedInt64(processed, last_offset_);
@@ -559,13 +628,19 @@ absl::Status AggregateJoin::ApplySlice(std::string_view root, const RootSlice& s
   // index may name a root the child has already left, e.g. after a
   // TRUNCATE read on another partition): such a slice changes nothing.
   bool effective = false;
-  // The child as it is: written earlier in this slice, or stored.
+  // The child as it is: written earlier in this slice, or stored (as the
+  // root's assembled children hold it, when they are cached).
+  const std::string child_prefix = ChildPrefix(root);
+  const AssembledRoots::Children* assembled = assembled_.Find(root);
   auto current_child = [&](const std::string& key) -> absl::StatusOr<std::optional<std::string>> {
     const auto& entries = child_writes.entries();
     auto earlier = std::find_if(entries.rbegin(), entries.rend(),
                                 [&](const auto& e) { return e.key == key; });
     if (earlier != entries.rend()) return earlier->value;
-    return children_->Get(key);
+    if (assembled == nullptr) return children_->Get(key);
+    auto child = assembled->find(Sv(std::string_view(key).substr(child_prefix.size())));
+    if (child == assembled->end()) return std::nullopt;
+    return child->second;
   };
   for (const SliceOp& op : slice.ops) {
     effective = effective || op.kind != SliceOp::Kind::kChildDelete;
@@ -593,7 +668,7 @@ absl::Status AggregateJoin::ApplySlice(std::string_view root, const RootSlice& s
         return absl::DataLossError("table-wide operation in the slice of one root");
       case SliceOp::Kind::kChildUpsert:
       case SliceOp::Kind::kChildDelete:
-        child_key = ChildPrefix(root);
+        child_key = child_prefix;
         child_key.push_back(static_cast<char>(op.table));
         child_key.append(SortableKey(op.key));
         if (op.kind == SliceOp::Kind::kChildUpsert) {
@@ -631,7 +706,11 @@ absl::Status AggregateJoin::ApplySlice(std::string_view root, const RootSlice& s
       root_writes.Delete(row_key);
     }
   }
-  TRIBUTARY_RETURN_IF_ERROR(children_->Write(child_writes));
+  if (absl::Status written = children_->Write(child_writes); !written.ok()) {
+    assembled_.Erase(root);
+    return written;
+  }
+  assembled_.Apply(root, child_prefix, child_writes);
 
   if (slice.hold) {
     // Emitted by the transaction's flush; 'd': the root was deleted in it.
@@ -710,6 +789,9 @@ absl::Status AggregateJoin::ApplyShape(uint8_t table, std::string_view shape, bo
     TRIBUTARY_RETURN_IF_ERROR(it->status());
   }
   const int64_t rows = static_cast<int64_t>(rewrites.entries().size());
+  if (table > 0) {
+    for (const std::string& root : roots) assembled_.Erase(root);
+  }
   TRIBUTARY_RETURN_IF_ERROR(store->Write(rewrites));
   if (touch) TRIBUTARY_RETURN_IF_ERROR(Touch(roots));
   TRIBUTARY_RETURN_IF_ERROR(roots_->Put(shape_key, shape));
@@ -750,6 +832,7 @@ absl::Status AggregateJoin::Truncate(uint8_t table) {
     }
     TRIBUTARY_RETURN_IF_ERROR(it->status());
     it.reset();
+    for (const std::string& root : roots) assembled_.Erase(root);
     TRIBUTARY_RETURN_IF_ERROR(children_->Write(deletes));
     TRIBUTARY_RETURN_IF_ERROR(Touch(roots));
   }
@@ -815,26 +898,25 @@ absl::Status AggregateJoin::BuildAggregate(std::string_view root_key,
   std::string_view body = ObjectBody(root_row);
   out_.append(body);
   bool first_field = body.empty();
-  auto scan = children_->PrefixScan(ChildPrefix(root_key));
-  for (size_t table = 1; table <= spec_.children.size(); ++table) {
-    if (!first_field) out_.push_back(',');
-    first_field = false;
-    AppendJsonString(out_, spec_.children[table - 1].array_field);
-    out_.append(":[");
-    bool first_child = true;
-    // Children are stored by table, then child key: one pass over the scan.
-    while (scan->Valid()) {
-      std::string_view key = scan->key();
-      uint8_t child_table = static_cast<uint8_t>(key[root_key.size() + 1]);
-      if (child_table != table) break;
-      if (!first_child) out_.push_back(',');
-      first_child = false;
-      out_.append(scan->value());
-      scan->Next();
+  // The root's children as the store holds them: assembled already, or
+  // read (and assembled, when the cache is on).
+  if (const AssembledRoots::Children* children = assembled_.Find(root_key)) {
+    built_cached_->Add(1);
+    AssembledCursor cursor(*children);
+    first_field = AppendChildArrays(spec_.children, cursor, first_field, out_);
+  } else {
+    built_scanned_->Add(1);
+    const std::string prefix = ChildPrefix(root_key);
+    auto scan = children_->PrefixScan(prefix);
+    scanned_.clear();
+    ScanCursor cursor(*scan, prefix.size(), assembled_.enabled() ? &scanned_ : nullptr);
+    first_field = AppendChildArrays(spec_.children, cursor, first_field, out_);
+    if (assembled_.enabled()) {
+      while (cursor.Valid()) cursor.Next();  // rows of no table: as the store holds them
     }
-    out_.push_back(']');
+    TRIBUTARY_RETURN_IF_ERROR(scan->status());
+    if (assembled_.enabled()) assembled_.Insert(root_key, std::move(scanned_));
   }
-  TRIBUTARY_RETURN_IF_ERROR(scan->status());
   if (!first_field) out_.push_back(',');
   AppendJsonString(out_, spec_.source_field);
   out_.append(":{\"id\":");

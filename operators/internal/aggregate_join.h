@@ -51,6 +51,13 @@
 //        <name>-children <root key>\0<table><sortable child key> -> child row
 //                        o -> offset of the last record processed as of the
 //                        last commit
+//        assembled roots (in memory only, spec.aggregate_cache_bytes; see
+//        AssembledRoots): root -> its children rows as the children store
+//        holds them; each slice's child writes are applied to it, so a
+//        cached root's version is built without reading the store; any
+//        other write of children rows (a new shape, a truncate) drops the
+//        roots it touches. It starts empty with the processor, so nothing
+//        of it outlives a restart (stores are restored before Init).
 //        held changes (in memory; spilled to <name>-pending, a local RocksDB
 //        store without changelog, past spec.held_memory_bytes):
 //                        u<unit>\0<root>\0<position>\0<identity> -> RowChange;
@@ -71,6 +78,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "engine/processor.h"
+#include "operators/internal/assembled_roots.h"
 #include "operators/internal/cdc_messages.h"
 #include "operators/internal/row_merge.h"
 #include "operators/transaction_aggregate.h"
@@ -184,6 +192,11 @@ class AggregateJoin : public Processor {
   Counter* stale_ = nullptr;
   Counter* unresolved_ = nullptr;
   Counter* reshaped_ = nullptr;
+  Counter* built_cached_ = nullptr;
+  Counter* built_scanned_ = nullptr;
+  Gauge* assembled_gauge_ = nullptr;
+  AssembledRoots assembled_;
+  AssembledRoots::Children scanned_;  // BuildAggregate: a scan, to be cached
   UnavailableValues unavailable_;
   RowFields clash_fields_;
   RowFields row_fields_;  // ApplyShape

@@ -8,6 +8,7 @@
 #include <simdjson.h>
 
 #include <map>
+#include <random>
 #include <set>
 
 #include "absl/strings/str_cat.h"
@@ -1219,6 +1220,204 @@ TEST_F(TransactionAggregateTest, OwnFieldNamesAreConfigurableAndClashesAreErrors
   spec.version_field = "lines";
   Topology topology;
   EXPECT_FALSE(AddTransactionAggregate(topology, spec).ok()) << "two fields named lines";
+}
+
+// A generated workload for the assembled roots (AggregateJoin's cache of
+// roots' children): a small initial snapshot, then transactions that create
+// orders, add lines one by one, update them (some with the placeholder of
+// an unchanged TOASTed value), move them between orders, delete them,
+// delete orders and create them again; incremental snapshot rows between
+// transactions; an ALTER TABLE of the lines (a new shape) half way and a
+// TRUNCATE of them at three quarters. Events of the two tables interleave
+// at random (each table's in order); some ENDs come before their events.
+// A step without topic advances the clock (the snapshot completes).
+struct Step {
+  const char* topic = nullptr;
+  std::string value;
+};
+
+std::vector<Step> GeneratedWorkload(int transactions, uint32_t seed) {
+  Pg pg;
+  std::mt19937 random(seed);
+  auto chance = [&](int percent) { return static_cast<int>(random() % 100) < percent; };
+  const std::string old_fields = kLineFields;
+  const std::string added_fields = old_fields + kAddedFields;
+  bool altered = false;
+  std::map<int, int> line_order;  // line -> its order
+  std::set<int> orders, deleted_orders;
+  int next_order = 1, next_line = 1;
+  auto line_row = [&](int line, int order, std::string_view product) {
+    return absl::StrCat(R"({"id":)", line, R"(,"order_id":)", order, R"(,"product":")",
+                        Sv(product), R"(","quantity":)", random() % 9 + 1,
+                        R"(,"price":"BOI=","status":"ENTERED")",
+                        altered ? R"(,"discount":"fQ==","gift_note":"wrap"})" : "}");
+  };
+  auto with_shape = [&](const std::string& event) {
+    return Pg::WithSchema(event, altered ? added_fields : old_fields);
+  };
+  auto any_of = [&](const auto& container) {
+    auto it = container.begin();
+    std::advance(it, random() % container.size());
+    return it;
+  };
+
+  std::vector<Step> steps;
+  for (; next_order <= 3; ++next_order) {
+    orders.insert(next_order);
+    steps.push_back({kOrders, pg.SnapshotOrder(next_order, next_order == 1 ? "first" : "true")});
+    for (int l = 0; l < 3; ++l, ++next_line) {
+      line_order[next_line] = next_order;
+      steps.push_back({kLines, pg.SnapshotLine(next_line, next_order,
+                                               next_order == 3 && l == 2 ? "last" : "true")});
+    }
+  }
+  steps.push_back({});
+  for (int t = 0; t < transactions; ++t) {
+    const int64_t xid = 2000 + t;
+    pg.NewTransaction();
+    altered = altered || t == transactions / 2;
+    std::vector<Step> order_events, line_events;
+    if (t == transactions * 3 / 4) {
+      line_events.push_back({kLines, pg.Change("orderline", 't', "null", "null", xid)});
+      line_order.clear();
+    }
+    const int ops = 1 + static_cast<int>(random() % 6);
+    for (int op = 0; op < ops; ++op) {
+      const int r = static_cast<int>(random() % 100);
+      if (r < 12 || orders.empty()) {
+        int order = next_order++;
+        if (!deleted_orders.empty() && chance(50)) {
+          order = *any_of(deleted_orders);
+          deleted_orders.erase(order);
+        }
+        orders.insert(order);
+        order_events.push_back({kOrders, pg.Order('c', order, "PLACED", xid)});
+      } else if (r < 45 || line_order.empty()) {
+        // Now and then a line whose order comes later.
+        const int order = chance(5) ? next_order + 1 : *any_of(orders);
+        line_order[next_line] = order;
+        line_events.push_back({kLines, with_shape(pg.Change("orderline", 'c', "null",
+                                                            line_row(next_line, order, "p"), xid))});
+        ++next_line;
+      } else if (r < 60) {
+        const auto [line, order] = *any_of(line_order);
+        const char* product = chance(30) ? "__debezium_unavailable_value" : "q";
+        line_events.push_back({kLines, with_shape(pg.Change("orderline", 'u', "null",
+                                                            line_row(line, order, product), xid))});
+      } else if (r < 70) {
+        const int line = any_of(line_order)->first;
+        const int order = *any_of(orders);
+        line_order[line] = order;
+        line_events.push_back({kLines, with_shape(pg.Change("orderline", 'u', "null",
+                                                            line_row(line, order, "m"), xid))});
+      } else if (r < 80) {
+        const auto it = any_of(line_order);
+        line_events.push_back({kLines, pg.Line('d', it->first, 0, "", xid)});
+        line_order.erase(it);
+      } else if (r < 93) {
+        order_events.push_back(
+            {kOrders, pg.Order('u', *any_of(orders), chance(50) ? "PAID" : "SHIPPED", xid)});
+      } else {
+        const int order = *any_of(orders);
+        orders.erase(order);
+        deleted_orders.insert(order);
+        order_events.push_back({kOrders, pg.Order('d', order, "", xid)});
+      }
+    }
+    Step end{kTx, pg.End(xid, static_cast<int>(order_events.size()),
+                         static_cast<int>(line_events.size()))};
+    const bool end_first = chance(20);
+    if (end_first) steps.push_back(end);
+    size_t o = 0, l = 0;
+    while (o < order_events.size() || l < line_events.size()) {
+      const bool take_order =
+          l == line_events.size() || (o < order_events.size() && chance(50));
+      steps.push_back(take_order ? order_events[o++] : line_events[l++]);
+    }
+    if (!end_first) steps.push_back(end);
+    if (chance(10) && !line_order.empty()) {
+      const auto [line, order] = *any_of(line_order);
+      steps.push_back(
+          {kLines, with_shape(pg.SnapshotRow("orderline", line_row(line, order, "i"),
+                                             "incremental"))});
+    }
+  }
+  return steps;
+}
+
+class AssembledRootsTest : public TransactionAggregateTest {
+ protected:
+  struct Run {
+    std::vector<Version> output;
+    int64_t cached = 0;
+    int64_t scanned = 0;
+  };
+  Run RunWith(size_t cache_bytes, const std::vector<Step>& steps) {
+    TransactionAggregateSpec spec = Spec();
+    spec.aggregate_cache_bytes = cache_bytes;
+    Open(spec);
+    for (const Step& step : steps) {
+      if (step.topic == nullptr) {
+        EXPECT_TRUE(driver_->AdvanceWallClockTime(absl::Seconds(3)).ok());
+      } else {
+        Pipe(step.topic, step.value);
+      }
+    }
+    return {Output(), Counter("cdc-aggregate-builds-cached-total"),
+            Counter("cdc-aggregate-builds-scanned-total")};
+  }
+};
+
+// Every version is the same, record for record, whether the roots' children
+// are cached (in a budget that evicts, or one that holds everything) or
+// scanned for each version.
+TEST_F(AssembledRootsTest, GeneratedWorkloadEmitsTheSameWithAndWithoutTheCache) {
+  const std::vector<Step> steps = GeneratedWorkload(400, 11);
+  const Run scanned = RunWith(0, steps);
+  ASSERT_FALSE(HasFailure());
+  const Run small = RunWith(16 << 10, steps);
+  const Run large = RunWith(64 << 20, steps);
+  ASSERT_GT(scanned.output.size(), 300u);
+  ASSERT_EQ(small.output.size(), scanned.output.size());
+  ASSERT_EQ(large.output.size(), scanned.output.size());
+  for (size_t i = 0; i < scanned.output.size(); ++i) {
+    EXPECT_EQ(small.output[i].key, scanned.output[i].key) << "record " << i;
+    EXPECT_EQ(small.output[i].value, scanned.output[i].value) << "record " << i;
+    EXPECT_EQ(large.output[i].key, scanned.output[i].key) << "record " << i;
+    EXPECT_EQ(large.output[i].value, scanned.output[i].value) << "record " << i;
+  }
+  EXPECT_EQ(scanned.cached, 0);
+  EXPECT_GT(small.cached, 0);
+  EXPECT_LT(small.cached, large.cached) << "the small budget evicted";
+  EXPECT_EQ(small.cached + small.scanned, scanned.scanned);
+  EXPECT_EQ(large.cached + large.scanned, scanned.scanned);
+  EXPECT_LE(Gauge("cdc-aggregate-cache-bytes"), 64 << 20);
+  EXPECT_GT(Gauge("cdc-aggregate-cache-bytes"), 0);
+}
+
+// An order growing by one line a transaction: each version holds exactly
+// the lines so far, and every version after the first is built from the
+// cached children, without a scan.
+TEST_F(AssembledRootsTest, OrderGrowingLineByLineIsBuiltFromItsCachedChildren) {
+  constexpr int kLinesInOrder = 200;
+  Pipe(kOrders, pg_.Order('c', 1, "PLACED", 3000));
+  Pipe(kLines, pg_.Line('c', 1, 1, "a", 3000));
+  Pipe(kTx, pg_.End(3000, 1, 1));
+  for (int line = 2; line <= kLinesInOrder; ++line) {
+    pg_.NewTransaction();
+    Pipe(kLines, pg_.Line('c', line, 1, "a", 3000 + line));
+    Pipe(kTx, pg_.End(3000 + line, 0, 1));
+  }
+  const std::vector<Version> out = Output();
+  ASSERT_EQ(out.size(), static_cast<size_t>(kLinesInOrder));
+  std::string expected = "PLACED|";
+  for (int line = 1; line <= kLinesInOrder; ++line) {
+    absl::StrAppend(&expected, line, ",");
+    ASSERT_TRUE(out[line - 1].value);
+    EXPECT_EQ(Summary(*out[line - 1].value), expected) << "version " << line;
+  }
+  EXPECT_EQ(Counter("cdc-aggregate-builds-scanned-total"), 1);
+  EXPECT_EQ(Counter("cdc-aggregate-builds-cached-total"), kLinesInOrder - 1);
 }
 
 // A transaction topic deleted and created again (e.g. with a re-created

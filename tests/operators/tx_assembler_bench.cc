@@ -42,37 +42,29 @@
 //   build-bench/bin/tx_assembler_bench --benchmark_min_time=1
 //       --benchmark_repetitions=3 --benchmark_report_aggregates_only=true
 
-#include <stdlib.h>
-
 #include <algorithm>
 #include <cstdint>
-#include <filesystem>
-#include <memory>
-#include <optional>
 #include <random>
 #include <string>
-#include <string_view>
 #include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "base/absl_compat.h"
 #include "benchmark/benchmark.h"
 #include "engine/metrics.h"
-#include "engine/processor.h"
 #include "engine/record.h"
 #include "operators/internal/cdc_messages.h"
 #include "operators/internal/tx_assembler.h"
 #include "operators/transaction_aggregate.h"
-#include "state/caching_store.h"
-#include "state/change_logging_store.h"
-#include "state/changelog.h"
-#include "state/in_memory_store.h"
-#include "state/rocksdb_store.h"
+#include "tests/operators/operator_bench.h"
 
 namespace tributary {
 namespace {
 
+using bench::FakeContext;
+using bench::OpenStack;
+using bench::StoreKind;
+using bench::StoreStack;
 using internal::Decision;
 using internal::RoutedEvent;
 using internal::Run;
@@ -82,92 +74,16 @@ constexpr int kTables = 2;
 constexpr int kPartitions = 3;           // of each table topic
 constexpr int kAggregatePartitions = 3;  // of <name>-aggregate-repartition
 constexpr int64_t kCommitIntervalMs = 100;
-constexpr size_t kCacheBytes = 10 * 1024 * 1024 / 16;
 constexpr int64_t kTxPerChunk = 50'000;  // encoded at a time, outside the timing
 // TxAssembler sends at most this many decisions per broadcast record
 // (kMaxDecisionsPerRecord in tx_assembler.cc).
 constexpr int64_t kMaxDecisionsPerRecord = 4096;
 
 TransactionAggregateSpec MakeSpec(int64_t retention) {
-  TransactionAggregateSpec spec;
-  spec.name = "cdc";
-  spec.root = {"dbserver1.inventory.purchaseorder", "inventory.purchaseorder", "id", "", ""};
-  spec.children = {{"dbserver1.inventory.orderline", "inventory.orderline", "id", "order_id",
-                    "lines"}};
-  spec.transaction_topic = "dbserver1.transaction";
-  spec.output_topic = "order-aggregates";
+  TransactionAggregateSpec spec = bench::OrdersSpec();
   if (retention > 0) spec.released_retention = retention;
   return spec;
 }
-
-class DiscardingChangelog : public ChangelogWriter {
- public:
-  absl::Status Append(std::string_view key, std::optional<std::string_view> value) override {
-    ++records_;
-    bytes_ += key.size() + (value ? value->size() : 0);
-    return absl::OkStatus();
-  }
-  int64_t records_ = 0;
-  int64_t bytes_ = 0;
-};
-
-class NoopCancellable : public Cancellable {
- public:
-  void Cancel() override {}
-};
-
-// Every pure virtual of ProcessorContext, for one task of the assembler.
-class FakeContext : public ProcessorContext {
- public:
-  FakeContext(const TransactionAggregateSpec& spec, KeyValueStore* store)
-      : spec_(spec), store_(store), store_name_(TxAssembler::MetaStore(spec)) {}
-
-  const std::string& application_id() const override { return app_id_; }
-  TaskId task_id() const override { return TaskId{3, 0}; }
-  TimestampMs stream_time() const override { return TimestampMs{now_ms_}; }
-  TimestampMs wall_clock_time() const override { return TimestampMs{now_ms_}; }
-  absl::Status Forward(const Record& record) override {
-    ++forwarded_;
-    last_value_.assign(record.value.value_or(""));
-    return absl::OkStatus();
-  }
-  absl::Status Forward(const Record& record, std::string_view) override {
-    return Forward(record);
-  }
-  KeyValueStore* GetStateStore(std::string_view name) override {
-    return name == store_name_ ? store_ : nullptr;
-  }
-  std::shared_ptr<Cancellable> Schedule(absl::Duration, PunctuationType,
-                                        Punctuator punctuator) override {
-    punctuators_.push_back(std::move(punctuator));  // never fired here
-    return std::make_shared<NoopCancellable>();
-  }
-  absl::StatusOr<int32_t> PartitionCount(std::string_view topic) override {
-    if (topic == TxAssembler::AggregateTopic(spec_)) return kAggregatePartitions;
-    if (topic == spec_.root.topic || topic == spec_.children[0].topic) return kPartitions;
-    return absl::NotFoundError(absl::StrCat("no topic ", Sv(topic)));
-  }
-  absl::StatusOr<SourceProgress> QuerySourceProgress(std::string_view) override {
-    return SourceProgress{Offset{0}, Offset{1}, TimestampMs{now_ms_}};  // not caught up
-  }
-  void RequestCommit() override {}
-  Metrics& metrics() override { return metrics_; }
-
-  void Advance(int64_t ms) { now_ms_ += ms; }
-  int64_t forwarded() const { return forwarded_; }
-  const std::string& last_value() const { return last_value_; }
-
- private:
-  const TransactionAggregateSpec& spec_;
-  KeyValueStore* store_;
-  const std::string store_name_;
-  const std::string app_id_ = "order-aggregator";
-  int64_t now_ms_ = 1'700'000'000'000;
-  int64_t forwarded_ = 0;
-  std::string last_value_;
-  std::vector<Punctuator> punctuators_;
-  Metrics metrics_;
-};
 
 // One commit's records, pre-encoded.
 struct Commit {
@@ -267,52 +183,6 @@ class Workload {
   int64_t next_offset_ = 0;
 };
 
-enum StoreKind : int64_t { kInMemory = 0, kRocksDbStack = 1, kInMemoryStack = 2 };
-
-struct StoreStack {
-  std::unique_ptr<KeyValueStore> top;
-  CachingStore* cache = nullptr;
-  std::unique_ptr<RocksDbResources> resources;
-  std::string directory;
-  DiscardingChangelog changelog;
-
-  ~StoreStack() {
-    top.reset();
-    if (!directory.empty()) {
-      std::error_code ec;
-      std::filesystem::remove_all(directory, ec);
-    }
-  }
-};
-
-absl::Status OpenStack(StoreKind kind, const std::string& name, StoreStack& stack) {
-  std::unique_ptr<KeyValueStore> raw;
-  if (kind == kRocksDbStack) {
-    auto resources = RocksDbResources::Create(64 << 20, 16 << 20);
-    if (!resources.ok()) return resources.status();
-    stack.resources = std::move(*resources);
-    std::string dir = (std::filesystem::temp_directory_path() / "tx_assembler_bench-XXXXXX");
-    if (mkdtemp(dir.data()) == nullptr) return absl::InternalError("mkdtemp failed");
-    stack.directory = dir;
-    RocksDbStoreOptions options;
-    options.disable_wal = true;  // as under exactly-once
-    auto store = RocksDbStore::Open(name, dir + "/rocksdb/" + name, *stack.resources, options);
-    if (!store.ok()) return store.status();
-    raw = std::move(*store);
-  } else {
-    raw = InMemoryStore::Create(name);
-  }
-  if (kind == kInMemory) {
-    stack.top = std::move(raw);
-    return absl::OkStatus();
-  }
-  std::unique_ptr<KeyValueStore> logged = MakeChangeLoggingStore(std::move(raw), &stack.changelog);
-  std::unique_ptr<CachingStore> cache = CachingStore::Create(std::move(logged), kCacheBytes);
-  stack.cache = cache.get();
-  stack.top = std::move(cache);
-  return absl::OkStatus();
-}
-
 void BM_TxAssembler(benchmark::State& state) {
   const auto kind = static_cast<StoreKind>(state.range(0));
   const int64_t batch = state.range(1);
@@ -322,7 +192,10 @@ void BM_TxAssembler(benchmark::State& state) {
     state.SkipWithError(s.ToString().c_str());
     return;
   }
-  FakeContext context(spec, stack.top.get());
+  FakeContext context(TaskId{3, 0}, {{TxAssembler::MetaStore(spec), stack.top.get()}},
+                      {{TxAssembler::AggregateTopic(spec), kAggregatePartitions},
+                       {spec.root.topic, kPartitions},
+                       {spec.children[0].topic, kPartitions}});
   TxAssembler assembler(spec);
   if (absl::Status s = assembler.Init(context); !s.ok()) {
     state.SkipWithError(s.ToString().c_str());
@@ -403,17 +276,17 @@ void BM_TxAssembler(benchmark::State& state) {
     state.counters["early_flushes/commit"] = benchmark::Counter(
         static_cast<double>(stack.cache->stats().early_flushes) / static_cast<double>(commits));
   }
-  state.SetLabel(kind == kInMemory       ? "in-memory"
-                 : kind == kRocksDbStack ? "rocksdb+changelog+cache"
-                                         : "in-memory+changelog+cache");
+  state.SetLabel(bench::StoreLabel(kind));
 }
 
 BENCHMARK(BM_TxAssembler)
     ->ArgNames({"store", "batch", "retention"})
-    ->ArgsProduct({{kInMemory, kInMemoryStack, kRocksDbStack}, {10, 100, 1000}, {0}})
-    ->Args({kRocksDbStack, 100, 10'000})
+    ->ArgsProduct({{bench::kInMemory, bench::kInMemoryStack, bench::kRocksDbStack},
+                   {10, 100, 1000},
+                   {0}})
+    ->Args({bench::kRocksDbStack, 100, 10'000})
     // 1 M events/s at commit.interval.ms=100 is 20,000 transactions a commit.
-    ->Args({kRocksDbStack, 10'000, 0})
+    ->Args({bench::kRocksDbStack, 10'000, 0})
     // CPU time of the whole process: RocksDB's flush and compaction threads too.
     ->MeasureProcessCPUTime()
     ->Unit(benchmark::kMicrosecond);
