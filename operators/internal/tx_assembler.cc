@@ -15,13 +15,10 @@ namespace tributary::internal {
 namespace {
 
 using tx_keys::MetaKey;
-using tx_keys::kBeginPrefix;
-using tx_keys::kEndPrefix;
+using tx_keys::kPendingPrefix;
 using tx_keys::kProgressPrefix;
-using tx_keys::kQueuePrefix;
 using tx_keys::kReleasedOrderPrefix;
 using tx_keys::kReleasedPrefix;
-using tx_keys::kCountsPrefix;
 using tx_keys::kSnapshotPrefix;
 
 constexpr absl::Duration kCheckInterval = absl::Seconds(1);
@@ -114,41 +111,56 @@ absl::Status TxAssembler::Init(ProcessorContext& context) {
   return ReleaseReady();
 }
 
+// T<match id>: begins, END seen (1 byte), END position, END LSN, then per
+// table the events counted and END's count, then the transaction id.
+std::string TxAssembler::EncodePending(const Pending& pending) {
+  std::string out;
+  out.reserve(25 + 16 * pending.buffered.size() + pending.tx_id.size());
+  PutOrderedInt64(out, pending.begins);
+  out.push_back(pending.has_end ? '\1' : '\0');
+  PutOrderedInt64(out, pending.end_position);
+  PutOrderedInt64(out, pending.end_lsn);
+  for (size_t t = 0; t < pending.buffered.size(); ++t) {
+    PutOrderedInt64(out, pending.buffered[t]);
+    PutOrderedInt64(out, t < pending.expected.size() ? pending.expected[t] : 0);
+  }
+  out.append(pending.tx_id);
+  return out;
+}
+
+absl::StatusOr<TxAssembler::Pending> TxAssembler::DecodePending(std::string_view bytes,
+                                                                size_t tables) {
+  const size_t fixed = 25 + 16 * tables;
+  if (bytes.size() < fixed) return absl::DataLossError("corrupt pending transaction");
+  Pending pending;
+  pending.begins = GetOrderedInt64(bytes);
+  pending.has_end = bytes[8] != '\0';
+  pending.end_position = GetOrderedInt64(bytes.substr(9));
+  pending.end_lsn = GetOrderedInt64(bytes.substr(17));
+  pending.buffered.resize(tables);
+  if (pending.has_end) pending.expected.resize(tables);
+  for (size_t t = 0; t < tables; ++t) {
+    pending.buffered[t] = GetOrderedInt64(bytes.substr(25 + 16 * t));
+    if (pending.has_end) pending.expected[t] = GetOrderedInt64(bytes.substr(33 + 16 * t));
+  }
+  pending.tx_id = std::string(bytes.substr(fixed));
+  return pending;
+}
+
+absl::Status TxAssembler::PersistPending(std::string_view match_id, const Pending& pending) {
+  return meta_->Put(MetaKey(kPendingPrefix, match_id), EncodePending(pending));
+}
+
 absl::Status TxAssembler::Rebuild() {
   pending_.clear();
   queue_.clear();
-  for (auto it = meta_->PrefixScan(std::string(1, kCountsPrefix)); it->Valid(); it->Next()) {
-    const std::string_view value = it->value();
-    if (value.size() != 8 * tables_) return absl::DataLossError("corrupt event counts");
-    Pending& pending = pending_[std::string(it->key().substr(1))];
-    pending.buffered.resize(tables_);
-    for (size_t t = 0; t < tables_; ++t) {
-      pending.buffered[t] = GetOrderedInt64(value.substr(8 * t));
-    }
-  }
-  for (auto it = meta_->PrefixScan(std::string(1, kEndPrefix)); it->Valid(); it->Next()) {
+  for (auto it = meta_->PrefixScan(std::string(1, kPendingPrefix)); it->Valid(); it->Next()) {
     std::string match_id(it->key().substr(1));
-    TRIBUTARY_ASSIGN_OR_RETURN(RoutedEvent end, DecodeRoutedEvent(it->value()));
-    Pending& pending = pending_[match_id];
-    pending.buffered.resize(tables_);
-    pending.has_end = true;
-    pending.end_position = end.end_position;
-    pending.end_lsn = IdLsn(end.tx_id);
+    TRIBUTARY_ASSIGN_OR_RETURN(Pending pending, DecodePending(it->value(), tables_));
     // Later than it was: a proof by reading to the end must be newer still.
-    pending.end_seen = context_->wall_clock_time();
-    pending.tx_id = std::string(end.tx_id);
-    pending.expected.assign(tables_, 0);
-    for (const auto& [collection, count] : end.counts) {
-      int table = TableOf(collection);
-      if (table >= 0) pending.expected[table] = count;
-    }
-    queue_[end.end_position] = match_id;
-  }
-  for (auto it = meta_->PrefixScan(std::string(1, kBeginPrefix)); it->Valid(); it->Next()) {
-    if (it->value().size() != 8) return absl::DataLossError("corrupt BEGIN count");
-    Pending& pending = pending_[std::string(it->key().substr(1))];
-    pending.buffered.resize(tables_);
-    pending.begins = GetOrderedInt64(it->value());
+    if (pending.has_end) pending.end_seen = context_->wall_clock_time();
+    if (pending.has_end) queue_[pending.end_position] = match_id;
+    pending_[std::move(match_id)] = std::move(pending);
   }
   TRIBUTARY_RETURN_IF_ERROR(released_ids_.Load(*meta_));
   if (released_ids_.size() > 0) max_released_position_ = released_ids_.max_order();
@@ -203,7 +215,7 @@ absl::Status TxAssembler::Process(const Record& record) {
       status = OnReport(event);
       break;
     case RoutedEvent::Kind::kEnd:
-      status = OnEnd(*record.key, event, *record.value);
+      status = OnEnd(*record.key, event);
       break;
     case RoutedEvent::Kind::kBegin:
       status = OnBegin(*record.key);
@@ -327,9 +339,7 @@ absl::Status TxAssembler::OnRun(uint8_t table, int32_t partition,
   }
   pending.buffered.resize(tables_);
   pending.buffered[table] += events;
-  std::string counts;
-  for (int64_t n : pending.buffered) PutOrderedInt64(counts, n);
-  TRIBUTARY_RETURN_IF_ERROR(meta_->Put(MetaKey(kCountsPrefix, match_id), counts));
+  TRIBUTARY_RETURN_IF_ERROR(PersistPending(match_id, pending));
   if (pending.has_end && !queue_.empty() && queue_.begin()->second == match_id) ready = true;
   return absl::OkStatus();
 }
@@ -360,9 +370,7 @@ absl::Status TxAssembler::OnBegin(std::string_view match_id) {
         "counts only part of it; it completes once every input partition has moved past it",
         spec_.name, match_id);
   }
-  std::string count;
-  PutOrderedInt64(count, pending.begins);
-  return meta_->Put(MetaKey(kBeginPrefix, match_id), count);
+  return PersistPending(match_id, pending);
 }
 
 void TxAssembler::OnProgress(uint8_t table, int32_t partition, int64_t caught_up_ms) {
@@ -372,8 +380,7 @@ void TxAssembler::OnProgress(uint8_t table, int32_t partition, int64_t caught_up
   progress.dirty = true;
 }
 
-absl::Status TxAssembler::OnEnd(std::string_view match_id, const RoutedEvent& event,
-                                std::string_view raw) {
+absl::Status TxAssembler::OnEnd(std::string_view match_id, const RoutedEvent& event) {
   auto it = pending_.find(Sv(match_id));
   if (it != pending_.end() && it->second.has_end) {
     duplicates_->Add(1);
@@ -424,8 +431,7 @@ absl::Status TxAssembler::OnEnd(std::string_view match_id, const RoutedEvent& ev
     int table = TableOf(collection);
     if (table >= 0) pending.expected[table] = count;
   }
-  TRIBUTARY_RETURN_IF_ERROR(meta_->Put(MetaKey(kEndPrefix, match_id), raw));
-  TRIBUTARY_RETURN_IF_ERROR(meta_->Put(MetaKey(kQueuePrefix, event.end_position), match_id));
+  TRIBUTARY_RETURN_IF_ERROR(PersistPending(match_id, pending));
   queue_[event.end_position] = std::string(match_id);
   return ReleaseReady();
 }
@@ -634,10 +640,7 @@ absl::Status TxAssembler::Release(const std::string& match_id, bool partial) {
   decisions_.push_back(std::move(decision));
 
   WriteBatch meta;
-  meta.Delete(MetaKey(kEndPrefix, match_id));
-  meta.Delete(MetaKey(kQueuePrefix, position));
-  meta.Delete(MetaKey(kCountsPrefix, match_id));
-  if (pending.begins > 0) meta.Delete(MetaKey(kBeginPrefix, match_id));
+  meta.Delete(MetaKey(kPendingPrefix, match_id));
   // The position, then how many events were released (to tell a later
   // delivery with more events: see OnEnd).
   std::string ordered;

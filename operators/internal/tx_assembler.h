@@ -28,10 +28,9 @@
 // spec.visibility_grace after the END was seen (RoutedEvent::kProgress).
 //
 // State (changelogged, so a restarted or moved task resumes exactly):
-//   <name>-tx-meta     E<match id> -> END;  Q<pos> -> match id (queue);
-//                      C<match id> -> events counted per table;
+//   <name>-tx-meta     T<match id> -> pending: BEGINs seen, events counted per
+//                      table, END (position, LSN, id, counts) once seen;
 //                      R<match id> -> pos, events released;  P<pos> -> match id (released);
-//                      B<match id> -> BEGINs seen;
 //                      G<table><partition> -> partition progress;
 //                      S<lsn> -> open snapshot
 //
@@ -69,6 +68,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/functional/function_ref.h"
+#include "absl/status/statusor.h"
 #include "engine/processor.h"
 #include "operators/internal/cdc_messages.h"
 #include "operators/internal/retained_ids.h"
@@ -131,14 +131,17 @@ class TxAssembler : public Processor {
   enum class Completion { kIncomplete, kByCounts, kByPosition };
 
   absl::Status Rebuild();
+  static std::string EncodePending(const Pending& pending);
+  static absl::StatusOr<Pending> DecodePending(std::string_view bytes, size_t tables);
+  // Writes `pending` under T<match id>.
+  absl::Status PersistPending(std::string_view match_id, const Pending& pending);
   absl::Status OnReport(const RoutedEvent& report);
   // `events` of transaction `match_id` from `table`[`partition`]; sets
   // `ready` when a release may now be possible.
   absl::Status OnRun(uint8_t table, int32_t partition, const std::string& match_id,
                      int64_t events, bool& ready);
   absl::Status OnBegin(std::string_view match_id);
-  absl::Status OnEnd(std::string_view match_id, const RoutedEvent& event,
-                     std::string_view raw);
+  absl::Status OnEnd(std::string_view match_id, const RoutedEvent& event);
   void OnProgress(uint8_t table, int32_t partition, int64_t caught_up_ms);
   // The END position of a released transaction, or nullopt; with `events`,
   // how many events it was released with (-1: not known).

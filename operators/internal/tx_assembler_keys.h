@@ -10,14 +10,15 @@
 
 namespace tributary::internal::tx_keys {
 
-constexpr char kEndPrefix = 'E';
-constexpr char kQueuePrefix = 'Q';
+// T<match id> -> a pending transaction: BEGINs, events counted per table and,
+// once its END came, the END's position, LSN, id and counts (one key, so a
+// transaction released within a commit interval leaves nothing below the
+// record cache, and one that is not costs one put and one delete).
+constexpr char kPendingPrefix = 'T';
 constexpr char kReleasedPrefix = 'R';       // R<match id> -> ordered END position
 constexpr char kReleasedOrderPrefix = 'P';  // P<ordered END position> -> match id
-constexpr char kBeginPrefix = 'B';
 constexpr char kProgressPrefix = 'G';
 constexpr char kSnapshotPrefix = 'S';
-constexpr char kCountsPrefix = 'C';  // C<match id> -> events counted per table
 
 inline std::string MetaKey(char prefix, std::string_view match_id) {
   std::string key(1, prefix);

@@ -1,6 +1,7 @@
 // What the micro-benchmarks of one CDC operator driven directly share: the
 // spec, the store stacks they run on and a fake ProcessorContext for one task.
-// Header only; for tests/operators/*_bench.cc. Single-threaded.
+// Header only; for tests/operators/*_bench.cc and the tests that drive one
+// operator directly (tx_assembler_test.cc). Single-threaded.
 #pragma once
 
 #include <stdlib.h>
