@@ -328,9 +328,16 @@ absl::Status CdcRouter::RouteChange(const Record& record) {
   remove.shape.reset();
   if (change.op == ChangeOp::kDelete) {
     if (!old_root) {
+      // Most often the repeat of a delete (a connector restart delivers
+      // events again): the first removed the child. Logged once per task.
+      if (orphans_->value() == 0) {
+        OperatorsLogger()->warn(
+            "{}: delete of child {} of table #{} whose root is unknown (a delete delivered "
+            "again, or of a row this application never saw); it changes nothing; more such "
+            "deletes are counted in {}",
+            spec_.name, *key, table_, metric_names::kCdcOrphanChildDeletesTotal);
+      }
       orphans_->Add(1);
-      OperatorsLogger()->warn("{}: delete of child {} of table #{} whose root is unknown",
-                              spec_.name, *key, table_);
       return absl::OkStatus();
     }
     TRIBUTARY_RETURN_IF_ERROR(Send(*old_root, remove));
