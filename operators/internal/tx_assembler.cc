@@ -154,6 +154,18 @@ absl::Status TxAssembler::PersistPending(std::string_view match_id, const Pendin
 absl::Status TxAssembler::Rebuild() {
   pending_.clear();
   queue_.clear();
+  // Before one key per pending transaction (T), its END, counts, BEGINs and
+  // queue slot had keys of their own: state of that layout is not read.
+  for (const char old_prefix : {'E', 'C', 'B', 'Q'}) {
+    if (meta_->PrefixScan(std::string(1, old_prefix))->Valid()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          spec_.name, ": the store ", MetaStore(spec_),
+          " holds pending transactions in the layout of an older Tributary (keys '",
+          std::string(1, old_prefix), "...'), which this one does not read: let the old "
+          "version finish what is pending, or reset the application (stop it, delete its "
+          "state.dir and internal topics, start it again)"));
+    }
+  }
   for (auto it = meta_->PrefixScan(std::string(1, kPendingPrefix)); it->Valid(); it->Next()) {
     std::string match_id(it->key().substr(1));
     TRIBUTARY_ASSIGN_OR_RETURN(Pending pending, DecodePending(it->value(), tables_));

@@ -141,6 +141,23 @@ TEST_P(TxAssemblerRebuildTest, ASecondBeginSurvivesARestart) {
   EXPECT_EQ(Metric("cdc-transactions-pending"), 1);
 }
 
+// A store of the older layout (a key per END, per count, per BEGIN) is
+// refused with a message, not read as if nothing were pending.
+TEST_P(TxAssemblerRebuildTest, AStoreOfTheOlderLayoutIsRefused) {
+  ASSERT_TRUE(stack_.top->Put("E3001", "an END of the older layout").ok());
+  context_ = std::make_unique<FakeContext>(
+      TaskId{3, 0},
+      std::map<std::string, KeyValueStore*, std::less<>>{
+          {TxAssembler::MetaStore(spec_), stack_.top.get()}},
+      std::map<std::string, int32_t, std::less<>>{{TxAssembler::AggregateTopic(spec_), 3},
+                                                   {spec_.root.topic, kPartitions},
+                                                   {spec_.children[0].topic, kPartitions}});
+  TxAssembler assembler(spec_);
+  const absl::Status status = assembler.Init(*context_);
+  EXPECT_TRUE(absl::IsFailedPrecondition(status)) << status;
+  EXPECT_NE(status.message().find("older Tributary"), std::string_view::npos) << status;
+}
+
 INSTANTIATE_TEST_SUITE_P(Stores, TxAssemblerRebuildTest,
                          ::testing::Values(bench::kInMemory, bench::kInMemoryStack),
                          [](const auto& param_info) {
