@@ -58,15 +58,17 @@ class TxAssemblerRebuildTest : public ::testing::TestWithParam<bench::StoreKind>
     ASSERT_TRUE(assembler_->Process(record).ok());
   }
   void Begin(const std::string& xid) {
+    const std::string tx_id = xid + ":100" + xid;  // RoutedEvent holds a view of it
     RoutedEvent begin;
     begin.kind = RoutedEvent::Kind::kBegin;
-    begin.tx_id = xid + ":100" + xid;
+    begin.tx_id = tx_id;
     Feed(xid, begin);
   }
   void End(const std::string& xid, int64_t position, int64_t orders, int64_t lines) {
+    const std::string tx_id = xid + ":100" + xid;
     RoutedEvent end;
     end.kind = RoutedEvent::Kind::kEnd;
-    end.tx_id = xid + ":100" + xid;
+    end.tx_id = tx_id;
     end.end_position = position;
     end.ts_ms = 1'700'000'000'000 + position;
     end.counts = {{spec_.root.data_collection, orders},
