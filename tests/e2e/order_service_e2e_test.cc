@@ -1622,10 +1622,33 @@ class OrderServiceE2eTest : public KafkaTest {
                           << "output.topic=" << output_ << "\n"
                           << "dead.letter.topic=" << dead_letters_ << "\n";
     aggregator_log_ = absl::StrCat(dir_, "/order-aggregator.log");
+    ASSERT_NO_FATAL_FAILURE(LaunchAggregator());
+  }
+
+  // order-aggregator on the configuration StartAggregator wrote; its output
+  // goes on at the end of aggregator_log_.
+  void LaunchAggregator() {
+    const std::string config = absl::StrCat(dir_, "/order-aggregator.properties");
     auto process = ChildProcess::Start({kOrderAggregator, "--config", config}, aggregator_log_);
     ASSERT_TRUE(process.ok()) << process.status();
     aggregator_ = *std::move(process);
     Note("started order-aggregator (pid ", aggregator_->pid(), ", application.id ", app_id_, ")");
+  }
+
+  // SIGKILL while it works, then the same application.id and state.dir
+  // again: the new process restores its stores from their changelogs
+  // (nothing was checkpointed) and goes on from the committed offsets with
+  // the transactions that were pending in the assembler and held in the
+  // aggregate tasks.
+  void KillAndRestartAggregator() {
+    ASSERT_STATUS_OK(aggregator_->Signal(SIGKILL));
+    absl::StatusOr<int> status = aggregator_->Wait(kExitTimeout);
+    ASSERT_TRUE(status.ok()) << status.status();
+    ASSERT_TRUE(WIFSIGNALED(*status) && WTERMSIG(*status) == SIGKILL)
+        << DescribeWaitStatus(*status) << "\n"
+        << TailOfFile(aggregator_log_);
+    aggregator_.reset();
+    ASSERT_NO_FATAL_FAILURE(LaunchAggregator());
   }
 
   // SIGTERM: order-aggregator must commit and exit 0.
@@ -2427,13 +2450,17 @@ TEST_F(OrderServiceE2eTest, AggregatesAreCommittedDatabaseStates) {
   // aggregate has when it is applied); at 83 %
   // it is stopped, set back to the saved offsets and resumed, so that it
   // writes almost two thirds of the run again; at 94 % its replication
-  // connection is cut.
+  // connection is cut. order-aggregator is SIGKILLed and started again once,
+  // after the second restart.
   std::uniform_int_distribution<int64_t> restart_point(kBulkLines / 100, kBulkLines * 15 / 100);
   std::string offsets;
   ASSERT_NO_FATAL_FAILURE(WaitForDriverAt(kTransactions / 5));
   ASSERT_NO_FATAL_FAILURE(SaveOffsets(offsets));
   ASSERT_NO_FATAL_FAILURE(RestartInsideBulk(1, restart_point(rng)));
   ASSERT_NO_FATAL_FAILURE(RestartInsideBulk(2, restart_point(rng)));
+  // order-aggregator itself killed once, right after a connector restart
+  // inside a bulk insert (its second BEGIN pending, the bulk's lines held).
+  ASSERT_NO_FATAL_FAILURE(KillAndRestartAggregator());
   ASSERT_NO_FATAL_FAILURE(StartIncrementalSnapshot(first_order));
   ASSERT_NO_FATAL_FAILURE(RestartInsideBulk(3, restart_point(rng)));
   ASSERT_NO_FATAL_FAILURE(WaitForDriverAt(kTransactions * 5 / 6));
