@@ -6,6 +6,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -42,6 +43,22 @@ struct SourceProgress {
   TimestampMs as_of;
   bool caught_up() const { return position.value >= 0 && position.value >= end.value; }
 };
+
+// Errors by kind. A record a processor cannot use because of what it holds
+// (not JSON, wrong types, an unknown op, a missing key) is BAD INPUT: the
+// processor returns its error marked with MarkBadInput, before any side
+// effect of that record (nothing forwarded, nothing written), naming the
+// source transaction it belongs to when it can tell. Under
+// processing.error.policy=continue the task sends such a record to the
+// dead-letter topic and goes on. Every other error (a store, the producer,
+// the broker, a broken invariant) is an ENGINE FAILURE: it stops the task
+// under either policy, and the stream thread aborts the open Kafka
+// transaction, so nothing of the half-done work is committed; after a
+// restart the task starts again from its last commit.
+absl::Status MarkBadInput(absl::Status status, std::string_view transaction = {});
+bool IsBadInput(const absl::Status& status);
+// The source transaction a bad-input error names, if any.
+std::optional<std::string> BadInputTransaction(const absl::Status& status);
 
 // Cancels a scheduled punctuation; cancelling twice is harmless.
 class Cancellable {
@@ -110,12 +127,25 @@ class ProcessorContext {
   // The application's metrics registry, for processor-level metrics; tag
   // them with the task id. Valid for the processor's lifetime.
   virtual Metrics& metrics() = 0;
+
+  // Sends `record` to the dead-letter topic with `error` in its headers (and
+  // where it came from: record.topic, .partition, .offset; the transaction
+  // BadInputTransaction(error) names), in the task's current transaction,
+  // counted with the task's dead letters. For bad input a processor finds
+  // after the record that carried it (an END whose counts are never met).
+  // Without a dead-letter topic (processing.error.policy=fail) it returns
+  // `error` itself, so that the task stops on it.
+  virtual absl::Status DeadLetter(const Record& record, const absl::Status& error) {
+    (void)record;
+    return error;
+  }
 };
 
 // User logic. Init is called once before the first record, Close once at the
 // end of the task's life (also before it moves to another instance).
-// A non-OK status from Process goes to the task's processing error handler
-// (design: continue and dead-letter, or fail the task).
+// A non-OK status from Process is bad input or an engine failure (see
+// MarkBadInput): the first may go to the dead-letter topic, the second
+// stops the task.
 class Processor {
  public:
   virtual ~Processor() = default;

@@ -84,18 +84,18 @@ absl::StatusOr<T> Decode(const Serde<T>& serde,
     } else if constexpr (std::is_default_constructible_v<T>) {
       return T{};
     } else {
-      return absl::InvalidArgumentError(
+      return MarkBadInput(absl::InvalidArgumentError(
           absl::StrCat(Sv(node), ": the record's ", Sv(what),
                        " is null and its type has no default value; declare it "
-                       "std::optional"));
+                       "std::optional")));
     }
   }
   absl::StatusOr<T> value = serde.deserialize(*bytes);
   if (!value.ok()) {
-    return absl::Status(
+    return MarkBadInput(absl::Status(
         value.status().code(),
         absl::StrCat(Sv(node), ": cannot deserialize the record's ", Sv(what),
-                     ": ", value.status().message()));
+                     ": ", value.status().message())));
   }
   return value;
 }

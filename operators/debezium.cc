@@ -14,6 +14,7 @@
 #include <utility>
 
 #include "absl/status/status.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "base/absl_compat.h"
 #include "base/status_macros.h"
@@ -842,6 +843,23 @@ absl::StatusOr<TransactionMarker> DebeziumDecoder::DecodeMarker(
   if (!state.has_status) return ctx.Invalid("missing 'status'");
   if (!state.has_id) return ctx.Invalid("missing 'id'");
   return marker;
+}
+
+std::optional<std::string> DebeziumDecoder::FindTransactionId(std::string_view value) {
+  static const std::vector<std::string> kTransaction = {"transaction"};
+  static const std::vector<std::string> kId = {"id"};
+  absl::StatusOr<std::vector<std::optional<std::string_view>>> block =
+      ExtractFields(value, kTransaction);
+  if (!block.ok() || !(*block)[0] || !absl::StartsWith(Sv(*(*block)[0]), "{")) return std::nullopt;
+  const std::string text(*(*block)[0]);  // ExtractFields reuses its buffer
+  absl::StatusOr<std::vector<std::optional<std::string_view>>> id = ExtractFields(text, kId);
+  if (!id.ok() || !(*id)[0]) return std::nullopt;
+  std::string_view raw = *(*id)[0];
+  if (raw.size() >= 2 && raw.front() == '"' && raw.back() == '"') {
+    raw = raw.substr(1, raw.size() - 2);
+  }
+  if (raw.empty() || raw.find_first_of("\\\"") != std::string_view::npos) return std::nullopt;
+  return std::string(raw);
 }
 
 absl::StatusOr<std::vector<std::optional<std::string_view>>>

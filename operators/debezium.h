@@ -160,6 +160,12 @@ class DebeziumDecoder {
   absl::StatusOr<std::vector<std::optional<std::string_view>>> ExtractFields(
       std::string_view object, const std::vector<std::string>& fields);
 
+  // The id in the "transaction" block of a change event DecodeChange
+  // refused, when a lenient read can still find it (the block is well
+  // formed, whatever comes after it); else nullopt. For telling which
+  // transaction a bad event belonged to.
+  std::optional<std::string> FindTransactionId(std::string_view value);
+
   TxIdMode mode() const { return mode_; }
   ValueMode value_mode() const { return value_mode_; }
 

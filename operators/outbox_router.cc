@@ -76,68 +76,15 @@ class OutboxRouter final : public Processor {
       ignored_->Add(1);
       return absl::OkStatus();
     }
-    std::string_view row = *record.value;
-    if (spec_.input_mode == OutboxSpec::InputMode::kDebezium) {
-      TRIBUTARY_ASSIGN_OR_RETURN(ChangeEvent change,
-                                 decoder_.DecodeChange(*record.value));
-      if (!spec_.data_collection.empty() &&
-          change.source.data_collection != spec_.data_collection) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "outbox: change event of '", change.source.data_collection,
-            "' on topic '", Sv(record.topic), "', which is configured for '",
-            spec_.data_collection, "'"));
-      }
-      // Only inserts (and snapshot reads of rows never deleted) are events;
-      // an outbox row's update or delete is housekeeping.
-      if (change.op != ChangeOp::kCreate && change.op != ChangeOp::kRead) {
-        ignored_->Add(1);
-        return absl::OkStatus();
-      }
-      if (!change.after) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("outbox: insert (op '",
-                         std::string(1, static_cast<char>(change.op)),
-                         "') without 'after'"));
-      }
-      row = *change.after;
-    }
-    TRIBUTARY_ASSIGN_OR_RETURN(auto values,
-                               decoder_.ExtractFields(row, fields_));
-    for (size_t i = 0; i < fields_.size(); ++i) {
-      if (!values[i]) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("outbox: row has no column '", fields_[i], "'"));
-      }
-    }
     // Everything is checked before the seen-ids store is asked, so that a
     // malformed row is dead-lettered whatever was routed before it.
-    TRIBUTARY_RETURN_IF_ERROR(ScalarText(*values[0], fields_[0], id_));
-    TRIBUTARY_RETURN_IF_ERROR(ScalarText(*values[1], fields_[1], scratch_));
-    topic_ = spec_.topic_prefix + scratch_;
-    if (scratch_.empty() || !LegalTopic(topic_)) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("outbox: event ", id_, ": '", topic_, "' (from column '",
-                       fields_[1], "') is not a legal Kafka topic name"));
-    }
-    TRIBUTARY_RETURN_IF_ERROR(ScalarText(*values[2], fields_[2], key_));
-    TRIBUTARY_RETURN_IF_ERROR(ScalarText(*values[3], fields_[3], type_));
-    // The payload: a JSON string column (text, or jsonb through the JSON
-    // converter) gives the text the application stored; an object or array
-    // (a JSON-typed column with an expanding converter) its raw JSON; JSON
-    // null gives a null value (a tombstone, as Debezium's EventRouter does).
+    bool housekeeping = false;
     std::optional<std::string_view> payload;
-    const std::string_view raw_payload = *values[4];
-    switch (KindOf(raw_payload)) {
-      case JsonKind::kString:
-        TRIBUTARY_RETURN_IF_ERROR(WithColumn(
-            internal::UnescapeJsonString(raw_payload, payload_), fields_[4]));
-        payload = payload_;
-        break;
-      case JsonKind::kNull:
-        break;
-      default:
-        payload = raw_payload;
-        break;
+    absl::Status read = ReadEvent(record, housekeeping, payload);
+    if (!read.ok()) return MarkBadInput(std::move(read));
+    if (housekeeping) {
+      ignored_->Add(1);
+      return absl::OkStatus();
     }
     TRIBUTARY_ASSIGN_OR_RETURN(std::optional<std::string> seen,
                                seen_ids_.Get(*seen_, id_));
@@ -164,6 +111,74 @@ class OutboxRouter final : public Processor {
   }
 
  private:
+  // Reads and checks the outbox event in `record` into id_, topic_, key_,
+  // type_ and `payload`; `housekeeping`: an outbox row's update or delete,
+  // which routes nothing. Errors are bad input.
+  absl::Status ReadEvent(const Record& record, bool& housekeeping,
+                         std::optional<std::string_view>& payload) {
+    std::string_view row = *record.value;
+    if (spec_.input_mode == OutboxSpec::InputMode::kDebezium) {
+      TRIBUTARY_ASSIGN_OR_RETURN(ChangeEvent change,
+                                 decoder_.DecodeChange(*record.value));
+      if (!spec_.data_collection.empty() &&
+          change.source.data_collection != spec_.data_collection) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "outbox: change event of '", change.source.data_collection,
+            "' on topic '", Sv(record.topic), "', which is configured for '",
+            spec_.data_collection, "'"));
+      }
+      // Only inserts (and snapshot reads of rows never deleted) are events;
+      // an outbox row's update or delete is housekeeping.
+      if (change.op != ChangeOp::kCreate && change.op != ChangeOp::kRead) {
+        housekeeping = true;
+        return absl::OkStatus();
+      }
+      if (!change.after) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("outbox: insert (op '",
+                         std::string(1, static_cast<char>(change.op)),
+                         "') without 'after'"));
+      }
+      row = *change.after;
+    }
+    TRIBUTARY_ASSIGN_OR_RETURN(auto values,
+                               decoder_.ExtractFields(row, fields_));
+    for (size_t i = 0; i < fields_.size(); ++i) {
+      if (!values[i]) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("outbox: row has no column '", fields_[i], "'"));
+      }
+    }
+    TRIBUTARY_RETURN_IF_ERROR(ScalarText(*values[0], fields_[0], id_));
+    TRIBUTARY_RETURN_IF_ERROR(ScalarText(*values[1], fields_[1], scratch_));
+    topic_ = spec_.topic_prefix + scratch_;
+    if (scratch_.empty() || !LegalTopic(topic_)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("outbox: event ", id_, ": '", topic_, "' (from column '",
+                       fields_[1], "') is not a legal Kafka topic name"));
+    }
+    TRIBUTARY_RETURN_IF_ERROR(ScalarText(*values[2], fields_[2], key_));
+    TRIBUTARY_RETURN_IF_ERROR(ScalarText(*values[3], fields_[3], type_));
+    // The payload: a JSON string column (text, or jsonb through the JSON
+    // converter) gives the text the application stored; an object or array
+    // (a JSON-typed column with an expanding converter) its raw JSON; JSON
+    // null gives a null value (a tombstone, as Debezium's EventRouter does).
+    const std::string_view raw_payload = *values[4];
+    switch (KindOf(raw_payload)) {
+      case JsonKind::kString:
+        TRIBUTARY_RETURN_IF_ERROR(WithColumn(
+            internal::UnescapeJsonString(raw_payload, payload_), fields_[4]));
+        payload = payload_;
+        break;
+      case JsonKind::kNull:
+        break;
+      default:
+        payload = raw_payload;
+        break;
+    }
+    return absl::OkStatus();
+  }
+
   static absl::Status WithColumn(absl::Status status, std::string_view column) {
     if (status.ok()) return status;
     return absl::Status(

@@ -40,6 +40,10 @@ namespace metric_names {
 inline constexpr std::string_view kCdcTransactionsReleasedTotal = "cdc-transactions-released-total";
 inline constexpr std::string_view kCdcTransactionsReleasedPartialTotal =
     "cdc-transactions-released-partial-total";
+// Transactions whose END counts events that never came (every input
+// partition moved past them), each also dead-lettered.
+inline constexpr std::string_view kCdcTransactionsShortOfEndTotal =
+    "cdc-transactions-short-of-end-total";
 inline constexpr std::string_view kCdcTransactionsRestartedTotal =
     "cdc-transactions-restarted-total";
 inline constexpr std::string_view kCdcTransactionsCompletedByPositionTotal =
@@ -103,6 +107,16 @@ struct TransactionAggregateSpec {
   ValueMode value_mode = ValueMode::kReadable;
   IncompletePolicy incomplete_policy = IncompletePolicy::kHold;
   absl::Duration incomplete_timeout = absl::Minutes(5);
+  // What happens, at once, to a transaction known never to be whole: one of
+  // its events was bad input (dead-lettered), or its END counts events that
+  // never came (every input partition has moved past it; the END then goes
+  // to the dead-letter topic too). kRelease (the default): what arrived goes
+  // out marked "partial" in source_tx, and later transactions follow: one
+  // bad record neither stops the pipeline nor is lost (it is in the
+  // dead-letter topic with its transaction id). kHold: it and every later
+  // transaction wait (a restart with kRelease lets them go); kFail: stop
+  // with an error naming it.
+  IncompletePolicy partial_policy = IncompletePolicy::kRelease;
   // How many released transaction ids are remembered to drop re-deliveries.
   int64_t released_retention = 1'000'000;
   // Partitions of the by-root repartition topic; 0: as many as root.topic.

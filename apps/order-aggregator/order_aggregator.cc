@@ -27,6 +27,7 @@ const AppKeys& AllKeys() {
       {"value.format", "readable"},
       {"incomplete.transaction.policy", "hold"},
       {"incomplete.transaction.timeout.ms", "300000"},
+      {"partial.transaction.policy", "release"},
       {"aggregate.partitions", "0"},
       {"held.memory.bytes", "16777216"},
       {"aggregate.cache.bytes", "8388608"},
@@ -82,6 +83,8 @@ absl::StatusOr<TransactionAggregateSpec> SpecFrom(const StreamsConfig& config) {
   }
   TRIBUTARY_ASSIGN_OR_RETURN(spec.incomplete_policy,
                              ParseIncompletePolicy(get("incomplete.transaction.policy")));
+  TRIBUTARY_ASSIGN_OR_RETURN(spec.partial_policy,
+                             ParseIncompletePolicy(get("partial.transaction.policy")));
   TRIBUTARY_ASSIGN_OR_RETURN(int64_t timeout_ms,
                              config.GetInt("incomplete.transaction.timeout.ms"));
   spec.incomplete_timeout = absl::Milliseconds(timeout_ms);

@@ -147,6 +147,11 @@ class Task::NodeContext : public ProcessorContext {
 
   Metrics& metrics() override { return *task_->options_.metrics; }
 
+  absl::Status DeadLetter(const Record& record, const absl::Status& error) override {
+    if (task_->options_.error_policy != ErrorPolicy::kContinue) return error;
+    return task_->DeadLetter(record, error);
+  }
+
  private:
   Task* task_;
   int node_;
@@ -386,11 +391,16 @@ absl::Status Task::Process(const Record& record) {
   next_offsets_[it->second.topic] = record.offset.value + 1;
   ++counters_.processed;
   if (!status.ok()) {
-    if (options_.error_policy == ErrorPolicy::kFail) {
+    // Only bad input may be dead-lettered: an engine failure leaves work of
+    // this record (forwards, store writes) in the open transaction, which
+    // the stream thread aborts when the task stops.
+    if (options_.error_policy == ErrorPolicy::kFail || !IsBadInput(status)) {
       return absl::Status(
           status.code(),
           absl::StrCat("task ", options_.id.ToString(), " failed on ", Sv(record.topic),
-                       "[", record.partition.value, "]@", record.offset.value, ": ",
+                       "[", record.partition.value, "]@", record.offset.value,
+                       IsBadInput(status) ? " (bad input, processing.error.policy=fail): "
+                                          : " (not bad input: nothing of it is committed): ",
                        status.message()));
     }
     TRIBUTARY_RETURN_IF_ERROR(DeadLetter(record, status));
@@ -408,6 +418,9 @@ absl::Status Task::DeadLetter(const Record& record, const absl::Status& error) {
   dead.headers.push_back({kDlqTopicHeader, record.topic});
   dead.headers.push_back({kDlqPartitionHeader, partition});
   dead.headers.push_back({kDlqOffsetHeader, offset});
+  if (std::optional<std::string> transaction = BadInputTransaction(error)) {
+    dead.headers.push_back({kDlqTransactionHeader, *std::move(transaction)});
+  }
   return options_.collector->Send(options_.dead_letter_topic, dead, std::nullopt);
 }
 

@@ -74,6 +74,8 @@ inline constexpr char kDlqErrorHeader[] = "tributary.error";
 inline constexpr char kDlqTopicHeader[] = "tributary.source.topic";
 inline constexpr char kDlqPartitionHeader[] = "tributary.source.partition";
 inline constexpr char kDlqOffsetHeader[] = "tributary.source.offset";
+// The source transaction of the record, when the processor could tell.
+inline constexpr char kDlqTransactionHeader[] = "tributary.source.transaction";
 
 // The changelog topic of `store` in application `application_id`.
 std::string ChangelogTopic(std::string_view application_id, std::string_view store);

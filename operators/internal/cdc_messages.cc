@@ -25,7 +25,7 @@ std::string EncodeRoutedEvent(const RoutedEvent& event) {
     for (const Run& run : event.runs) {
       out.push_back(run.kind);
       PutVarint(out, static_cast<uint32_t>(run.partition));
-      if (run.kind == 'C' || run.kind == 'I') {
+      if (Run::HasId(run.kind)) {
         PutBytes(out, run.id);
       } else {
         PutOrderedInt64(out, run.lsn);
@@ -81,8 +81,7 @@ absl::StatusOr<RoutedEvent> DecodeRoutedEvent(std::string_view bytes) {
         std::string_view id;
         ok = reader.Byte(run.kind) && reader.Varint(run_partition) &&
              run_partition <= INT32_MAX &&
-             (run.kind == 'C' || run.kind == 'I' ? reader.Bytes(id)
-                                                 : reader.OrderedInt64(run.lsn)) &&
+             (Run::HasId(run.kind) ? reader.Bytes(id) : reader.OrderedInt64(run.lsn)) &&
              reader.Varint(events) && events <= INT64_MAX;
         run.id = std::string(id);
         run.partition = static_cast<int32_t>(run_partition);

@@ -17,8 +17,13 @@ namespace tributary::internal {
 // `events` change events of transaction `id` (kind 'C'), or rows of the
 // initial snapshot at LSN `lsn` (kind 'i'; 'T' when they include the last
 // row of its table, 'L' when they include its very last row), or incremental
-// snapshot rows waiting for transaction `id` (kind 'I').
+// snapshot rows waiting for transaction `id` (kind 'I'), or change events of
+// transaction `id` that were bad input and went to the dead-letter topic
+// (kind 'P', poisoned: they count, but the transaction cannot be whole).
 struct Run {
+  // Whether runs of `kind` name a transaction (else a snapshot LSN).
+  static bool HasId(char kind) { return kind == 'C' || kind == 'I' || kind == 'P'; }
+
   char kind = 'C';
   int32_t partition = 0;  // of the table topic
   std::string id;    // 'C': match id

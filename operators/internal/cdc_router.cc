@@ -106,11 +106,11 @@ void CdcRouter::Count(char kind, std::string_view id, int64_t lsn, int32_t parti
   if (!report_.runs.empty()) {
     Run& last = report_.runs.back();
     const bool same = last.partition == partition &&
-                      (kind == 'C' ? last.kind == 'C' && last.id == id
-                                   : last.kind != 'C' && last.lsn == lsn);
+                      (Run::HasId(kind) ? last.kind == kind && last.id == id
+                                        : !Run::HasId(last.kind) && last.lsn == lsn);
     if (same) {
       ++last.events;
-      if (kind != 'C' && SnapshotRank(kind) > SnapshotRank(last.kind)) last.kind = kind;
+      if (!Run::HasId(kind) && SnapshotRank(kind) > SnapshotRank(last.kind)) last.kind = kind;
       return;
     }
   }
@@ -184,7 +184,9 @@ absl::Status CdcRouter::Process(const Record& record) {
 }
 
 absl::Status CdcRouter::RouteMarker(const Record& record) {
-  TRIBUTARY_ASSIGN_OR_RETURN(TransactionMarker marker, decoder_.DecodeMarker(*record.value));
+  absl::StatusOr<TransactionMarker> decoded = decoder_.DecodeMarker(*record.value);
+  if (!decoded.ok()) return MarkBadInput(decoded.status());
+  const TransactionMarker& marker = *decoded;
   RoutedEvent event;
   event.tx_id = marker.id;
   if (marker.status == TransactionMarker::Status::kBegin) {
@@ -207,13 +209,31 @@ absl::Status CdcRouter::RouteMarker(const Record& record) {
   return context_->Forward(out);
 }
 
+absl::Status CdcRouter::Poisoned(const Record& record, absl::Status error,
+                                 const std::optional<TransactionRef>& transaction) {
+  std::string id;
+  std::string match_id;
+  if (transaction) {
+    id.assign(transaction->id);
+    match_id.assign(transaction->match_id);
+  } else if (std::optional<std::string> found = decoder_.FindTransactionId(*record.value)) {
+    id = *std::move(found);
+    match_id.assign(MatchId(id, spec_.tx_id_mode));
+  }
+  if (!match_id.empty()) Count('P', match_id, -1, record.partition.value);
+  return MarkBadInput(std::move(error), id);
+}
+
 absl::Status CdcRouter::RouteChange(const Record& record) {
-  TRIBUTARY_ASSIGN_OR_RETURN(ChangeEvent change, decoder_.DecodeChange(*record.value));
+  absl::StatusOr<ChangeEvent> decoded = decoder_.DecodeChange(*record.value);
+  if (!decoded.ok()) return Poisoned(record, decoded.status(), std::nullopt);
+  ChangeEvent& change = *decoded;
   const CdcTable& table = table_ == 0 ? spec_.root : spec_.children[table_ - 1];
   if (change.source.data_collection != table.data_collection) {
-    return absl::InvalidArgumentError(absl::StrCat(
+    return Poisoned(record, absl::InvalidArgumentError(absl::StrCat(
         "change event of '", change.source.data_collection, "' on topic '",
-        Sv(record.topic), "', which is configured for '", table.data_collection, "'"));
+        Sv(record.topic), "', which is configured for '", table.data_collection, "'")),
+        change.transaction);
   }
   SortablePosition(change.source.position, position_);
   RowChange out;
@@ -232,8 +252,6 @@ absl::Status CdcRouter::RouteChange(const Record& record) {
   } else if (change.op == ChangeOp::kRead) {
     out.unit = RowChange::Unit::kIncremental;
     out.unit_id = last_tx_;
-    // The assembler says when that transaction was released before.
-    if (!last_tx_.empty()) Count('I', last_tx_, -1, record.partition.value);
     out.source_partition = record.partition.value;
     out.source_offset = record.offset.value;
   } else {
@@ -245,28 +263,38 @@ absl::Status CdcRouter::RouteChange(const Record& record) {
   if (change.op != ChangeOp::kTruncate) {
     std::optional<std::string_view> image = change.after ? change.after : change.before;
     if (!image) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "change event (op '", std::string(1, static_cast<char>(change.op)),
-          "') of '", change.source.data_collection, "' has neither 'before' nor 'after'"));
+      return Poisoned(record,
+                      absl::InvalidArgumentError(absl::StrCat(
+                          "change event (op '", std::string(1, static_cast<char>(change.op)),
+                          "') of '", change.source.data_collection,
+                          "' has neither 'before' nor 'after'")),
+                      change.transaction);
     }
-    TRIBUTARY_ASSIGN_OR_RETURN(auto values, decoder_.ExtractFields(*image, fields_));
-    if (!values[0] || *values[0] == "null") {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "row of '", change.source.data_collection, "' has no key column '",
-          fields_[0], "'"));
+    absl::StatusOr<std::vector<std::optional<std::string_view>>> values =
+        decoder_.ExtractFields(*image, fields_);
+    if (!values.ok()) return Poisoned(record, values.status(), change.transaction);
+    if (!(*values)[0] || *(*values)[0] == "null") {
+      return Poisoned(record,
+                      absl::InvalidArgumentError(absl::StrCat(
+                          "row of '", change.source.data_collection, "' has no key column '",
+                          fields_[0], "'")),
+                      change.transaction);
     }
-    key = values[0];
+    key = (*values)[0];
     if (table_ > 0 && change.after) {
-      if (!values[1]) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "row of '", change.source.data_collection, "' has no parent column '",
-            fields_[1], "'"));
+      if (!(*values)[1]) {
+        return Poisoned(record,
+                        absl::InvalidArgumentError(absl::StrCat(
+                            "row of '", change.source.data_collection,
+                            "' has no parent column '", fields_[1], "'")),
+                        change.transaction);
       }
-      parent = values[1];
+      parent = (*values)[1];
     }
   }
 
-  // Decoded without error: it counts, and its unit is known.
+  // Decoded without error: it counts, and its unit is known. Nothing above
+  // has an effect, so that bad input is dead-lettered whole.
   int64_t lsn = -1;
   switch (out.unit) {
     case RowChange::Unit::kTransaction:
@@ -288,6 +316,10 @@ absl::Status CdcRouter::RouteChange(const Record& record) {
       out.unit_id = unit_id;
       break;
     }
+    case RowChange::Unit::kIncremental:
+      // The assembler says when that transaction was released before.
+      if (!last_tx_.empty()) Count('I', last_tx_, -1, record.partition.value);
+      break;
     default:
       break;
   }

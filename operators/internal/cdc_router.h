@@ -20,6 +20,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -55,6 +56,11 @@ class CdcRouter : public Processor {
  private:
   absl::Status RouteMarker(const Record& record);
   absl::Status RouteChange(const Record& record);
+  // `error`, marked bad input, for the change event in `record`; when its
+  // transaction is known (`transaction`, or found in the value's transaction
+  // block), the event is counted for it as poisoned (a 'P' run).
+  absl::Status Poisoned(const Record& record, absl::Status error,
+                        const std::optional<TransactionRef>& transaction);
   // Notes the proof that the partition was read to its end (sent with the
   // next report).
   absl::Status ReportProgress(TimestampMs now);

@@ -25,6 +25,9 @@ constexpr absl::Duration kCheckInterval = absl::Seconds(1);
 // Decisions per broadcast record (~30 bytes each); more go out before the
 // commit.
 constexpr size_t kMaxDecisionsPerRecord = 4096;
+// Flags of a pending transaction (EncodePending).
+constexpr char kPendingHasEnd = 1;
+constexpr char kPendingPoisoned = 2;
 
 std::string ProgressKey(size_t table, size_t partition) {
   std::string key(1, kProgressPrefix);
@@ -87,6 +90,7 @@ absl::Status TxAssembler::Init(ProcessorContext& context) {
       context.metrics().GetCounter(metric_names::kCdcTransactionsIncompleteAtSourceTotal, tags);
   by_position_ =
       context.metrics().GetCounter(metric_names::kCdcTransactionsCompletedByPositionTotal, tags);
+  short_ = context.metrics().GetCounter(metric_names::kCdcTransactionsShortOfEndTotal, tags);
   progress_.assign(tables_, {});
   for (size_t t = 0; t < tables_; ++t) {
     const CdcTable& table = t == 0 ? spec_.root : spec_.children[t - 1];
@@ -111,19 +115,22 @@ absl::Status TxAssembler::Init(ProcessorContext& context) {
   return ReleaseReady();
 }
 
-// T<match id>: begins, END seen (1 byte), END position, END LSN, then per
-// table the events counted and END's count, then the transaction id.
+// T<match id>: begins, flags (1 byte: END seen, poisoned), END position, END
+// LSN, then per table the events counted and END's count, then (when
+// poisoned) how many were poisoned, then the transaction id.
 std::string TxAssembler::EncodePending(const Pending& pending) {
   std::string out;
-  out.reserve(25 + 16 * pending.buffered.size() + pending.tx_id.size());
+  out.reserve(33 + 16 * pending.buffered.size() + pending.tx_id.size());
   PutOrderedInt64(out, pending.begins);
-  out.push_back(pending.has_end ? '\1' : '\0');
+  out.push_back(static_cast<char>((pending.has_end ? kPendingHasEnd : 0) |
+                                  (pending.poisoned > 0 ? kPendingPoisoned : 0)));
   PutOrderedInt64(out, pending.end_position);
   PutOrderedInt64(out, pending.end_lsn);
   for (size_t t = 0; t < pending.buffered.size(); ++t) {
     PutOrderedInt64(out, pending.buffered[t]);
     PutOrderedInt64(out, t < pending.expected.size() ? pending.expected[t] : 0);
   }
+  if (pending.poisoned > 0) PutOrderedInt64(out, pending.poisoned);
   out.append(pending.tx_id);
   return out;
 }
@@ -134,7 +141,8 @@ absl::StatusOr<TxAssembler::Pending> TxAssembler::DecodePending(std::string_view
   if (bytes.size() < fixed) return absl::DataLossError("corrupt pending transaction");
   Pending pending;
   pending.begins = GetOrderedInt64(bytes);
-  pending.has_end = bytes[8] != '\0';
+  const char flags = bytes[8];
+  pending.has_end = (flags & kPendingHasEnd) != 0;
   pending.end_position = GetOrderedInt64(bytes.substr(9));
   pending.end_lsn = GetOrderedInt64(bytes.substr(17));
   pending.buffered.resize(tables);
@@ -143,7 +151,13 @@ absl::StatusOr<TxAssembler::Pending> TxAssembler::DecodePending(std::string_view
     pending.buffered[t] = GetOrderedInt64(bytes.substr(25 + 16 * t));
     if (pending.has_end) pending.expected[t] = GetOrderedInt64(bytes.substr(33 + 16 * t));
   }
-  pending.tx_id = std::string(bytes.substr(fixed));
+  size_t id_at = fixed;
+  if ((flags & kPendingPoisoned) != 0) {
+    if (bytes.size() < fixed + 8) return absl::DataLossError("corrupt pending transaction");
+    pending.poisoned = GetOrderedInt64(bytes.substr(fixed));
+    id_at += 8;
+  }
+  pending.tx_id = std::string(bytes.substr(id_at));
   return pending;
 }
 
@@ -241,9 +255,9 @@ absl::Status TxAssembler::OnReport(const RoutedEvent& report) {
   if (report.table >= tables_) return absl::DataLossError("report of unknown table");
   bool ready = false;
   for (const Run& run : report.runs) {
-    if (run.kind == 'C') {
-      TRIBUTARY_RETURN_IF_ERROR(
-          OnRun(report.table, run.partition, run.id, run.events, ready));
+    if (run.kind == 'C' || run.kind == 'P') {
+      TRIBUTARY_RETURN_IF_ERROR(OnRun(report.table, run.partition, run.id, run.events,
+                                      /*poisoned=*/run.kind == 'P', ready));
     } else if (run.kind == 'I') {
       // Incremental snapshot rows waiting for transaction run.id: it applies
       // them at its release; when it is not pending (released before they
@@ -315,7 +329,8 @@ absl::Status TxAssembler::PersistProgress() {
 }
 
 absl::Status TxAssembler::OnRun(uint8_t table, int32_t partition,
-                                const std::string& match_id, int64_t events, bool& ready) {
+                                const std::string& match_id, int64_t events, bool poisoned,
+                                bool& ready) {
   PartitionProgress& progress = ProgressOf(table, partition);
   // A partition that moves on may complete the head (or a snapshot).
   if (progress.snapshot_rows_lsn > progress.past_snapshot_lsn) {
@@ -351,6 +366,7 @@ absl::Status TxAssembler::OnRun(uint8_t table, int32_t partition,
   }
   pending.buffered.resize(tables_);
   pending.buffered[table] += events;
+  if (poisoned) pending.poisoned += events;
   TRIBUTARY_RETURN_IF_ERROR(PersistPending(match_id, pending));
   if (pending.has_end && !queue_.empty() && queue_.begin()->second == match_id) ready = true;
   return absl::OkStatus();
@@ -564,14 +580,19 @@ std::optional<int32_t> TxAssembler::BroadcastPartition(const Record& record,
 TxAssembler::Completion TxAssembler::CompletionOf(const Pending& pending) const {
   if (!pending.has_end) return Completion::kIncomplete;
   bool counts_trusted = pending.begins <= 1;
+  bool short_of_end = false;
   for (size_t t = 0; t < tables_; ++t) {
     // END counts distinct events the connector wrote since its last (re)start
     // inside the transaction: a lower bound.
-    if (pending.buffered[t] < pending.expected[t]) return Completion::kIncomplete;
+    if (pending.buffered[t] < pending.expected[t]) short_of_end = true;
     if (pending.buffered[t] > pending.expected[t]) counts_trusted = false;
   }
-  if (counts_trusted) return Completion::kByCounts;
-  return PartitionsBehind(pending, nullptr) ? Completion::kIncomplete : Completion::kByPosition;
+  if (!short_of_end && counts_trusted) return Completion::kByCounts;
+  if (PartitionsBehind(pending, nullptr)) return Completion::kIncomplete;
+  // Every partition is past it: what has not come will not (after a restart
+  // inside the transaction END undercounts, so a shortfall then proves
+  // nothing more than the restart).
+  return short_of_end && pending.begins <= 1 ? Completion::kShort : Completion::kByPosition;
 }
 
 bool TxAssembler::PartitionsBehind(
@@ -632,13 +653,88 @@ absl::Status TxAssembler::ReleaseReady() {
       head_position_ = head->first;
       head_since_ = context_->wall_clock_time();
     }
-    const Completion completion = CompletionOf(pending_[head->second]);
+    const Pending& pending = pending_[head->second];
+    const Completion completion = CompletionOf(pending);
     if (completion == Completion::kIncomplete) break;
-    if (completion == Completion::kByPosition) by_position_->Add(1);
     std::string match_id = head->second;
+    if (completion == Completion::kShort || pending.poisoned > 0) {
+      bool release = false;
+      TRIBUTARY_RETURN_IF_ERROR(OnPartial(match_id, completion, release));
+      if (!release) break;
+      TRIBUTARY_RETURN_IF_ERROR(Release(match_id, /*partial=*/true));
+      continue;
+    }
+    if (completion == Completion::kByPosition) by_position_->Add(1);
     TRIBUTARY_RETURN_IF_ERROR(Release(match_id, /*partial=*/false));
   }
   return absl::OkStatus();
+}
+
+std::string TxAssembler::CountsText(const Pending& pending) const {
+  std::vector<std::string> counts;
+  for (size_t t = 0; t < tables_; ++t) {
+    const CdcTable& table = t == 0 ? spec_.root : spec_.children[t - 1];
+    counts.push_back(absl::StrCat(table.data_collection, " ", pending.buffered[t], "/",
+                                  t < pending.expected.size() ? pending.expected[t] : 0));
+  }
+  return absl::StrJoin(counts, ", ");
+}
+
+absl::Status TxAssembler::OnPartial(const std::string& match_id, Completion completion,
+                                    bool& release) {
+  const Pending& pending = pending_[match_id];
+  std::string why;
+  if (pending.poisoned > 0) {
+    why = absl::StrCat(pending.poisoned, " of its events were bad input and went to the "
+                       "dead-letter topic (header tributary.source.transaction)");
+  }
+  if (completion == Completion::kShort) {
+    absl::StrAppend(&why, why.empty() ? "" : "; ",
+                    "its END counts events that never came (every input partition has moved "
+                    "past it)");
+  }
+  const std::string detail =
+      absl::StrCat("transaction ", pending.tx_id, " (END at ", spec_.transaction_topic,
+                   " offset ", pending.end_position, ") cannot be whole: ", why,
+                   "; counted/END: ", CountsText(pending));
+  switch (spec_.partial_policy) {
+    case IncompletePolicy::kRelease:
+      release = true;
+      OperatorsLogger()->warn("{}: {}: released without them, marked \"partial\":true "
+                              "(partial.transaction.policy=release)",
+                              spec_.name, detail);
+      break;
+    case IncompletePolicy::kHold:
+      if (warned_partial_ != match_id) {
+        warned_partial_ = match_id;
+        OperatorsLogger()->warn("{}: {}: held with every later transaction "
+                                "(partial.transaction.policy=hold; restart with =release to "
+                                "release it marked partial)",
+                                spec_.name, detail);
+      }
+      return absl::OkStatus();
+    case IncompletePolicy::kFail:
+      return absl::FailedPreconditionError(absl::StrCat(
+          spec_.name, ": ", detail,
+          " (partial.transaction.policy=fail; set it to release or hold to go on)"));
+  }
+  if (completion != Completion::kShort) return absl::OkStatus();
+  // The END is the bad input here: it goes to the dead-letter topic too.
+  short_->Add(1);
+  std::string value = absl::StrCat("{\"transaction\":\"", pending.tx_id, "\",\"counted/END\":\"",
+                                   CountsText(pending), "\"}");
+  Record end;
+  end.topic = spec_.transaction_topic;
+  end.partition = Partition{0};
+  end.offset = Offset{pending.end_position};
+  end.key = match_id;
+  end.value = value;
+  end.timestamp = context_->wall_clock_time();
+  return context_->DeadLetter(
+      end, MarkBadInput(absl::DataLossError(absl::StrCat("END of transaction ", pending.tx_id,
+                                                         " counts events that never came: ",
+                                                         CountsText(pending))),
+                        pending.tx_id));
 }
 
 absl::Status TxAssembler::Release(const std::string& match_id, bool partial) {
@@ -697,12 +793,6 @@ absl::Status TxAssembler::CheckHead(TimestampMs now) {
   oldest_age_gauge_->Set(age_ms);
   if (age_ms < absl::ToInt64Milliseconds(spec_.incomplete_timeout)) return absl::OkStatus();
   const Pending& pending = pending_[head->second];
-  std::vector<std::string> counts;
-  for (size_t t = 0; t < tables_; ++t) {
-    const CdcTable& table = t == 0 ? spec_.root : spec_.children[t - 1];
-    counts.push_back(absl::StrCat(table.data_collection, " ", pending.buffered[t], "/",
-                                  pending.expected[t]));
-  }
   std::vector<std::string> behind;
   PartitionsBehind(pending, &behind);
   std::string proof;
@@ -715,7 +805,7 @@ absl::Status TxAssembler::CheckHead(TimestampMs now) {
   std::string detail = absl::StrCat(
       "transaction ", head->second, " (END at transaction-topic offset ", head->first,
       ", ", pending.begins, " BEGIN(s) seen) incomplete for ", age_ms / 1000,
-      " s: buffered/expected ", absl::StrJoin(counts, ", "), proof, "; ", queue_.size() - 1,
+      " s: buffered/expected ", CountsText(pending), proof, "; ", queue_.size() - 1,
       " later transactions wait");
   switch (spec_.incomplete_policy) {
     case IncompletePolicy::kHold:

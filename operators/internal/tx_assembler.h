@@ -29,7 +29,8 @@
 //
 // State (changelogged, so a restarted or moved task resumes exactly):
 //   <name>-tx-meta     T<match id> -> pending: BEGINs seen, events counted per
-//                      table, END (position, LSN, id, counts) once seen;
+//                      table (and how many of them were poisoned), END
+//                      (position, LSN, id, counts) once seen;
 //                      R<match id> -> pos, events released;  P<pos> -> match id (released);
 //                      G<table><partition> -> partition progress;
 //                      S<lsn> -> open snapshot
@@ -107,6 +108,9 @@ class TxAssembler : public Processor {
     TimestampMs end_seen{-1};       // wall clock when END arrived here
     std::string tx_id;
     std::vector<int64_t> expected;  // per table, from END
+    // Of the events counted, those that were bad input (dead-lettered):
+    // the transaction cannot be whole.
+    int64_t poisoned = 0;
   };
 
   // What is known of one input partition (one table topic partition).
@@ -128,7 +132,9 @@ class TxAssembler : public Processor {
     bool dirty = false;  // changed since last persisted
   };
 
-  enum class Completion { kIncomplete, kByCounts, kByPosition };
+  // kShort: END's counts are not met and every partition has moved past
+  // the transaction: the missing events will not come.
+  enum class Completion { kIncomplete, kByCounts, kByPosition, kShort };
 
   absl::Status Rebuild();
   static std::string EncodePending(const Pending& pending);
@@ -139,7 +145,7 @@ class TxAssembler : public Processor {
   // `events` of transaction `match_id` from `table`[`partition`]; sets
   // `ready` when a release may now be possible.
   absl::Status OnRun(uint8_t table, int32_t partition, const std::string& match_id,
-                     int64_t events, bool& ready);
+                     int64_t events, bool poisoned, bool& ready);
   absl::Status OnBegin(std::string_view match_id);
   absl::Status OnEnd(std::string_view match_id, const RoutedEvent& event);
   void OnProgress(uint8_t table, int32_t partition, int64_t caught_up_ms);
@@ -160,6 +166,11 @@ class TxAssembler : public Processor {
   // all such partitions as "topic[p]" (for messages).
   bool PartitionsBehind(const Pending& pending, std::vector<std::string>* names) const;
   absl::Status ReleaseReady();
+  // The head `match_id` is known never to be whole (`completion`): applies
+  // spec.partial_policy. Sets `release` when it goes out now (marked partial).
+  absl::Status OnPartial(const std::string& match_id, Completion completion, bool& release);
+  // The description of `pending`'s counts, "table counted/expected, ...".
+  std::string CountsText(const Pending& pending) const;
   absl::Status Release(const std::string& match_id, bool partial);
   // Sends the decisions taken so far to every aggregate partition.
   absl::Status FlushDecisions();
@@ -205,6 +216,7 @@ class TxAssembler : public Processor {
   int64_t head_position_ = -1;
   TimestampMs head_since_{0};
   TimestampMs last_warning_{0};
+  std::string warned_partial_;  // the held partial head last warned about
 
   Counter* released_ = nullptr;
   Counter* duplicates_ = nullptr;
@@ -212,6 +224,7 @@ class TxAssembler : public Processor {
   Counter* restarted_ = nullptr;
   Counter* by_position_ = nullptr;
   Counter* lost_at_source_ = nullptr;
+  Counter* short_ = nullptr;
   Gauge* pending_gauge_ = nullptr;
   Gauge* oldest_age_gauge_ = nullptr;
 };

@@ -191,7 +191,8 @@ class PickyProcessor : public Processor {
     return absl::OkStatus();
   }
   absl::Status Process(const Record& record) override {
-    if (record.value == "bad") return absl::InvalidArgumentError("value is bad");
+    if (record.value == "bad") return MarkBadInput(absl::InvalidArgumentError("value is bad"));
+    if (record.value == "broken") return absl::InternalError("the store is broken");
     return context_->Forward(record);
   }
 
@@ -228,6 +229,22 @@ TEST(TopologyTestDriverTest, ContinuePolicySendsFailedRecordsToTheDeadLetterTopi
   EXPECT_EQ(headers[internal::kDlqPartitionHeader], "0");
   EXPECT_EQ(headers[internal::kDlqOffsetHeader], "1");
   EXPECT_THAT(headers[internal::kDlqErrorHeader], ::testing::HasSubstr("value is bad"));
+}
+
+// Only bad input is dead-lettered: any other error (a store, the producer)
+// stops the task even under continue, and names the record.
+TEST(TopologyTestDriverTest, ContinuePolicyStopsOnAnErrorThatIsNotBadInput) {
+  TopologyTestDriver::Options options;
+  options.error_policy = ErrorPolicy::kContinue;
+  options.dead_letter_topic = "dlq";
+  auto driver = TopologyTestDriver::Create(PickyTopology(), options);
+  ASSERT_TRUE(driver.ok());
+  ASSERT_TRUE((*driver)->PipeInput("in", "1", "good").ok());
+  absl::Status status = (*driver)->PipeInput("in", "2", "broken");
+  EXPECT_EQ(status.code(), absl::StatusCode::kInternal);
+  EXPECT_THAT(std::string(status.message()), ::testing::HasSubstr("in[0]@1"));
+  EXPECT_THAT(std::string(status.message()), ::testing::HasSubstr("not bad input"));
+  EXPECT_TRUE((*driver)->ReadOutput("dlq").empty());
 }
 
 TEST(TopologyTestDriverTest, FailPolicyStopsWithAnErrorNamingTheRecord) {

@@ -294,7 +294,10 @@ TEST_F(TransactionAggregateTest, MissingEndIsHeldAndVisible) {
   EXPECT_EQ(Output().size(), 1u);
 }
 
-TEST_F(TransactionAggregateTest, CountsThatNeverMatchAreHeldByDefault) {
+TEST_F(TransactionAggregateTest, CountsThatNeverMatchAreHeldUnderTheHoldPolicy) {
+  TransactionAggregateSpec spec = Spec();
+  spec.partial_policy = IncompletePolicy::kHold;
+  Open(spec);
   Pipe(kOrders, pg_.Order('c', 1, "PLACED", 900));
   Pipe(kTx, pg_.End(900, 1, 2));  // one line never comes
   Pipe(kLines, pg_.Line('c', 1, 1, "a", 900));
@@ -310,6 +313,7 @@ TEST_F(TransactionAggregateTest, CountsThatNeverMatchAreHeldByDefault) {
 TEST_F(TransactionAggregateTest, ReleasePolicyEmitsAPartialTransactionAfterTheTimeout) {
   TransactionAggregateSpec spec = Spec();
   spec.incomplete_policy = IncompletePolicy::kRelease;
+  spec.partial_policy = IncompletePolicy::kHold;  // the timeout alone decides
   Open(spec);
   Pipe(kOrders, pg_.Order('c', 1, "PLACED", 900));
   Pipe(kTx, pg_.End(900, 1, 2));
@@ -327,6 +331,92 @@ TEST_F(TransactionAggregateTest, ReleasePolicyEmitsAPartialTransactionAfterTheTi
   EXPECT_EQ(out[1].key, "2");
   EXPECT_THAT(*out[1].value, ::testing::Not(HasSubstr("partial")));
   EXPECT_EQ(Counter("cdc-transactions-released-partial-total"), 1);
+}
+
+// The headers of a dead-lettered record, by name.
+std::map<std::string, std::string> Headers(const OwnedRecord& record) {
+  std::map<std::string, std::string> headers;
+  for (const auto& h : record.headers) headers[h.key] = h.value.value_or("");
+  return headers;
+}
+
+// A bad event inside a multi-table transaction still counts for it: the
+// transaction goes out at once without it, marked partial, the later one
+// whole; the bad event is in the dead-letter topic with its transaction id.
+TEST_F(TransactionAggregateTest, PoisonInsideATransactionReleasesTheRestMarkedPartial) {
+  Pipe(kOrders, pg_.Order('c', 1, "PLACED", 700));
+  Pipe(kLines, pg_.Line('c', 11, 1, "a", 700));
+  std::string bad = pg_.Line('c', 12, 1, "b", 700);
+  const size_t op_at = bad.find("\"op\":\"c\"");
+  ASSERT_NE(op_at, std::string::npos) << bad;
+  bad[op_at + 6] = 'x';  // an op Debezium never writes
+  Pipe(kLines, bad);
+  Pipe(kTx, pg_.End(700, 1, 2));
+  pg_.NewTransaction();
+  Pipe(kLines, pg_.Line('c', 13, 1, "c", 701));
+  Pipe(kTx, pg_.End(701, 0, 1));
+
+  std::vector<Version> out = Output();
+  ASSERT_EQ(out.size(), 2u);
+  EXPECT_EQ(Summary(*out[0].value), "PLACED|11,");
+  EXPECT_THAT(*out[0].value, HasSubstr(R"("partial":true)"));
+  EXPECT_EQ(Summary(*out[1].value), "PLACED|11,13,");
+  EXPECT_THAT(*out[1].value, ::testing::Not(HasSubstr("partial")));
+  EXPECT_EQ(Counter("cdc-transactions-released-partial-total"), 1);
+  std::vector<OwnedRecord> dead = driver_->ReadOutput("dlq");
+  ASSERT_EQ(dead.size(), 1u);
+  EXPECT_EQ(dead[0].value, bad);
+  std::map<std::string, std::string> headers = Headers(dead[0]);
+  EXPECT_THAT(headers["tributary.source.transaction"], ::testing::StartsWith("700:"));
+  EXPECT_THAT(headers["tributary.error"], HasSubstr("op"));
+  EXPECT_EQ(headers["tributary.source.topic"], kLines);
+}
+
+// A bad event whose transaction cannot be read (cut off JSON) leaves its
+// transaction short; once every partition has moved past it, it goes out
+// marked partial and its END goes to the dead-letter topic too.
+TEST_F(TransactionAggregateTest, TransactionShortOfItsEndIsReleasedOnceEveryPartitionIsPast) {
+  Pipe(kOrders, pg_.Order('c', 1, "PLACED", 710));
+  const std::string line = pg_.Line('c', 11, 1, "a", 710);
+  const std::string cut = line.substr(0, 40);
+  Pipe(kLines, cut);
+  Pipe(kTx, pg_.End(710, 1, 1));
+  EXPECT_TRUE(Output().empty()) << "the line's partition is not known to be past it";
+  // A later transaction's line moves that partition past it.
+  pg_.NewTransaction();
+  Pipe(kOrders, pg_.Order('c', 2, "PLACED", 711));
+  Pipe(kLines, pg_.Line('c', 21, 2, "b", 711));
+  Pipe(kTx, pg_.End(711, 1, 1));
+
+  std::vector<Version> out = Output();
+  ASSERT_EQ(out.size(), 2u);
+  EXPECT_EQ(out[0].key, "1");
+  EXPECT_EQ(Summary(*out[0].value), "PLACED|");
+  EXPECT_THAT(*out[0].value, HasSubstr(R"("partial":true)"));
+  EXPECT_EQ(Summary(*out[1].value), "PLACED|21,");
+  EXPECT_EQ(Counter("cdc-transactions-short-of-end-total"), 1);
+  std::vector<OwnedRecord> dead = driver_->ReadOutput("dlq");
+  ASSERT_EQ(dead.size(), 2u);
+  EXPECT_EQ(dead[0].value, cut);
+  std::map<std::string, std::string> end = Headers(dead[1]);
+  EXPECT_EQ(end["tributary.source.topic"], kTx);
+  EXPECT_THAT(end["tributary.source.transaction"], ::testing::StartsWith("710:"));
+  EXPECT_THAT(end["tributary.error"], HasSubstr("inventory.orderline 0/1"));
+}
+
+TEST_F(TransactionAggregateTest, PartialPolicyFailStopsWithTheTransactionNamed) {
+  TransactionAggregateSpec spec = Spec();
+  spec.partial_policy = IncompletePolicy::kFail;
+  Open(spec);
+  Pipe(kOrders, pg_.Order('c', 1, "PLACED", 720));
+  std::string bad = pg_.Line('c', 11, 1, "a", 720);
+  bad.replace(bad.find("\"order_id\""), 10, "\"order_no\"");  // no parent column
+  Pipe(kLines, bad);
+  absl::Status status = driver_->PipeInput(kTx, "{\"id\":0}", pg_.End(720, 1, 1));
+  EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(status.message()), HasSubstr("720:"));
+  EXPECT_THAT(std::string(status.message()), HasSubstr("bad input"));
+  EXPECT_TRUE(Output().empty());
 }
 
 TEST_F(TransactionAggregateTest, FailPolicyStopsWithTheTransactionNamed) {
@@ -1188,18 +1278,15 @@ TEST_F(TransactionAggregateTest, UnchangedToastedColumnsKeepTheirPreviousValue) 
 }
 
 TEST_F(TransactionAggregateTest, OwnFieldNamesAreConfigurableAndClashesAreErrors) {
+  // A clash is a setting to change, not a bad record: it stops the task
+  // (nothing of the release is committed) with an error naming the setting.
   const std::string with_version = pg_.Change(
       "purchaseorder", 'c', "null", R"({"id":1,"status":"PLACED","version":"v2"})", 410);
   Pipe(kOrders, with_version);
-  Pipe(kTx, pg_.End(410, 1, 0));
+  absl::Status clash = driver_->PipeInput(kTx, "{\"id\":0}", pg_.End(410, 1, 0));
+  EXPECT_THAT(std::string(clash.message()), HasSubstr("aggregate.version.field"));
   EXPECT_TRUE(Output().empty());
-  std::vector<OwnedRecord> dead = driver_->ReadOutput("dlq");
-  ASSERT_EQ(dead.size(), 1u);
-  std::string error;
-  for (const auto& h : dead[0].headers) {
-    if (h.key == "tributary.error") error = h.value.value_or("");
-  }
-  EXPECT_THAT(error, HasSubstr("aggregate.version.field"));
+  EXPECT_TRUE(driver_->ReadOutput("dlq").empty());
 
   TransactionAggregateSpec spec = Spec();
   spec.version_field = "_version";
