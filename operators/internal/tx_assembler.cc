@@ -588,11 +588,17 @@ TxAssembler::Completion TxAssembler::CompletionOf(const Pending& pending) const 
     if (pending.buffered[t] > pending.expected[t]) counts_trusted = false;
   }
   if (!short_of_end && counts_trusted) return Completion::kByCounts;
-  if (PartitionsBehind(pending, nullptr)) return Completion::kIncomplete;
-  // Every partition is past it: what has not come will not (after a restart
-  // inside the transaction END undercounts, so a shortfall then proves
-  // nothing more than the restart).
-  return short_of_end && pending.begins <= 1 ? Completion::kShort : Completion::kByPosition;
+  if (short_of_end && pending.begins <= 1) {
+    // Events missing (after a restart inside the transaction END undercounts
+    // instead). They will not come once every partition has delivered an
+    // event of a later transaction; reading a partition to its end proves it
+    // only after the timeout (CheckHead), as an event may become readable
+    // later than its END by more than the grace.
+    return PartitionsBehind(pending, nullptr, /*later_events_only=*/true)
+               ? Completion::kIncomplete
+               : Completion::kShort;
+  }
+  return PartitionsBehind(pending, nullptr) ? Completion::kIncomplete : Completion::kByPosition;
 }
 
 bool TxAssembler::PartitionsBehind(
@@ -616,10 +622,10 @@ bool TxAssembler::PartitionsBehind(
   return any;
 }
 
-bool TxAssembler::PartitionsBehind(const Pending& pending,
-                                   std::vector<std::string>* names) const {
+bool TxAssembler::PartitionsBehind(const Pending& pending, std::vector<std::string>* names,
+                                   bool later_events_only) const {
   return PartitionsBehind(
-      [&](size_t) { return pending.end_seen.value; },
+      [&](size_t) { return later_events_only ? int64_t{-1} : pending.end_seen.value; },
       [&](const PartitionProgress& p) { return p.passed > pending.end_position; }, names);
 }
 
@@ -691,7 +697,8 @@ absl::Status TxAssembler::OnPartial(const std::string& match_id, Completion comp
   if (completion == Completion::kShort) {
     absl::StrAppend(&why, why.empty() ? "" : "; ",
                     "its END counts events that never came (every input partition has moved "
-                    "past it)");
+                    "past it: delivered a later transaction, or was read to its end for "
+                    "longer than incomplete.transaction.timeout.ms)");
   }
   const std::string detail =
       absl::StrCat("transaction ", pending.tx_id, " (END at ", spec_.transaction_topic,
@@ -801,6 +808,20 @@ absl::Status TxAssembler::CheckHead(TimestampMs now) {
             "(filtered out before Tributary, e.g. by an SMT or a table filter?)";
   } else {
     proof = absl::StrCat("; not yet moved past it: ", absl::StrJoin(behind, ", "));
+  }
+  bool short_of_end = false;
+  for (size_t t = 0; t < tables_; ++t) {
+    short_of_end = short_of_end || pending.buffered[t] < pending.expected[t];
+  }
+  if (behind.empty() && short_of_end && pending.begins <= 1) {
+    // Read to its end everywhere for longer than the timeout after its END:
+    // the missing events will not come.
+    std::string match_id = head->second;
+    bool release = false;
+    TRIBUTARY_RETURN_IF_ERROR(OnPartial(match_id, Completion::kShort, release));
+    if (!release) return absl::OkStatus();
+    TRIBUTARY_RETURN_IF_ERROR(Release(match_id, /*partial=*/true));
+    return ReleaseReady();
   }
   std::string detail = absl::StrCat(
       "transaction ", head->second, " (END at transaction-topic offset ", head->first,

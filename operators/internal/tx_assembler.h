@@ -164,7 +164,10 @@ class TxAssembler : public Processor {
   Completion CompletionOf(const Pending& pending) const;
   // Whether some partition is not yet proven past `pending`; with `names`,
   // all such partitions as "topic[p]" (for messages).
-  bool PartitionsBehind(const Pending& pending, std::vector<std::string>* names) const;
+  // With `later_events_only`, only an event of a later transaction proves a
+  // partition past (not reading it to its end).
+  bool PartitionsBehind(const Pending& pending, std::vector<std::string>* names,
+                        bool later_events_only = false) const;
   absl::Status ReleaseReady();
   // The head `match_id` is known never to be whole (`completion`): applies
   // spec.partial_policy. Sets `release` when it goes out now (marked partial).

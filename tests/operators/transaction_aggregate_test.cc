@@ -313,7 +313,6 @@ TEST_F(TransactionAggregateTest, CountsThatNeverMatchAreHeldUnderTheHoldPolicy) 
 TEST_F(TransactionAggregateTest, ReleasePolicyEmitsAPartialTransactionAfterTheTimeout) {
   TransactionAggregateSpec spec = Spec();
   spec.incomplete_policy = IncompletePolicy::kRelease;
-  spec.partial_policy = IncompletePolicy::kHold;  // the timeout alone decides
   Open(spec);
   Pipe(kOrders, pg_.Order('c', 1, "PLACED", 900));
   Pipe(kTx, pg_.End(900, 1, 2));
