@@ -117,20 +117,20 @@ absl::Status TxAssembler::Init(ProcessorContext& context) {
 
 // T<match id>: begins, flags (1 byte: END seen, poisoned), END position, END
 // LSN, then per table the events counted and END's count, then (when
-// poisoned) how many were poisoned, then the transaction id.
+// poisoned) per table how many were poisoned, then the transaction id.
 std::string TxAssembler::EncodePending(const Pending& pending) {
   std::string out;
   out.reserve(33 + 16 * pending.buffered.size() + pending.tx_id.size());
   PutOrderedInt64(out, pending.begins);
   out.push_back(static_cast<char>((pending.has_end ? kPendingHasEnd : 0) |
-                                  (pending.poisoned > 0 ? kPendingPoisoned : 0)));
+                                  (pending.poisoned.empty() ? 0 : kPendingPoisoned)));
   PutOrderedInt64(out, pending.end_position);
   PutOrderedInt64(out, pending.end_lsn);
   for (size_t t = 0; t < pending.buffered.size(); ++t) {
     PutOrderedInt64(out, pending.buffered[t]);
     PutOrderedInt64(out, t < pending.expected.size() ? pending.expected[t] : 0);
   }
-  if (pending.poisoned > 0) PutOrderedInt64(out, pending.poisoned);
+  for (size_t t = 0; t < pending.poisoned.size(); ++t) PutOrderedInt64(out, pending.poisoned[t]);
   out.append(pending.tx_id);
   return out;
 }
@@ -153,9 +153,14 @@ absl::StatusOr<TxAssembler::Pending> TxAssembler::DecodePending(std::string_view
   }
   size_t id_at = fixed;
   if ((flags & kPendingPoisoned) != 0) {
-    if (bytes.size() < fixed + 8) return absl::DataLossError("corrupt pending transaction");
-    pending.poisoned = GetOrderedInt64(bytes.substr(fixed));
-    id_at += 8;
+    if (bytes.size() < fixed + 8 * tables) {
+      return absl::DataLossError("corrupt pending transaction");
+    }
+    pending.poisoned.resize(tables);
+    for (size_t t = 0; t < tables; ++t) {
+      pending.poisoned[t] = GetOrderedInt64(bytes.substr(fixed + 8 * t));
+    }
+    id_at += 8 * tables;
   }
   pending.tx_id = std::string(bytes.substr(id_at));
   return pending;
@@ -366,7 +371,10 @@ absl::Status TxAssembler::OnRun(uint8_t table, int32_t partition,
   }
   pending.buffered.resize(tables_);
   pending.buffered[table] += events;
-  if (poisoned) pending.poisoned += events;
+  if (poisoned) {
+    pending.poisoned.resize(tables_);
+    pending.poisoned[table] += events;
+  }
   TRIBUTARY_RETURN_IF_ERROR(PersistPending(match_id, pending));
   if (pending.has_end && !queue_.empty() && queue_.begin()->second == match_id) ready = true;
   return absl::OkStatus();
@@ -581,13 +589,15 @@ TxAssembler::Completion TxAssembler::CompletionOf(const Pending& pending) const 
   if (!pending.has_end) return Completion::kIncomplete;
   bool counts_trusted = pending.begins <= 1;
   bool short_of_end = false;
+  bool good_match = counts_trusted;  // the events that were not bad input match END
   for (size_t t = 0; t < tables_; ++t) {
     // END counts distinct events the connector wrote since its last (re)start
     // inside the transaction: a lower bound.
     if (pending.buffered[t] < pending.expected[t]) short_of_end = true;
     if (pending.buffered[t] > pending.expected[t]) counts_trusted = false;
+    good_match = good_match && pending.buffered[t] - pending.Poisoned(t) == pending.expected[t];
   }
-  if (!short_of_end && counts_trusted) return Completion::kByCounts;
+  if (good_match || (!short_of_end && counts_trusted)) return Completion::kByCounts;
   if (short_of_end && pending.begins <= 1) {
     // Events missing (after a restart inside the transaction END undercounts
     // instead). They will not come once every partition has delivered an
@@ -599,6 +609,22 @@ TxAssembler::Completion TxAssembler::CompletionOf(const Pending& pending) const 
                : Completion::kShort;
   }
   return PartitionsBehind(pending, nullptr) ? Completion::kIncomplete : Completion::kByPosition;
+}
+
+bool TxAssembler::Whole(const Pending& pending, Completion completion) const {
+  switch (completion) {
+    case Completion::kShort:
+      return false;
+    case Completion::kByCounts:
+      // Events that were bad input beyond END's count (a corrupted repeat)
+      // took no event's place.
+      for (size_t t = 0; t < tables_; ++t) {
+        if (pending.buffered[t] - pending.Poisoned(t) < pending.expected[t]) return false;
+      }
+      return true;
+    default:
+      return pending.poisoned.empty();
+  }
 }
 
 bool TxAssembler::PartitionsBehind(
@@ -663,7 +689,7 @@ absl::Status TxAssembler::ReleaseReady() {
     const Completion completion = CompletionOf(pending);
     if (completion == Completion::kIncomplete) break;
     std::string match_id = head->second;
-    if (completion == Completion::kShort || pending.poisoned > 0) {
+    if (!Whole(pending, completion)) {
       bool release = false;
       TRIBUTARY_RETURN_IF_ERROR(OnPartial(match_id, completion, release));
       if (!release) break;
@@ -690,8 +716,8 @@ absl::Status TxAssembler::OnPartial(const std::string& match_id, Completion comp
                                     bool& release) {
   const Pending& pending = pending_[match_id];
   std::string why;
-  if (pending.poisoned > 0) {
-    why = absl::StrCat(pending.poisoned, " of its events were bad input and went to the "
+  if (!pending.poisoned.empty()) {
+    why = absl::StrCat(pending.PoisonedTotal(), " of its events were bad input and went to the "
                        "dead-letter topic (header tributary.source.transaction)");
   }
   if (completion == Completion::kShort) {

@@ -108,9 +108,17 @@ class TxAssembler : public Processor {
     TimestampMs end_seen{-1};       // wall clock when END arrived here
     std::string tx_id;
     std::vector<int64_t> expected;  // per table, from END
-    // Of the events counted, those that were bad input (dead-lettered):
-    // the transaction cannot be whole.
-    int64_t poisoned = 0;
+    // Of the events counted, per table, those that were bad input
+    // (dead-lettered); empty when none.
+    std::vector<int64_t> poisoned;
+    int64_t PoisonedTotal() const {
+      int64_t n = 0;
+      for (int64_t p : poisoned) n += p;
+      return n;
+    }
+    int64_t Poisoned(size_t table) const {
+      return table < poisoned.size() ? poisoned[table] : 0;
+    }
   };
 
   // What is known of one input partition (one table topic partition).
@@ -162,6 +170,9 @@ class TxAssembler : public Processor {
   bool NotePassed(PartitionProgress& progress, int64_t position);
   absl::Status PersistProgress();
   Completion CompletionOf(const Pending& pending) const;
+  // Whether a transaction complete by `completion` has every event: no
+  // poisoned event took the place of one END counts.
+  bool Whole(const Pending& pending, Completion completion) const;
   // Whether some partition is not yet proven past `pending`; with `names`,
   // all such partitions as "topic[p]" (for messages).
   // With `later_events_only`, only an event of a later transaction proves a

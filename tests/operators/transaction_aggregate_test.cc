@@ -371,6 +371,22 @@ TEST_F(TransactionAggregateTest, PoisonInsideATransactionReleasesTheRestMarkedPa
   EXPECT_EQ(headers["tributary.source.topic"], kLines);
 }
 
+// A bad copy of an event beyond END's count (every good event is there)
+// takes no event's place: the transaction is whole.
+TEST_F(TransactionAggregateTest, BadEventBeyondTheEndsCountLeavesTheTransactionWhole) {
+  Pipe(kOrders, pg_.Order('c', 1, "PLACED", 705));
+  std::string line = pg_.Line('c', 11, 1, "a", 705);
+  Pipe(kLines, line);
+  line.replace(line.find("\"op\":\"c\""), 8, "\"op\":\"x\"");
+  Pipe(kLines, line);
+  Pipe(kTx, pg_.End(705, 1, 1));
+  std::vector<Version> out = Output();
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(Summary(*out[0].value), "PLACED|11,");
+  EXPECT_THAT(*out[0].value, ::testing::Not(HasSubstr("partial")));
+  EXPECT_EQ(driver_->ReadOutput("dlq").size(), 1u);
+}
+
 // A bad event whose transaction cannot be read (cut off JSON) leaves its
 // transaction short; once every partition has moved past it, it goes out
 // marked partial and its END goes to the dead-letter topic too.
