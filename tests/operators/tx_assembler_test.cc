@@ -76,12 +76,14 @@ class TxAssemblerRebuildTest : public ::testing::TestWithParam<bench::StoreKind>
     Feed(xid, end);
   }
   // One router's report: `events` of `xid` from table `table`, partition `partition`.
-  void Report(uint8_t table, int32_t partition, const std::string& xid, int64_t events) {
+  // `kind` 'P': events that were bad input.
+  void Report(uint8_t table, int32_t partition, const std::string& xid, int64_t events,
+              char kind = 'C') {
     RoutedEvent report;
     report.kind = RoutedEvent::Kind::kReport;
     report.table = table;
     report.source_partition = partition;
-    report.runs.push_back(internal::Run{'C', partition, xid, -1, events});
+    report.runs.push_back(internal::Run{kind, partition, xid, -1, events});
     Feed("report", report);
   }
 
@@ -125,6 +127,22 @@ TEST_P(TxAssemblerRebuildTest, PendingTransactionsSurviveARestart) {
 
   Start();  // nothing of either is pending after a third start
   EXPECT_EQ(Metric("cdc-transactions-pending"), 0);
+}
+
+// How many of a pending transaction's events were bad input survives a
+// restart: the transaction then goes out marked partial, not whole.
+TEST_P(TxAssemblerRebuildTest, PoisonedEventsSurviveARestart) {
+  Start();
+  Begin("3001");
+  Report(0, 0, "3001", 1);
+  Report(1, 1, "3001", 1, 'P');
+  Commit();
+  Start();
+  EXPECT_EQ(Metric("cdc-transactions-pending"), 1);
+  Report(1, 1, "3001", 1);
+  End("3001", 4, 1, 2);
+  EXPECT_EQ(Metric("cdc-transactions-released-total"), 1);
+  EXPECT_EQ(Metric("cdc-transactions-released-partial-total"), 1);
 }
 
 // A second BEGIN (the connector restarted inside the transaction) makes the
