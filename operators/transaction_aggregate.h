@@ -44,6 +44,9 @@ inline constexpr std::string_view kCdcTransactionsReleasedPartialTotal =
 // partition moved past them), each also dead-lettered.
 inline constexpr std::string_view kCdcTransactionsShortOfEndTotal =
     "cdc-transactions-short-of-end-total";
+// Events of a transaction that came after it was released partial (sent to
+// the dead-letter topic, never applied).
+inline constexpr std::string_view kCdcLateEventsTotal = "cdc-late-events-total";
 inline constexpr std::string_view kCdcTransactionsRestartedTotal =
     "cdc-transactions-restarted-total";
 inline constexpr std::string_view kCdcTransactionsCompletedByPositionTotal =

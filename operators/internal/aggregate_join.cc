@@ -293,6 +293,10 @@ absl::Status AggregateJoin::Decide(const Decision& decision, bool again) {
     case 'D':
       // Changes of a transaction released already (delivered again).
       return Forget(decision.match_id, kChangesHeld | kTableOpsHeld);
+    case 'L':
+      // Changes of a transaction released partial: they came too late.
+      if (!again) TRIBUTARY_RETURN_IF_ERROR(DeadLetterHeld(decision.match_id));
+      return Forget(decision.match_id, kChangesHeld | kTableOpsHeld);
     default:
       return absl::DataLossError("unknown decision");
   }
@@ -409,6 +413,36 @@ absl::Status AggregateJoin::Forget(const std::string& unit_id, int kinds) {
   held_bytes_ -= std::min(held_bytes_, unit.bytes);
   units_.erase(it);
   return absl::OkStatus();
+}
+
+absl::Status AggregateJoin::DeadLetterHeld(const std::string& unit_id) {
+  auto found = units_.find(unit_id);
+  if (found == units_.end() || (found->second.kinds & kChangesHeld) == 0) {
+    return absl::OkStatus();
+  }
+  KeyValueStore& store = found->second.spilled ? *spill_ : *held_;
+  const std::string prefix = UnitPrefix(kUnitPrefix, unit_id);
+  const absl::Status late = MarkBadInput(
+      absl::FailedPreconditionError(absl::StrCat(
+          "change of transaction ", unit_id,
+          " came after the transaction was released partial (without it): not applied")),
+      unit_id);
+  auto it = store.PrefixScan(prefix);
+  for (; it->Valid(); it->Next()) {
+    const std::string_view rest = it->key().substr(prefix.size());
+    TRIBUTARY_ASSIGN_OR_RETURN(RowChange change, DecodeRowChange(it->value()));
+    Record dead;
+    dead.topic = TxAssembler::AggregateTopic(spec_);
+    dead.key = rest.substr(0, rest.find('\0'));  // the root
+    dead.value = change.change.row.empty() ? std::optional<std::string_view>()
+                                           : std::optional<std::string_view>(change.change.row);
+    dead.headers = {{"tributary.change.key", std::string(change.change.key)},
+                    {"tributary.change.position", std::string(change.position)},
+                    {"tributary.change.op", std::string(1, change.op)}};
+    dead.timestamp = context_->wall_clock_time();
+    TRIBUTARY_RETURN_IF_ERROR(context_->DeadLetter(dead, late));
+  }
+  return it->status();
 }
 
 absl::Status AggregateJoin::DeleteHeld(KeyValueStore& store, const std::string& prefix) {

@@ -135,6 +135,9 @@ class AggregateJoin : public Processor {
   absl::Status Spill();
   // Deletes what `unit_id` holds of `kinds` (applied or not) and forgets it.
   absl::Status Forget(const std::string& unit_id, int kinds);
+  // Sends the changes `unit_id` holds to the dead-letter topic (they came
+  // after it was released partial).
+  absl::Status DeadLetterHeld(const std::string& unit_id);
   // Deletes every key under `prefix` (a unit's prefix, ending in '\0').
   absl::Status DeleteHeld(KeyValueStore& store, const std::string& prefix);
   // Applies the held changes of `unit` in `store` whose position is in

@@ -161,7 +161,7 @@ std::string EncodeDecisions(const std::vector<Decision>& decisions) {
       PutBytes(out, d.match_id);
       PutOrderedInt64(out, d.position);
       out.push_back(d.partial ? 1 : 0);
-    } else if (d.kind == 'W' || d.kind == 'D') {
+    } else if (d.kind == 'W' || d.kind == 'D' || d.kind == 'L') {
       PutBytes(out, d.match_id);
     } else {
       PutOrderedInt64(out, d.lsn);
@@ -186,7 +186,7 @@ absl::StatusOr<std::vector<Decision>> DecodeDecisions(std::string_view bytes) {
       ok = reader.Bytes(id) && reader.OrderedInt64(d.position) && reader.Byte(partial);
       d.match_id = std::string(id);
       d.partial = partial != 0;
-    } else if (d.kind == 'W' || d.kind == 'D') {
+    } else if (d.kind == 'W' || d.kind == 'D' || d.kind == 'L') {
       std::string_view id;
       ok = reader.Bytes(id);
       d.match_id = std::string(id);

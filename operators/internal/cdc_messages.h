@@ -130,7 +130,8 @@ struct Decision {
   // 'R': release transaction; 'S': apply snapshot; 'W': apply the
   // incremental snapshot rows waiting for a transaction released before
   // they came; 'D': drop what a transaction released already holds (a
-  // re-delivery).
+  // re-delivery); 'L': what a transaction released partial holds came late:
+  // to the dead-letter topic.
   char kind = 'R';
   std::string match_id;    // 'R', 'W', 'D'
   int64_t position = -1;   // 'R': END offset

@@ -91,6 +91,7 @@ absl::Status TxAssembler::Init(ProcessorContext& context) {
   by_position_ =
       context.metrics().GetCounter(metric_names::kCdcTransactionsCompletedByPositionTotal, tags);
   short_ = context.metrics().GetCounter(metric_names::kCdcTransactionsShortOfEndTotal, tags);
+  late_ = context.metrics().GetCounter(metric_names::kCdcLateEventsTotal, tags);
   progress_.assign(tables_, {});
   for (size_t t = 0; t < tables_; ++t) {
     const CdcTable& table = t == 0 ? spec_.root : spec_.children[t - 1];
@@ -286,17 +287,19 @@ absl::Status TxAssembler::OnReport(const RoutedEvent& report) {
 }
 
 absl::StatusOr<std::optional<int64_t>> TxAssembler::ReleasedPosition(
-    std::string_view match_id, int64_t* events) {
+    std::string_view match_id, int64_t* events, bool* partial) {
   TRIBUTARY_ASSIGN_OR_RETURN(auto released, released_ids_.Get(*meta_, match_id));
   if (!released) return std::optional<int64_t>();
-  // 8 bytes: written before the released event count was kept.
-  if (released->size() != 8 && released->size() != 16) {
+  // 8 bytes: written before the released event count was kept; 17: released
+  // partial.
+  if (released->size() != 8 && released->size() != 16 && released->size() != 17) {
     return absl::DataLossError("corrupt released position");
   }
   if (events != nullptr) {
-    *events = released->size() == 16 ? GetOrderedInt64(std::string_view(*released).substr(8))
+    *events = released->size() >= 16 ? GetOrderedInt64(std::string_view(*released).substr(8))
                                      : -1;
   }
+  if (partial != nullptr) *partial = released->size() == 17;
   return std::optional<int64_t>(GetOrderedInt64(*released));
 }
 
@@ -346,14 +349,32 @@ absl::Status TxAssembler::OnRun(uint8_t table, int32_t partition,
   }
   auto it = pending_.find(match_id);
   if (it == pending_.end()) {
-    TRIBUTARY_ASSIGN_OR_RETURN(std::optional<int64_t> released, ReleasedPosition(match_id));
+    bool partial = false;
+    TRIBUTARY_ASSIGN_OR_RETURN(std::optional<int64_t> released,
+                               ReleasedPosition(match_id, nullptr, &partial));
     if (released) {
       ready = NotePassed(progress, *released) || ready;
-      duplicates_->Add(events);  // a re-delivered transaction, already applied
-      // Its changes wait in the aggregate tasks: they drop them.
       Decision decision;
-      decision.kind = 'D';
       decision.match_id = match_id;
+      if (partial) {
+        // Released without all its events: these may be the missing ones.
+        // They cannot be applied in their place any more; the aggregate
+        // tasks send what they hold of them to the dead-letter topic.
+        late_->Add(events);
+        decision.kind = 'L';
+        if (!poisoned) {
+          const CdcTable& t = table == 0 ? spec_.root : spec_.children[table - 1];
+          OperatorsLogger()->warn(
+              "{}: {} event(s) of transaction {} from {}[{}] came after it was released "
+              "partial: they go to the dead-letter topic ({})",
+              spec_.name, events, match_id, t.topic, partition,
+              metric_names::kCdcLateEventsTotal);
+        }
+      } else {
+        duplicates_->Add(events);  // a re-delivered transaction, already applied
+        // Its changes wait in the aggregate tasks: they drop them.
+        decision.kind = 'D';
+      }
       decisions_.push_back(std::move(decision));
       return absl::OkStatus();
     }
@@ -789,6 +810,7 @@ absl::Status TxAssembler::Release(const std::string& match_id, bool partial) {
   int64_t released_events = 0;
   for (int64_t n : pending.buffered) released_events += n;
   PutOrderedInt64(ordered, released_events);
+  if (partial) ordered.push_back('\1');
   released_ids_.Add(meta, match_id, position, ordered);
   max_released_position_ = std::max(max_released_position_, position);
   TRIBUTARY_RETURN_IF_ERROR(meta_->Write(meta));

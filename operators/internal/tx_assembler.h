@@ -158,9 +158,11 @@ class TxAssembler : public Processor {
   absl::Status OnEnd(std::string_view match_id, const RoutedEvent& event);
   void OnProgress(uint8_t table, int32_t partition, int64_t caught_up_ms);
   // The END position of a released transaction, or nullopt; with `events`,
-  // how many events it was released with (-1: not known).
+  // how many events it was released with (-1: not known); with `partial`,
+  // whether it was released partial.
   absl::StatusOr<std::optional<int64_t>> ReleasedPosition(std::string_view match_id,
-                                                          int64_t* events = nullptr);
+                                                          int64_t* events = nullptr,
+                                                          bool* partial = nullptr);
   // A released transaction's END delivered again: reports when it counts
   // more events than the transaction was released with.
   absl::Status CheckRedeliveredEnd(const RoutedEvent& end, int64_t position,
@@ -239,6 +241,7 @@ class TxAssembler : public Processor {
   Counter* by_position_ = nullptr;
   Counter* lost_at_source_ = nullptr;
   Counter* short_ = nullptr;
+  Counter* late_ = nullptr;
   Gauge* pending_gauge_ = nullptr;
   Gauge* oldest_age_gauge_ = nullptr;
 };

@@ -419,6 +419,33 @@ TEST_F(TransactionAggregateTest, TransactionShortOfItsEndIsReleasedOnceEveryPart
   EXPECT_THAT(end["tributary.error"], HasSubstr("inventory.orderline 0/1"));
 }
 
+// An event of a transaction released partial that comes after all is not
+// dropped as a repeat: it goes to the dead-letter topic, and is counted.
+TEST_F(TransactionAggregateTest, EventAfterAPartialReleaseGoesToTheDeadLetterTopic) {
+  Pipe(kOrders, pg_.Order('c', 1, "PLACED", 740));
+  Pipe(kTx, pg_.End(740, 1, 1));
+  const std::string late = pg_.Line('c', 11, 1, "a", 740);
+  pg_.NewTransaction();
+  Pipe(kOrders, pg_.Order('c', 2, "PLACED", 741));
+  Pipe(kLines, pg_.Line('c', 21, 2, "b", 741));
+  Pipe(kTx, pg_.End(741, 1, 1));
+  ASSERT_EQ(Output().size(), 2u);
+  ASSERT_EQ(Counter("cdc-transactions-released-partial-total"), 1);
+  ASSERT_EQ(driver_->ReadOutput("dlq").size(), 1u);  // the END
+
+  Pipe(kLines, late);
+  EXPECT_TRUE(Output().empty()) << "never applied after its transaction";
+  EXPECT_EQ(Counter("cdc-late-events-total"), 1);
+  EXPECT_EQ(Counter("cdc-duplicates-dropped-total"), 0);
+  std::vector<OwnedRecord> dead = driver_->ReadOutput("dlq");
+  ASSERT_EQ(dead.size(), 1u);
+  EXPECT_EQ(dead[0].key, "1");
+  EXPECT_THAT(dead[0].value.value_or(""), HasSubstr(R"("product":"a")"));
+  std::map<std::string, std::string> headers = Headers(dead[0]);
+  EXPECT_EQ(headers["tributary.source.transaction"], "740");
+  EXPECT_THAT(headers["tributary.error"], HasSubstr("released partial"));
+}
+
 TEST_F(TransactionAggregateTest, PartialPolicyFailStopsWithTheTransactionNamed) {
   TransactionAggregateSpec spec = Spec();
   spec.partial_policy = IncompletePolicy::kFail;
