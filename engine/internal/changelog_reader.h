@@ -53,6 +53,7 @@ class ChangelogReader {
     int64_t to_restore = 0;
     int64_t restored = 0;
     absl::Time started;
+    absl::Time progressed;  // when a record was last restored (or started)
     CheckpointFile::Offsets restored_to;  // of changelogs with nothing to restore
   };
 
