@@ -28,6 +28,7 @@ constexpr size_t kMaxDecisionsPerRecord = 4096;
 // Flags of a pending transaction (EncodePending).
 constexpr char kPendingHasEnd = 1;
 constexpr char kPendingPoisoned = 2;
+constexpr char kPendingArrival = 4;
 
 std::string ProgressKey(size_t table, size_t partition) {
   std::string key(1, kProgressPrefix);
@@ -118,13 +119,15 @@ absl::Status TxAssembler::Init(ProcessorContext& context) {
 
 // T<match id>: begins, flags (1 byte: END seen, poisoned), END position, END
 // LSN, then per table the events counted and END's count, then (when
-// poisoned) per table how many were poisoned, then the transaction id.
+// poisoned) per table how many were poisoned, then (when known) when END
+// arrived, then the transaction id.
 std::string TxAssembler::EncodePending(const Pending& pending) {
   std::string out;
   out.reserve(33 + 16 * pending.buffered.size() + pending.tx_id.size());
   PutOrderedInt64(out, pending.begins);
   out.push_back(static_cast<char>((pending.has_end ? kPendingHasEnd : 0) |
-                                  (pending.poisoned.empty() ? 0 : kPendingPoisoned)));
+                                  (pending.poisoned.empty() ? 0 : kPendingPoisoned) |
+                                  (pending.end_arrived_ms >= 0 ? kPendingArrival : 0)));
   PutOrderedInt64(out, pending.end_position);
   PutOrderedInt64(out, pending.end_lsn);
   for (size_t t = 0; t < pending.buffered.size(); ++t) {
@@ -132,6 +135,7 @@ std::string TxAssembler::EncodePending(const Pending& pending) {
     PutOrderedInt64(out, t < pending.expected.size() ? pending.expected[t] : 0);
   }
   for (size_t t = 0; t < pending.poisoned.size(); ++t) PutOrderedInt64(out, pending.poisoned[t]);
+  if (pending.end_arrived_ms >= 0) PutOrderedInt64(out, pending.end_arrived_ms);
   out.append(pending.tx_id);
   return out;
 }
@@ -162,6 +166,11 @@ absl::StatusOr<TxAssembler::Pending> TxAssembler::DecodePending(std::string_view
       pending.poisoned[t] = GetOrderedInt64(bytes.substr(fixed + 8 * t));
     }
     id_at += 8 * tables;
+  }
+  if ((flags & kPendingArrival) != 0) {
+    if (bytes.size() < id_at + 8) return absl::DataLossError("corrupt pending transaction");
+    pending.end_arrived_ms = GetOrderedInt64(bytes.substr(id_at));
+    id_at += 8;
   }
   pending.tx_id = std::string(bytes.substr(id_at));
   return pending;
@@ -471,6 +480,7 @@ absl::Status TxAssembler::OnEnd(std::string_view match_id, const RoutedEvent& ev
   pending.has_end = true;
   pending.end_position = event.end_position;
   pending.end_seen = context_->wall_clock_time();
+  pending.end_arrived_ms = pending.end_seen.value;
   pending.end_lsn = IdLsn(event.tx_id);
   for (auto& partitions : progress_) {
     for (PartitionProgress& progress : partitions) {
@@ -844,10 +854,15 @@ absl::Status TxAssembler::CheckHead(TimestampMs now) {
   }
   if (queue_.empty()) return absl::OkStatus();
   auto head = queue_.begin();
-  const int64_t age_ms = now.value - head_since_.value;
+  const Pending& pending = pending_[head->second];
+  // Incomplete since it became the head, or since its END arrived when that
+  // is known (it survives a restart or a move of this task).
+  const int64_t since_ms = pending.end_arrived_ms >= 0
+                               ? std::min(pending.end_arrived_ms, head_since_.value)
+                               : head_since_.value;
+  const int64_t age_ms = now.value - since_ms;
   oldest_age_gauge_->Set(age_ms);
   if (age_ms < absl::ToInt64Milliseconds(spec_.incomplete_timeout)) return absl::OkStatus();
-  const Pending& pending = pending_[head->second];
   std::vector<std::string> behind;
   PartitionsBehind(pending, &behind);
   std::string proof;

@@ -105,7 +105,12 @@ class TxAssembler : public Processor {
     bool has_end = false;
     int64_t end_position = -1;
     int64_t end_lsn = -1;           // PostgreSQL: the END id's LSN part
-    TimestampMs end_seen{-1};       // wall clock when END arrived here
+    // Wall clock when END arrived here: end_seen this run (a restart sets
+    // it to the restart, as a proof by reading to the end must be newer
+    // still); end_arrived as first seen, kept across restarts (the
+    // incomplete timeout counts from it).
+    TimestampMs end_seen{-1};
+    int64_t end_arrived_ms = -1;
     std::string tx_id;
     std::vector<int64_t> expected;  // per table, from END
     // Of the events counted, per table, those that were bad input

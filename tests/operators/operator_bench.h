@@ -18,6 +18,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "base/absl_compat.h"
+#include "base/status_macros.h"
 #include "engine/metrics.h"
 #include "engine/processor.h"
 #include "engine/record.h"
@@ -90,7 +91,7 @@ class FakeContext : public ProcessorContext {
   }
   std::shared_ptr<Cancellable> Schedule(absl::Duration, PunctuationType,
                                         Punctuator punctuator) override {
-    punctuators_.push_back(std::move(punctuator));  // never fired here
+    punctuators_.push_back(std::move(punctuator));  // fired by FirePunctuators only
     return std::make_shared<NoopCancellable>();
   }
   absl::StatusOr<int32_t> PartitionCount(std::string_view topic) override {
@@ -108,6 +109,13 @@ class FakeContext : public ProcessorContext {
   Metrics& metrics() override { return metrics_; }
 
   void Advance(int64_t ms) { now_ms_ += ms; }
+  // Runs every scheduled punctuator once, at the current time.
+  absl::Status FirePunctuators() {
+    for (Punctuator& punctuator : punctuators_) {
+      TRIBUTARY_RETURN_IF_ERROR(punctuator(TimestampMs{now_ms_}));
+    }
+    return absl::OkStatus();
+  }
   int64_t forwarded() const { return forwarded_; }
   const std::string& last_value() const { return last_value_; }
 

@@ -28,8 +28,9 @@ class TxAssemblerRebuildTest : public ::testing::TestWithParam<bench::StoreKind>
     ASSERT_TRUE(bench::OpenStack(GetParam(), TxAssembler::MetaStore(spec_), stack_).ok());
   }
 
-  // A new assembler (and context) on the store, as a restarted task has.
-  void Start() {
+  // A new assembler (and context) on the store, as a restarted task has;
+  // its clock `later_ms` after where the first one started.
+  void Start(int64_t later_ms = 0) {
     assembler_.reset();
     context_ = std::make_unique<FakeContext>(
         TaskId{3, 0}, std::map<std::string, KeyValueStore*, std::less<>>{
@@ -37,6 +38,7 @@ class TxAssemblerRebuildTest : public ::testing::TestWithParam<bench::StoreKind>
         std::map<std::string, int32_t, std::less<>>{{TxAssembler::AggregateTopic(spec_), 3},
                                                      {spec_.root.topic, kPartitions},
                                                      {spec_.children[0].topic, kPartitions}});
+    context_->Advance(later_ms);
     assembler_ = std::make_unique<TxAssembler>(spec_);
     ASSERT_TRUE(assembler_->Init(*context_).ok());
   }
@@ -143,6 +145,26 @@ TEST_P(TxAssemblerRebuildTest, PoisonedEventsSurviveARestart) {
   End("3001", 4, 1, 2);
   EXPECT_EQ(Metric("cdc-transactions-released-total"), 1);
   EXPECT_EQ(Metric("cdc-transactions-released-partial-total"), 1);
+}
+
+// How long a transaction has been incomplete counts from its END's arrival,
+// across a restart of the assembler (which does not restart the timer).
+TEST_P(TxAssemblerRebuildTest, IncompleteAgeSurvivesARestart) {
+  constexpr int64_t kFourMinutes = 4 * 60 * 1000;
+  Start();
+  Begin("4001");
+  End("4001", 5, 1, 1);
+  Report(0, 0, "4001", 1);  // the line never comes
+  context_->Advance(kFourMinutes);
+  ASSERT_TRUE(context_->FirePunctuators().ok());
+  EXPECT_GE(Metric("cdc-oldest-pending-age-ms"), kFourMinutes);
+  Commit();
+
+  Start(kFourMinutes);  // four minutes after the first start
+  context_->Advance(1000);
+  ASSERT_TRUE(context_->FirePunctuators().ok());
+  EXPECT_GE(Metric("cdc-oldest-pending-age-ms"), kFourMinutes + 1000);
+  EXPECT_EQ(Metric("cdc-transactions-pending"), 1);
 }
 
 // A second BEGIN (the connector restarted inside the transaction) makes the
