@@ -47,6 +47,8 @@ inline constexpr std::string_view kCdcTransactionsShortOfEndTotal =
 // Events of a transaction that came after it was released partial (sent to
 // the dead-letter topic, never applied).
 inline constexpr std::string_view kCdcLateEventsTotal = "cdc-late-events-total";
+// Versions over aggregate.max.bytes, emitted as a reference ("oversize").
+inline constexpr std::string_view kCdcAggregatesOversizeTotal = "cdc-aggregates-oversize-total";
 inline constexpr std::string_view kCdcTransactionsRestartedTotal =
     "cdc-transactions-restarted-total";
 inline constexpr std::string_view kCdcTransactionsCompletedByPositionTotal =
@@ -132,6 +134,13 @@ struct TransactionAggregateSpec {
   // a root is built from its changes instead of a scan of all its children
   // in the store; 0: every version scans.
   size_t aggregate_cache_bytes = 8u << 20;
+  // The largest output record (key + value). A version over it is emitted
+  // as a reference in its place: {"<root key column>":key, "<source
+  // field>":{...}, "<version field>":n, "oversize":{"bytes":b,"limit":l}},
+  // also sent to the dead-letter topic and counted: never a gap in the
+  // versions, never a stall. Default: librdkafka's message.max.bytes
+  // (1,000,000) less 1 KiB of record overhead; 0: no limit.
+  size_t max_aggregate_bytes = 998'976;
 
   // Completion when END's counts cannot be trusted (a second BEGIN: the
   // connector restarted inside the transaction). Each table router asks the

@@ -1,8 +1,11 @@
 #include "apps/order-aggregator/order_aggregator.h"
 
+#include <map>
 #include <optional>
+#include <string>
 #include <string_view>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "base/absl_compat.h"
 #include "base/status_macros.h"
@@ -31,6 +34,7 @@ const AppKeys& AllKeys() {
       {"aggregate.partitions", "0"},
       {"held.memory.bytes", "16777216"},
       {"aggregate.cache.bytes", "8388608"},
+      {"aggregate.max.bytes", "998976"},
       {"aggregate.source.field", "source_tx"},
       {"aggregate.version.field", "version"},
       {"unavailable.value.placeholder", "__debezium_unavailable_value"},
@@ -93,6 +97,22 @@ absl::StatusOr<TransactionAggregateSpec> SpecFrom(const StreamsConfig& config) {
   TRIBUTARY_ASSIGN_OR_RETURN(spec.held_memory_bytes, ByteBudget(config, "held.memory.bytes"));
   TRIBUTARY_ASSIGN_OR_RETURN(spec.aggregate_cache_bytes,
                              ByteBudget(config, "aggregate.cache.bytes"));
+  TRIBUTARY_ASSIGN_OR_RETURN(spec.max_aggregate_bytes, ByteBudget(config, "aggregate.max.bytes"));
+  // A version the producer refuses would stop the application: the limit
+  // must leave room for the record's overhead under the producer's.
+  int64_t producer_max = 1'000'000;  // librdkafka's default message.max.bytes
+  const std::map<std::string, std::string> producer = config.ProducerSettings();
+  if (auto it = producer.find("message.max.bytes"); it != producer.end() &&
+                                                    !absl::SimpleAtoi(it->second, &producer_max)) {
+    return absl::InvalidArgumentError("producer.message.max.bytes: not a number");
+  }
+  if (spec.max_aggregate_bytes == 0 ||
+      static_cast<int64_t>(spec.max_aggregate_bytes) + 1024 > producer_max) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "aggregate.max.bytes (", spec.max_aggregate_bytes, ") must be > 0 and at least 1024 "
+        "below the producer's message.max.bytes (", producer_max, "): raise "
+        "producer.message.max.bytes, and the output topic's max.message.bytes with it"));
+  }
   spec.source_field = get("aggregate.source.field");
   spec.version_field = get("aggregate.version.field");
   spec.unavailable_placeholder = get("unavailable.value.placeholder");

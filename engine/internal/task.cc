@@ -421,6 +421,13 @@ absl::Status Task::DeadLetter(const Record& record, const absl::Status& error) {
   if (std::optional<std::string> transaction = BadInputTransaction(error)) {
     dead.headers.push_back({kDlqTransactionHeader, *std::move(transaction)});
   }
+  absl::Status sent = options_.collector->Send(options_.dead_letter_topic, dead, std::nullopt);
+  if (!absl::IsOutOfRange(sent) || !dead.value) return sent;
+  // Too large for the producer (a bad record over message.max.bytes): the
+  // headers say where it is, and how large it was.
+  std::string omitted = absl::StrCat(dead.value->size());
+  dead.value.reset();
+  dead.headers.push_back({kDlqValueOmittedHeader, omitted});
   return options_.collector->Send(options_.dead_letter_topic, dead, std::nullopt);
 }
 

@@ -76,6 +76,9 @@ inline constexpr char kDlqPartitionHeader[] = "tributary.source.partition";
 inline constexpr char kDlqOffsetHeader[] = "tributary.source.offset";
 // The source transaction of the record, when the processor could tell.
 inline constexpr char kDlqTransactionHeader[] = "tributary.source.transaction";
+// On a dead letter whose value was too large to send: the value's size; the
+// record is in its source topic at the offset the headers give.
+inline constexpr char kDlqValueOmittedHeader[] = "tributary.value.omitted";
 
 // The changelog topic of `store` in application `application_id`.
 std::string ChangelogTopic(std::string_view application_id, std::string_view store);

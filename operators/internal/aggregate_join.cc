@@ -147,6 +147,7 @@ absl::Status AggregateJoin::Init(ProcessorContext& context) {
   MetricTags tags{{std::string(metric_names::kTaskTag), context.task_id().ToString()},
                   {std::string(metric_names::kOperatorTag), spec_.name}};
   emitted_ = context.metrics().GetCounter(metric_names::kCdcAggregatesEmittedTotal, tags);
+  oversize_ = context.metrics().GetCounter(metric_names::kCdcAggregatesOversizeTotal, tags);
   stale_ = context.metrics().GetCounter(metric_names::kCdcStaleSlicesDroppedTotal, tags);
   unresolved_ = context.metrics().GetCounter(metric_names::kCdcUnavailableValuesUnresolvedTotal, tags);
   reshaped_ = context.metrics().GetCounter(metric_names::kCdcRowsReshapedTotal, tags);
@@ -965,7 +966,46 @@ absl::Status AggregateJoin::BuildAggregate(std::string_view root_key,
   out.key = root_key;
   out.value = out_;
   out.timestamp = context_->stream_time();
+  if (spec_.max_aggregate_bytes > 0 &&
+      root_key.size() + out_.size() > spec_.max_aggregate_bytes) {
+    return ForwardOversize(root_key, slice, version, root_key.size() + out_.size());
+  }
   return context_->Forward(out);
+}
+
+absl::Status AggregateJoin::ForwardOversize(std::string_view root_key, const RootSlice& slice,
+                                            int64_t version, size_t bytes) {
+  // The version keeps its place (no gap in the versions): a reference with
+  // the root's key, the transaction and the version, and the size; the same
+  // goes to the dead-letter topic for the operator.
+  oversize_->Add(1);
+  std::string reference = "{";
+  AppendJsonString(reference, spec_.root.key_column);
+  reference.push_back(':');
+  reference.append(root_key);
+  reference.push_back(',');
+  AppendJsonString(reference, spec_.source_field);
+  reference.append(":{\"id\":");
+  AppendJsonString(reference, slice.tx_id);
+  absl::StrAppend(&reference, ",\"position\":", slice.position);
+  if (slice.partial) reference.append(",\"partial\":true");
+  reference.append("},");
+  AppendJsonString(reference, spec_.version_field);
+  absl::StrAppend(&reference, ":", version, ",\"oversize\":{\"bytes\":", bytes,
+                  ",\"limit\":", spec_.max_aggregate_bytes, "}}");
+  Record out;
+  out.key = root_key;
+  out.value = reference;
+  out.timestamp = context_->stream_time();
+  TRIBUTARY_RETURN_IF_ERROR(context_->Forward(out));
+  out.topic = spec_.output_topic;
+  return context_->DeadLetter(
+      out, MarkBadInput(absl::OutOfRangeError(absl::StrCat(
+                            "version ", version, " of ", spec_.root.data_collection, " ",
+                            Sv(root_key), " is ", bytes, " bytes, over aggregate.max.bytes (",
+                            spec_.max_aggregate_bytes,
+                            "): the output holds this reference (\"oversize\") instead")),
+                        slice.tx_id));
 }
 
 }  // namespace tributary::internal

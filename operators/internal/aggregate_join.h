@@ -106,6 +106,10 @@ class AggregateJoin : public Processor {
   }
 
  private:
+  // Emits, for a version over spec.max_aggregate_bytes (`bytes`), a
+  // reference in its place, and dead-letters it.
+  absl::Status ForwardOversize(std::string_view root_key, const RootSlice& slice,
+                               int64_t version, size_t bytes);
   absl::Status BuildAggregate(std::string_view root_key, std::string_view root_row,
                               const RootSlice& slice, int64_t version);
   // `row` with placeholders replaced from `previous`, into `merged` (which
@@ -191,6 +195,7 @@ class AggregateJoin : public Processor {
   Counter* spilled_ = nullptr;
   Gauge* held_gauge_ = nullptr;
   Counter* emitted_ = nullptr;
+  Counter* oversize_ = nullptr;
   Counter* snapshot_rows_reshaped_ = nullptr;
   Counter* stale_ = nullptr;
   Counter* unresolved_ = nullptr;

@@ -270,6 +270,15 @@ absl::Status CdcRouter::RouteChange(const Record& record) {
                           "' has neither 'before' nor 'after'")),
                       change.transaction);
     }
+    if (spec_.max_aggregate_bytes > 0 && image->size() > spec_.max_aggregate_bytes) {
+      // It could be in no aggregate version, nor cross the repartition topic.
+      return Poisoned(record,
+                      absl::OutOfRangeError(absl::StrCat(
+                          "row image of '", change.source.data_collection, "' is ",
+                          image->size(), " bytes, over aggregate.max.bytes (",
+                          spec_.max_aggregate_bytes, ")")),
+                      change.transaction);
+    }
     absl::StatusOr<std::vector<std::optional<std::string_view>>> values =
         decoder_.ExtractFields(*image, fields_);
     if (!values.ok()) return Poisoned(record, values.status(), change.transaction);

@@ -446,6 +446,50 @@ TEST_F(TransactionAggregateTest, EventAfterAPartialReleaseGoesToTheDeadLetterTop
   EXPECT_THAT(headers["tributary.error"], HasSubstr("released partial"));
 }
 
+// A version over aggregate.max.bytes keeps its place as a reference (no
+// gap in the versions), which also goes to the dead-letter topic; a row
+// image over it is bad input (its transaction goes out partial).
+TEST_F(TransactionAggregateTest, OversizeVersionIsAReferenceInItsPlace) {
+  TransactionAggregateSpec spec = Spec();
+  spec.max_aggregate_bytes = 600;
+  Open(spec);
+  Pipe(kOrders, pg_.Order('c', 1, "PLACED", 750));
+  for (int line = 0; line < 8; ++line) Pipe(kLines, pg_.Line('c', 10 + line, 1, "a", 750));
+  Pipe(kTx, pg_.End(750, 1, 8));
+  pg_.NewTransaction();
+  for (int line = 0; line < 6; ++line) Pipe(kLines, pg_.Line('d', 10 + line, 1, "a", 751));
+  Pipe(kTx, pg_.End(751, 0, 6));
+
+  std::vector<Version> out = Output();
+  ASSERT_EQ(out.size(), 2u);
+  simdjson::dom::parser parser;
+  simdjson::dom::element reference = parser.parse(*out[0].value);
+  EXPECT_EQ(int64_t(reference["id"]), 1);
+  EXPECT_EQ(int64_t(reference["version"]), 1);
+  EXPECT_GT(int64_t(reference["oversize"]["bytes"]), 600);
+  EXPECT_EQ(int64_t(reference["oversize"]["limit"]), 600);
+  EXPECT_EQ(Summary(*out[1].value), "PLACED|16,17,");
+  EXPECT_THAT(*out[1].value, HasSubstr(R"("version":2)"));
+  EXPECT_EQ(Counter("cdc-aggregates-oversize-total"), 1);
+  std::vector<OwnedRecord> dead = driver_->ReadOutput("dlq");
+  ASSERT_EQ(dead.size(), 1u);
+  EXPECT_EQ(dead[0].value, *out[0].value);
+  EXPECT_THAT(Headers(dead[0])["tributary.error"], HasSubstr("aggregate.max.bytes"));
+
+  // A row image that alone is over the limit.
+  pg_.NewTransaction();
+  Pipe(kOrders, pg_.Order('u', 1, std::string(700, 'X'), 752));
+  Pipe(kLines, pg_.Line('c', 30, 1, "b", 752));
+  Pipe(kTx, pg_.End(752, 1, 1));
+  out = Output();
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(Summary(*out[0].value), "PLACED|16,17,30,");
+  EXPECT_THAT(*out[0].value, HasSubstr(R"("partial":true)"));
+  dead = driver_->ReadOutput("dlq");
+  ASSERT_EQ(dead.size(), 1u);
+  EXPECT_THAT(Headers(dead[0])["tributary.error"], HasSubstr("row image"));
+}
+
 TEST_F(TransactionAggregateTest, PartialPolicyFailStopsWithTheTransactionNamed) {
   TransactionAggregateSpec spec = Spec();
   spec.partial_policy = IncompletePolicy::kFail;
