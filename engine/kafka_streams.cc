@@ -323,7 +323,7 @@ absl::Status KafkaStreams::CreateInternalTopics() {
   }
   if (config_.processing_error_policy() == ErrorPolicy::kContinue &&
       existing.count(config_.dead_letter_topic()) == 0) {
-    create.push_back({config_.dead_letter_topic(), 1, false});
+    create.push_back({config_.dead_letter_topic(), config_.dead_letter_topic_partitions(), false});
   }
   TRIBUTARY_RETURN_IF_ERROR(
       CreateTopics(admin.get(), mock_cluster_.get(), create, config_.replication_factor()));

@@ -39,6 +39,7 @@ constexpr std::string_view kReplicationFactor = "replication.factor";
 constexpr std::string_view kNumStandbyReplicas = "num.standby.replicas";
 constexpr std::string_view kProcessingErrorPolicy = "processing.error.policy";
 constexpr std::string_view kDeadLetterTopic = "dead.letter.topic";
+constexpr std::string_view kDeadLetterTopicPartitions = "dead.letter.topic.partitions";
 constexpr std::string_view kPollMs = "poll.ms";
 constexpr std::string_view kMaxPollRecords = "max.poll.records";
 constexpr std::string_view kStateCleanupDelayMs = "state.cleanup.delay.ms";
@@ -206,6 +207,7 @@ const std::vector<KeySpec>& KeySpecs() {
        CheckStandbyReplicas},
       {kProcessingErrorPolicy, Kind::kString, "fail", 0, 0, CheckErrorPolicy},
       {kDeadLetterTopic, Kind::kString, "", 0, 0, CheckTopicName},
+      {kDeadLetterTopicPartitions, Kind::kInt, "1", 1, 100000},
       {kPollMs, Kind::kInt, "100", 0, kInt32Max},
       {kMaxPollRecords, Kind::kInt, "1000", 1, kInt32Max},
       {kStateCleanupDelayMs, Kind::kInt, "600000", 0, kInt64Max},
@@ -730,6 +732,10 @@ int64_t StreamsConfig::cache_max_bytes() const {
 
 int64_t StreamsConfig::rocksdb_block_cache_bytes() const {
   return ValidatedInt(Effective(kRocksDbBlockCacheBytes));
+}
+
+int32_t StreamsConfig::dead_letter_topic_partitions() const {
+  return static_cast<int32_t>(ValidatedInt(Effective(kDeadLetterTopicPartitions)));
 }
 
 int StreamsConfig::replication_factor() const {

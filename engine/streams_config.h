@@ -75,6 +75,8 @@ class StreamsConfig {
   // Replication factor of internal topics. Default 1 (Kafka Streams' is -1,
   // the broker default); -1 is accepted and means the broker default.
   int replication_factor() const;
+  // Partitions of the dead-letter topic when the application creates it.
+  int32_t dead_letter_topic_partitions() const;
   ErrorPolicy processing_error_policy() const;
   // dead.letter.topic, or "<application.id>-dlq" when not set.
   std::string dead_letter_topic() const;

@@ -49,6 +49,7 @@ TEST(StreamsConfigTest, DefaultsUnderExactlyOnce) {
   EXPECT_EQ(config->replication_factor(), 1);
   EXPECT_EQ(config->processing_error_policy(), ErrorPolicy::kFail);
   EXPECT_EQ(config->dead_letter_topic(), "app-dlq");
+  EXPECT_EQ(config->dead_letter_topic_partitions(), 1);
   EXPECT_EQ(config->poll_interval(), absl::Milliseconds(100));
   EXPECT_EQ(config->max_poll_records(), 1000);
   EXPECT_EQ(config->state_cleanup_delay(), absl::Minutes(10));
@@ -172,6 +173,7 @@ TEST(StreamsConfigTest, EveryValidationErrorNamesKeyAndFileLine) {
       {"num.standby.replicas", "1", "not supported yet"},
       {"processing.error.policy", "skip", "'fail' or 'continue'"},
       {"dead.letter.topic", "bad topic", "topic name"},
+      {"dead.letter.topic.partitions", "0", "integer"},
       {"poll.ms", "1.5", "integer"},
       {"max.poll.records", "0", "integer"},
       {"state.cleanup.delay.ms", "-1", "integer"},
