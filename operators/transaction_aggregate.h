@@ -47,6 +47,9 @@ inline constexpr std::string_view kCdcTransactionsShortOfEndTotal =
 // Events of a transaction that came after it was released partial (sent to
 // the dead-letter topic, never applied).
 inline constexpr std::string_view kCdcLateEventsTotal = "cdc-late-events-total";
+// Transactions whose END never came, expired (their changes dead-lettered).
+inline constexpr std::string_view kCdcTransactionsExpiredTotal =
+    "cdc-transactions-expired-total";
 // Versions over aggregate.max.bytes, emitted as a reference ("oversize").
 inline constexpr std::string_view kCdcAggregatesOversizeTotal = "cdc-aggregates-oversize-total";
 inline constexpr std::string_view kCdcTransactionsRestartedTotal =

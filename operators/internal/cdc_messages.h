@@ -48,7 +48,11 @@ struct RoutedEvent {
   };
   Kind kind = Kind::kReport;
   // kReport:
-  uint8_t table = 0;             // 0: root, 1..: children in spec order
+  // 0: root, 1..: children in spec order; kTransactionTopic: the
+  // transaction-topic router's word that it read its partition to the end
+  // (caught_up_ms only, no runs).
+  static constexpr uint8_t kTransactionTopic = 0xff;
+  uint8_t table = 0;
   int32_t source_partition = 0;  // the router task's partition of the table topic
   int64_t caught_up_ms = -1;
   std::vector<Run> runs;

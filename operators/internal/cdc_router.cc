@@ -45,7 +45,18 @@ int SnapshotRank(char kind) { return kind == 'L' ? 2 : kind == 'T' ? 1 : 0; }
 
 absl::Status CdcRouter::Init(ProcessorContext& context) {
   context_ = &context;
-  if (table_ < 0) return absl::OkStatus();
+  if (table_ < 0) {
+    // Proofs that the transaction topic was read to its end: an END that
+    // has not come by then will not (the assembler expires such a
+    // transaction; see TxAssembler).
+    report_ = RoutedEvent();
+    report_.kind = RoutedEvent::Kind::kReport;
+    report_.table = RoutedEvent::kTransactionTopic;
+    report_.source_partition = context.task_id().partition;
+    context.Schedule(spec_.progress_interval, PunctuationType::kWallClockTime,
+                     [this](TimestampMs now) { return ReportProgress(now); });
+    return absl::OkStatus();
+  }
   state_ = context.GetStateStore(StateStore(spec_, table_));
   if (state_ == nullptr) return absl::FailedPreconditionError("CdcRouter: its store is not connected");
   TRIBUTARY_ASSIGN_OR_RETURN(std::optional<std::string> last, state_->Get(kLastTxKey));
@@ -70,21 +81,34 @@ absl::Status CdcRouter::Init(ProcessorContext& context) {
 
 absl::Status CdcRouter::ReportProgress(TimestampMs now) {
   (void)now;
-  const CdcTable& table = table_ == 0 ? spec_.root : spec_.children[table_ - 1];
-  absl::StatusOr<SourceProgress> progress = context_->QuerySourceProgress(table.topic);
+  const std::string& topic = table_ < 0    ? spec_.transaction_topic
+                             : table_ == 0 ? spec_.root.topic
+                                           : spec_.children[table_ - 1].topic;
+  absl::StatusOr<SourceProgress> progress = context_->QuerySourceProgress(topic);
   if (!progress.ok()) {
     // Not fatal: the proof is only late. The next interval asks again.
-    OperatorsLogger()->debug("{}: progress of {}[{}] unknown: {}", spec_.name, table.topic,
+    OperatorsLogger()->debug("{}: progress of {}[{}] unknown: {}", spec_.name, topic,
                              context_->task_id().partition, progress.status().ToString());
     return absl::OkStatus();
   }
   if (!progress->caught_up()) return absl::OkStatus();
   report_.caught_up_ms = progress->as_of.value;
-  report_due_ = true;
+  report_due_ = true;  // sent at the next commit
   return absl::OkStatus();
 }
 
 absl::Status CdcRouter::PrepareCommit() {
+  if (table_ < 0) {
+    if (!report_due_) return absl::OkStatus();
+    encoded_ = EncodeRoutedEvent(report_);
+    report_.caught_up_ms = -1;
+    report_due_ = false;
+    Record out;
+    out.key = "progress";
+    out.value = encoded_;
+    out.timestamp = context_->stream_time();
+    return context_->Forward(out);
+  }
   if (last_tx_dirty_) {
     TRIBUTARY_RETURN_IF_ERROR(state_->Put(kLastTxKey, last_tx_));
     last_tx_dirty_ = false;

@@ -29,6 +29,7 @@ constexpr size_t kMaxDecisionsPerRecord = 4096;
 constexpr char kPendingHasEnd = 1;
 constexpr char kPendingPoisoned = 2;
 constexpr char kPendingArrival = 4;
+constexpr char kPendingLastEvent = 8;
 
 std::string ProgressKey(size_t table, size_t partition) {
   std::string key(1, kProgressPrefix);
@@ -93,6 +94,10 @@ absl::Status TxAssembler::Init(ProcessorContext& context) {
       context.metrics().GetCounter(metric_names::kCdcTransactionsCompletedByPositionTotal, tags);
   short_ = context.metrics().GetCounter(metric_names::kCdcTransactionsShortOfEndTotal, tags);
   late_ = context.metrics().GetCounter(metric_names::kCdcLateEventsTotal, tags);
+  expired_ = context.metrics().GetCounter(metric_names::kCdcTransactionsExpiredTotal, tags);
+  absl::StatusOr<int32_t> tx_partitions = context.PartitionCount(spec_.transaction_topic);
+  tx_topic_caught_up_ms_.assign(
+      static_cast<size_t>(tx_partitions.ok() ? std::max(1, *tx_partitions) : 1), -1);
   progress_.assign(tables_, {});
   for (size_t t = 0; t < tables_; ++t) {
     const CdcTable& table = t == 0 ? spec_.root : spec_.children[t - 1];
@@ -120,14 +125,15 @@ absl::Status TxAssembler::Init(ProcessorContext& context) {
 // T<match id>: begins, flags (1 byte: END seen, poisoned), END position, END
 // LSN, then per table the events counted and END's count, then (when
 // poisoned) per table how many were poisoned, then (when known) when END
-// arrived, then the transaction id.
+// arrived and when an event was last counted, then the transaction id.
 std::string TxAssembler::EncodePending(const Pending& pending) {
   std::string out;
   out.reserve(33 + 16 * pending.buffered.size() + pending.tx_id.size());
   PutOrderedInt64(out, pending.begins);
   out.push_back(static_cast<char>((pending.has_end ? kPendingHasEnd : 0) |
                                   (pending.poisoned.empty() ? 0 : kPendingPoisoned) |
-                                  (pending.end_arrived_ms >= 0 ? kPendingArrival : 0)));
+                                  (pending.end_arrived_ms >= 0 ? kPendingArrival : 0) |
+                                  (pending.last_event_ms >= 0 ? kPendingLastEvent : 0)));
   PutOrderedInt64(out, pending.end_position);
   PutOrderedInt64(out, pending.end_lsn);
   for (size_t t = 0; t < pending.buffered.size(); ++t) {
@@ -136,6 +142,7 @@ std::string TxAssembler::EncodePending(const Pending& pending) {
   }
   for (size_t t = 0; t < pending.poisoned.size(); ++t) PutOrderedInt64(out, pending.poisoned[t]);
   if (pending.end_arrived_ms >= 0) PutOrderedInt64(out, pending.end_arrived_ms);
+  if (pending.last_event_ms >= 0) PutOrderedInt64(out, pending.last_event_ms);
   out.append(pending.tx_id);
   return out;
 }
@@ -170,6 +177,11 @@ absl::StatusOr<TxAssembler::Pending> TxAssembler::DecodePending(std::string_view
   if ((flags & kPendingArrival) != 0) {
     if (bytes.size() < id_at + 8) return absl::DataLossError("corrupt pending transaction");
     pending.end_arrived_ms = GetOrderedInt64(bytes.substr(id_at));
+    id_at += 8;
+  }
+  if ((flags & kPendingLastEvent) != 0) {
+    if (bytes.size() < id_at + 8) return absl::DataLossError("corrupt pending transaction");
+    pending.last_event_ms = GetOrderedInt64(bytes.substr(id_at));
     id_at += 8;
   }
   pending.tx_id = std::string(bytes.substr(id_at));
@@ -267,6 +279,12 @@ absl::Status TxAssembler::Process(const Record& record) {
 }
 
 absl::Status TxAssembler::OnReport(const RoutedEvent& report) {
+  if (report.table == RoutedEvent::kTransactionTopic) {
+    const size_t p = static_cast<size_t>(std::max(0, report.source_partition));
+    if (p >= tx_topic_caught_up_ms_.size()) tx_topic_caught_up_ms_.resize(p + 1, -1);
+    tx_topic_caught_up_ms_[p] = std::max(tx_topic_caught_up_ms_[p], report.caught_up_ms);
+    return absl::OkStatus();
+  }
   if (report.table >= tables_) return absl::DataLossError("report of unknown table");
   bool ready = false;
   for (const Run& run : report.runs) {
@@ -401,6 +419,7 @@ absl::Status TxAssembler::OnRun(uint8_t table, int32_t partition,
   }
   pending.buffered.resize(tables_);
   pending.buffered[table] += events;
+  pending.last_event_ms = context_->wall_clock_time().value;
   if (poisoned) {
     pending.poisoned.resize(tables_);
     pending.poisoned[table] += events;
@@ -454,8 +473,17 @@ absl::Status TxAssembler::OnEnd(std::string_view match_id, const RoutedEvent& ev
   }
   if (it == pending_.end()) {
     int64_t released_events = -1;
+    bool partial = false;
     TRIBUTARY_ASSIGN_OR_RETURN(std::optional<int64_t> released,
-                               ReleasedPosition(match_id, &released_events));
+                               ReleasedPosition(match_id, &released_events, &partial));
+    if (released && partial) {
+      // Released without all its events, or expired without END: its END
+      // (late, or delivered again) changes nothing.
+      OperatorsLogger()->warn("{}: END of transaction {} (offset {}) came after it was "
+                              "released partial or expired: nothing more is applied",
+                              spec_.name, event.tx_id, event.end_position);
+      return absl::OkStatus();
+    }
     if (released) {
       duplicates_->Add(1);
       return CheckRedeliveredEnd(event, *released, released_events);
@@ -833,7 +861,78 @@ absl::Status TxAssembler::Release(const std::string& match_id, bool partial) {
   return decisions_.size() >= kMaxDecisionsPerRecord ? FlushDecisions() : absl::OkStatus();
 }
 
+int64_t TxAssembler::TransactionTopicCaughtUpMs() const {
+  int64_t oldest = -1;
+  for (size_t p = 0; p < tx_topic_caught_up_ms_.size(); ++p) {
+    if (p == 0 || tx_topic_caught_up_ms_[p] < oldest) oldest = tx_topic_caught_up_ms_[p];
+  }
+  return oldest;
+}
+
+absl::Status TxAssembler::ExpireEndless(TimestampMs now) {
+  const int64_t timeout_ms = absl::ToInt64Milliseconds(spec_.incomplete_timeout);
+  const int64_t caught_up_ms = TransactionTopicCaughtUpMs();
+  if (caught_up_ms < 0) return absl::OkStatus();
+  std::vector<std::string> expired;
+  for (const auto& [match_id, pending] : pending_) {
+    if (pending.has_end || pending.last_event_ms < 0) continue;
+    // Every END written up to `timeout` after its last event has been read.
+    if (caught_up_ms < pending.last_event_ms + timeout_ms) continue;
+    expired.push_back(match_id);
+  }
+  for (const std::string& match_id : expired) {
+    const Pending& pending = pending_[match_id];
+    const std::string detail = absl::StrCat(
+        "transaction ", match_id, " has had no END for ",
+        (now.value - pending.last_event_ms) / 1000, " s since its last event (",
+        CountsText(pending), " events counted), and the transaction topic has been read to its "
+        "end since");
+    switch (spec_.incomplete_policy) {
+      case IncompletePolicy::kHold:
+        if (!warned_endless_.contains(match_id)) {
+          warned_endless_[match_id] = true;
+          OperatorsLogger()->warn("{}: {}: its changes stay held (incomplete.transaction."
+                                  "policy=hold; =release sends them to the dead-letter topic)",
+                                  spec_.name, detail);
+        }
+        continue;
+      case IncompletePolicy::kFail:
+        return absl::FailedPreconditionError(absl::StrCat(
+            spec_.name, ": ", detail,
+            " (incomplete.transaction.policy=fail; set it to release or hold to go on)"));
+      case IncompletePolicy::kRelease:
+        break;
+    }
+    OperatorsLogger()->warn("{}: {}: its changes go to the dead-letter topic "
+                            "(incomplete.transaction.policy=release); its events or END, should "
+                            "they come later, too",
+                            spec_.name, detail);
+    Decision decision;
+    decision.kind = 'L';
+    decision.match_id = match_id;
+    decisions_.push_back(std::move(decision));
+    // Remembered as released partial, at the last released position (it has
+    // no place of its own in commit order).
+    WriteBatch meta;
+    meta.Delete(MetaKey(kPendingPrefix, match_id));
+    std::string ordered;
+    PutOrderedInt64(ordered, max_released_position_);
+    int64_t events = 0;
+    for (int64_t n : pending.buffered) events += n;
+    PutOrderedInt64(ordered, events);
+    ordered.push_back('\1');
+    released_ids_.Add(meta, match_id, max_released_position_, ordered);
+    TRIBUTARY_RETURN_IF_ERROR(meta_->Write(meta));
+    pending_.erase(match_id);
+    warned_endless_.erase(match_id);
+    expired_->Add(1);
+  }
+  if (!expired.empty()) context_->RequestCommit();
+  return absl::OkStatus();
+}
+
 absl::Status TxAssembler::CheckHead(TimestampMs now) {
+  TRIBUTARY_RETURN_IF_ERROR(ExpireEndless(now));
   PublishGauges();
   TRIBUTARY_RETURN_IF_ERROR(PersistProgress());
   if (!snapshots_.empty()) {

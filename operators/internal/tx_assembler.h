@@ -111,6 +111,10 @@ class TxAssembler : public Processor {
     // incomplete timeout counts from it).
     TimestampMs end_seen{-1};
     int64_t end_arrived_ms = -1;
+    // Wall clock when an event of it was last counted (-1: none yet); kept
+    // across restarts. An END that has not come `incomplete_timeout` after
+    // it, with the transaction topic read to its end, will not come.
+    int64_t last_event_ms = -1;
     std::string tx_id;
     std::vector<int64_t> expected;  // per table, from END
     // Of the events counted, per table, those that were bad input
@@ -220,6 +224,13 @@ class TxAssembler : public Processor {
   // The LSN part of a PostgreSQL transaction id; -1 otherwise.
   int64_t IdLsn(std::string_view tx_id) const;
   absl::Status CheckHead(TimestampMs now);
+  // Transactions whose END never came (see Pending::last_event_ms): under
+  // incomplete_policy kRelease their held changes go to the dead-letter
+  // topic (there is no place in commit order to apply them), kHold warns,
+  // kFail stops.
+  absl::Status ExpireEndless(TimestampMs now);
+  // The transaction-topic partitions' proofs of having been read to the end.
+  int64_t TransactionTopicCaughtUpMs() const;
   int TableOf(std::string_view data_collection) const;
   void PublishGauges();
 
@@ -238,6 +249,8 @@ class TxAssembler : public Processor {
   TimestampMs head_since_{0};
   TimestampMs last_warning_{0};
   std::string warned_partial_;  // the held partial head last warned about
+  std::vector<int64_t> tx_topic_caught_up_ms_;  // per transaction-topic partition
+  absl::flat_hash_map<std::string, bool> warned_endless_;  // under kHold
 
   Counter* released_ = nullptr;
   Counter* duplicates_ = nullptr;
@@ -247,6 +260,7 @@ class TxAssembler : public Processor {
   Counter* lost_at_source_ = nullptr;
   Counter* short_ = nullptr;
   Counter* late_ = nullptr;
+  Counter* expired_ = nullptr;
   Gauge* pending_gauge_ = nullptr;
   Gauge* oldest_age_gauge_ = nullptr;
 };

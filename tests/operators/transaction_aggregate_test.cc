@@ -490,6 +490,43 @@ TEST_F(TransactionAggregateTest, OversizeVersionIsAReferenceInItsPlace) {
   EXPECT_THAT(Headers(dead[0])["tributary.error"], HasSubstr("row image"));
 }
 
+// Under incomplete.transaction.policy=release, a transaction whose END has
+// not come the timeout after its last event, with the transaction topic read
+// to its end since, expires: its held changes go to the dead-letter topic
+// (it has no place in commit order), and so do its events should they come
+// later; its late END changes nothing.
+TEST_F(TransactionAggregateTest, TransactionWithoutEndExpiresToTheDeadLetterTopic) {
+  TransactionAggregateSpec spec = Spec();
+  spec.incomplete_policy = IncompletePolicy::kRelease;
+  Open(spec);
+  Pipe(kOrders, pg_.Order('c', 1, "PLACED", 760));  // END never comes
+  pg_.NewTransaction();
+  Pipe(kOrders, pg_.Order('c', 2, "PLACED", 761));
+  Pipe(kTx, pg_.End(761, 1, 0));
+  ASSERT_EQ(Output().size(), 1u);
+  ASSERT_TRUE(driver_->AdvanceWallClockTime(absl::Seconds(20)).ok());
+  EXPECT_EQ(Counter("cdc-transactions-expired-total"), 0) << "not before the timeout";
+  EXPECT_TRUE(driver_->ReadOutput("dlq").empty());
+  ASSERT_TRUE(driver_->AdvanceWallClockTime(absl::Seconds(15)).ok());
+  // The transaction router's proof goes out at that commit; the assembler
+  // checks each second.
+  ASSERT_TRUE(driver_->AdvanceWallClockTime(absl::Seconds(1)).ok());
+  EXPECT_EQ(Counter("cdc-transactions-expired-total"), 1);
+  EXPECT_EQ(Gauge("cdc-transactions-pending"), 0);
+  std::vector<OwnedRecord> dead = driver_->ReadOutput("dlq");
+  ASSERT_EQ(dead.size(), 1u);
+  EXPECT_EQ(dead[0].key, "1");
+  EXPECT_THAT(dead[0].value.value_or(""), HasSubstr(R"("status":"PLACED")"));
+  EXPECT_EQ(Headers(dead[0])["tributary.source.transaction"], "760");
+
+  Pipe(kLines, pg_.Line('c', 11, 1, "a", 760));
+  Pipe(kTx, pg_.End(760, 1, 1));
+  EXPECT_TRUE(Output().empty());
+  EXPECT_EQ(driver_->ReadOutput("dlq").size(), 1u);  // the late line
+  EXPECT_EQ(Counter("cdc-late-events-total"), 1);
+  EXPECT_EQ(Gauge("cdc-transactions-pending"), 0);
+}
+
 TEST_F(TransactionAggregateTest, PartialPolicyFailStopsWithTheTransactionNamed) {
   TransactionAggregateSpec spec = Spec();
   spec.partial_policy = IncompletePolicy::kFail;
