@@ -110,6 +110,15 @@ class ProcessorContext {
   // Asks the stream thread to commit as soon as possible after this record.
   virtual void RequestCommit() = 0;
 
+  // Called from Process: the record is not finished. The task's work so far
+  // is committed (its offset stays at this record) and Process is given the
+  // same record again; records after it in its partition wait. For work that
+  // could outlast transaction.timeout.ms as one Kafka transaction; the
+  // processor keeps in its stores how far it got (after a crash it gets the
+  // record again from the last commit). Returns false where this is not
+  // supported: the processor then finishes the record in one call.
+  virtual bool Unfinished() { return false; }
+
   // Keeps the offset the task commits for its partition of source topic
   // `topic` (as the topology names it) at or below `offset`, from the next
   // commit on, until called again (-1: no limit). After a restart, an abort

@@ -144,6 +144,11 @@ struct TransactionAggregateSpec {
   // versions, never a stall. Default: librdkafka's message.max.bytes
   // (1,000,000) less 1 KiB of record overhead; 0: no limit.
   size_t max_aggregate_bytes = 998'976;
+  // Per aggregate task: a released transaction is applied in pieces of
+  // about this many changes (whole roots), each committed in its own Kafka
+  // transaction, so that a huge one never outlasts transaction.timeout.ms;
+  // 0: in one piece.
+  size_t release_piece_changes = 20'000;
 
   // Completion when END's counts cannot be trusted (a second BEGIN: the
   // connector restarted inside the transaction). Each table router asks the

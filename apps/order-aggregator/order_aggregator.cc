@@ -35,6 +35,7 @@ const AppKeys& AllKeys() {
       {"held.memory.bytes", "16777216"},
       {"aggregate.cache.bytes", "8388608"},
       {"aggregate.max.bytes", "998976"},
+      {"release.piece.changes", "20000"},
       {"aggregate.source.field", "source_tx"},
       {"aggregate.version.field", "version"},
       {"unavailable.value.placeholder", "__debezium_unavailable_value"},
@@ -98,6 +99,8 @@ absl::StatusOr<TransactionAggregateSpec> SpecFrom(const StreamsConfig& config) {
   TRIBUTARY_ASSIGN_OR_RETURN(spec.aggregate_cache_bytes,
                              ByteBudget(config, "aggregate.cache.bytes"));
   TRIBUTARY_ASSIGN_OR_RETURN(spec.max_aggregate_bytes, ByteBudget(config, "aggregate.max.bytes"));
+  TRIBUTARY_ASSIGN_OR_RETURN(spec.release_piece_changes,
+                             ByteBudget(config, "release.piece.changes"));
   // A version the producer refuses would stop the application: the limit
   // must leave room for the record's overhead under the producer's.
   int64_t producer_max = 1'000'000;  // librdkafka's default message.max.bytes

@@ -69,6 +69,10 @@ class Consumer {
   // its offset (or kOffsetBeginning / kOffsetCommitted); drops fetched records.
   virtual absl::Status Assign(const OffsetMap& start) = 0;
   virtual absl::StatusOr<std::vector<TopicPartition>> Assignment() = 0;
+  // Positions assigned partitions at the offsets of `offsets`; records of
+  // them fetched before are dropped. Call between polls (it may release the
+  // last polled batch).
+  virtual absl::Status Seek(const OffsetMap& offsets) = 0;
   virtual absl::Status Pause(const std::vector<TopicPartition>& partitions) = 0;
   virtual absl::Status Resume(const std::vector<TopicPartition>& partitions) = 0;
   // The group's committed offsets of `partitions`; a partition with none is

@@ -168,6 +168,19 @@ absl::Status RdKafkaConsumer::Assign(const OffsetMap& start) {
   return KafkaStatus(rd_kafka_assign(handle_.get(), list.get()), "assign");
 }
 
+absl::Status RdKafkaConsumer::Seek(const OffsetMap& offsets) {
+  ReleaseBatch();
+  PartitionList list = ListOf(offsets);
+  TRIBUTARY_RETURN_IF_ERROR(KafkaStatus(
+      rd_kafka_seek_partitions(handle_.get(), list.get(), /*timeout_ms=*/10000), "seek"));
+  for (int i = 0; i < list->cnt; ++i) {
+    TRIBUTARY_RETURN_IF_ERROR(KafkaStatus(
+        list->elems[i].err, absl::StrCat("seek ", list->elems[i].topic, "[",
+                                         list->elems[i].partition, "]")));
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<std::vector<TopicPartition>> RdKafkaConsumer::Assignment() {
   rd_kafka_topic_partition_list_t* raw = nullptr;
   TRIBUTARY_RETURN_IF_ERROR(KafkaStatus(rd_kafka_assignment(handle_.get(), &raw), "assignment"));

@@ -31,6 +31,7 @@ class RdKafkaConsumer final : public Consumer {
   absl::StatusOr<absl::Span<const PolledRecord>> Poll(absl::Duration timeout,
                                                       int max_records) override;
   absl::Status Assign(const OffsetMap& start) override;
+  absl::Status Seek(const OffsetMap& offsets) override;
   absl::StatusOr<std::vector<TopicPartition>> Assignment() override;
   absl::Status Pause(const std::vector<TopicPartition>& partitions) override;
   absl::Status Resume(const std::vector<TopicPartition>& partitions) override;

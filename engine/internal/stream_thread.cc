@@ -343,12 +343,24 @@ absl::Status StreamThread::Impl::PollOnce() {
     TRIBUTARY_RETURN_IF_ERROR(RewindToCommitted());
   }
   int64_t processed = 0;
+  // Partitions whose record a task left unfinished (ProcessorContext::
+  // Unfinished): at that record; later ones of them wait for the seek.
+  OffsetMap unfinished;
   for (const PolledRecord& record : records) {
     if (record.end_of_partition) continue;
     Task* task = tasks_->Route(record);
     if (task == nullptr) continue;  // revoked meanwhile; the new owner reads it
+    if (!unfinished.empty() &&
+        unfinished.count({std::string(record.record.topic), record.record.partition.value})) {
+      continue;
+    }
     TRIBUTARY_RETURN_IF_ERROR(task->Process(record.record));
     uncommitted_ = true;
+    if (task->unfinished()) {
+      unfinished[{std::string(record.record.topic), record.record.partition.value}] =
+          record.record.offset.value;
+      continue;
+    }
     ++processed;
   }
   if (processed > 0) {
@@ -356,11 +368,14 @@ absl::Status StreamThread::Impl::PollOnce() {
     if (process_latency_ != nullptr) process_latency_->Record(absl::Now() - batch_start);
   }
   TRIBUTARY_RETURN_IF_ERROR(tasks_->Punctuate(WallClock()));
-  if (tasks_->commit_requested() || absl::Now() - last_commit_ >= options_.commit_interval) {
+  if (!unfinished.empty() || tasks_->commit_requested() ||
+      absl::Now() - last_commit_ >= options_.commit_interval) {
     absl::Status status = Commit();
-    if (absl::IsAborted(status)) return RecoverFromAbort();
-    return status;
+    if (absl::IsAborted(status)) return RecoverFromAbort();  // rewinds every partition
+    TRIBUTARY_RETURN_IF_ERROR(status);
   }
+  // The unfinished records come again, after the commit of the work so far.
+  if (!unfinished.empty()) TRIBUTARY_RETURN_IF_ERROR(consumer_->Seek(unfinished));
   return absl::OkStatus();
 }
 

@@ -135,6 +135,12 @@ class Task::NodeContext : public ProcessorContext {
 
   void RequestCommit() override { task_->commit_requested_ = true; }
 
+  bool Unfinished() override {
+    task_->unfinished_ = true;
+    task_->commit_requested_ = true;
+    return true;
+  }
+
   absl::Status HoldCommittedOffset(std::string_view topic, int64_t offset) override {
     auto it = task_->source_by_topic_.find(task_->options_.topic_name(topic));
     if (it == task_->source_by_topic_.end()) {
@@ -387,7 +393,14 @@ absl::Status Task::Process(const Record& record) {
         "task ", options_.id.ToString(), " reads no topic '", Sv(record.topic), "'"));
   }
   stream_time_ = std::max(stream_time_, record.timestamp);
+  unfinished_ = false;
   absl::Status status = Forward(it->second.node, record);
+  if (status.ok() && unfinished_) {
+    // Committed up to it, not past it: it comes again (ProcessorContext::Unfinished).
+    next_offsets_[it->second.topic] = record.offset.value;
+    return absl::OkStatus();
+  }
+  unfinished_ = false;
   next_offsets_[it->second.topic] = record.offset.value + 1;
   ++counters_.processed;
   if (!status.ok()) {

@@ -125,6 +125,9 @@ class Task {
 
   // Next offset to commit for each (topic, partition) this task consumed.
   std::map<std::pair<std::string, int32_t>, int64_t> consumed_offsets() const;
+  // Whether the last record Process was given is unfinished: it must be
+  // given again after a commit (ProcessorContext::Unfinished).
+  bool unfinished() const { return unfinished_; }
   bool commit_requested() const { return commit_requested_; }
   void clear_commit_request() { commit_requested_ = false; }
 
@@ -181,6 +184,7 @@ class Task {
   std::vector<std::shared_ptr<Schedule>> schedules_;
   TimestampMs stream_time_{-1};
   bool commit_requested_ = false;
+  bool unfinished_ = false;
   std::unique_ptr<Metrics> own_metrics_;
 };
 

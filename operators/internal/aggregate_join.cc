@@ -1,6 +1,7 @@
 #include "operators/internal/aggregate_join.h"
 
 #include <algorithm>
+#include <limits>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -26,6 +27,8 @@ constexpr char kWaitingPrefix = 'i';
 // In the roots store: the offset of the last record processed as of the
 // last commit.
 constexpr char kProcessedKey = 'o';
+// In the roots store: the release under way in pieces (ReleaseProgress).
+constexpr char kReleaseProgressKey = 'q';
 
 std::string UnitPrefix(char kind, std::string_view unit) {
   std::string key(1, kind);
@@ -186,6 +189,18 @@ absl::Status AggregateJoin::Init(ProcessorContext& context) {
                              roots_->Get(std::string(1, kProcessedKey)));
   processed_through_ = processed && processed->size() == 8 ? GetOrderedInt64(*processed) : -1;
   last_offset_ = processed_through_;
+  release_progress_.reset();
+  release_progress_dirty_ = false;
+  TRIBUTARY_ASSIGN_OR_RETURN(std::optional<std::string> progress,
+                             roots_->Get(std::string(1, kReleaseProgressKey)));
+  if (progress) {
+    if (progress->size() < 16) return absl::DataLossError("corrupt release progress");
+    ReleaseProgress loaded;
+    loaded.offset = GetOrderedInt64(*progress);
+    loaded.index = GetOrderedInt64(std::string_view(*progress).substr(8));
+    loaded.root = progress->substr(16);
+    release_progress_ = std::move(loaded);
+  }
   return absl::OkStatus();
 }
 
@@ -199,6 +214,7 @@ absl::Status AggregateJoin::PrepareCommit() {
   }
   TRIBUTARY_RETURN_IF_ERROR(
       context_->HoldCommittedOffset(TxAssembler::AggregateTopic(spec_), first));
+  TRIBUTARY_RETURN_IF_ERROR(PersistReleaseProgress());
   held_gauge_->Set(static_cast<int64_t>(held_bytes_));
   assembled_gauge_->Set(static_cast<int64_t>(assembled_.bytes()));
   if (last_offset_ <= processed_through_written_) return absl::OkStatus();
@@ -265,8 +281,36 @@ absl::Status AggregateJoin::Process(const Record& record) {
   const std::string_view value = *record.value;
   if (value[0] == kDecisionsTag) {
     TRIBUTARY_ASSIGN_OR_RETURN(std::vector<Decision> decisions, DecodeDecisions(value));
-    for (const Decision& decision : decisions) {
-      TRIBUTARY_RETURN_IF_ERROR(Decide(decision, again));
+    // A release may be cut into pieces, each committed on its own (the
+    // record is left unfinished and comes again), so that no Kafka
+    // transaction outlasts transaction.timeout.ms: the progress says which
+    // decision of this record was under way and the last root it applied.
+    // Those before it are done (committed), those after it are not.
+    const bool resuming = release_progress_ && release_progress_->offset == offset;
+    for (size_t i = 0; i < decisions.size(); ++i) {
+      const Decision& decision = decisions[i];
+      const int64_t index = static_cast<int64_t>(i);
+      bool decision_again = again;
+      if (resuming) decision_again = index < release_progress_->index;
+      if (decision.kind != 'R' || decision_again) {
+        TRIBUTARY_RETURN_IF_ERROR(Decide(decision, decision_again));
+        continue;
+      }
+      ReleaseProgress piece;
+      if (resuming && index == release_progress_->index) piece = *release_progress_;
+      piece.offset = offset;
+      piece.index = index;
+      bool finished = true;
+      TRIBUTARY_RETURN_IF_ERROR(Release(decision, &piece, &finished));
+      if (!finished) {
+        release_progress_ = std::move(piece);
+        release_progress_dirty_ = true;
+        return absl::OkStatus();  // unfinished: it comes again after the commit
+      }
+    }
+    if (release_progress_ && release_progress_->offset <= offset) {
+      release_progress_.reset();
+      release_progress_dirty_ = true;
     }
     return absl::OkStatus();
   }
@@ -474,10 +518,15 @@ absl::Status AggregateJoin::DeleteHeld(KeyValueStore& store, const std::string& 
 absl::Status AggregateJoin::ApplyUnit(KeyValueStore& store, std::string_view unit,
                                       const RootSlice& proto,
                                       std::optional<std::string_view> from,
-                                      std::optional<std::string_view> to) {
+                                      std::optional<std::string_view> to,
+                                      ReleaseProgress* piece, bool* finished) {
   const std::string prefix = UnitPrefix(kUnitPrefix, unit);
   std::string root;
   std::vector<std::string> raws;  // the root's changes, in key order
+  size_t applied = 0;
+  size_t budget = piece != nullptr && spec_.release_piece_changes > 0
+                      ? spec_.release_piece_changes
+                      : std::numeric_limits<size_t>::max();
   auto apply = [&]() -> absl::Status {
     if (raws.empty()) return absl::OkStatus();
     RootSlice slice = proto;
@@ -486,10 +535,21 @@ absl::Status AggregateJoin::ApplyUnit(KeyValueStore& store, std::string_view uni
       slice.ops.push_back(change.change);
     }
     TRIBUTARY_RETURN_IF_ERROR(ApplySlice(root, slice));
+    applied += raws.size();
     raws.clear();
+    if (piece != nullptr) piece->root = root;
     return absl::OkStatus();
   };
-  auto it = store.PrefixScan(prefix);
+  // Resuming: from the root after the last one applied (its keys are
+  // <prefix><root>\0...; the next root's sort after <prefix><root>\1).
+  std::string start = prefix;
+  if (piece != nullptr && !piece->root.empty()) {
+    start.append(piece->root);
+    start.push_back('\1');
+  }
+  std::string upper = prefix;
+  upper.back() = '\1';
+  auto it = store.Range(start, upper);
   for (; it->Valid(); it->Next()) {
     const std::string_view rest = it->key().substr(prefix.size());
     const size_t root_end = rest.find('\0');
@@ -500,6 +560,15 @@ absl::Status AggregateJoin::ApplyUnit(KeyValueStore& store, std::string_view uni
     const std::string_view this_root = rest.substr(0, root_end);
     if (this_root != root) {
       TRIBUTARY_RETURN_IF_ERROR(apply());
+      // A piece ends before a new root once its budget is spent, where the
+      // context takes the record back as unfinished.
+      if (applied >= budget) {
+        if (context_->Unfinished()) {
+          if (finished != nullptr) *finished = false;
+          return absl::OkStatus();
+        }
+        budget = std::numeric_limits<size_t>::max();
+      }
       root.assign(this_root);
     }
     raws.emplace_back(it->value());
@@ -529,7 +598,20 @@ absl::Status AggregateJoin::ApplyTableOp(const RowChange& op, bool hold) {
   return Truncate(op.change.table);
 }
 
-absl::Status AggregateJoin::Release(const Decision& decision) {
+absl::Status AggregateJoin::PersistReleaseProgress() {
+  if (!release_progress_dirty_) return absl::OkStatus();
+  release_progress_dirty_ = false;
+  const std::string key(1, kReleaseProgressKey);
+  if (!release_progress_) return roots_->Delete(key);
+  std::string value;
+  PutOrderedInt64(value, release_progress_->offset);
+  PutOrderedInt64(value, release_progress_->index);
+  value.append(release_progress_->root);
+  return roots_->Put(key, value);
+}
+
+absl::Status AggregateJoin::Release(const Decision& decision, ReleaseProgress* piece,
+                                    bool* finished) {
   const std::string& unit_id = decision.match_id;
   auto found = units_.find(unit_id);
   if (found == units_.end()) return absl::OkStatus();  // nothing of it here
@@ -545,8 +627,13 @@ absl::Status AggregateJoin::Release(const Decision& decision) {
   }
   if (table_ops.empty()) {
     if (unit.kinds & kChangesHeld) {
+      bool done = true;
       TRIBUTARY_RETURN_IF_ERROR(
-          ApplyUnit(store, unit_id, proto, std::nullopt, std::nullopt));
+          ApplyUnit(store, unit_id, proto, std::nullopt, std::nullopt, piece, &done));
+      if (!done) {
+        if (finished != nullptr) *finished = false;
+        return absl::OkStatus();  // the rest in the next piece
+      }
     }
   } else {
     proto.hold = true;

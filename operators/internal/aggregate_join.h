@@ -128,7 +128,21 @@ class AggregateJoin : public Processor {
   absl::Status OnRowChange(std::string_view root, const RowChange& change,
                            std::string_view raw, int64_t offset, bool again);
   absl::Status Decide(const Decision& decision, bool again);
-  absl::Status Release(const Decision& decision);
+  // A release cut into pieces (see Process): where the one under way
+  // stopped, as kept in the roots store under kReleaseProgressKey.
+  struct ReleaseProgress {
+    int64_t offset = -1;  // of the decisions record
+    int64_t index = 0;    // of the decision in it
+    std::string root;     // the last root applied
+  };
+  // Applies a released transaction. With `piece`, only the roots after
+  // piece->root, and (for a unit without table-wide operations) it stops at
+  // a root boundary once spec.release_piece_changes changes were applied and
+  // the context accepts the record as unfinished: then `finished` is false
+  // and piece->root the last root applied.
+  absl::Status Release(const Decision& decision, ReleaseProgress* piece = nullptr,
+                       bool* finished = nullptr);
+  absl::Status PersistReleaseProgress();
   absl::Status ApplySnapshot(int64_t lsn);
   // Applies the incremental snapshot rows waiting for `unit_id`.
   absl::Status ApplyWaiting(const std::string& unit_id);
@@ -147,9 +161,12 @@ class AggregateJoin : public Processor {
   // Applies the held changes of `unit` in `store` whose position is in
   // [from, to) root by root, each as `proto` with that root's changes (Forget
   // deletes them afterwards).
+  // With `piece` (no from/to): from the root after piece->root on, stopping
+  // as Release says.
   absl::Status ApplyUnit(KeyValueStore& store, std::string_view unit, const RootSlice& proto,
                          std::optional<std::string_view> from,
-                         std::optional<std::string_view> to);
+                         std::optional<std::string_view> to,
+                         ReleaseProgress* piece = nullptr, bool* finished = nullptr);
   // Applies one root's slice and emits its aggregate (see the header).
   absl::Status ApplySlice(std::string_view root, const RootSlice& slice);
   absl::Status ApplyIncremental(std::string_view root, RowChange change);
@@ -191,6 +208,9 @@ class AggregateJoin : public Processor {
   // Records at or below this offset were processed before the last commit.
   int64_t processed_through_ = -1;
   int64_t processed_through_written_ = -1;
+  // The release under way in pieces, if any (persisted).
+  std::optional<ReleaseProgress> release_progress_;
+  bool release_progress_dirty_ = false;
   int64_t last_offset_ = -1;
   Counter* spilled_ = nullptr;
   Gauge* held_gauge_ = nullptr;

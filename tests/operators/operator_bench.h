@@ -65,8 +65,8 @@ class NoopCancellable : public Cancellable {
 
 // Every pure virtual of ProcessorContext, for one task: the stores it is
 // given by name, the partition counts it is given by topic; what is
-// forwarded is counted (the last value kept); punctuations never fire;
-// committed offsets are not kept.
+// forwarded is counted (the last value kept); punctuations fire only by
+// FirePunctuators; committed offsets are not kept.
 class FakeContext : public ProcessorContext {
  public:
   FakeContext(TaskId task, std::map<std::string, KeyValueStore*, std::less<>> stores,
@@ -80,8 +80,17 @@ class FakeContext : public ProcessorContext {
   absl::Status Forward(const Record& record) override {
     ++forwarded_;
     last_value_.assign(record.value.value_or(""));
+    if (outputs != nullptr) {
+      outputs->emplace_back(std::string(record.key.value_or("")), last_value_);
+    }
     return absl::OkStatus();
   }
+  bool Unfinished() override {
+    unfinished_ = unfinished_ || accept_unfinished;
+    return accept_unfinished;
+  }
+  // Whether Unfinished was accepted since the last call.
+  bool TakeUnfinished() { return std::exchange(unfinished_, false); }
   absl::Status Forward(const Record& record, std::string_view) override {
     return Forward(record);
   }
@@ -117,6 +126,10 @@ class FakeContext : public ProcessorContext {
     return absl::OkStatus();
   }
   int64_t forwarded() const { return forwarded_; }
+  // Tests: Unfinished() is accepted (as a stream thread does); what is
+  // forwarded is also kept here (key, value).
+  bool accept_unfinished = false;
+  std::vector<std::pair<std::string, std::string>>* outputs = nullptr;
   const std::string& last_value() const { return last_value_; }
 
  private:
@@ -126,6 +139,7 @@ class FakeContext : public ProcessorContext {
   const std::string app_id_ = "order-aggregator";
   int64_t now_ms_ = 1'700'000'000'000;
   int64_t forwarded_ = 0;
+  bool unfinished_ = false;
   std::string last_value_;
   std::vector<Punctuator> punctuators_;
   Metrics metrics_;

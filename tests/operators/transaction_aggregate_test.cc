@@ -527,6 +527,38 @@ TEST_F(TransactionAggregateTest, TransactionWithoutEndExpiresToTheDeadLetterTopi
   EXPECT_EQ(Gauge("cdc-transactions-pending"), 0);
 }
 
+// A big transaction is applied in pieces (each its own commit: the record
+// is left unfinished and given again) with the same versions as in one.
+TEST_F(TransactionAggregateTest, BigReleaseInPiecesEmitsTheSameVersions) {
+  auto run = [&](size_t piece_changes) {
+    TransactionAggregateSpec spec = Spec();
+    spec.release_piece_changes = piece_changes;
+    Open(spec);
+    pg_ = Pg();
+    for (int order = 1; order <= 10; ++order) {
+      Pipe(kOrders, pg_.Order('c', order, "PLACED", 770));
+      for (int line = 0; line < 3; ++line) {
+        Pipe(kLines, pg_.Line('c', order * 10 + line, order, "a", 770));
+      }
+    }
+    Pipe(kTx, pg_.End(770, 10, 30));
+    pg_.NewTransaction();
+    Pipe(kLines, pg_.Line('c', 999, 4, "b", 771));
+    Pipe(kTx, pg_.End(771, 0, 1));
+    return Output();
+  };
+  const std::vector<Version> whole = run(0);
+  EXPECT_EQ(driver_->unfinished_records(), 0);
+  const std::vector<Version> pieces = run(7);
+  EXPECT_GE(driver_->unfinished_records(), 4) << "40 changes in pieces of 7 (whole roots)";
+  ASSERT_EQ(whole.size(), 11u);
+  ASSERT_EQ(pieces.size(), whole.size());
+  for (size_t i = 0; i < whole.size(); ++i) {
+    EXPECT_EQ(pieces[i].key, whole[i].key) << i;
+    EXPECT_EQ(*pieces[i].value, *whole[i].value) << i;
+  }
+}
+
 TEST_F(TransactionAggregateTest, PartialPolicyFailStopsWithTheTransactionNamed) {
   TransactionAggregateSpec spec = Spec();
   spec.partial_policy = IncompletePolicy::kFail;

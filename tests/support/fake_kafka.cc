@@ -77,6 +77,10 @@ class FakeKafka::Consumer final : public internal::Consumer {
     return absl::OkStatus();
   }
   absl::StatusOr<std::vector<TopicPartition>> Assignment() override { return assignment_; }
+  absl::Status Seek(const OffsetMap& offsets) override {
+    for (const auto& [tp, offset] : offsets) positions_[tp] = offset;
+    return absl::OkStatus();
+  }
   absl::Status Pause(const std::vector<TopicPartition>& partitions) override {
     paused_.insert(partitions.begin(), partitions.end());
     return absl::OkStatus();

@@ -102,12 +102,17 @@ class TopologyTestDriver {
   Metrics& metrics() { return metrics_; }
   // The real name of a topology topic (repartition topics get the prefix).
   std::string TopicName(std::string_view topic) const;
+  // How often a processor left a record unfinished (ProcessorContext::
+  // Unfinished): the driver committed and gave it the record again.
+  int64_t unfinished_records() const { return unfinished_records_; }
 
  private:
   class Collector;
   TopologyTestDriver(Topology topology, Options options);
   absl::Status Init();
   absl::Status Drain();
+  // Processes `record` until `task` has finished it.
+  absl::Status ProcessFully(internal::Task& task, const Record& record);
   // Drain, then flush every task's record caches (PrepareCommit).
   absl::Status Settle();
 
@@ -123,6 +128,7 @@ class TopologyTestDriver {
   std::map<std::string, int64_t, std::less<>> next_offset_;
   std::map<std::string, int64_t, std::less<>> end_offset_override_;
   std::deque<OwnedRecord> pending_;  // written to repartition topics, not yet read
+  int64_t unfinished_records_ = 0;
 };
 
 }  // namespace tributary::testing
