@@ -559,6 +559,25 @@ TEST_F(TransactionAggregateTest, BigReleaseInPiecesEmitsTheSameVersions) {
   }
 }
 
+// Without ON DELETE CASCADE, deleting an order leaves its lines in the
+// database, still naming it: an order created again with the same id has
+// them, as a join in PostgreSQL shows; so does its aggregate.
+TEST_F(TransactionAggregateTest, OrderDeletedWithoutItsLinesGetsThemBackWhenCreatedAgain) {
+  Pipe(kOrders, pg_.Order('c', 1, "PLACED", 780));
+  Pipe(kLines, pg_.Line('c', 11, 1, "a", 780));
+  Pipe(kTx, pg_.End(780, 1, 1));
+  pg_.NewTransaction();
+  Pipe(kOrders, pg_.Order('d', 1, "", 781));
+  Pipe(kTx, pg_.End(781, 1, 0));
+  pg_.NewTransaction();
+  Pipe(kOrders, pg_.Order('c', 1, "NEW", 782));
+  Pipe(kTx, pg_.End(782, 1, 0));
+  std::vector<Version> out = Output();
+  ASSERT_EQ(out.size(), 3u);
+  EXPECT_FALSE(out[1].value.has_value()) << "a tombstone";
+  EXPECT_EQ(Summary(*out[2].value), "NEW|11,");
+}
+
 TEST_F(TransactionAggregateTest, PartialPolicyFailStopsWithTheTransactionNamed) {
   TransactionAggregateSpec spec = Spec();
   spec.partial_policy = IncompletePolicy::kFail;
