@@ -522,9 +522,6 @@ class ChaosTest : public ::testing::Test {
   std::string CurrentLog(const ChildApp& app) const {
     return ReadTextFile(app.logs.back());
   }
-  bool LogHas(const ChildApp& app, std::string_view text) const {
-    return CurrentLog(app).find(text) != std::string::npos;
-  }
   // The last line of the current run's log holding `text`.
   std::string LogLine(const ChildApp& app, std::string_view text) const {
     const std::string log = CurrentLog(app);
@@ -600,15 +597,28 @@ class ChaosTest : public ::testing::Test {
                           absl::StrCat(n, " more committed versions after ", after)));
   }
 
-  // Waits until a read_uncommitted reader has seen new versions that the
-  // read_committed reader has not: a transaction of the engine is open.
+  // Waits until the read_uncommitted reader has seen a new output record
+  // beyond every record the read_committed reader has, polled after it: a
+  // transaction of the engine is open (or aborted) over it.
   void WaitInsideTransaction() {
-    const size_t dirty_mark = dirty_->size();
-    const size_t committed_mark = committed_->size();
+    size_t seen = dirty_->size();   // dirty records already judged
+    size_t pending = seen;          // seen before the last committed poll
     ASSERT_TRUE(WaitUntil(
         [&] {
-          const size_t seen = dirty_->size() - dirty_mark;
-          return seen > 0 && seen > committed_->size() - committed_mark;
+          for (; committed_scanned_ < committed_->size(); ++committed_scanned_) {
+            const ConsumedRecord& r = committed_->records()[committed_scanned_];
+            int64_t& max = committed_max_[r.partition];
+            max = std::max(max, r.offset);
+          }
+          // Records of [seen, pending) came before the committed poll that
+          // just ran: one the committed reader has not reached is open.
+          for (; seen < pending; ++seen) {
+            const ConsumedRecord& r = dirty_->records()[seen];
+            auto max = committed_max_.find(r.partition);
+            if (max == committed_max_.end() || r.offset > max->second) return true;
+          }
+          pending = dirty_->size();
+          return false;
         },
         kProgressTimeout, "an open transaction with output"));
   }
@@ -912,6 +922,8 @@ class ChaosTest : public ::testing::Test {
   std::map<const ChildApp*, size_t> dirty_at_start_;
   std::map<const ChildApp*, std::set<std::string>> members_before_;
   std::vector<std::string> findings_;
+  size_t committed_scanned_ = 0;            // committed_ records in committed_max_
+  std::map<int32_t, int64_t> committed_max_;  // partition -> highest offset
   int64_t dead_letter_repeats_ = 0;
 
   int kills_ = 0;
@@ -1007,6 +1019,7 @@ TEST_F(ChaosTest, ExactlyOnceThroughKillsBrokerRestartOutageDiskFullAndZombies) 
   const bool a_first = std::uniform_int_distribution<int>(0, 1)(rng_) == 0;
   ASSERT_NO_FATAL_FAILURE(Zombie(a_first ? a : b));
   ChildApp& victim = a_first ? b : a;
+  Note("killing ", victim.name, " inside a transaction, under load");
   ASSERT_NO_FATAL_FAILURE(WaitInsideTransaction());
   ASSERT_NO_FATAL_FAILURE(Kill(victim, "under load, one of two"));
   ASSERT_NO_FATAL_FAILURE(WaitForMembers(1, "the survivor owning every task"));
