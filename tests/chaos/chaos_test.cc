@@ -750,20 +750,20 @@ class ChaosTest : public ::testing::Test {
                             absl::StrCat(app.name, " to fail on a full disk")));
     }
     const int status = *app.process->wait_status();
-    std::string error = LogLine(app, "No space left on device");
-    if (error.empty()) error = LogLine(app, "rror");
+    std::string named = LogLine(app, "No space left on device");
+    if (named.empty()) named = LogLine(app, "RESOURCE_EXHAUSTED");
     Note(app.name, " on a full disk ", DescribeWaitStatus(status), ": ",
-         Truncated(error, 400));
+         Truncated(named.empty() ? OneLine(TailOfFile(app.logs.back(), 1)) : named,
+                   400));
     EXPECT_FALSE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
         << "exit 0 on a full state disk";
-    const bool clear = WIFEXITED(status) &&
-                       LogLine(app, "No space left on device").size() > 0;
-    if (!clear) {
-      Finding(absl::StrCat("on a full state disk ", app.name, " ",
-                           DescribeWaitStatus(status),
-                           " without an error naming the full disk; last "
-                           "lines: ",
-                           Truncated(OneLine(TailOfFile(app.logs.back(), 1)), 400)));
+    if (!WIFEXITED(status) || named.empty()) {
+      Finding(absl::StrCat(
+          "on a full state disk ", app.name, " ", DescribeWaitStatus(status),
+          named.empty() ? " without an error naming the full disk"
+                        : absl::StrCat(" after logging: ", Truncated(named, 300)),
+          "; its last line: ",
+          Truncated(OneLine(TailOfFile(app.logs.back(), 1)), 300)));
     }
     ++disk_fills_;
     std::filesystem::remove(filler);
