@@ -52,6 +52,13 @@ class RebalanceListener {
   virtual void OnPartitionsAssigned(const std::vector<TopicPartition>& partitions) = 0;
   // Before the consumer gives `partitions` up.
   virtual void OnPartitionsRevoked(const std::vector<TopicPartition>& partitions) = 0;
+  // Instead of OnPartitionsRevoked when the consumer has lost `partitions`
+  // already (its session timed out: the group gave them to another member,
+  // which reads them from their committed offsets). Nothing processed from
+  // them may be committed any more. Defaults to OnPartitionsRevoked.
+  virtual void OnPartitionsLost(const std::vector<TopicPartition>& partitions) {
+    OnPartitionsRevoked(partitions);
+  }
 };
 
 class Consumer {

@@ -77,7 +77,13 @@ void RdKafkaConsumer::RebalanceCallback(rd_kafka_t* rk, rd_kafka_resp_err_t err,
     rd_kafka_assign(rk, partitions);
     if (self->listener_ != nullptr) self->listener_->OnPartitionsAssigned(PartitionsOf(partitions));
   } else {
-    if (self->listener_ != nullptr) self->listener_->OnPartitionsRevoked(PartitionsOf(partitions));
+    if (self->listener_ != nullptr) {
+      if (rd_kafka_assignment_lost(rk)) {
+        self->listener_->OnPartitionsLost(PartitionsOf(partitions));
+      } else {
+        self->listener_->OnPartitionsRevoked(PartitionsOf(partitions));
+      }
+    }
     rd_kafka_assign(rk, nullptr);
   }
 }

@@ -121,6 +121,7 @@ class StreamThread::Impl final : public RebalanceListener {
   absl::Status Run();
   void OnPartitionsAssigned(const std::vector<TopicPartition>& partitions) override;
   void OnPartitionsRevoked(const std::vector<TopicPartition>& partitions) override;
+  void OnPartitionsLost(const std::vector<TopicPartition>& partitions) override;
 
  private:
   absl::Status Setup();
@@ -217,6 +218,27 @@ void StreamThread::Impl::OnPartitionsRevoked(const std::vector<TopicPartition>& 
     KeepError(status);
     KeepError(tasks_->CloseAll(/*clean=*/status.ok()));
   }
+  if (!rewind_to_.empty()) {
+    KeepError(consumer_->Resume(PartitionsOf(rewind_to_)));
+    rewind_to_.clear();
+  }
+  PublishTaskIds();
+}
+
+void StreamThread::Impl::OnPartitionsLost(const std::vector<TopicPartition>& partitions) {
+  (void)partitions;  // eager protocol: everything
+  ++rebalances_;
+  // A zombie: another member owns the partitions and reads them from their
+  // committed offsets. Committing here would make what this thread processed
+  // since then visible next to the new owner's work (under EOS v2 a commit
+  // after the session timed out carries no generation the broker could
+  // refuse), so the open transaction is aborted and the tasks are closed
+  // unclean (their local state is rebuilt from the changelogs).
+  log_->warn("{}: lost its partitions (session timed out); aborting what it had not committed",
+             name_);
+  if (options_.exactly_once) KeepError(producer_->AbortTransaction());
+  uncommitted_ = false;
+  KeepError(tasks_->CloseAll(/*clean=*/false));
   if (!rewind_to_.empty()) {
     KeepError(consumer_->Resume(PartitionsOf(rewind_to_)));
     rewind_to_.clear();

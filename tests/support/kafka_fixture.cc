@@ -274,7 +274,7 @@ void KafkaTest::SetUp() {
 absl::Status ProduceRecords(
     std::string_view topic,
     const std::vector<std::pair<std::string, std::string>>& records,
-    int timeout_ms) {
+    int timeout_ms, ConfigList config) {
   // Delivery reports count acknowledged records and remember the first
   // failure; they are served by rd_kafka_poll / rd_kafka_flush below.
   struct Deliveries {
@@ -293,6 +293,14 @@ absl::Status ProduceRecords(
                           sizeof(errstr)) != RD_KAFKA_CONF_OK) {
       return absl::InvalidArgumentError(
           absl::StrCat("config ", key, ": ", errstr));
+    }
+  }
+  for (const auto& [key, value] : config) {
+    if (rd_kafka_conf_set(conf.get(), std::string(key).c_str(),
+                          std::string(value).c_str(), errstr,
+                          sizeof(errstr)) != RD_KAFKA_CONF_OK) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("config ", std::string(key), ": ", errstr));
     }
   }
   rd_kafka_conf_set_opaque(conf.get(), &deliveries);

@@ -112,11 +112,12 @@ class KafkaTest : public ::testing::Test {
 
 // Produces `records` (key, value) to `topic` with an idempotent producer
 // that partitions keys by murmur2 (as Kafka's Java client does), and waits
-// until every record is acknowledged. Bounded by `timeout_ms`.
+// until every record is acknowledged. Bounded by `timeout_ms`. `config` is
+// applied on top (e.g. message.max.bytes for records over 1 MB).
 absl::Status ProduceRecords(
     std::string_view topic,
     const std::vector<std::pair<std::string, std::string>>& records,
-    int timeout_ms = 30000);
+    int timeout_ms = 30000, ConfigList config = {});
 
 struct ConsumedRecord {
   int32_t partition = 0;
