@@ -206,10 +206,40 @@ absl::Status RdKafkaConsumer::Resume(const std::vector<TopicPartition>& partitio
 
 absl::StatusOr<OffsetMap> RdKafkaConsumer::Committed(
     const std::vector<TopicPartition>& partitions, absl::Duration timeout) {
-  PartitionList list = ListOf(partitions);
-  TRIBUTARY_RETURN_IF_ERROR(KafkaStatus(
-      rd_kafka_committed(handle_.get(), list.get(), TimeoutMs(timeout)), "committed"));
-  return OffsetsOf(list.get());
+  const absl::Time deadline = absl::Now() + timeout;
+  OffsetMap committed;
+  std::vector<TopicPartition> ask = partitions;
+  while (true) {
+    PartitionList list = ListOf(ask);
+    TRIBUTARY_RETURN_IF_ERROR(KafkaStatus(
+        rd_kafka_committed(handle_.get(), list.get(),
+                           TimeoutMs(std::max(absl::Milliseconds(1), deadline - absl::Now()))),
+        "committed"));
+    // A partition whose offsets another producer's open transaction is
+    // committing answers UNSTABLE_OFFSET_COMMIT until that transaction ends
+    // (KIP-447): ask again. Not an absent commit: starting it from the
+    // beginning would process it all again.
+    std::vector<TopicPartition> unstable;
+    for (int i = 0; i < list->cnt; ++i) {
+      const rd_kafka_topic_partition_t& tp = list->elems[i];
+      if (tp.err == RD_KAFKA_RESP_ERR_UNSTABLE_OFFSET_COMMIT) {
+        unstable.emplace_back(tp.topic, tp.partition);
+      } else if (tp.err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        return KafkaStatus(tp.err, absl::StrCat("committed offset of ", tp.topic, "[",
+                                                tp.partition, "]"));
+      }
+    }
+    committed.merge(OffsetsOf(list.get()));
+    if (unstable.empty()) return committed;
+    if (absl::Now() >= deadline) {
+      return absl::DeadlineExceededError(absl::StrCat(
+          "committed offsets of ", unstable.size(), " partition(s), e.g. ", unstable[0].first,
+          "[", unstable[0].second, "], still unstable (a transaction committing them is open) "
+          "after ", absl::FormatDuration(timeout)));
+    }
+    absl::SleepFor(absl::Milliseconds(50));  // the other transaction ends or times out
+    ask = std::move(unstable);
+  }
 }
 
 std::optional<int64_t> RdKafkaConsumer::Position(const TopicPartition& partition) {
