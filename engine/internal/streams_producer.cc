@@ -28,9 +28,15 @@ StreamsProducer::StreamsProducer(std::unique_ptr<Producer> producer,
 absl::Status StreamsProducer::Fail(absl::Status status) {
   if (status.ok() || !fatal_.ok()) return fatal_.ok() ? status : fatal_;
   if (IsProducerFenced(status)) {
-    fatal_ = ProducerFencedError(
-        absl::StrCat("producer fenced: another instance with transactional.id '",
-                     transactional_id_, "' took over, this one is a zombie: ", status.message()));
+    // transactional.id holds a random process id: another instance has it
+    // only as this process's zombie; mostly the coordinator aborted the
+    // transaction itself and bumped the epoch.
+    fatal_ = ProducerFencedError(absl::StrCat(
+        "producer fenced: transactional.id '", transactional_id_,
+        "' has a newer epoch (the broker aborted a transaction open longer than "
+        "transaction.timeout.ms, e.g. across a broker outage, or this thread was stopped that "
+        "long); nothing of its open transaction is committed, a restart goes on from the last "
+        "commit: ", status.message()));
   } else {
     fatal_ = status;
   }
