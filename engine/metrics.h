@@ -39,6 +39,9 @@ inline constexpr std::string_view kAbortTotal = "abort-total";
 inline constexpr std::string_view kPunctuateTotal = "punctuate-total";
 inline constexpr std::string_view kRestoreRecordsTotal = "restore-records-total";
 inline constexpr std::string_view kRecordsDeadLetteredTotal = "records-dead-lettered-total";
+// Starts of the thread again after its producer failed (a new producer, the
+// tasks restored from their changelogs).
+inline constexpr std::string_view kThreadRestartsTotal = "thread-restarts-total";
 }  // namespace metric_names
 
 // Tags of a metric, e.g. {{"thread-id", "t0"}, {"task-id", "0_1"}}.

@@ -38,6 +38,9 @@ absl::Status KafkaStatus(rd_kafka_resp_err_t err, std::string_view context) {
       return absl::NotFoundError(message);
     case RD_KAFKA_RESP_ERR__INVALID_ARG:
       return absl::InvalidArgumentError(message);
+    case RD_KAFKA_RESP_ERR__STATE:
+      // The client's (transaction) state is broken: fatal for that client.
+      return absl::FailedPreconditionError(message);
     case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE:
       // Larger than the producer's message.max.bytes: see IsRecordTooLarge.
       return absl::OutOfRangeError(message);

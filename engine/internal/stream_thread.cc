@@ -118,6 +118,14 @@ class StreamThread::Impl final : public RebalanceListener {
   Impl(const Impl&) = delete;
   Impl& operator=(const Impl&) = delete;
 
+  // Whether Run ended because the producer failed for good (fenced: the
+  // broker aborted its transaction; a broken transaction state): a new
+  // producer can go on from the last commit.
+  bool producer_failed() const {
+    return producer_ != nullptr && !producer_->fatal_error().ok();
+  }
+  const std::string& name() const { return name_; }
+
   absl::Status Run();
   void OnPartitionsAssigned(const std::vector<TopicPartition>& partitions) override;
   void OnPartitionsRevoked(const std::vector<TopicPartition>& partitions) override;
@@ -440,9 +448,42 @@ void StreamThread::Start() {
 }
 
 void StreamThread::Run() {
-  impl_ = std::make_unique<Impl>(this, options_);
-  result_ = impl_->Run();
-  impl_.reset();
+  // A failed producer (after a broker outage longer than
+  // transaction.timeout.ms the broker has aborted the open transaction and
+  // fenced its epoch) ends the run; as Kafka Streams does, the thread starts
+  // again with new clients: a new producer (init_transactions), a new group
+  // member, tasks restored from their changelogs, input from the committed
+  // offsets. Bounded: more than kQuickRestarts in a row, each run shorter
+  // than kQuickRun, and the thread dies with the error.
+  constexpr int kQuickRestarts = 5;
+  constexpr absl::Duration kQuickRun = absl::Minutes(5);
+  int quick = 0;
+  while (true) {
+    impl_ = std::make_unique<Impl>(this, options_);
+    const absl::Time started = absl::Now();
+    result_ = impl_->Run();
+    const bool producer_failed = impl_->producer_failed();
+    const std::string name = impl_->name();
+    impl_.reset();
+    if (result_.ok() || shutdown_requested_ || !producer_failed) break;
+    quick = absl::Now() - started < kQuickRun ? quick + 1 : 1;
+    if (quick > kQuickRestarts) {
+      EngineLogger()->error("{}: the producer failed {} times in a row, each run shorter than "
+                            "{}: the thread stops",
+                            name, quick, absl::FormatDuration(kQuickRun));
+      break;
+    }
+    EngineLogger()->warn("{}: starting again with new clients after its producer failed ({}); "
+                         "its tasks restore and go on from the last commit",
+                         name, result_.ToString());
+    if (options_.metrics != nullptr) {
+      options_.metrics
+          ->GetCounter(metric_names::kThreadRestartsTotal,
+                       {{std::string(metric_names::kThreadTag), name}})
+          ->Add(1);
+    }
+    state_ = ThreadState::kStarting;
+  }
   state_ = ThreadState::kDead;
 }
 
