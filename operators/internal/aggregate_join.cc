@@ -460,12 +460,16 @@ absl::Status AggregateJoin::Forget(const std::string& unit_id, int kinds) {
   return absl::OkStatus();
 }
 
-absl::Status AggregateJoin::DeadLetterHeld(const std::string& unit_id) {
+KeyValueStore* AggregateJoin::HeldStore(const std::string& unit_id, int kind) {
   auto found = units_.find(unit_id);
-  if (found == units_.end() || (found->second.kinds & kChangesHeld) == 0) {
-    return absl::OkStatus();
-  }
-  KeyValueStore& store = found->second.spilled ? *spill_ : *held_;
+  if (found == units_.end() || (found->second.kinds & kind) == 0) return nullptr;
+  return found->second.spilled ? spill_ : held_.get();
+}
+
+absl::Status AggregateJoin::DeadLetterHeld(const std::string& unit_id) {
+  KeyValueStore* held = HeldStore(unit_id, kChangesHeld);
+  if (held == nullptr) return absl::OkStatus();
+  KeyValueStore& store = *held;
   const std::string prefix = UnitPrefix(kUnitPrefix, unit_id);
   const absl::Status late = MarkBadInput(
       absl::FailedPreconditionError(absl::StrCat(
@@ -656,11 +660,9 @@ absl::Status AggregateJoin::Release(const Decision& decision, ReleaseProgress* p
 
 absl::Status AggregateJoin::ApplyWaiting(const std::string& unit_id) {
   // Incremental snapshot rows that waited for this transaction.
-  auto found = units_.find(unit_id);
-  if (found == units_.end() || (found->second.kinds & kWaitingHeld) == 0) {
-    return absl::OkStatus();
-  }
-  KeyValueStore& store = found->second.spilled ? *spill_ : *held_;
+  KeyValueStore* held = HeldStore(unit_id, kWaitingHeld);
+  if (held == nullptr) return absl::OkStatus();
+  KeyValueStore& store = *held;
   const std::string prefix = UnitPrefix(kWaitingPrefix, unit_id);
   auto it = store.PrefixScan(prefix);
   for (; it->Valid(); it->Next()) {

@@ -153,6 +153,9 @@ class AggregateJoin : public Processor {
   absl::Status Spill();
   // Deletes what `unit_id` holds of `kinds` (applied or not) and forgets it.
   absl::Status Forget(const std::string& unit_id, int kinds);
+  // Where `unit_id`'s held changes of `kind` (k*Held) are; nullptr when it
+  // holds none.
+  KeyValueStore* HeldStore(const std::string& unit_id, int kind);
   // Sends the changes `unit_id` holds to the dead-letter topic (they came
   // after it was released partial).
   absl::Status DeadLetterHeld(const std::string& unit_id);

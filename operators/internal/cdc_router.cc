@@ -98,17 +98,6 @@ absl::Status CdcRouter::ReportProgress(TimestampMs now) {
 }
 
 absl::Status CdcRouter::PrepareCommit() {
-  if (table_ < 0) {
-    if (!report_due_) return absl::OkStatus();
-    encoded_ = EncodeRoutedEvent(report_);
-    report_.caught_up_ms = -1;
-    report_due_ = false;
-    Record out;
-    out.key = "progress";
-    out.value = encoded_;
-    out.timestamp = context_->stream_time();
-    return context_->Forward(out);
-  }
   if (last_tx_dirty_) {
     TRIBUTARY_RETURN_IF_ERROR(state_->Put(kLastTxKey, last_tx_));
     last_tx_dirty_ = false;
@@ -119,10 +108,11 @@ absl::Status CdcRouter::PrepareCommit() {
   report_.caught_up_ms = -1;
   report_due_ = false;
   Record out;
-  out.key = "report";
+  out.key = table_ < 0 ? "progress" : "report";
   out.value = encoded_;
   out.timestamp = context_->stream_time();
-  return context_->Forward(out, ReportSink(spec_, table_));
+  // The transaction router's only child is its sink.
+  return table_ < 0 ? context_->Forward(out) : context_->Forward(out, ReportSink(spec_, table_));
 }
 
 void CdcRouter::Count(char kind, std::string_view id, int64_t lsn, int32_t partition) {

@@ -829,6 +829,22 @@ absl::Status TxAssembler::OnPartial(const std::string& match_id, Completion comp
                         pending.tx_id));
 }
 
+absl::Status TxAssembler::RememberReleased(const std::string& match_id, const Pending& pending,
+                                          int64_t position, bool partial) {
+  WriteBatch meta;
+  meta.Delete(MetaKey(kPendingPrefix, match_id));
+  // The position, then how many events were released (to tell a later
+  // delivery with more events: see OnEnd), then whether partially.
+  std::string ordered;
+  PutOrderedInt64(ordered, position);
+  int64_t released_events = 0;
+  for (int64_t n : pending.buffered) released_events += n;
+  PutOrderedInt64(ordered, released_events);
+  if (partial) ordered.push_back('\1');
+  released_ids_.Add(meta, match_id, position, ordered);
+  return meta_->Write(meta);
+}
+
 absl::Status TxAssembler::Release(const std::string& match_id, bool partial) {
   Pending& pending = pending_[match_id];
   const int64_t position = pending.end_position;
@@ -839,19 +855,8 @@ absl::Status TxAssembler::Release(const std::string& match_id, bool partial) {
   decision.partial = partial;
   decisions_.push_back(std::move(decision));
 
-  WriteBatch meta;
-  meta.Delete(MetaKey(kPendingPrefix, match_id));
-  // The position, then how many events were released (to tell a later
-  // delivery with more events: see OnEnd).
-  std::string ordered;
-  PutOrderedInt64(ordered, position);
-  int64_t released_events = 0;
-  for (int64_t n : pending.buffered) released_events += n;
-  PutOrderedInt64(ordered, released_events);
-  if (partial) ordered.push_back('\1');
-  released_ids_.Add(meta, match_id, position, ordered);
+  TRIBUTARY_RETURN_IF_ERROR(RememberReleased(match_id, pending, position, partial));
   max_released_position_ = std::max(max_released_position_, position);
-  TRIBUTARY_RETURN_IF_ERROR(meta_->Write(meta));
   // Forget the oldest released ids beyond the retention.
   TRIBUTARY_RETURN_IF_ERROR(released_ids_.Prune(*meta_));
   queue_.erase(position);
@@ -913,16 +918,8 @@ absl::Status TxAssembler::ExpireEndless(TimestampMs now) {
     decisions_.push_back(std::move(decision));
     // Remembered as released partial, at the last released position (it has
     // no place of its own in commit order).
-    WriteBatch meta;
-    meta.Delete(MetaKey(kPendingPrefix, match_id));
-    std::string ordered;
-    PutOrderedInt64(ordered, max_released_position_);
-    int64_t events = 0;
-    for (int64_t n : pending.buffered) events += n;
-    PutOrderedInt64(ordered, events);
-    ordered.push_back('\1');
-    released_ids_.Add(meta, match_id, max_released_position_, ordered);
-    TRIBUTARY_RETURN_IF_ERROR(meta_->Write(meta));
+    TRIBUTARY_RETURN_IF_ERROR(
+        RememberReleased(match_id, pending, max_released_position_, /*partial=*/true));
     pending_.erase(match_id);
     warned_endless_.erase(match_id);
     expired_->Add(1);

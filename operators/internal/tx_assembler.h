@@ -197,6 +197,10 @@ class TxAssembler : public Processor {
   // The description of `pending`'s counts, "table counted/expected, ...".
   std::string CountsText(const Pending& pending) const;
   absl::Status Release(const std::string& match_id, bool partial);
+  // Replaces `match_id`'s pending key by its released id at `position`
+  // (with its event count, and whether it went out partial).
+  absl::Status RememberReleased(const std::string& match_id, const Pending& pending,
+                                int64_t position, bool partial);
   // Sends the decisions taken so far to every aggregate partition.
   absl::Status FlushDecisions();
   // An initial snapshot not yet applied.
