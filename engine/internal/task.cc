@@ -431,9 +431,9 @@ absl::Status Task::DeadLetter(const Record& record, const absl::Status& error) {
   dead.headers.push_back({kDlqTopicHeader, record.topic});
   dead.headers.push_back({kDlqPartitionHeader, partition});
   dead.headers.push_back({kDlqOffsetHeader, offset});
-  if (std::optional<std::string> transaction = BadInputTransaction(error)) {
-    dead.headers.push_back({kDlqTransactionHeader, *std::move(transaction)});
-  }
+  // Outlives the send: the header is a view of it.
+  const std::optional<std::string> transaction = BadInputTransaction(error);
+  if (transaction) dead.headers.push_back({kDlqTransactionHeader, *transaction});
   absl::Status sent = options_.collector->Send(options_.dead_letter_topic, dead, std::nullopt);
   if (!absl::IsOutOfRange(sent) || !dead.value) return sent;
   // Too large for the producer (a bad record over message.max.bytes): the

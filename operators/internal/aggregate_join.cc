@@ -476,18 +476,22 @@ absl::Status AggregateJoin::DeadLetterHeld(const std::string& unit_id) {
           "change of transaction ", unit_id,
           " came after the transaction was released partial (without it): not applied")),
       unit_id);
+  const std::string topic = TxAssembler::AggregateTopic(spec_);  // Record holds a view
   auto it = store.PrefixScan(prefix);
   for (; it->Valid(); it->Next()) {
     const std::string_view rest = it->key().substr(prefix.size());
     TRIBUTARY_ASSIGN_OR_RETURN(RowChange change, DecodeRowChange(it->value()));
     Record dead;
-    dead.topic = TxAssembler::AggregateTopic(spec_);
+    dead.topic = topic;
     dead.key = rest.substr(0, rest.find('\0'));  // the root
     dead.value = change.change.row.empty() ? std::optional<std::string_view>()
                                            : std::optional<std::string_view>(change.change.row);
-    dead.headers = {{"tributary.change.key", std::string(change.change.key)},
-                    {"tributary.change.position", std::string(change.position)},
-                    {"tributary.change.op", std::string(1, change.op)}};
+    // Headers are views: of the decoded change (in the store's value) and
+    // of `op`, both alive until the send.
+    const char op[1] = {change.op};
+    dead.headers = {{"tributary.change.key", change.change.key},
+                    {"tributary.change.position", change.position},
+                    {"tributary.change.op", std::string_view(op, 1)}};
     dead.timestamp = context_->wall_clock_time();
     TRIBUTARY_RETURN_IF_ERROR(context_->DeadLetter(dead, late));
   }

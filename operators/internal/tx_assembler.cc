@@ -656,6 +656,18 @@ TxAssembler::Completion TxAssembler::CompletionOf(const Pending& pending) const 
     if (pending.buffered[t] > pending.expected[t]) counts_trusted = false;
     good_match = good_match && pending.buffered[t] - pending.Poisoned(t) == pending.expected[t];
   }
+  if (!pending.poisoned.empty()) {
+    // A poisoned event may be a corrupted copy of an event still to come
+    // (counting it early would release the transaction without that one):
+    // counts prove nothing until every partition has moved past it.
+    if (short_of_end && pending.begins <= 1) {
+      return PartitionsBehind(pending, nullptr, /*later_events_only=*/true)
+                 ? Completion::kIncomplete
+                 : Completion::kShort;
+    }
+    if (PartitionsBehind(pending, nullptr)) return Completion::kIncomplete;
+    return pending.begins <= 1 ? Completion::kByCounts : Completion::kByPosition;
+  }
   if (good_match || (!short_of_end && counts_trusted)) return Completion::kByCounts;
   if (short_of_end && pending.begins <= 1) {
     // Events missing (after a restart inside the transaction END undercounts

@@ -68,6 +68,12 @@ class TransactionAggregateTest : public ::testing::Test {
   void Pipe(const char* topic, const std::string& value) {
     ASSERT_TRUE(driver_->PipeInput(topic, "{\"id\":0}", value).ok());
   }
+  // Lets every router prove it read its partition to the end, later than
+  // the grace after the ENDs seen so far (a transaction with a poisoned
+  // event waits for that proof).
+  void ProveReadToTheEnd() {
+    ASSERT_TRUE(driver_->AdvanceWallClockTime(absl::Seconds(2)).ok());
+  }
   void PipeAt(const char* topic, int32_t partition, const std::string& value) {
     ASSERT_TRUE(driver_->PipeInputAt(topic, Partition{partition}, "{\"id\":0}", value).ok());
   }
@@ -260,6 +266,8 @@ TEST_F(TransactionAggregateTest, PoisonInsideATransactionReleasesTheRestMarkedPa
   pg_.NewTransaction();
   Pipe(kLines, pg_.Line('c', 13, 1, "c", 701));
   Pipe(kTx, pg_.End(701, 0, 1));
+  EXPECT_TRUE(Output().empty()) << "the bad event may be a copy of one still to come";
+  ProveReadToTheEnd();
 
   std::vector<Version> out = Output();
   ASSERT_EQ(out.size(), 2u);
@@ -286,6 +294,7 @@ TEST_F(TransactionAggregateTest, BadEventBeyondTheEndsCountLeavesTheTransactionW
   line.replace(line.find("\"op\":\"c\""), 8, "\"op\":\"x\"");
   Pipe(kLines, line);
   Pipe(kTx, pg_.End(705, 1, 1));
+  ProveReadToTheEnd();
   std::vector<Version> out = Output();
   ASSERT_EQ(out.size(), 1u);
   EXPECT_EQ(Summary(*out[0].value), "PLACED|11,");
@@ -387,6 +396,7 @@ TEST_F(TransactionAggregateTest, OversizeVersionIsAReferenceInItsPlace) {
   Pipe(kOrders, pg_.Order('u', 1, std::string(700, 'X'), 752));
   Pipe(kLines, pg_.Line('c', 30, 1, "b", 752));
   Pipe(kTx, pg_.End(752, 1, 1));
+  ProveReadToTheEnd();
   out = Output();
   ASSERT_EQ(out.size(), 1u);
   EXPECT_EQ(Summary(*out[0].value), "PLACED|16,17,30,");
@@ -492,7 +502,8 @@ TEST_F(TransactionAggregateTest, PartialPolicyFailStopsWithTheTransactionNamed) 
   std::string bad = pg_.Line('c', 11, 1, "a", 720);
   bad.replace(bad.find("\"order_id\""), 10, "\"order_no\"");  // no parent column
   Pipe(kLines, bad);
-  absl::Status status = driver_->PipeInput(kTx, "{\"id\":0}", pg_.End(720, 1, 1));
+  Pipe(kTx, pg_.End(720, 1, 1));
+  absl::Status status = driver_->AdvanceWallClockTime(absl::Seconds(2));
   EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(std::string(status.message()), HasSubstr("720:"));
   EXPECT_THAT(std::string(status.message()), HasSubstr("bad input"));

@@ -143,7 +143,15 @@ TEST_P(TxAssemblerRebuildTest, PoisonedEventsSurviveARestart) {
   EXPECT_EQ(Metric("cdc-transactions-pending"), 1);
   Report(1, 1, "3001", 1);
   End("3001", 4, 1, 2);
-  EXPECT_EQ(Metric("cdc-transactions-released-total"), 1);
+  // A poisoned event may be a copy of one still to come: it waits until
+  // every partition has moved past it (here: events of a later transaction).
+  EXPECT_EQ(Metric("cdc-transactions-released-total"), 0);
+  End("3002", 5, kPartitions, kPartitions);
+  for (int32_t p = 0; p < kPartitions; ++p) {
+    Report(0, p, "3002", 1);
+    Report(1, p, "3002", 1);
+  }
+  EXPECT_EQ(Metric("cdc-transactions-released-total"), 2);
   EXPECT_EQ(Metric("cdc-transactions-released-partial-total"), 1);
 }
 
