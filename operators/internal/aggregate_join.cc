@@ -1046,14 +1046,8 @@ absl::Status AggregateJoin::BuildAggregate(std::string_view root_key,
     if (assembled_.enabled()) assembled_.Insert(root_key, std::move(scanned_));
   }
   if (!first_field) out_.push_back(',');
-  AppendJsonString(out_, spec_.source_field);
-  out_.append(":{\"id\":");
-  AppendJsonString(out_, slice.tx_id);
-  absl::StrAppend(&out_, ",\"position\":", slice.position);
-  if (slice.partial) out_.append(",\"partial\":true");
-  out_.append("},");
-  AppendJsonString(out_, spec_.version_field);
-  absl::StrAppend(&out_, ":", version, "}");
+  AppendOwnFields(slice, version, out_);
+  out_.push_back('}');
 
   Record out;
   out.key = root_key;
@@ -1064,6 +1058,18 @@ absl::Status AggregateJoin::BuildAggregate(std::string_view root_key,
     return ForwardOversize(root_key, slice, version, root_key.size() + out_.size());
   }
   return context_->Forward(out);
+}
+
+void AggregateJoin::AppendOwnFields(const RootSlice& slice, int64_t version,
+                                    std::string& out) const {
+  AppendJsonString(out, spec_.source_field);
+  out.append(":{\"id\":");
+  AppendJsonString(out, slice.tx_id);
+  absl::StrAppend(&out, ",\"position\":", slice.position);
+  if (slice.partial) out.append(",\"partial\":true");
+  out.append("},");
+  AppendJsonString(out, spec_.version_field);
+  absl::StrAppend(&out, ":", version);
 }
 
 absl::Status AggregateJoin::ForwardOversize(std::string_view root_key, const RootSlice& slice,
@@ -1077,14 +1083,8 @@ absl::Status AggregateJoin::ForwardOversize(std::string_view root_key, const Roo
   reference.push_back(':');
   reference.append(root_key);
   reference.push_back(',');
-  AppendJsonString(reference, spec_.source_field);
-  reference.append(":{\"id\":");
-  AppendJsonString(reference, slice.tx_id);
-  absl::StrAppend(&reference, ",\"position\":", slice.position);
-  if (slice.partial) reference.append(",\"partial\":true");
-  reference.append("},");
-  AppendJsonString(reference, spec_.version_field);
-  absl::StrAppend(&reference, ":", version, ",\"oversize\":{\"bytes\":", bytes,
+  AppendOwnFields(slice, version, reference);
+  absl::StrAppend(&reference, ",\"oversize\":{\"bytes\":", bytes,
                   ",\"limit\":", spec_.max_aggregate_bytes, "}}");
   Record out;
   out.key = root_key;

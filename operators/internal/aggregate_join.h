@@ -106,6 +106,8 @@ class AggregateJoin : public Processor {
   }
 
  private:
+  // Appends the aggregate's own fields: "<source field>":{...},"<version field>":n.
+  void AppendOwnFields(const RootSlice& slice, int64_t version, std::string& out) const;
   // Emits, for a version over spec.max_aggregate_bytes (`bytes`), a
   // reference in its place, and dead-letters it.
   absl::Status ForwardOversize(std::string_view root_key, const RootSlice& slice,
