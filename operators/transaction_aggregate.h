@@ -50,6 +50,10 @@ inline constexpr std::string_view kCdcLateEventsTotal = "cdc-late-events-total";
 // Transactions whose END never came, expired (their changes dead-lettered).
 inline constexpr std::string_view kCdcTransactionsExpiredTotal =
     "cdc-transactions-expired-total";
+// PostgreSQL: transactions without END retired because the source's xids
+// moved 2^31 past them (their xid comes again; changes dead-lettered).
+inline constexpr std::string_view kCdcTransactionsXidRetiredTotal =
+    "cdc-transactions-xid-retired-total";
 // Versions over aggregate.max.bytes, emitted as a reference ("oversize").
 inline constexpr std::string_view kCdcAggregatesOversizeTotal = "cdc-aggregates-oversize-total";
 inline constexpr std::string_view kCdcTransactionsRestartedTotal =

@@ -66,6 +66,14 @@
 //                      this run is logged, its state changed shape
 //   --alter-drop-at N  ALTER TABLE ... DROP COLUMN gift_note, channel (the
 //                      same)
+//   --hold-alter-drop FILE  the session that claims the DROP first waits
+//                      until FILE exists (at most 10 min, else exit 2).
+//                      Debezium reads a column's default from the catalog
+//                      when it decodes a table's first change after an
+//                      ALTER, not as of the change: a DROP before it has
+//                      streamed the ADD takes the dropped columns' defaults
+//                      out of the ADD's schema. The e2e test creates FILE
+//                      once the ADD's END is on the transaction topic.
 //   --truncate-at N    TRUNCATE purchaseorder, orderline (after locking both
 //                      and reading which of this run's orders exist: those
 //                      are logged deleted); then the new order
@@ -75,7 +83,8 @@
 // (id gen_random_uuid(), aggregatetype 'order', aggregateid the order id,
 // type OrderCreated, OrderLineCancelled, ..., payload JSON).
 //
-// Exit codes: 0 done (summary on stdout); 1 usage; 2 database error.
+// Exit codes: 0 done (summary on stdout); 1 usage; 2 database error (or no
+// --hold-alter-drop file in time).
 #include <libpq-fe.h>
 
 #include <algorithm>
@@ -84,6 +93,7 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
+#include <filesystem>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -118,6 +128,8 @@ ABSL_FLAG(double, rate, 0, "transactions per second over all sessions; 0: unpace
 ABSL_FLAG(int64_t, alter_add_at, -1, "the transaction that adds columns; -1: none");
 ABSL_FLAG(int64_t, alter_drop_at, -1, "the transaction that drops two of them; -1: none");
 ABSL_FLAG(int64_t, truncate_at, -1, "the transaction that truncates both tables; -1: none");
+ABSL_FLAG(std::string, hold_alter_drop, "",
+          "the DROP waits until this file exists (at most 10 min); empty: no wait");
 
 namespace tributary::orderservice {
 namespace {
@@ -333,6 +345,7 @@ struct Options {
   int64_t alter_add_at = -1;
   int64_t alter_drop_at = -1;
   int64_t truncate_at = -1;
+  std::string hold_alter_drop;  // a file the DROP waits for; empty: none
   int64_t first_order = 1;  // every order of this run has an id at least this
 };
 
@@ -456,6 +469,7 @@ class Session {
       if (index == options.alter_add_at) table_wide = Op::kAlterAdd;
       if (index == options.alter_drop_at) table_wide = Op::kAlterDrop;
       if (index == options.truncate_at) table_wide = Op::kTruncate;
+      if (table_wide == Op::kAlterDrop) TRIBUTARY_RETURN_IF_ERROR(HoldAlterDrop());
       TRIBUTARY_RETURN_IF_ERROR(RunOne(bulk, table_wide));
     }
     return absl::OkStatus();
@@ -464,6 +478,22 @@ class Session {
   const Stats& stats() const { return stats_; }
 
  private:
+  // Waits until the --hold-alter-drop file exists (see the header).
+  absl::Status HoldAlterDrop() {
+    const std::string& file = shared_.options().hold_alter_drop;
+    if (file.empty()) return absl::OkStatus();
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes(10);
+    std::error_code error;
+    while (!std::filesystem::exists(file, error)) {
+      if (std::chrono::steady_clock::now() > deadline) {
+        return absl::DeadlineExceededError(
+            absl::StrCat("--hold-alter-drop: ", file, " did not appear in 10 minutes"));
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    return absl::OkStatus();
+  }
+
   int64_t Uniform(int64_t n) { return static_cast<int64_t>(rng_() % static_cast<uint64_t>(n)); }
 
   // Plans, runs and commits one transaction, retrying on deadlocks,
@@ -934,6 +964,7 @@ int Main() {
   options.alter_add_at = absl::GetFlag(FLAGS_alter_add_at);
   options.alter_drop_at = absl::GetFlag(FLAGS_alter_drop_at);
   options.truncate_at = absl::GetFlag(FLAGS_truncate_at);
+  options.hold_alter_drop = absl::GetFlag(FLAGS_hold_alter_drop);
   const std::string log_path = absl::GetFlag(FLAGS_log);
   if (options.sessions < 1 || options.transactions < 0 || options.bulk_every < 0 ||
       options.bulk_lines < 1 || options.rate < 0 || log_path.empty()) {
@@ -1028,7 +1059,7 @@ int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "order-service --sessions 4 --transactions N --seed S --log FILE "
       "[--bulk-every K --bulk-lines L] [--outbox] [--rate R] [--alter-add-at N "
-      "--alter-drop-at N --truncate-at N]: concurrent order-service "
+      "--alter-drop-at N --truncate-at N [--hold-alter-drop FILE]]: concurrent order-service "
       "transactions against PostgreSQL (PG* environment variables)");
   // Abseil's flag names use '_'; accept the documented "--bulk-every" too.
   std::vector<std::string> args(argv, argv + argc);

@@ -95,6 +95,7 @@ absl::Status TxAssembler::Init(ProcessorContext& context) {
   short_ = context.metrics().GetCounter(metric_names::kCdcTransactionsShortOfEndTotal, tags);
   late_ = context.metrics().GetCounter(metric_names::kCdcLateEventsTotal, tags);
   expired_ = context.metrics().GetCounter(metric_names::kCdcTransactionsExpiredTotal, tags);
+  xid_retired_ = context.metrics().GetCounter(metric_names::kCdcTransactionsXidRetiredTotal, tags);
   absl::StatusOr<int32_t> tx_partitions = context.PartitionCount(spec_.transaction_topic);
   tx_topic_caught_up_ms_.assign(
       static_cast<size_t>(tx_partitions.ok() ? std::max(1, *tx_partitions) : 1), -1);
@@ -466,6 +467,7 @@ void TxAssembler::OnProgress(uint8_t table, int32_t partition, int64_t caught_up
 }
 
 absl::Status TxAssembler::OnEnd(std::string_view match_id, const RoutedEvent& event) {
+  NoteXid(match_id);
   auto it = pending_.find(Sv(match_id));
   if (it != pending_.end() && it->second.has_end) {
     duplicates_->Add(1);
@@ -886,7 +888,71 @@ int64_t TxAssembler::TransactionTopicCaughtUpMs() const {
   return oldest;
 }
 
+namespace {
+
+constexpr int64_t kXidCycle = int64_t{1} << 32;
+
+// A PostgreSQL xid (the match id, the part of the id before the colon);
+// -1 for anything else.
+int64_t XidOf(std::string_view match_id) {
+  int64_t xid = -1;
+  if (!absl::SimpleAtoi(Sv(match_id), &xid) || xid < 0 || xid >= kXidCycle) return -1;
+  return xid;
+}
+
+}  // namespace
+
+void TxAssembler::NoteXid(std::string_view match_id) {
+  if (spec_.tx_id_mode != TxIdMode::kPostgres) return;
+  const int64_t xid = XidOf(match_id);
+  if (xid < 0) return;
+  // Ahead of the frontier when less than half a cycle ahead of it (ENDs
+  // come in commit order, xids in start order: an older xid may commit
+  // later).
+  if (xid_frontier_ < 0 || (xid - xid_frontier_ + kXidCycle) % kXidCycle < kXidCycle / 2) {
+    xid_frontier_ = xid;
+  }
+}
+
+bool TxAssembler::XidRetired(std::string_view match_id) const {
+  if (xid_frontier_ < 0 || spec_.tx_id_mode != TxIdMode::kPostgres) return false;
+  const int64_t xid = XidOf(match_id);
+  if (xid < 0) return false;
+  // How far the frontier is past it; a transaction up to a quarter cycle
+  // ahead of the frontier (started later than the newest END's, not
+  // committed yet) is not behind.
+  const int64_t behind = (xid_frontier_ - xid + kXidCycle) % kXidCycle;
+  return behind >= kXidCycle / 2 && behind < kXidCycle - kXidCycle / 4;
+}
+
+absl::Status TxAssembler::RetireWrapped(const std::vector<std::string>& match_ids) {
+  for (const std::string& match_id : match_ids) {
+    const Pending& pending = pending_[match_id];
+    OperatorsLogger()->error(
+        "{}: transaction {} has had no END while the source's transaction ids moved 2^31 past "
+        "it (the newest is {}): PostgreSQL cannot still have it open, and its xid will be given "
+        "again. Its changes ({} events counted) go to the dead-letter topic, so that the later "
+        "transaction with that xid is not merged with them",
+        spec_.name, match_id, xid_frontier_, CountsText(pending));
+    Decision decision;
+    decision.kind = 'L';
+    decision.match_id = match_id;
+    decisions_.push_back(std::move(decision));
+    TRIBUTARY_RETURN_IF_ERROR(meta_->Delete(MetaKey(kPendingPrefix, match_id)));
+    pending_.erase(match_id);
+    warned_endless_.erase(match_id);
+    xid_retired_->Add(1);
+  }
+  if (!match_ids.empty()) context_->RequestCommit();
+  return absl::OkStatus();
+}
+
 absl::Status TxAssembler::ExpireEndless(TimestampMs now) {
+  std::vector<std::string> wrapped;
+  for (const auto& [match_id, pending] : pending_) {
+    if (!pending.has_end && XidRetired(match_id)) wrapped.push_back(match_id);
+  }
+  TRIBUTARY_RETURN_IF_ERROR(RetireWrapped(wrapped));
   const int64_t timeout_ms = absl::ToInt64Milliseconds(spec_.incomplete_timeout);
   const int64_t caught_up_ms = TransactionTopicCaughtUpMs();
   if (caught_up_ms < 0) return absl::OkStatus();

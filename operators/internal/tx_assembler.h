@@ -233,6 +233,19 @@ class TxAssembler : public Processor {
   // topic (there is no place in commit order to apply them), kHold warns,
   // kFail stops.
   absl::Status ExpireEndless(TimestampMs now);
+  // PostgreSQL's 32-bit xids wrap: the xid of a transaction whose END never
+  // came is given again 2^32 xids later, and that transaction would merge
+  // with what is held of it. A transaction cannot still be open once the
+  // source's newest xid is 2^31 past its own (PostgreSQL stops assigning
+  // xids before an unfrozen one gets that old), so from then on such a
+  // transaction is retired, whatever incomplete.transaction.policy says:
+  // its held changes go to the dead-letter topic and nothing of it is
+  // remembered (the next transaction of that xid is a new one).
+  // `xid_frontier_`: the newest xid of an END seen since Init (modulo 2^32;
+  // -1: none yet, nothing is retired).
+  void NoteXid(std::string_view match_id);
+  bool XidRetired(std::string_view match_id) const;
+  absl::Status RetireWrapped(const std::vector<std::string>& match_ids);
   // The transaction-topic partitions' proofs of having been read to the end.
   int64_t TransactionTopicCaughtUpMs() const;
   int TableOf(std::string_view data_collection) const;
@@ -255,6 +268,7 @@ class TxAssembler : public Processor {
   std::string warned_partial_;  // the held partial head last warned about
   std::vector<int64_t> tx_topic_caught_up_ms_;  // per transaction-topic partition
   absl::flat_hash_map<std::string, bool> warned_endless_;  // under kHold
+  int64_t xid_frontier_ = -1;
 
   Counter* released_ = nullptr;
   Counter* duplicates_ = nullptr;
@@ -265,6 +279,7 @@ class TxAssembler : public Processor {
   Counter* short_ = nullptr;
   Counter* late_ = nullptr;
   Counter* expired_ = nullptr;
+  Counter* xid_retired_ = nullptr;
   Gauge* pending_gauge_ = nullptr;
   Gauge* oldest_age_gauge_ = nullptr;
 };

@@ -1159,10 +1159,15 @@ class OrderServiceE2eTest : public KafkaTest {
   // bulk transactions (see below). `extra`: more config entries, as JSON
   // members each followed by a comma.
   void RegisterConnector(bool schemas, const std::string& snapshot_mode = "no_data",
-                         bool small_queue = true, const std::string& extra = "") {
+                         bool small_queue = true, const std::string& extra = "",
+                         const std::vector<std::string>& tables = {}) {
+    // `tables`: captured instead of kCapturedTables, when given.
+    const std::vector<std::string> captured =
+        tables.empty() ? std::vector<std::string>(std::begin(kCapturedTables),
+                                                  std::end(kCapturedTables))
+                       : tables;
     ASSERT_STATUS_OK(CreateTopic(Topic("transaction"), 1));
-    for (const char* table : {"inventory.purchaseorder", "inventory.orderline",
-                              "inventory.outbox"}) {
+    for (const std::string& table : captured) {
       ASSERT_STATUS_OK(CreateTopic(Topic(table), kTablePartitions));
     }
     absl::StatusOr<std::string> config = ConnectorConfig({
@@ -1174,6 +1179,14 @@ class OrderServiceE2eTest : public KafkaTest {
         {"TRIBUTARY_POSTGRES_PORT", EnvOr("PGPORT", "15432")},
     });
     ASSERT_TRUE(config.ok()) << config.status();
+    if (!tables.empty()) {
+      // The signal table stays captured: Debezium needs it in the list.
+      const std::string list = absl::StrCat(absl::StrJoin(kCapturedTables, ","),
+                                            ",inventory.debezium_signal");
+      ASSERT_NE(config->find(list), std::string::npos) << *config;
+      *config = absl::StrReplaceAll(
+          *config, {{list, absl::StrCat(absl::StrJoin(tables, ","), ",inventory.debezium_signal")}});
+    }
     // PostgreSQL keeps the WAL from the slot's creation on (Debezium does not
     // confirm LSNs to it), so that Debezium can be rewound (ReplayFrom).
     const std::string anchor = "\"tasks.max\": \"1\",";
@@ -1295,20 +1308,10 @@ class OrderServiceE2eTest : public KafkaTest {
     if (!quiet) Note("saved Debezium's committed offsets: ", offsets);
   }
 
-  // Waits until Debezium has committed offsets past every ALTER / TRUNCATE
-  // transaction the driver logged: each one's END is on the transaction
-  // topic, and the committed offsets changed after that was seen (Connect
-  // commits what was acknowledged, every offset.flush.interval.ms).
-  // Debezium 3.6.1 cannot restart from a position before an ALTER TABLE ...
-  // DROP COLUMN that it has not streamed yet: it reads the older rows with
-  // the table's present columns and its task fails
-  // (IndexOutOfBoundsException in PgOutputMessageDecoder). So the test
-  // restarts it only once it is past them.
-  void WaitUntilCommittedPastTableWideChanges() {
-    ScanDriverLog();
-    ASSERT_FALSE(table_wide_txids_.empty()) << "no ALTER or TRUNCATE logged yet";
+  // Waits until the END of each of `txids` is on the transaction topic.
+  void WaitForEnds(const std::vector<int64_t>& txids, std::string_view what) {
     std::set<std::string> waiting;
-    for (int64_t txid : table_wide_txids_) waiting.insert(absl::StrCat(txid));
+    for (int64_t txid : txids) waiting.insert(absl::StrCat(txid));
     const auto deadline = Clock::now() + kConnectorTimeout;
     while (!waiting.empty()) {
       absl::StatusOr<std::vector<ConsumedRecord>> markers =
@@ -1322,10 +1325,46 @@ class OrderServiceE2eTest : public KafkaTest {
                    : std::next(it);
         }
       }
-      ASSERT_LT(Clock::now(), deadline) << "ALTER/TRUNCATE transactions not streamed: "
-                                        << absl::StrJoin(waiting, ", ");
+      ASSERT_LT(Clock::now(), deadline)
+          << what << " not streamed: " << absl::StrJoin(waiting, ", ");
       if (!waiting.empty()) std::this_thread::sleep_for(200ms);
     }
+  }
+
+  // Lets the table-wide run's DROP COLUMN go (order-service
+  // --hold-alter-drop) once Debezium has streamed the ADD COLUMN's
+  // transaction. Debezium takes a column's default from the catalog when it
+  // decodes the table's first change after an ALTER, not as of that change:
+  // had the DROP committed before, the dropped columns would have no default
+  // in the ADD's schema, and the rows stored before it null where PostgreSQL
+  // shows them with the default (ColumnDefaultsAreTheCatalogsWhenDebeziumDecodes).
+  void ReleaseAlterDropOnceAddIsStreamed(const std::string& hold_file) {
+    const auto deadline = Clock::now() + kDriverTimeout;
+    while (ScanDriverLog(), alter_add_txid_ < 0) {
+      ASSERT_LT(Clock::now(), deadline) << "the driver logged no alter_add";
+      ASSERT_TRUE(driver_->Running()) << "order-service ended before its alter_add\n"
+                                      << TailOfFile(driver_output_);
+      std::this_thread::sleep_for(100ms);
+    }
+    ASSERT_NO_FATAL_FAILURE(WaitForEnds({alter_add_txid_}, "the ADD COLUMN transaction"));
+    std::ofstream(hold_file).put('\n');
+    Note("the ADD COLUMN transaction ", alter_add_txid_, " is streamed: the DROP may go");
+  }
+
+  // Waits until Debezium has committed offsets past every ALTER / TRUNCATE
+  // transaction the driver logged: each one's END is on the transaction
+  // topic, and the committed offsets changed after that was seen (Connect
+  // commits what was acknowledged, every offset.flush.interval.ms).
+  // Debezium 3.6.1 cannot restart from a position before an ALTER TABLE ...
+  // DROP COLUMN that it has not streamed yet: it reads the older rows with
+  // the table's present columns and its task fails
+  // (IndexOutOfBoundsException in PgOutputMessageDecoder). So the test
+  // restarts it only once it is past them.
+  void WaitUntilCommittedPastTableWideChanges() {
+    ScanDriverLog();
+    ASSERT_FALSE(table_wide_txids_.empty()) << "no ALTER or TRUNCATE logged yet";
+    ASSERT_NO_FATAL_FAILURE(WaitForEnds(table_wide_txids_, "ALTER/TRUNCATE transactions"));
+    const auto deadline = Clock::now() + kConnectorTimeout;
     std::string seen, now;
     ASSERT_NO_FATAL_FAILURE(SaveOffsets(seen, /*quiet=*/true));
     while (true) {
@@ -1338,13 +1377,9 @@ class OrderServiceE2eTest : public KafkaTest {
          " ALTER/TRUNCATE transactions");
   }
 
-  // Stops the connector, sets its offsets back to `offsets` and resumes it:
-  // what a Connect worker that crashed before committing its offsets leaves
-  // behind. Debezium writes again every transaction after those offsets.
-  void ReplayFrom(const std::string& offsets) {
-    std::string old_pid;
-    ASSERT_NO_FATAL_FAILURE(WaitForSlotPid(old_pid));
-    const auto started = Clock::now();
+  // Stops the connector (Connect's STOPPED state: its task shut down, so
+  // Debezium reads nothing of the WAL until ResumeConnector).
+  void StopConnector() {
     absl::StatusOr<HttpReply> reply =
         Http("PUT", absl::StrCat("/connectors/", connector_, "/stop"));
     ASSERT_TRUE(reply.ok()) << reply.status();
@@ -1358,19 +1393,38 @@ class OrderServiceE2eTest : public KafkaTest {
       ASSERT_LT(Clock::now(), deadline) << "connector not STOPPED: " << reply->body;
       std::this_thread::sleep_for(200ms);
     }
+  }
+
+  // Resumes a stopped connector and waits until it streams to a walsender
+  // other than `old_pid`.
+  void ResumeConnector(const std::string& old_pid) {
+    absl::StatusOr<HttpReply> reply =
+        Http("PUT", absl::StrCat("/connectors/", connector_, "/resume"));
+    ASSERT_TRUE(reply.ok()) << reply.status();
+    ASSERT_EQ(reply->code, 202) << reply->body;
+    ASSERT_NO_FATAL_FAILURE(WaitUntilStreaming(old_pid));
+  }
+
+  // Stops the connector, sets its offsets back to `offsets` and resumes it:
+  // what a Connect worker that crashed before committing its offsets leaves
+  // behind. Debezium writes again every transaction after those offsets.
+  void ReplayFrom(const std::string& offsets) {
+    std::string old_pid;
+    ASSERT_NO_FATAL_FAILURE(WaitForSlotPid(old_pid));
+    const auto started = Clock::now();
+    ASSERT_NO_FATAL_FAILURE(StopConnector());
+    const auto deadline = Clock::now() + kConnectorTimeout;
     // STOPPED can show before the task has let go: then the PATCH is refused
     // for a moment.
     while (true) {
-      reply = Http("PATCH", absl::StrCat("/connectors/", connector_, "/offsets"), offsets);
+      absl::StatusOr<HttpReply> reply =
+          Http("PATCH", absl::StrCat("/connectors/", connector_, "/offsets"), offsets);
       ASSERT_TRUE(reply.ok()) << reply.status();
       if (reply->code == 200) break;
       ASSERT_LT(Clock::now(), deadline) << "setting offsets: " << reply->code << " " << reply->body;
       std::this_thread::sleep_for(200ms);
     }
-    reply = Http("PUT", absl::StrCat("/connectors/", connector_, "/resume"));
-    ASSERT_TRUE(reply.ok()) << reply.status();
-    ASSERT_EQ(reply->code, 202) << reply->body;
-    ASSERT_NO_FATAL_FAILURE(WaitUntilStreaming(old_pid));
+    ASSERT_NO_FATAL_FAILURE(ResumeConnector(old_pid));
     Note("stopped Debezium, set its offsets back, resumed: streaming again after ",
          std::chrono::duration<double>(Clock::now() - started).count(), " s");
   }
@@ -1714,6 +1768,10 @@ class OrderServiceE2eTest : public KafkaTest {
       if (line.find("\"ops\":[\"bulk\"]") != std::string_view::npos &&
           std::sscanf(std::string(line.substr(0, 40)).c_str(), "{\"txid\":%lld", &txid) == 1) {
         bulk_txids_.push_back(txid);
+      }
+      if (line.find("\"ops\":[\"alter_add\"") != std::string_view::npos &&
+          std::sscanf(std::string(line.substr(0, 40)).c_str(), "{\"txid\":%lld", &txid) == 1) {
+        alter_add_txid_ = txid;
       }
       if ((line.find("\"ops\":[\"alter_") != std::string_view::npos ||
            line.find("\"ops\":[\"truncate\"") != std::string_view::npos) &&
@@ -2411,6 +2469,7 @@ class OrderServiceE2eTest : public KafkaTest {
   int64_t driver_committed_ = 0;
   std::vector<int64_t> bulk_txids_;       // in commit order
   std::vector<int64_t> table_wide_txids_;  // ALTER / TRUNCATE transactions
+  int64_t alter_add_txid_ = -1;            // the ADD COLUMN transaction
   std::vector<int64_t> restarted_bulks_;  // txids of bulks restarted inside
 };
 
@@ -2430,11 +2489,13 @@ TEST_F(OrderServiceE2eTest, AggregatesAreCommittedDatabaseStates) {
   // the tables' shape of its commit, and the truncate a tombstone of every
   // order there was. Debezium's faults come only once it has committed
   // offsets past them (see WaitUntilCommittedPastTableWideChanges).
+  const std::string hold_file = absl::StrCat(dir_, "/alter-drop.go");
   ASSERT_NO_FATAL_FAILURE(StartDriver(
       kTableWideTransactions, /*bulk_every=*/0, seed + 1, kBulkLines, "table-wide",
       {"--alter-add-at", absl::StrCat(kTableWideTransactions / 4), "--truncate-at",
        absl::StrCat(kTableWideTransactions / 2), "--alter-drop-at",
-       absl::StrCat(kTableWideTransactions * 3 / 4)}));
+       absl::StrCat(kTableWideTransactions * 3 / 4), "--hold-alter-drop", hold_file}));
+  ASSERT_NO_FATAL_FAILURE(ReleaseAlterDropOnceAddIsStreamed(hold_file));
   ASSERT_NO_FATAL_FAILURE(WaitForDriver());
   const std::string table_wide_log = driver_log_;
   ASSERT_NO_FATAL_FAILURE(WaitUntilCommittedPastTableWideChanges());
@@ -2760,6 +2821,129 @@ TEST_F(OrderServiceE2eTest, InitialSnapshotAndRecreatedConnector) {
        orders_at_first - own_at_first, " + ", orders_at_second - own_at_second, ")");
   // (c) nothing dead-lettered.
   ExpectNoDeadLetters();
+}
+
+// The after-image field `name` of a change event with schemas: its schema
+// (the "after" struct's field) and its value. Null views when absent.
+struct AfterField {
+  std::optional<std::string> schema_default;  // minified JSON; nullopt: none
+  std::string value;                          // minified JSON
+};
+absl::StatusOr<AfterField> ReadAfterField(const std::string& event, std::string_view name) {
+  simdjson::dom::parser parser;
+  simdjson::dom::element root;
+  if (parser.parse(event).get(root) != simdjson::SUCCESS) {
+    return absl::InvalidArgumentError("not JSON: " + event.substr(0, 200));
+  }
+  AfterField out;
+  bool found = false;
+  simdjson::dom::array fields;
+  if (root["schema"]["fields"].get_array().get(fields) != simdjson::SUCCESS) {
+    return absl::InvalidArgumentError("no schema.fields");
+  }
+  for (simdjson::dom::element envelope_field : fields) {
+    std::string_view envelope_name;
+    if (envelope_field["field"].get_string().get(envelope_name) != simdjson::SUCCESS ||
+        envelope_name != "after") {
+      continue;
+    }
+    simdjson::dom::array columns;
+    if (envelope_field["fields"].get_array().get(columns) != simdjson::SUCCESS) break;
+    for (simdjson::dom::element column : columns) {
+      std::string_view column_name;
+      if (column["field"].get_string().get(column_name) != simdjson::SUCCESS ||
+          column_name != name) {
+        continue;
+      }
+      found = true;
+      simdjson::dom::element def;
+      if (column["default"].get(def) == simdjson::SUCCESS && !def.is_null()) {
+        out.schema_default = simdjson::minify(def);
+      }
+    }
+  }
+  simdjson::dom::element value;
+  if (!found || root["payload"]["after"][name].get(value) != simdjson::SUCCESS) {
+    return absl::NotFoundError(absl::StrCat("no after field ", Sv(name)));
+  }
+  out.value = simdjson::minify(value);
+  return out;
+}
+
+// What Debezium's schema says a column's default is (Tributary's ALTER TABLE
+// handling fills the rows it stored before an ADD COLUMN with it): the
+// default the catalog has when Debezium DECODES the table's first change
+// after the ALTER, not the one as of that change (its pgoutput decoder
+// reads defaults from the database's metadata, PostgreSQL's logical
+// decoding does not carry them). So when Debezium lags, a column added with
+// a default and dropped before Debezium reached the ADD has no default in
+// the ADD's schema, and one whose default changed meanwhile shows the later
+// default; Tributary then shows the stored rows with null / the later
+// default where PostgreSQL shows the default of the ADD. Nothing in the
+// stream tells the difference. The connector is stopped while the ALTERs
+// run, as a lagging connector would be.
+TEST_F(OrderServiceE2eTest, ColumnDefaultsAreTheCatalogsWhenDebeziumDecodes) {
+  const std::string table = "inventory.column_probe";
+  ASSERT_STATUS_OK(pg_->Exec("DROP TABLE IF EXISTS inventory.column_probe").status());
+  ASSERT_STATUS_OK(
+      pg_->Exec("CREATE TABLE inventory.column_probe (id int PRIMARY KEY, v text)").status());
+  ASSERT_NO_FATAL_FAILURE(RegisterConnector(/*schemas=*/true, "no_data", /*small_queue=*/false,
+                                            "", {table}));
+  // Each record's value by its row id, once `count` rows are on the topic.
+  const auto read_rows = [&](size_t count, std::map<int, std::string>& rows) {
+    const auto deadline = Clock::now() + kConnectorTimeout;
+    while (true) {
+      absl::StatusOr<std::vector<ConsumedRecord>> records =
+          ReadWholeTopic(Topic(table), kTablePartitions);
+      ASSERT_TRUE(records.ok()) << records.status();
+      rows.clear();
+      for (const ConsumedRecord& r : *records) {
+        if (!r.value) continue;
+        absl::StatusOr<AfterField> id = ReadAfterField(*r.value, "id");
+        ASSERT_TRUE(id.ok()) << id.status();
+        rows[std::stoi(id->value)] = *r.value;
+      }
+      if (rows.size() >= count) return;
+      ASSERT_LT(Clock::now(), deadline) << rows.size() << " of " << count << " rows on "
+                                        << Topic(table);
+      std::this_thread::sleep_for(200ms);
+    }
+  };
+  std::map<int, std::string> rows;
+  ASSERT_STATUS_OK(pg_->Exec("INSERT INTO inventory.column_probe VALUES (1, 'a')").status());
+  ASSERT_NO_FATAL_FAILURE(read_rows(1, rows));
+
+  std::string old_pid;
+  ASSERT_NO_FATAL_FAILURE(WaitForSlotPid(old_pid));
+  ASSERT_NO_FATAL_FAILURE(StopConnector());
+  for (const char* sql : {
+           "ALTER TABLE inventory.column_probe ADD COLUMN gift text DEFAULT 'none', "
+           "ADD COLUMN disc int DEFAULT 7",
+           "INSERT INTO inventory.column_probe (id, v) VALUES (2, 'b')",
+           "ALTER TABLE inventory.column_probe DROP COLUMN gift",
+           "ALTER TABLE inventory.column_probe ALTER COLUMN disc SET DEFAULT 9",
+           "INSERT INTO inventory.column_probe (id, v) VALUES (3, 'c')"}) {
+    absl::Status done = pg_->Exec(sql).status();
+    ASSERT_TRUE(done.ok()) << done << " in " << sql;
+  }
+  ASSERT_NO_FATAL_FAILURE(ResumeConnector(old_pid));
+  ASSERT_NO_FATAL_FAILURE(read_rows(3, rows));
+
+  // Row 2 was written with gift 'none' and disc 7, the defaults of then.
+  absl::StatusOr<AfterField> gift = ReadAfterField(rows.at(2), "gift");
+  ASSERT_TRUE(gift.ok()) << gift.status() << ": " << rows.at(2);
+  EXPECT_EQ(gift->value, "\"none\"");
+  EXPECT_EQ(gift->schema_default, std::nullopt)
+      << "Debezium now gives a dropped column's default as of the change: "
+         "the e2e run's --hold-alter-drop and this README row can go";
+  absl::StatusOr<AfterField> disc = ReadAfterField(rows.at(2), "disc");
+  ASSERT_TRUE(disc.ok()) << disc.status();
+  EXPECT_EQ(disc->value, "7");
+  EXPECT_EQ(disc->schema_default, std::optional<std::string>("9"));
+  Note("row 2 (written before the DROP and SET DEFAULT): gift ", gift->value,
+       " with no default in its schema, disc ", disc->value, " with default ",
+       disc->schema_default.value_or("none"));
+  ASSERT_STATUS_OK(pg_->Exec("DROP TABLE inventory.column_probe").status());
 }
 
 }  // namespace

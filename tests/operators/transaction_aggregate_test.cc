@@ -443,6 +443,52 @@ TEST_F(TransactionAggregateTest, TransactionWithoutEndExpiresToTheDeadLetterTopi
   EXPECT_EQ(Gauge("cdc-transactions-pending"), 0);
 }
 
+// PostgreSQL's xids are 32 bits and wrap. A transaction whose END never
+// came (held: incomplete.transaction.policy=hold, the default) is retired
+// once the source's xids are 2^31 past it, its changes to the dead-letter
+// topic, so that the transaction given its xid again 2^32 later is one of
+// its own instead of merging with it (which would release both orders'
+// changes as one transaction).
+TEST_F(TransactionAggregateTest, TransactionWithoutEndIsRetiredBeforeItsXidComesAgain) {
+  Pipe(kOrders, pg_.Order('c', 1, "PLACED", 790));  // END never comes
+  pg_.NewTransaction();
+  Pipe(kOrders, pg_.Order('c', 2, "PLACED", 791));
+  Pipe(kTx, pg_.End(791, 1, 0));
+  ASSERT_EQ(Output().size(), 1u);
+  ASSERT_TRUE(driver_->AdvanceWallClockTime(absl::Seconds(2)).ok());
+  EXPECT_EQ(Counter("cdc-transactions-xid-retired-total"), 0) << "its xid is near";
+  EXPECT_EQ(Gauge("cdc-transactions-pending"), 1);
+
+  // The source's xids move on, in steps of a quarter cycle here.
+  for (int quarter = 1; quarter <= 2; ++quarter) {
+    const int64_t xid = 790 + quarter * (int64_t{1} << 30) + 5;
+    pg_.NewTransaction();
+    Pipe(kOrders, pg_.Order('c', 2 + quarter, "PLACED", xid));
+    Pipe(kTx, pg_.End(xid, 1, 0));
+    ASSERT_EQ(Output().size(), 1u);
+    ASSERT_TRUE(driver_->AdvanceWallClockTime(absl::Seconds(2)).ok());
+    if (quarter == 1) {
+      EXPECT_EQ(Counter("cdc-transactions-xid-retired-total"), 0) << "a quarter cycle behind";
+    }
+  }
+  EXPECT_EQ(Counter("cdc-transactions-xid-retired-total"), 1);
+  EXPECT_EQ(Gauge("cdc-transactions-pending"), 0);
+  std::vector<OwnedRecord> dead = driver_->ReadOutput("dlq");
+  ASSERT_EQ(dead.size(), 1u);
+  EXPECT_EQ(dead[0].key, "1");
+  EXPECT_EQ(Headers(dead[0])["tributary.source.transaction"], "790");
+
+  // 2^32 after 790: xid 790 again, a transaction of its own.
+  pg_.NewTransaction();
+  Pipe(kOrders, pg_.Order('c', 5, "PLACED", 790));
+  Pipe(kTx, pg_.End(790, 1, 0));
+  std::vector<Version> out = Output();
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].key, "5");
+  EXPECT_TRUE(driver_->ReadOutput("dlq").empty());
+  EXPECT_EQ(Counter("cdc-late-events-total"), 0);
+}
+
 // A big transaction is applied in pieces (each its own commit: the record
 // is left unfinished and given again) with the same versions as in one.
 TEST_F(TransactionAggregateTest, BigReleaseInPiecesEmitsTheSameVersions) {
