@@ -14,10 +14,12 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/ascii.h"
 #include "base/absl_compat.h"
 #include "base/status_macros.h"
 #include "engine/internal/log.h"
 #include "engine/internal/rdkafka_handles.h"
+#include "engine/internal/state_directory.h"
 #include "engine/internal/stream_thread.h"
 #include "engine/internal/task.h"
 #include "spdlog/spdlog.h"
@@ -193,6 +195,7 @@ absl::Status KafkaStreams::Prepare() {
     return absl::FailedPreconditionError(
         absl::StrCat("cannot create state.dir ", state_dir_, ": ", ec.message()));
   }
+  state_directory_ = std::make_unique<internal::StateDirectory>(state_dir_);
   std::string lock_path = absl::StrCat(state_dir_, "/.lock");
   lock_fd_ = ::open(lock_path.c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0644);
   if (lock_fd_ < 0 || flock(lock_fd_, LOCK_EX | LOCK_NB) != 0) {
@@ -339,6 +342,9 @@ absl::Status KafkaStreams::Start() {
     return absl::FailedPreconditionError(
         absl::StrCat("KafkaStreams::Start in state ", StateName(state_)));
   }
+  // The effective configuration, secrets masked.
+  internal::EngineLogger()->info("{}: {}", config_.application_id(),
+                                 Sv(absl::StripTrailingAsciiWhitespace(config_.ToString())));
   TRIBUTARY_RETURN_IF_ERROR(CreateInternalTopics());
   for (int i = 0; i < config_.num_stream_threads(); ++i) {
     internal::StreamThreadOptions options;
@@ -360,6 +366,8 @@ absl::Status KafkaStreams::Start() {
     options.error_policy = config_.processing_error_policy();
     options.dead_letter_topic = config_.dead_letter_topic();
     options.consumer_settings = config_.ConsumerSettings();
+    options.restore_consumer_settings = config_.RestoreConsumerSettings();
+    options.state_directory = state_directory_.get();
     options.producer_settings = config_.ProducerSettings();
     options.producer_settings.emplace(
         "transaction.timeout.ms",
@@ -371,6 +379,7 @@ absl::Status KafkaStreams::Start() {
     threads_.push_back(std::make_unique<internal::StreamThread>(std::move(options)));
   }
   for (auto& thread : threads_) thread->Start();
+  cleaner_ = std::thread([this] { CleanStateDirectory(); });
   state_ = State::kRunning;
   internal::EngineLogger()->info("{} started with {} stream thread(s) on {}",
                                  config_.application_id(), threads_.size(),
@@ -384,8 +393,26 @@ absl::Status KafkaStreams::Close() {
   for (auto& thread : threads_) thread->RequestShutdown();
   absl::Status first;
   for (auto& thread : threads_) first.Update(thread->Join());
+  if (cleaner_.joinable()) {
+    {
+      absl::MutexLock lock(&cleaner_mu_);
+      cleaner_stop_ = true;
+    }
+    cleaner_.join();
+  }
   if (state_ != State::kCreated) state_ = first.ok() ? State::kNotRunning : State::kError;
   return first;
+}
+
+void KafkaStreams::CleanStateDirectory() {
+  const absl::Duration delay = config_.state_cleanup_delay();
+  const absl::Duration period = std::max(delay, absl::Seconds(1));
+  absl::MutexLock lock(&cleaner_mu_);
+  while (!cleaner_mu_.AwaitWithTimeout(absl::Condition(&cleaner_stop_), period)) {
+    cleaner_mu_.Unlock();
+    state_directory_->CleanUnused(delay, absl::Now());
+    cleaner_mu_.Lock();
+  }
 }
 
 KafkaStreams::State KafkaStreams::state() const {

@@ -9,11 +9,13 @@
 #pragma once
 
 #include <memory>
+#include <thread>
 #include <string>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "engine/metrics.h"
 #include "engine/mock_cluster.h"
 #include "engine/streams_config.h"
@@ -23,6 +25,7 @@
 namespace tributary {
 
 namespace internal {
+class StateDirectory;
 class StreamThread;
 }
 class RocksDbResources;
@@ -80,6 +83,14 @@ class KafkaStreams {
   std::vector<std::unique_ptr<internal::StreamThread>> threads_;
   State state_ = State::kCreated;
   bool closed_ = false;
+
+  // Deletes task directories no thread has used for state.cleanup.delay.ms,
+  // every state.cleanup.delay.ms (at least each second) until Close.
+  void CleanStateDirectory();
+  std::unique_ptr<internal::StateDirectory> state_directory_;
+  absl::Mutex cleaner_mu_;
+  bool cleaner_stop_ ABSL_GUARDED_BY(cleaner_mu_) = false;
+  std::thread cleaner_;
 };
 
 const char* StateName(KafkaStreams::State state);

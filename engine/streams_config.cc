@@ -158,8 +158,13 @@ absl::StatusOr<std::string> CheckTopicName(std::string_view value) {
 
 absl::StatusOr<std::string> CheckRecordingLevel(std::string_view value) {
   std::string upper = absl::AsciiStrToUpper(Sv(value));
-  if (upper == "INFO" || upper == "DEBUG") return upper;
-  return absl::InvalidArgumentError("expected 'INFO' or 'DEBUG'");
+  if (upper == "INFO") return upper;
+  if (upper == "DEBUG" || upper == "TRACE") {
+    return absl::InvalidArgumentError(
+        "'INFO' is the only level: every metric Tributary has is recorded at INFO (there are "
+        "no DEBUG or TRACE metrics to turn on)");
+  }
+  return absl::InvalidArgumentError("expected 'INFO'");
 }
 
 absl::StatusOr<std::string> CheckLogLevel(std::string_view value) {
@@ -304,8 +309,9 @@ constexpr OwnedProperty kOwned[] = {
 
 bool IsSensitive(std::string_view key) {
   std::string lower = absl::AsciiStrToLower(Sv(key));
-  return absl::StrContains(lower, "password") ||
-         absl::StrContains(lower, "secret") || absl::StrContains(lower, "sasl");
+  return absl::StrContains(lower, "password") || absl::StrContains(lower, "secret") ||
+         absl::StrContains(lower, "sasl") || absl::StrContains(lower, "ssl.key") ||
+         absl::StrContains(lower, "keystore") || absl::StrContains(lower, "token");
 }
 
 // `value` as it may appear in messages and logs.

@@ -57,7 +57,7 @@ absl::StatusOr<ThreadClients> RdKafkaClients(const StreamThreadOptions& options,
   TRIBUTARY_ASSIGN_OR_RETURN(clients.producer, RdKafkaProducer::Create(producer));
 
   std::map<std::string, std::string> restore = {{"log_level", "4"}};
-  for (const auto& [key, value] : options.consumer_settings) restore[key] = value;
+  for (const auto& [key, value] : options.restore_consumer_settings) restore[key] = value;
   restore["bootstrap.servers"] = options.bootstrap_servers;
   restore["client.id"] = absl::StrCat(name, "-restore-consumer");
   restore["group.id"] = absl::StrCat(options.application_id, "-restore");

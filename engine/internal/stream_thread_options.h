@@ -11,6 +11,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "engine/internal/clients.h"
+#include "engine/internal/state_directory.h"
 #include "engine/metrics.h"
 #include "engine/streams_config.h"
 #include "engine/topology.h"
@@ -36,7 +37,12 @@ struct StreamThreadOptions {
   ErrorPolicy error_policy = ErrorPolicy::kFail;
   std::string dead_letter_topic;
   std::map<std::string, std::string> consumer_settings;  // librdkafka pass-through
+  // The restore consumer's: consumer.* overridden by restore.consumer.*.
+  std::map<std::string, std::string> restore_consumer_settings;
   std::map<std::string, std::string> producer_settings;
+  // Which task directories of state_dir are in use, over all threads (the
+  // state cleaner leaves those alone); nullptr: not tracked.
+  StateDirectory* state_directory = nullptr;  // REQUIRES: outlives the thread
   const Topology* topology = nullptr;           // REQUIRES: outlives the thread
   RocksDbResources* rocksdb = nullptr;          // REQUIRES: outlives the thread
   Metrics* metrics = nullptr;                   // REQUIRES: outlives the thread

@@ -76,6 +76,16 @@ absl::Status TaskManager::HandleAssignment(const std::vector<TopicPartition>& as
 }
 
 absl::Status TaskManager::CreateTask(TaskId id) {
+  // In use from here on, released by CloseAll, or below if it fails.
+  if (options_.state_directory != nullptr) options_.state_directory->Claim(id);
+  absl::Status created = OpenTask(id);
+  if (!created.ok() && options_.state_directory != nullptr) {
+    options_.state_directory->Release(id);
+  }
+  return created;
+}
+
+absl::Status TaskManager::OpenTask(TaskId id) {
   const std::string dir = TaskDir(id);
   CheckpointFile checkpoint(absl::StrCat(dir, "/.checkpoint"));
   absl::StatusOr<CheckpointFile::Offsets> offsets = checkpoint.Read();
@@ -186,6 +196,7 @@ absl::Status TaskManager::CloseAll(bool clean) {
     }
     first.Update(task->Close());
     publish_(task->TakeCounterDeltas());
+    if (options_.state_directory != nullptr) options_.state_directory->Release(id);
   }
   tasks_.clear();
   route_.clear();

@@ -64,7 +64,10 @@ class TaskManager {
   std::vector<TaskId> ids() const;
 
  private:
+  // Claims `id`'s directory (StreamThreadOptions::state_directory) and
+  // opens the task on it (OpenTask).
   absl::Status CreateTask(TaskId id);
+  absl::Status OpenTask(TaskId id);
   absl::Status WriteCheckpoint(Task& task);
   absl::Status StartTask(Task& task);
   std::string TaskDir(TaskId id) const;

@@ -30,6 +30,8 @@
 namespace tributary::testing {
 namespace {
 
+using ::testing::ElementsAre;
+using ::testing::IsEmpty;
 using ::testing::HasSubstr;
 using ::testing::UnorderedElementsAreArray;
 using internal::StreamThread;
@@ -71,6 +73,7 @@ class StreamThreadTest : public ::testing::Test {
     char pattern[] = "/tmp/stream_thread_test.XXXXXX";
     ASSERT_NE(mkdtemp(pattern), nullptr);
     dir_ = pattern;
+    state_directory_ = std::make_unique<internal::StateDirectory>(dir_ + "/app");
     auto rocksdb = RocksDbResources::Create(32 << 20, 8 << 20);
     ASSERT_TRUE(rocksdb.ok()) << rocksdb.status();
     rocksdb_ = *std::move(rocksdb);
@@ -107,6 +110,7 @@ class StreamThreadTest : public ::testing::Test {
     options.topology = &topology_;
     options.rocksdb = rocksdb_.get();
     options.metrics = &metrics_;
+    options.state_directory = state_directory_.get();
     options.topic_name = [](std::string_view topic) { return std::string(topic); };
     options.clients = [this](const internal::StreamThreadOptions& o, const std::string&)
         -> absl::StatusOr<internal::ThreadClients> {
@@ -129,6 +133,7 @@ class StreamThreadTest : public ::testing::Test {
 
   std::string dir_;
   std::unique_ptr<RocksDbResources> rocksdb_;
+  std::unique_ptr<internal::StateDirectory> state_directory_;  // of dir_/app
   Topology topology_;
   Metrics metrics_;
   FakeKafka kafka_;
@@ -238,6 +243,42 @@ TEST_F(StreamThreadTest, PartitionRevokedDuringCommitGetsNoOffsets) {
               UnorderedElementsAreArray(KeyValues{
                   {"k0", "1"}, {"k1", "1"}, {"k0", "2"}, {"k0", "3"}}));
   EXPECT_EQ(Metric(metric_names::kAbortTotal), 1);
+}
+
+// The state cleaner (state.cleanup.delay.ms) never deletes the directory
+// of a task the thread has open, and deletes that of a task revoked from
+// it once unused for the delay; a stale directory of another task goes.
+TEST_F(StreamThreadTest, StateCleanerKeepsOpenTasksAndDeletesRevokedOnes) {
+  CreateTopics(2);
+  const std::filesystem::path app = dir_ + "/app";
+  std::filesystem::create_directories(app / "0_7");
+  kafka_.Rebalance({{"in", 0}, {"in", 1}});
+  kafka_.Append("in", 0, {{"k0", "!"}});
+  kafka_.Append("in", 1, {{"k1", "!"}});
+  Start();  // "!": a commit after the record
+  ASSERT_TRUE(WaitForOffset(0, 1) && WaitForOffset(1, 1));
+  ASSERT_TRUE(kafka_.WaitUntil([&] { return thread_->task_ids().size() == 2; }, kTimeout));
+  // Everything is older than a zero delay a second from now.
+  const auto later = [] { return absl::Now() + absl::Seconds(1); };
+  EXPECT_THAT(state_directory_->CleanUnused(absl::ZeroDuration(), later()),
+              ElementsAre("0_7"));
+  EXPECT_TRUE(std::filesystem::exists(app / "0_0"));
+  EXPECT_TRUE(std::filesystem::exists(app / "0_1"));
+
+  kafka_.Rebalance({{"in", 0}});
+  ASSERT_TRUE(kafka_.WaitUntil(
+      [&] { return thread_->task_ids() == std::vector<TaskId>{TaskId{0, 0}}; }, kTimeout));
+  EXPECT_THAT(state_directory_->CleanUnused(absl::Hours(1), later()), IsEmpty())
+      << "0_1 was closed just now";
+  EXPECT_THAT(state_directory_->CleanUnused(absl::ZeroDuration(), later()),
+              ElementsAre("0_1"));
+  kafka_.Append("in", 0, {{"k0", "!"}});
+  ASSERT_TRUE(WaitForOffset(0, 2));
+  EXPECT_TRUE(std::filesystem::exists(app / "0_0"));
+  thread_->RequestShutdown();
+  ASSERT_TRUE(thread_->Join().ok()) << thread_->result();
+  EXPECT_THAT(kafka_.ReadCommitted("out"),
+              UnorderedElementsAreArray(KeyValues{{"k0", "1"}, {"k1", "1"}, {"k0", "2"}}));
 }
 
 // A rebalance while the store is being restored: the restoring task is

@@ -177,7 +177,9 @@ TEST(StreamsConfigTest, EveryValidationErrorNamesKeyAndFileLine) {
       {"poll.ms", "1.5", "integer"},
       {"max.poll.records", "0", "integer"},
       {"state.cleanup.delay.ms", "-1", "integer"},
-      {"metrics.recording.level", "TRACE", "'INFO' or 'DEBUG'"},
+      {"metrics.recording.level", "TRACE", "'INFO' is the only level"},
+      {"metrics.recording.level", "DEBUG", "no DEBUG or TRACE metrics"},
+      {"metrics.recording.level", "LOUD", "expected 'INFO'"},
       {"rocksdb.wal.enabled", "yes", "'true' or 'false'"},
       {"transaction.timeout.ms", "10", "integer"},
       {"log.level", "verbose", "spdlog level"},
@@ -397,7 +399,8 @@ TEST(StreamsConfigTest, ToStringMasksSecrets) {
       StreamsConfig::FromMap({{"application.id", "app"},
                               {"producer.sasl.username", "alice"},
                               {"producer.sasl.password", "hunter2"},
-                              {"consumer.ssl.key.password", "open-sesame"}});
+                              {"consumer.ssl.key.password", "open-sesame"},
+                              {"producer.ssl.key.pem", "-----BEGIN PRIVATE KEY-----"}});
   ASSERT_TRUE(config.ok()) << config.status();
   std::string text = config->ToString();
   EXPECT_THAT(text, HasSubstr("application.id = app\n"));
@@ -406,6 +409,7 @@ TEST(StreamsConfigTest, ToStringMasksSecrets) {
   EXPECT_THAT(text, HasSubstr("producer.sasl.password = ********\n"));
   EXPECT_THAT(text, HasSubstr("producer.sasl.username = ********\n"));
   EXPECT_THAT(text, HasSubstr("consumer.ssl.key.password = ********\n"));
+  EXPECT_THAT(text, HasSubstr("producer.ssl.key.pem = ********\n"));
   EXPECT_THAT(text, Not(HasSubstr("hunter2")));
   EXPECT_THAT(text, Not(HasSubstr("alice")));
   EXPECT_THAT(text, Not(HasSubstr("open-sesame")));
