@@ -1,9 +1,10 @@
 // Small Kafka clients for programs that run beside a KafkaStreams instance: a
 // producer (load generators, benchmark fills), a read_committed reader (an
 // application's output as a downstream service sees it) and an admin client
-// (topics). Thin wrappers over librdkafka; the engine's own clients are not
-// these. Thread-safety: each object is used by one thread at a time; its
-// delivery reports are served inside its calls.
+// (topics, offsets, consumer groups: what tributary-reset needs). Thin
+// wrappers over librdkafka; the engine's own clients are not these.
+// Thread-safety: each object is used by one thread at a time; its delivery
+// reports are served inside its calls.
 #pragma once
 
 #include <cstdint>
@@ -17,6 +18,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
+#include "engine/types.h"
 
 namespace tributary {
 
@@ -113,12 +115,34 @@ class KafkaReader {
   std::unique_ptr<Impl> impl_;
 };
 
+// A committed offset of a consumer group, or one to commit.
+struct TopicPartitionOffset {
+  std::string topic;
+  Partition partition;
+  Offset offset;
+  auto operator<=>(const TopicPartitionOffset&) const = default;
+};
+
 class KafkaAdmin {
  public:
   struct NewTopic {
     std::string name;
     int partitions = 1;
     int replication_factor = 1;
+  };
+  struct GroupMember {
+    std::string member_id;
+    std::string client_id;
+    std::string host;  // as the coordinator saw it, e.g. "/127.0.0.1"
+  };
+  struct GroupDescription {
+    std::string state;  // librdkafka's name: "Stable", "Empty", "Dead", ...
+    std::vector<GroupMember> members;
+  };
+  // The low (first) and high (next to be written) offset of a partition.
+  struct Watermarks {
+    Offset low;
+    Offset high;
   };
 
   static absl::StatusOr<std::unique_ptr<KafkaAdmin>> Open(const KafkaSettings& settings);
@@ -129,12 +153,45 @@ class KafkaAdmin {
   // Creates `topics` (an existing one is accepted as it is), then waits until
   // every partition of each has a leader; the whole bounded by `timeout_ms`.
   absl::Status CreateTopics(absl::Span<const NewTopic> topics, int timeout_ms);
-  // Deletes `names`, waiting up to `timeout_ms` for the cluster's answer.
+  // Deletes `names` (one that does not exist counts as deleted), then waits
+  // until the cluster's metadata no longer lists any of them; the whole
+  // bounded by `timeout_ms`. An error names each topic that failed.
   absl::Status DeleteTopics(absl::Span<const std::string> names, int timeout_ms);
+  // Every topic in the cluster's metadata with its partition count, the
+  // broker's own (names starting with "__") left out.
+  absl::StatusOr<std::map<std::string, int32_t>> ListTopics(int timeout_ms);
   // As KafkaProducer::PartitionCount; with `require_leaders`, Unavailable
   // until every partition has a leader.
   absl::StatusOr<int32_t> PartitionCount(std::string_view topic, bool require_leaders,
                                          int timeout_ms);
+
+  // The partition's watermarks as a read_uncommitted consumer sees them.
+  // Retries while the partition has no leader, up to `timeout_ms`.
+  absl::StatusOr<Watermarks> QueryWatermarks(std::string_view topic, Partition partition,
+                                             int timeout_ms);
+  // For each of `partitions` of `topic`, in order: the first offset whose
+  // record timestamp is at or after `time`, or nullopt when no record is (as
+  // Kafka's offsetsForTimes).
+  absl::StatusOr<std::vector<std::optional<Offset>>> OffsetsForTime(
+      std::string_view topic, absl::Span<const Partition> partitions, TimestampMs time,
+      int timeout_ms);
+
+  // The group's state and members. A group that does not exist is "Dead"
+  // with no members.
+  absl::StatusOr<GroupDescription> DescribeGroup(std::string_view group, int timeout_ms);
+  // Every offset `group` has committed, sorted by topic and partition.
+  absl::StatusOr<std::vector<TopicPartitionOffset>> CommittedOffsets(std::string_view group,
+                                                                     int timeout_ms);
+  // Commits `offsets` for `group`. REQUIRES: the group has no active member
+  // (the broker refuses otherwise: the error names each refused partition).
+  absl::Status AlterGroupOffsets(std::string_view group,
+                                 absl::Span<const TopicPartitionOffset> offsets, int timeout_ms);
+  // Deletes the group's committed offsets of the partitions in `committed`
+  // (their `offset` is not looked at), e.g. entries of CommittedOffsets.
+  // REQUIRES: as AlterGroupOffsets.
+  absl::Status DeleteGroupOffsets(std::string_view group,
+                                  absl::Span<const TopicPartitionOffset> committed,
+                                  int timeout_ms);
 
  private:
   struct Impl;

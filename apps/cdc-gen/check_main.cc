@@ -31,9 +31,9 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
-#include "apps/cdc-gen/command_line.h"
 #include "apps/cdc-gen/expected_version.h"
 #include "apps/cdc-gen/reference_model.h"
+#include "apps/common/command_line.h"
 #include "engine/kafka_clients.h"
 
 ABSL_FLAG(std::string, bootstrap, "", "Kafka bootstrap servers, HOST:PORT");
@@ -233,7 +233,7 @@ int main(int argc, char** argv) {
       "Checks an aggregate output topic against cdc-gen's expected versions.\n"
       "  cdc-check --bootstrap HOST:PORT --topic T --expected FILE [--tx XID]\n"
       "            [--timeout-s 300]");
-  const std::vector<std::string> rest = tributary::cdcgen::ParseDashedCommandLine(argc, argv);
+  const std::vector<std::string> rest = tributary::ParseDashedCommandLine(argc, argv);
   if (rest.size() > 1) {
     return tributary::cdcgen::Fail(1, absl::StrCat("unexpected argument '", rest[1], "'"));
   }

@@ -17,10 +17,10 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "apps/cdc-gen/command_line.h"
 #include "apps/cdc-gen/cdc_generator.h"
 #include "apps/cdc-gen/cdc_producer.h"
 #include "apps/cdc-gen/expected_version.h"
+#include "apps/common/command_line.h"
 
 ABSL_FLAG(std::string, bootstrap, "", "Kafka bootstrap servers, HOST:PORT");
 ABSL_FLAG(int64_t, count, 0,
@@ -205,7 +205,7 @@ int main(int argc, char** argv) {
       "          [--snapshot-orders N] [--restart-inside RATE] [--rekey W]\n"
       "          [--long-notes RATE] [--notes-unchanged RATE]\n"
       "          [--huge-tx-rows N [--huge-tx-lines-per-order K]]");
-  const std::vector<std::string> rest = tributary::cdcgen::ParseDashedCommandLine(argc, argv);
+  const std::vector<std::string> rest = tributary::ParseDashedCommandLine(argc, argv);
   if (rest.size() > 1) {
     return tributary::cdcgen::Usage(
         absl::StrCat("unexpected argument '", rest[1], "'"));

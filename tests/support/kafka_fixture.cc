@@ -544,6 +544,54 @@ absl::StatusOr<GroupDescription> DescribeGroup(std::string_view group,
   return description;
 }
 
+absl::StatusOr<std::vector<int64_t>> CommittedOffsets(std::string_view group,
+                                                      std::string_view topic,
+                                                      int partitions,
+                                                      int timeout_ms) {
+  const std::string group_id(group);
+  absl::StatusOr<KafkaPtr> consumer =
+      MakeClient(RD_KAFKA_CONSUMER,
+                 {{"group.id", group_id}, {"enable.auto.commit", "false"}});
+  if (!consumer.ok()) return consumer.status();
+  const std::string name(topic);
+  PartitionListPtr list(rd_kafka_topic_partition_list_new(partitions));
+  for (int p = 0; p < partitions; ++p) {
+    rd_kafka_topic_partition_list_add(list.get(), name.c_str(), p);
+  }
+  const rd_kafka_resp_err_t err =
+      rd_kafka_committed(consumer->get(), list.get(), timeout_ms);
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    return ToStatus(err, absl::StrCat("committed offsets of ", group_id,
+                                      " on ", name));
+  }
+  std::vector<int64_t> offsets(partitions, RD_KAFKA_OFFSET_INVALID);
+  for (int i = 0; i < list->cnt; ++i) {
+    const rd_kafka_topic_partition_t& p = list->elems[i];
+    if (p.err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      return ToStatus(p.err, absl::StrCat("committed offset of ", group_id,
+                                          " on ", name, "[", p.partition, "]"));
+    }
+    offsets[p.partition] = p.offset;
+  }
+  return offsets;
+}
+
+absl::StatusOr<std::map<std::string, int>> TopicPartitionCounts(
+    int timeout_ms) {
+  absl::StatusOr<KafkaPtr> rk = MakeClient(RD_KAFKA_PRODUCER, {});
+  if (!rk.ok()) return rk.status();
+  const rd_kafka_metadata_t* raw = nullptr;
+  rd_kafka_resp_err_t err =
+      rd_kafka_metadata(rk->get(), /*all_topics=*/1, nullptr, &raw, timeout_ms);
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) return ToStatus(err, "metadata");
+  MetadataPtr md(raw);
+  std::map<std::string, int> topics;
+  for (int i = 0; i < md->topic_cnt; ++i) {
+    topics[md->topics[i].topic] = md->topics[i].partition_cnt;
+  }
+  return topics;
+}
+
 absl::StatusOr<std::unique_ptr<ChildProcess>> ChildProcess::Start(
     const std::vector<std::string>& argv, const std::string& log_path) {
   if (argv.empty()) return absl::InvalidArgumentError("ChildProcess: no argv");

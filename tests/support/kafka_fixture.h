@@ -16,6 +16,7 @@
 #include <chrono>
 #include <cstdint>
 #include <initializer_list>
+#include <map>
 #include <memory>
 #include <optional>
 #include <set>
@@ -185,6 +186,18 @@ struct GroupDescription {
 // The group's state and its members' assignments, through the Admin API.
 absl::StatusOr<GroupDescription> DescribeGroup(std::string_view group,
                                                int timeout_ms = 10000);
+
+// The offsets `group` has committed for partitions 0..partitions-1 of
+// `topic`, in partition order (RD_KAFKA_OFFSET_INVALID where none), as a
+// consumer that never joins the group reads them (rd_kafka_committed).
+absl::StatusOr<std::vector<int64_t>> CommittedOffsets(std::string_view group,
+                                                      std::string_view topic,
+                                                      int partitions,
+                                                      int timeout_ms = 10000);
+
+// Every topic in the broker's metadata: name -> partition count.
+absl::StatusOr<std::map<std::string, int>> TopicPartitionCounts(
+    int timeout_ms = 10000);
 
 // --- Child processes ---
 

@@ -1,10 +1,10 @@
-#include "apps/cdc-gen/command_line.h"
+#include "apps/common/command_line.h"
 
 #include <algorithm>
 
 #include "absl/flags/parse.h"
 
-namespace tributary::cdcgen {
+namespace tributary {
 
 std::vector<std::string> ParseDashedCommandLine(int argc, char** argv) {
   std::vector<std::string> args(argv, argv + argc);
@@ -23,4 +23,4 @@ std::vector<std::string> ParseDashedCommandLine(int argc, char** argv) {
   return std::vector<std::string>(rest.begin(), rest.end());
 }
 
-}  // namespace tributary::cdcgen
+}  // namespace tributary
