@@ -5,10 +5,12 @@
 #include <sys/file.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <filesystem>
 #include <fstream>
 #include <random>
 #include <set>
+#include <system_error>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -192,8 +194,9 @@ absl::Status KafkaStreams::Prepare() {
   std::error_code ec;
   std::filesystem::create_directories(state_dir_, ec);
   if (ec) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("cannot create state.dir ", state_dir_, ": ", ec.message()));
+    return absl::Status(ec == std::errc::no_space_on_device ? absl::StatusCode::kResourceExhausted
+                                                            : absl::StatusCode::kFailedPrecondition,
+                        absl::StrCat("cannot create state.dir ", state_dir_, ": ", ec.message()));
   }
   state_directory_ = std::make_unique<internal::StateDirectory>(state_dir_);
   std::string lock_path = absl::StrCat(state_dir_, "/.lock");
@@ -208,10 +211,14 @@ absl::Status KafkaStreams::Prepare() {
   std::ifstream in(id_path);
   if (!(in >> process_id_) || process_id_.size() != 16) {
     process_id_ = NewProcessId();
+    errno = 0;
     std::ofstream out(id_path, std::ios::trunc);
     out << process_id_ << "\n";
+    out.close();  // the write happens here: a full disk fails it
     if (!out) {
-      return absl::FailedPreconditionError(absl::StrCat("cannot write ", id_path));
+      const std::string what = absl::StrCat("cannot write ", id_path);
+      // A full disk is RESOURCE_EXHAUSTED, as a state store on it reports.
+      return errno != 0 ? absl::ErrnoToStatus(errno, what) : absl::FailedPreconditionError(what);
     }
   }
   TRIBUTARY_ASSIGN_OR_RETURN(

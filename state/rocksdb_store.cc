@@ -1,18 +1,25 @@
 #include "state/rocksdb_store.h"
 
 #include <algorithm>
+#include <atomic>
+#include <cstdarg>
+#include <cstdio>
 #include <filesystem>
+#include <mutex>
 #include <system_error>
 #include <utility>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "base/absl_compat.h"
 #include "base/status_macros.h"
 #include "rocksdb/cache.h"
 #include "rocksdb/convenience.h"
 #include "rocksdb/db.h"
+#include "rocksdb/env.h"
 #include "rocksdb/filter_policy.h"
+#include "rocksdb/listener.h"
 #include "rocksdb/options.h"
 #include "rocksdb/slice.h"
 #include "rocksdb/table.h"
@@ -57,7 +64,78 @@ rocksdb::CompressionType ChooseCompression() {
   return compression;
 }
 
-rocksdb::Options MakeOptions(const RocksDbResources& resources) {
+// RocksDB's info log, on the "state" logger: its warnings and errors as
+// warnings (what fails reaches the store as a Status, and the engine reports
+// it), the rest (every flush and compaction, the options at each open) at
+// trace level, formatted only when that level is on. Not RocksDB's default LOG
+// file in the store directory: once an append to it fails (a full disk),
+// its file writer has seen an error, and Debian's RocksDB 7.8, built with
+// its assert()s, aborts the process on the next line any thread logs
+// (WritableFileWriter::AssertFalseAndGetStatusForPrevError), which on a full
+// disk comes at once: the failed flush's own report, the close's.
+// Thread-safety: RocksDB logs from its background threads; spdlog loggers
+// are thread-safe.
+class StateLogger final : public rocksdb::Logger {
+ public:
+  explicit StateLogger(std::string directory)
+      : rocksdb::Logger(internal::StateLog().should_log(spdlog::level::trace)
+                            ? rocksdb::InfoLogLevel::DEBUG_LEVEL
+                            : rocksdb::InfoLogLevel::WARN_LEVEL),
+        directory_(std::move(directory)) {}
+
+  void LogHeader(const char* format, va_list ap) override {
+    Logv(rocksdb::InfoLogLevel::HEADER_LEVEL, format, ap);
+  }
+
+  void Logv(const char* format, va_list ap) override {
+    Logv(rocksdb::InfoLogLevel::INFO_LEVEL, format, ap);
+  }
+
+  void Logv(const rocksdb::InfoLogLevel level, const char* format,
+            va_list ap) override {
+    if (level < GetInfoLogLevel()) return;
+    const spdlog::level::level_enum spd = SpdLevel(level);
+    if (!internal::StateLog().should_log(spd)) return;
+    // RocksDB is not exception-safe (rocksdb/env.h): nothing may leave here.
+    try {
+      char buffer[512];
+      va_list again;
+      va_copy(again, ap);
+      const int size = std::vsnprintf(buffer, sizeof(buffer), format, ap);
+      std::string line;
+      if (size >= 0 && static_cast<size_t>(size) < sizeof(buffer)) {
+        line.assign(buffer, static_cast<size_t>(size));
+      } else if (size >= 0) {
+        line.resize(static_cast<size_t>(size) + 1);
+        std::vsnprintf(line.data(), line.size(), format, again);
+        line.resize(static_cast<size_t>(size));
+      }
+      va_end(again);
+      while (!line.empty() && line.back() == '\n') line.pop_back();
+      internal::StateLog().log(spd, "rocksdb {}: {}", directory_, line);
+    } catch (...) {
+      // Swallowed on purpose: a lost log line, never an exception in RocksDB.
+    }
+  }
+
+ private:
+  static spdlog::level::level_enum SpdLevel(rocksdb::InfoLogLevel level) {
+    switch (level) {
+      case rocksdb::InfoLogLevel::WARN_LEVEL:
+      case rocksdb::InfoLogLevel::ERROR_LEVEL:
+        return spdlog::level::warn;
+      case rocksdb::InfoLogLevel::FATAL_LEVEL:
+        return spdlog::level::err;
+      default:
+        return spdlog::level::trace;
+    }
+  }
+
+  const std::string directory_;
+};
+
+rocksdb::Options MakeOptions(const RocksDbResources& resources,
+                             const std::string& directory) {
   rocksdb::BlockBasedTableOptions table;
   table.block_cache = resources.cache();
   table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(kBloomBitsPerKey));
@@ -77,9 +155,16 @@ rocksdb::Options MakeOptions(const RocksDbResources& resources) {
   options.max_write_buffer_number = kMaxWriteBufferNumber;
   options.write_buffer_manager = resources.write_buffer_manager();
   options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
-  // RocksDB's own LOG file in the store directory: keep it small.
-  options.keep_log_file_num = 2;
-  options.max_log_file_size = 1 << 20;
+  // No LOG file (see StateLogger).
+  options.info_log = std::make_shared<StateLogger>(directory);
+  // Nothing is written after a failure but by a healthy store's close (see
+  // ~RocksDbStore): RocksDB itself neither flushes at close nor resumes
+  // after a background error, retryable or not (the ErrorListener turns
+  // off its recovery from a full disk). A failed store is closed and its
+  // task rebuilt from the changelog; a recovery meanwhile would only write
+  // to the disk that failed.
+  options.avoid_flush_during_shutdown = true;
+  options.max_bgerror_resume_count = 0;
   return options;
 }
 
@@ -128,6 +213,46 @@ class RocksDbIterator final : public KeyValueIterator {
 
 }  // namespace
 
+// Keeps the first background error RocksDB reports (a failed flush or
+// compaction, a failed write-ahead log append) and whether it stops writes
+// (severity hard or worse: RocksDB then refuses every write itself), and
+// turns off RocksDB's automatic recovery from it.
+// Thread-safety: RocksDB calls it on its threads, the store on its own.
+class RocksDbStore::ErrorListener final : public rocksdb::EventListener {
+ public:
+  const char* Name() const override { return "TributaryErrorListener"; }
+
+  void OnBackgroundError(rocksdb::BackgroundErrorReason /*reason*/,
+                         rocksdb::Status* error) override {
+    if (error == nullptr || error->ok()) return;
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (first_.ok()) first_ = *error;
+    if (error->severity() >= rocksdb::Status::Severity::kHardError) {
+      stopped_.store(true, std::memory_order_release);
+    }
+  }
+
+  void OnErrorRecoveryBegin(rocksdb::BackgroundErrorReason /*reason*/,
+                            rocksdb::Status error,
+                            bool* auto_recovery) override {
+    error.PermitUncheckedError();
+    *auto_recovery = false;
+  }
+
+  // Whether a background error stopped writes; then first() says which.
+  bool stopped() const { return stopped_.load(std::memory_order_acquire); }
+  // The first background error; OK if none.
+  rocksdb::Status first() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return first_;
+  }
+
+ private:
+  mutable std::mutex mutex_;
+  rocksdb::Status first_;
+  std::atomic<bool> stopped_{false};
+};
+
 // --- RocksDbResources ------------------------------------------------------
 
 absl::StatusOr<std::unique_ptr<RocksDbResources>> RocksDbResources::Create(
@@ -169,13 +294,19 @@ absl::StatusOr<std::unique_ptr<RocksDbStore>> RocksDbStore::Open(
   std::error_code error;
   std::filesystem::create_directories(directory, error);
   if (error) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("rocksdb store '", name, "' (", directory,
-                     "): cannot create directory: ", error.message()));
+    return absl::Status(error == std::errc::no_space_on_device
+                            ? absl::StatusCode::kResourceExhausted
+                            : absl::StatusCode::kFailedPrecondition,
+                        absl::StrCat("rocksdb store '", name, "' (", directory,
+                                     "): cannot create directory: ",
+                                     error.message()));
   }
+  auto listener = std::make_shared<ErrorListener>();
+  rocksdb::Options rocksdb_options = MakeOptions(resources, directory);
+  rocksdb_options.listeners.push_back(listener);
   rocksdb::DB* raw_db = nullptr;
   const rocksdb::Status status =
-      rocksdb::DB::Open(MakeOptions(resources), directory, &raw_db);
+      rocksdb::DB::Open(rocksdb_options, directory, &raw_db);
   if (!status.ok()) {
     return internal::FromRocksDb(
         status,
@@ -183,9 +314,9 @@ absl::StatusOr<std::unique_ptr<RocksDbStore>> RocksDbStore::Open(
   }
   internal::StateLog().debug("opened rocksdb store '{}' in {} (wal {})", name,
                              directory, options.disable_wal ? "off" : "on");
-  return std::unique_ptr<RocksDbStore>(
-      new RocksDbStore(std::move(name), std::move(directory),
-                       std::unique_ptr<rocksdb::DB>(raw_db), options));
+  return std::unique_ptr<RocksDbStore>(new RocksDbStore(
+      std::move(name), std::move(directory),
+      std::unique_ptr<rocksdb::DB>(raw_db), std::move(listener), options));
 }
 
 absl::Status RocksDbStore::Destroy(const std::string& directory) {
@@ -202,26 +333,95 @@ absl::Status RocksDbStore::Destroy(const std::string& directory) {
 
 RocksDbStore::RocksDbStore(std::string name, std::string directory,
                            std::unique_ptr<rocksdb::DB> db,
+                           std::shared_ptr<ErrorListener> listener,
                            RocksDbStoreOptions options)
     : name_(std::move(name)),
       directory_(std::move(directory)),
       options_(options),
+      listener_(std::move(listener)),
       db_(std::move(db)) {}
 
 RocksDbStore::~RocksDbStore() {
-  // Close() flushes memtables when the WAL is off (avoid_flush_during_shutdown
-  // is false), so a clean close loses nothing. A failure here cannot be
-  // returned; it is logged, and the changelog remains the source of truth.
+  // With the WAL off, memtables are flushed here, not by Close()
+  // (avoid_flush_during_shutdown), so that a failed store is closed without
+  // flushing: what it had not flushed is lost, and its task restores it from
+  // the changelog. Closing a failed database reaches none of RocksDB 7.8's
+  // asserts (so the handle need not be leaked): no flush and no recovery
+  // run, the info log is not a file, and the WAL's writer is let go through
+  // log::Writer::WriteBuffer, which checks for an earlier error instead of
+  // asserting (rocksdb_disk_full_test closes failed stores, WAL on and off).
+  // A failure here cannot be returned; it is logged (a warning: an engine
+  // that closes cleanly has flushed before, and would have failed there),
+  // and the changelog remains the source of truth.
+  if (options_.disable_wal && CheckWritable("flush at close").ok()) {
+    rocksdb::FlushOptions flush_options;
+    flush_options.wait = true;
+    if (const rocksdb::Status flushed = db_->Flush(flush_options);
+        !flushed.ok()) {
+      internal::StateLog().warn("{}; what was not flushed is lost",
+                                Fail(flushed, "flush at close").ToString());
+    }
+  }
   if (absl::Status status =
           internal::FromRocksDb(db_->Close(), Context("close"));
       !status.ok()) {
-    internal::StateLog().error("{}", status.ToString());
+    // After a failure, the WAL that failed cannot be written at close either;
+    // that failure was reported when it happened.
+    internal::StateLog().log(
+        failure_.ok() ? spdlog::level::err : spdlog::level::debug, "{}",
+        status.ToString());
   }
 }
 
 std::string RocksDbStore::Context(std::string_view operation) const {
   return absl::StrCat("rocksdb store '", name_, "' (", directory_,
                       "): ", Sv(operation));
+}
+
+absl::Status RocksDbStore::BackgroundFailure() const {
+  if (!listener_->stopped()) return absl::OkStatus();
+  const rocksdb::Status background = listener_->first();
+  return absl::Status(
+      internal::CodeOf(background),
+      absl::StrCat("background error: ", background.ToString()));
+}
+
+absl::Status RocksDbStore::failure() const {
+  const absl::Status failure =
+      failure_.ok() ? BackgroundFailure() : failure_;
+  if (failure.ok()) return absl::OkStatus();
+  return absl::Status(failure.code(), Context(Sv(failure.message())));
+}
+
+absl::Status RocksDbStore::CheckWritable(std::string_view operation) {
+  if (failure_.ok()) failure_ = BackgroundFailure();
+  if (failure_.ok()) return absl::OkStatus();
+  return absl::Status(
+      failure_.code(),
+      absl::StrCat(Context(operation),
+                   ": not attempted, the store failed: ", failure_.message()));
+}
+
+absl::Status RocksDbStore::Fail(const rocksdb::Status& status,
+                                std::string_view operation) {
+  if (failure_.ok()) {
+    // A write refused because of a background error (Incomplete while
+    // writes stall, say) is reported with that error's code, and its text
+    // when the refusal does not quote it.
+    const rocksdb::Status background = listener_->first();
+    const std::string text = status.ToString();
+    std::string message = absl::StrCat(Sv(operation), ": ", text);
+    absl::StatusCode code = internal::CodeOf(status);
+    if (!background.ok() && status.code() != rocksdb::Status::kIOError) {
+      code = internal::CodeOf(background);
+      const std::string cause = background.ToString();
+      if (!absl::StrContains(text, cause)) {
+        absl::StrAppend(&message, " (after background error: ", cause, ")");
+      }
+    }
+    failure_ = absl::Status(code, message);
+  }
+  return failure();
 }
 
 absl::StatusOr<std::optional<std::string>> RocksDbStore::Get(
@@ -235,21 +435,25 @@ absl::StatusOr<std::optional<std::string>> RocksDbStore::Get(
 }
 
 absl::Status RocksDbStore::Put(std::string_view key, std::string_view value) {
+  TRIBUTARY_RETURN_IF_ERROR(CheckWritable("put"));
   rocksdb::WriteOptions write_options;
   write_options.disableWAL = options_.disable_wal;
-  return internal::FromRocksDb(
-      db_->Put(write_options, ToSlice(key), ToSlice(value)), Context("put"));
+  const rocksdb::Status status =
+      db_->Put(write_options, ToSlice(key), ToSlice(value));
+  return status.ok() ? absl::OkStatus() : Fail(status, "put");
 }
 
 absl::Status RocksDbStore::Delete(std::string_view key) {
+  TRIBUTARY_RETURN_IF_ERROR(CheckWritable("delete"));
   rocksdb::WriteOptions write_options;
   write_options.disableWAL = options_.disable_wal;
-  return internal::FromRocksDb(db_->Delete(write_options, ToSlice(key)),
-                               Context("delete"));
+  const rocksdb::Status status = db_->Delete(write_options, ToSlice(key));
+  return status.ok() ? absl::OkStatus() : Fail(status, "delete");
 }
 
 absl::Status RocksDbStore::Write(const WriteBatch& batch) {
   if (batch.empty()) return absl::OkStatus();
+  TRIBUTARY_RETURN_IF_ERROR(CheckWritable("write batch"));
   rocksdb::WriteBatch rocks_batch;
   for (const WriteBatch::Entry& entry : batch.entries()) {
     rocksdb::Status status =
@@ -261,8 +465,8 @@ absl::Status RocksDbStore::Write(const WriteBatch& batch) {
   }
   rocksdb::WriteOptions write_options;
   write_options.disableWAL = options_.disable_wal;
-  return internal::FromRocksDb(db_->Write(write_options, &rocks_batch),
-                               Context("write batch"));
+  const rocksdb::Status status = db_->Write(write_options, &rocks_batch);
+  return status.ok() ? absl::OkStatus() : Fail(status, "write batch");
 }
 
 std::unique_ptr<KeyValueIterator> RocksDbStore::NewIterator(
@@ -293,13 +497,18 @@ absl::StatusOr<uint64_t> RocksDbStore::ApproximateCount() {
 }
 
 absl::Status RocksDbStore::Flush() {
+  TRIBUTARY_RETURN_IF_ERROR(CheckWritable("flush"));
   rocksdb::FlushOptions flush_options;
   flush_options.wait = true;
-  TRIBUTARY_RETURN_IF_ERROR(
-      internal::FromRocksDb(db_->Flush(flush_options), Context("flush")));
+  if (const rocksdb::Status status = db_->Flush(flush_options); !status.ok()) {
+    return Fail(status, "flush");
+  }
   if (options_.disable_wal) return absl::OkStatus();
-  return internal::FromRocksDb(db_->FlushWAL(/*sync=*/true),
-                               Context("flush wal"));
+  // Never after a failed WAL append (the store failed then): syncing that
+  // file again is one of RocksDB 7.8's asserts.
+  TRIBUTARY_RETURN_IF_ERROR(CheckWritable("flush wal"));
+  const rocksdb::Status status = db_->FlushWAL(/*sync=*/true);
+  return status.ok() ? absl::OkStatus() : Fail(status, "flush wal");
 }
 
 }  // namespace tributary

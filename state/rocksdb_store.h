@@ -19,6 +19,7 @@
 namespace rocksdb {
 class Cache;
 class DB;
+class Status;
 class WriteBufferManager;
 }  // namespace rocksdb
 
@@ -73,13 +74,25 @@ struct RocksDbStoreOptions {
   bool disable_wal = false;
 };
 
+// Errors: the first failed write or flush, or a background error that makes
+// RocksDB refuse writes (a flush or compaction that failed), fails the store
+// for good: every later Put, Delete, Write and Flush returns that error
+// (same code; a full disk is RESOURCE_EXHAUSTED, naming the directory) without
+// calling into RocksDB, and the store must be closed; reads are still served.
+// A task stops on it, and its state is rebuilt from the changelog by the
+// next owner (Debian's RocksDB 7.8 keeps its assert()s, and aborts the
+// process when a file that failed is written again; RocksDB's own recovery
+// is therefore off, and its info log goes to the "state" logger instead of
+// a LOG file on the disk that failed).
 class RocksDbStore final : public KeyValueStore {
  public:
   // Opens the database in `directory`, creating it (and missing parent
   // directories) if needed. `name` is the store's logical name, used in
   // errors and logs. Options: level compaction, bloom filters, LZ4 where the
   // RocksDB build supports it (else no compression), the block cache and
-  // write buffer manager of `resources`.
+  // write buffer manager of `resources`; RocksDB's info log goes to the
+  // "state" logger (its warnings and errors; everything at trace level).
+  // A full disk fails the open with RESOURCE_EXHAUSTED.
   // REQUIRES: no other open store uses `directory` (RocksDB's lock file
   // makes a second open fail with a non-OK status).
   static absl::StatusOr<std::unique_ptr<RocksDbStore>> Open(
@@ -91,7 +104,9 @@ class RocksDbStore final : public KeyValueStore {
   // REQUIRES: no open store uses `directory`.
   static absl::Status Destroy(const std::string& directory);
 
-  // Closes the database; memtables are flushed first if the WAL is disabled.
+  // Closes the database; memtables are flushed first if the WAL is disabled,
+  // unless the store has failed (then what was not flushed is lost: the
+  // changelog has it).
   // REQUIRES: every iterator of this store has been destroyed.
   ~RocksDbStore() override;
   RocksDbStore(const RocksDbStore&) = delete;
@@ -118,19 +133,38 @@ class RocksDbStore final : public KeyValueStore {
   // when writing a checkpoint, not per record.
   absl::Status Flush() override;
 
+  // OK, or the error that failed the store (see the class comment).
+  absl::Status failure() const;
+
  private:
+  class ErrorListener;
+
   RocksDbStore(std::string name, std::string directory,
-               std::unique_ptr<rocksdb::DB> db, RocksDbStoreOptions options);
+               std::unique_ptr<rocksdb::DB> db,
+               std::shared_ptr<ErrorListener> listener,
+               RocksDbStoreOptions options);
 
   // "rocksdb store '<name>' (<directory>): <operation>"
   std::string Context(std::string_view operation) const;
   std::unique_ptr<KeyValueIterator> NewIterator(
       std::string_view from, std::optional<std::string> upper_bound);
+  // A background error that stops writes, as a failure_; OK if none.
+  absl::Status BackgroundFailure() const;
+  // OK while the store may write; else the failure, for `operation`.
+  absl::Status CheckWritable(std::string_view operation);
+  // Fails the store with `status` (not OK), the result of `operation`;
+  // returns the failure.
+  absl::Status Fail(const rocksdb::Status& status, std::string_view operation);
 
   const std::string name_;
   const std::string directory_;
   const RocksDbStoreOptions options_;
+  // Sees RocksDB's background errors (on its threads); thread-safe.
+  const std::shared_ptr<ErrorListener> listener_;
   std::unique_ptr<rocksdb::DB> db_;
+  // The error that failed the store, as "<operation>: <rocksdb message>";
+  // OK while it works.
+  absl::Status failure_;
 };
 
 }  // namespace tributary

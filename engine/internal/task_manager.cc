@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <set>
+#include <system_error>
 
 #include "absl/strings/str_cat.h"
 #include "base/status_macros.h"
@@ -102,7 +103,9 @@ absl::Status TaskManager::OpenTask(TaskId id) {
   }
   std::filesystem::create_directories(dir, ec);
   if (ec) {
-    return absl::InternalError(absl::StrCat("cannot create task dir ", dir, ": ", ec.message()));
+    return absl::Status(ec == std::errc::no_space_on_device ? absl::StatusCode::kResourceExhausted
+                                                            : absl::StatusCode::kInternal,
+                        absl::StrCat("cannot create task dir ", dir, ": ", ec.message()));
   }
 
   TaskOptions task_options;

@@ -5,35 +5,40 @@
 
 namespace tributary::internal {
 
-absl::Status FromRocksDb(const rocksdb::Status& status,
-                         std::string_view context) {
-  if (status.ok()) return absl::OkStatus();
-  const std::string message =
-      absl::StrCat(Sv(context), ": ", status.ToString());
+absl::StatusCode CodeOf(const rocksdb::Status& status) {
   using Code = rocksdb::Status::Code;
   switch (status.code()) {
+    case Code::kOk:
+      return absl::StatusCode::kOk;
     case Code::kNotFound:
-      return absl::NotFoundError(message);
+      return absl::StatusCode::kNotFound;
     case Code::kCorruption:
-      return absl::DataLossError(message);
+      return absl::StatusCode::kDataLoss;
     case Code::kNotSupported:
-      return absl::UnimplementedError(message);
+      return absl::StatusCode::kUnimplemented;
     case Code::kInvalidArgument:
-      return absl::InvalidArgumentError(message);
+      return absl::StatusCode::kInvalidArgument;
     case Code::kIOError:
-      if (status.IsNoSpace()) return absl::ResourceExhaustedError(message);
-      return absl::InternalError(message);
+      return status.IsNoSpace() ? absl::StatusCode::kResourceExhausted
+                                : absl::StatusCode::kInternal;
     case Code::kBusy:
     case Code::kTimedOut:
     case Code::kTryAgain:
-      return absl::UnavailableError(message);
+      return absl::StatusCode::kUnavailable;
     case Code::kAborted:
-      return absl::AbortedError(message);
+      return absl::StatusCode::kAborted;
     case Code::kShutdownInProgress:
-      return absl::CancelledError(message);
+      return absl::StatusCode::kCancelled;
     default:
-      return absl::InternalError(message);
+      return absl::StatusCode::kInternal;
   }
+}
+
+absl::Status FromRocksDb(const rocksdb::Status& status,
+                         std::string_view context) {
+  if (status.ok()) return absl::OkStatus();
+  return absl::Status(CodeOf(status),
+                      absl::StrCat(Sv(context), ": ", status.ToString()));
 }
 
 }  // namespace tributary::internal

@@ -1,5 +1,5 @@
 // Conversion of rocksdb::Status to absl::Status. Internal to state/.
-// Thread-safety: pure function.
+// Thread-safety: pure functions.
 #pragma once
 
 #include <string_view>
@@ -9,9 +9,13 @@
 
 namespace tributary::internal {
 
-// Returns OK for an OK `status`; otherwise an absl::Status with the closest
-// code and the message "<context>: <rocksdb message>". `context` should name
-// the store and the operation, e.g. "rocksdb store 'orders' (/x/y): open".
+// The absl code closest to `status`'s: a full disk (IOError NoSpace) is
+// RESOURCE_EXHAUSTED, other I/O errors INTERNAL. OK for an OK `status`.
+absl::StatusCode CodeOf(const rocksdb::Status& status);
+
+// Returns OK for an OK `status`; otherwise an absl::Status of CodeOf(status)
+// and the message "<context>: <rocksdb message>". `context` should name the
+// store and the operation, e.g. "rocksdb store 'orders' (/x/y): open".
 absl::Status FromRocksDb(const rocksdb::Status& status,
                          std::string_view context);
 
