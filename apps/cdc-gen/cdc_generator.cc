@@ -5,6 +5,7 @@
 #include <charconv>
 #include <cmath>
 #include <deque>
+#include <map>
 #include <random>
 #include <set>
 #include <string_view>
@@ -332,6 +333,20 @@ std::string DecimalToBase64(int64_t unscaled) {
   return out;
 }
 
+std::string_view TransactionFaultName(TransactionFault fault) {
+  switch (fault) {
+    case TransactionFault::kNone:
+      return "";
+    case TransactionFault::kReplacedEvent:
+      return "replaced event";
+    case TransactionFault::kExtraCopy:
+      return "extra copy";
+    case TransactionFault::kOvercountingEnd:
+      return "overcounting END";
+  }
+  return "";
+}
+
 void GeneratedTransaction::Clear() {
   kind = Kind::kTransaction;
   xid = 0;
@@ -339,6 +354,9 @@ void GeneratedTransaction::Clear() {
   expected.clear();
   change_events = 0;
   restarted = false;
+  fault = TransactionFault::kNone;
+  fault_detail.clear();
+  fault_record = CdcMessage();
 }
 
 // The generator's database model, log position and message writer.
@@ -348,6 +366,7 @@ struct CdcGenerator::State {
     size_t index = 0;  // of its message (a delete's tombstone follows it)
     Table table = Table::kOrder;
     char op = 'c';
+    int64_t row_id = 0;  // the row's primary key
     int64_t lsn = 0;
     // Where the value's ,"total_order":... tail starts.
     size_t counters_at = 0;
@@ -375,6 +394,7 @@ struct CdcGenerator::State {
       : options(std::move(opts)),
         rng(options.seed),
         fault_rng(options.seed ^ 0x9E3779B97F4A7C15ull),
+        poison_rng(options.seed ^ 0xC2B2AE3D27D4EB4Full),
         xid(options.first_xid - 1),
         lsn(options.first_lsn),
         commit_ts(options.start_ts_ms),
@@ -514,7 +534,8 @@ struct CdcGenerator::State {
     value += ':';
     AppendInt(value, lsn);
     value += '"';
-    tx.events.push_back({tx.out->size() - 1, table, op, lsn, value.size()});
+    tx.events.push_back(
+        {tx.out->size() - 1, table, op, id, lsn, value.size()});
     AppendCounters(value, total_order, collection_order);
     message.value = std::move(value);
 
@@ -626,6 +647,131 @@ struct CdcGenerator::State {
     out.insert(out.end(), std::make_move_iterator(again.begin()),
                std::make_move_iterator(again.end()));
     tx.restarted = true;
+  }
+
+  // --- bad input on request (TransactionFault) ---
+
+  // The armed fault due for `tx`, taken off the list, when `tx` can take
+  // it; else kNone.
+  TransactionFault DueFault(const Tx& tx) {
+    if (armed.empty() || armed.front().not_before > source_transactions) {
+      return TransactionFault::kNone;
+    }
+    const TransactionFault fault = armed.front().fault;
+    if (tx.collections.size() < 2) return TransactionFault::kNone;
+    if (fault == TransactionFault::kReplacedEvent &&
+        ReplaceableLines(tx).empty()) {
+      return TransactionFault::kNone;
+    }
+    armed.erase(armed.begin());
+    return fault;
+  }
+
+  // The events of `tx` that may be replaced (kReplacedEvent): inserts of a
+  // line of an order `tx` inserts too (so the order's version stays, and
+  // nothing earlier refers to the line) that no other event of `tx` touches
+  // (the line's story in this transaction is that one event).
+  std::vector<const Event*> ReplaceableLines(const Tx& tx) const {
+    std::map<int64_t, int> line_events;
+    for (const Event& event : tx.events) {
+      if (event.table == Table::kLine) ++line_events[event.row_id];
+    }
+    std::vector<const Event*> out;
+    for (const Event& event : tx.events) {
+      if (event.table != Table::kLine || event.op != 'c' ||
+          line_events[event.row_id] != 1) {
+        continue;
+      }
+      auto line = lines.find(event.row_id);
+      if (line != lines.end() && tx.created.count(line->second.order_id) != 0) {
+        out.push_back(&event);
+      }
+    }
+    return out;
+  }
+
+  // `value` (a change event with operation `op`) spoiled so that no decoder
+  // takes it, with its transaction block still readable; `detail` says how.
+  std::string Spoil(const std::string& value, char op, std::string& detail) {
+    std::string out = value;
+    const auto replace = [&](std::string_view from, std::string_view to) {
+      const size_t at = out.find(from);
+      if (at != std::string::npos) out.replace(at, from.size(), to);
+    };
+    switch (poison_rng() % 4) {
+      case 0: {
+        detail = "truncated JSON";
+        // Cut right after the transaction block: the envelope never closes.
+        const size_t block = out.find("\"transaction\":{");
+        const size_t end = out.find('}', block);
+        out.resize(end + 1);
+        break;
+      }
+      case 1:
+        detail = "unknown op";
+        replace(absl::StrCat("\"op\":\"", std::string(1, op), "\""),
+                "\"op\":\"x\"");
+        break;
+      case 2:
+        detail = "wrong type: op";
+        replace(absl::StrCat("\"op\":\"", std::string(1, op), "\""),
+                "\"op\":5");
+        break;
+      default:
+        detail = "wrong type: source";
+        replace("\"source\":{", "\"source\":[],\"x\":{");
+        break;
+    }
+    return out;
+  }
+
+  // Writes `fault` into `tx` (taken by DueFault) before its END, and into
+  // `out` what was done. kOvercountingEnd only raises END's counts.
+  void WriteFault(Tx& tx, TransactionFault fault, GeneratedTransaction& out) {
+    out.fault = fault;
+    std::vector<CdcMessage>& messages = *tx.out;
+    switch (fault) {
+      case TransactionFault::kNone:
+        return;
+      case TransactionFault::kReplacedEvent: {
+        const std::vector<const Event*> candidates = ReplaceableLines(tx);
+        const Event& event = *candidates[poison_rng() % candidates.size()];
+        CdcMessage& message = messages[event.index];
+        message.value = Spoil(*message.value, event.op, out.fault_detail);
+        out.fault_record = message;
+        // No later transaction touches the line: the database has it, but
+        // an engine never saw it, and the expected versions leave it out.
+        LineRow& line = lines.at(event.row_id);
+        orders.at(line.order_id).RemoveLine(line.id);
+        line_pool.Remove(line.id);
+        lines.erase(event.row_id);
+        return;
+      }
+      case TransactionFault::kExtraCopy: {
+        const Event& event = tx.events[poison_rng() % tx.events.size()];
+        CdcMessage copy = messages[event.index];
+        copy.value = Spoil(*copy.value, event.op, out.fault_detail);
+        out.fault_record = copy;
+        // Before the event, or after it (and its tombstone).
+        size_t at = event.index;
+        if (poison_rng() % 2 == 1) at += event.op == 'd' ? 2 : 1;
+        messages.insert(messages.begin() + static_cast<std::ptrdiff_t>(at),
+                        std::move(copy));
+        return;
+      }
+      case TransactionFault::kOvercountingEnd: {
+        const Table table =
+            tx.collections[poison_rng() % tx.collections.size()];
+        const int64_t more = 1 + static_cast<int64_t>(poison_rng() % 2);
+        tx.end_counts[static_cast<int>(table)] += more;
+        tx.end_total += more;
+        out.fault_detail =
+            absl::StrCat(std::string(table == Table::kOrder ? kOrderTable
+                                                            : kLineTable),
+                         " counted ", more, " more");
+        return;
+      }
+    }
   }
 
   // --- database operations ---
@@ -941,34 +1087,53 @@ struct CdcGenerator::State {
     lsn += 8 + Uniform(48);
     EmitMarker(tx, /*begin=*/true, lsn);
     RunOp(tx, PickOp(false));
-    if (tx.events.size() >= 2 && FaultChance(options.restart_inside_rate)) {
+    const bool restart =
+        tx.events.size() >= 2 && FaultChance(options.restart_inside_rate);
+    // A transaction with bad input has exact counts: no restart inside it,
+    // no repeated events (drawn all the same), never redelivered.
+    const TransactionFault fault = DueFault(tx);
+    if (restart && fault == TransactionFault::kNone) {
       RestartInside(tx);
     } else {
       tx.end_total = tx.total_order;
       tx.end_counts = tx.table_events;
     }
-    WriteDuplicates(tx);
+    if (fault == TransactionFault::kNone) {
+      WriteDuplicates(tx);
+    } else {
+      WriteFault(tx, fault, out);
+    }
     lsn += 16 + Uniform(48);
     EmitMarker(tx, /*begin=*/false, lsn);
     last_commit_lsn = lsn;
+    if (fault == TransactionFault::kOvercountingEnd) {
+      out.fault_record = out.messages.back();
+    }
+    ++source_transactions;
 
     out.xid = xid;
     out.restarted = tx.restarted;
     out.change_events = tx.total_order;
     const std::string tx_id = absl::StrCat(xid);
+    // Short of an event (replaced, or counted by END and never written): a
+    // correct engine releases what came, marked partial.
+    const bool partial = fault == TransactionFault::kReplacedEvent ||
+                         fault == TransactionFault::kOvercountingEnd;
     for (int64_t root : tx.touched) {
       if (!options.compute_expected) break;
       auto it = orders.find(root);
       if (it == orders.end()) {
-        out.expected.push_back({root, tx_id, std::nullopt});
+        out.expected.push_back({root, tx_id, std::nullopt, partial});
       } else {
-        out.expected.push_back({root, tx_id, Aggregate(it->second)});
+        out.expected.push_back({root, tx_id, Aggregate(it->second), partial});
       }
     }
 
     if (options.redelivery_rate > 0) {
-      history.emplace_back(xid, out.messages);
-      if (history.size() > kRedeliveryHistory) history.pop_front();
+      if (fault == TransactionFault::kNone) {
+        history.emplace_back(xid, out.messages);
+        if (history.size() > kRedeliveryHistory) history.pop_front();
+      }
       pending_redelivery = FaultChance(options.redelivery_rate);
     }
   }
@@ -1004,6 +1169,7 @@ struct CdcGenerator::State {
     lsn += 16 + Uniform(48);
     EmitMarker(tx, /*begin=*/false, lsn);
     last_commit_lsn = lsn;
+    ++source_transactions;
 
     out.xid = xid;
     out.change_events = tx.total_order;
@@ -1020,6 +1186,7 @@ struct CdcGenerator::State {
   std::array<std::string, 3> topics;
   std::mt19937_64 rng;        // the database's story
   std::mt19937_64 fault_rng;  // duplicates, redeliveries, restarts only
+  std::mt19937_64 poison_rng;  // which event, how spoiled (TransactionFault)
   std::array<double, 10> weights{};
   double total_weight = 0;
   double single_weight = 0;
@@ -1047,6 +1214,15 @@ struct CdcGenerator::State {
   int64_t commit_ts;
   int64_t last_commit_lsn = -1;  // none yet
   int snapshot_left;
+
+  // Faults armed by InjectFault, by not_before (source transactions
+  // generated before the fault may be written).
+  struct Armed {
+    TransactionFault fault = TransactionFault::kNone;
+    int64_t not_before = 0;
+  };
+  std::vector<Armed> armed;
+  int64_t source_transactions = 0;
 
   // Redeliveries: (xid, messages) of the latest transactions.
   std::deque<std::pair<int64_t, std::vector<CdcMessage>>> history;
@@ -1134,6 +1310,23 @@ absl::Status CdcGenerator::HugeTransaction(int64_t orders, int lines_per_order,
   out.Clear();
   state_->HugeTransaction(orders, lines_per_order, out);
   return absl::OkStatus();
+}
+
+void CdcGenerator::InjectFault(TransactionFault fault,
+                               int64_t after_transactions) {
+  if (fault == TransactionFault::kNone) return;
+  State::Armed armed{fault, state_->source_transactions +
+                                std::max<int64_t>(0, after_transactions)};
+  auto& list = state_->armed;
+  const auto earlier = [](const State::Armed& a, const State::Armed& b) {
+    return a.not_before < b.not_before;
+  };
+  list.insert(std::upper_bound(list.begin(), list.end(), armed, earlier),
+              armed);
+}
+
+int64_t CdcGenerator::faults_armed() const {
+  return static_cast<int64_t>(state_->armed.size());
 }
 
 const GeneratorOptions& CdcGenerator::options() const {

@@ -18,6 +18,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -136,6 +137,37 @@ std::string DataCollection(CdcTopic topic);
 // (Java's BigInteger.toByteArray), base64. 12.50 -> 1250 -> 04 E2 -> "BOI=".
 std::string DecimalToBase64(int64_t unscaled);
 
+// Bad input inside one source transaction, written on request
+// (CdcGenerator::InjectFault) for tests of what an engine does with it
+// (tests/chaos). Debezium never writes these; a damaged record on the way
+// (a broken converter, a bad SMT) or a connector bug would. A bad change
+// event is spoiled so that no decoder takes it while its "transaction" block
+// stays readable (cut off right after that block, an unknown op, a number
+// for op, an array for source): an engine can tell which transaction it
+// belongs to. Only a transaction that changes both tables gets one; it is
+// never restarted inside, has no repeated events and is never redelivered,
+// so that its END counts are exact and what a correct engine emits for it is
+// certain.
+enum class TransactionFault {
+  kNone,
+  // One line insert, of an order the transaction inserts too, is replaced by
+  // its spoiled copy: the transaction is short of that event, and a correct
+  // engine releases the rest marked partial. The generator forgets the line
+  // (the database keeps it, but no later transaction touches it), so that
+  // later versions of its order are exact without it.
+  kReplacedEvent,
+  // A spoiled copy of one event is written next to it (before or after):
+  // the transaction stays whole.
+  kExtraCopy,
+  // END counts one or two events more of one table than were written: a
+  // correct engine releases the transaction marked partial once every input
+  // partition has moved past it.
+  kOvercountingEnd,
+};
+
+// "replaced event", "extra copy", "overcounting END"; "" for kNone.
+std::string_view TransactionFaultName(TransactionFault fault);
+
 // One unit of the generated stream, with the messages in the order Debezium
 // writes them.
 struct GeneratedTransaction {
@@ -162,6 +194,21 @@ struct GeneratedTransaction {
   // A reader can only know it is complete by positions, so a producer must
   // write all its events before its END (as Debezium does).
   bool restarted = false;
+  // kTransaction: bad input written into it on request (see
+  // TransactionFault), how it was spoiled ("truncated JSON", "unknown op",
+  // ...; for kOvercountingEnd "orderline counted 2 more") and the record as
+  // written: the spoiled change event, or the END marker.
+  TransactionFault fault = TransactionFault::kNone;
+  std::string fault_detail;
+  CdcMessage fault_record;
+
+  // Whether a reader can know it complete only by positions: restarted, or
+  // with a bad event that counts for it (which may stand for any event). A
+  // producer must then write all its events before its END, as Debezium does.
+  bool CompleteOnlyByPosition() const {
+    return restarted || fault == TransactionFault::kReplacedEvent ||
+           fault == TransactionFault::kExtraCopy;
+  }
 
   void Clear();
 };
@@ -194,6 +241,15 @@ class CdcGenerator {
   // FailedPrecondition while snapshot reads are pending.
   absl::Status HugeTransaction(int64_t orders, int lines_per_order,
                                GeneratedTransaction& out);
+
+  // The next source transaction that can take `fault` (see
+  // TransactionFault), once `after_transactions` more source transactions
+  // have been generated, gets it; faults armed earlier go first, one per
+  // transaction. Two generators with the same options armed at the same
+  // points write the same bytes. REQUIRES: fault != kNone.
+  void InjectFault(TransactionFault fault, int64_t after_transactions = 0);
+  // Faults armed and not yet written.
+  int64_t faults_armed() const;
 
   const GeneratorOptions& options() const;
   const std::string& topic(CdcTopic topic) const;

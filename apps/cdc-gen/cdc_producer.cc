@@ -137,6 +137,7 @@ absl::Status ProduceAll(KafkaProducer& producer, CdcGenerator& generator,
         break;
     }
     stats.change_events += unit.change_events;
+    if (unit.fault != TransactionFault::kNone) ++stats.faulted_transactions;
     if (expected != nullptr) {
       for (const ExpectedVersion& version : unit.expected) {
         TRIBUTARY_RETURN_IF_ERROR(expected->Write(version));
@@ -148,9 +149,11 @@ absl::Status ProduceAll(KafkaProducer& producer, CdcGenerator& generator,
     if (options.skew_transactions > 0) lines = &held.emplace_back();
     for (size_t i = 0; i < unit.messages.size(); ++i) {
       CdcMessage& message = unit.messages[i];
-      if (lines != nullptr && unit.restarted && i + 1 == unit.messages.size()) {
-        // Its END: a reader knows a restarted transaction complete only by
-        // positions, so (as Debezium does) every event goes out before END.
+      if (lines != nullptr && unit.CompleteOnlyByPosition() &&
+          i + 1 == unit.messages.size()) {
+        // Its END: a reader knows a restarted transaction (or one with a bad
+        // event) complete only by positions, so (as Debezium does) every
+        // event goes out before END.
         while (!held.empty()) TRIBUTARY_RETURN_IF_ERROR(send_oldest());
         lines = nullptr;
       }

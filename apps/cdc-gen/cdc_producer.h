@@ -25,11 +25,12 @@ namespace tributary::cdcgen {
 struct ProduceOptions {
   // Hold the orderline topic's records back by this many transactions, so
   // that END markers (and order changes) arrive long before their lines, as
-  // a reader lagging on that topic sees them. Not for a restarted
-  // transaction (GeneratedTransaction::restarted): its END undercounts, a
-  // reader can only prove it complete by positions (every partition read to
-  // its end, or past it), so everything held back, its own lines included,
-  // is written before its END, as Debezium's producer writes them.
+  // a reader lagging on that topic sees them. Not for a transaction a
+  // reader can only prove complete by positions (every partition read to its
+  // end, or past it; GeneratedTransaction::CompleteOnlyByPosition: END
+  // undercounts after a restart, or a bad event counts for it): everything
+  // held back, its own lines included, is written before its END, as
+  // Debezium's producer writes them.
   int64_t skew_transactions = 0;
   // Source transactions per second, paced by a token bucket; 0 = unpaced.
   double rate = 0;
@@ -50,6 +51,8 @@ struct ProduceStats {
   int64_t messages = 0;        // every record, incl. markers and tombstones
   int64_t bytes = 0;           // keys + values
   int64_t expected_versions = 0;
+  // Source transactions with bad input (GeneratedTransaction::fault).
+  int64_t faulted_transactions = 0;
   double seconds = 0;  // first produce to flush done
   // The huge transaction (ProduceOptions::huge_tx_orders > 0; counted in
   // `transactions` too): its xid and change events; 0 when none.

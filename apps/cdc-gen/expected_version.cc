@@ -15,7 +15,8 @@ std::string FormatExpectedLine(const ExpectedVersion& version) {
   std::string line;
   line.reserve(48 + (version.aggregate ? version.aggregate->size() : 0));
   absl::StrAppend(&line, "{\"root\":", version.root_id, ",\"tx\":\"",
-                  version.tx_id, "\",\"aggregate\":");
+                  version.tx_id, "\",",
+                  version.partial ? "\"partial\":true," : "", "\"aggregate\":");
   if (version.aggregate) {
     line += *version.aggregate;
   } else {
@@ -42,6 +43,10 @@ absl::StatusOr<ExpectedVersion> ParseExpectedLine(std::string_view line) {
         "expected-version line lacks root/tx/aggregate: ", Sv(line)));
   }
   version.tx_id = std::string(tx);
+  bool partial = false;
+  if (doc["partial"].get_bool().get(partial) == simdjson::SUCCESS) {
+    version.partial = partial;
+  }
   if (!aggregate.is_null()) version.aggregate = simdjson::minify(aggregate);
   return version;
 }

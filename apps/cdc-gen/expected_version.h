@@ -29,12 +29,17 @@ struct ExpectedVersion {
   // deleted by this transaction (the engine emits a tombstone).
   // Without the engine's "source_tx" and "version" fields.
   std::optional<std::string> aggregate;
+  // The transaction is short of events it had (bad input in their place, or
+  // an END counting events never written): the engine marks the version
+  // "partial":true in its source_tx.
+  bool partial = false;
 
   bool operator==(const ExpectedVersion&) const = default;
 };
 
 // One line of an expected-versions file, without the newline:
 //   {"root":1001,"tx":"571","aggregate":{...}}   or   ..."aggregate":null}
+// with "partial":true after "tx" for a partial version.
 // REQUIRES: `version.aggregate`, when present, is one valid JSON object.
 std::string FormatExpectedLine(const ExpectedVersion& version);
 

@@ -154,6 +154,13 @@ class ReferenceModel {
 //   it are repeats by identity;
 // - END's counts are not trusted (after a restart they count only what
 //   followed it): the transaction is what was buffered;
+// - a change event that does not decode, inside a transaction, is bad input
+//   of that transaction (an engine must tell which transaction a bad event
+//   is of from the event itself: cdc-gen's keep their transaction block
+//   readable, see TransactionFault): never applied; when END counts more
+//   events, in all or of one table, than the good ones buffered (bad input
+//   took an event's place, or END counts events never written), the
+//   transaction is what was buffered and its versions are partial;
 // - a transaction already applied (a redelivery) is skipped.
 // Thread-safety: one thread at a time.
 class ReferenceReplay {
@@ -163,14 +170,16 @@ class ReferenceReplay {
   ReferenceReplay& operator=(const ReferenceReplay&) = delete;
 
   // A BEGIN or END marker's value. At an END, the transaction's versions
-  // (see ReferenceModel::ApplyTransaction); empty for a redelivered or empty
+  // (see ReferenceModel::ApplyTransaction), marked partial when END counts
+  // more than the good events seen; empty for a redelivered or empty
   // transaction. FailedPrecondition for markers out of place (a BEGIN of
-  // another transaction while one is open, an END of none) or an END
-  // counting more events than were seen.
+  // another transaction while one is open, an END of none).
   absl::StatusOr<std::vector<ExpectedVersion>> OnMarker(std::string_view value);
   // A table-topic record. A snapshot read (no transaction block) is applied
-  // at once, alone, with tx_id ""; a tombstone (nullopt) is ignored.
-  // FailedPrecondition for a change of a transaction that is not open.
+  // at once, alone, with tx_id ""; a tombstone (nullopt) is ignored; one
+  // that does not decode is bad input of the open transaction.
+  // FailedPrecondition for a change of a transaction that is not open;
+  // InvalidArgument for one that does not decode outside any.
   absl::StatusOr<std::vector<ExpectedVersion>> OnChange(
       std::string_view key, std::optional<std::string_view> value);
 
@@ -184,6 +193,10 @@ class ReferenceReplay {
   int64_t undercounting_ends() const { return undercounts_; }
   // Distinct change events that shared (txId, lsn) with another one.
   int64_t shared_lsn_events() const { return shared_lsn_; }
+  // Change events that did not decode, inside a transaction.
+  int64_t bad_events() const { return bad_events_; }
+  // Transactions applied partial (END counts more than their good events).
+  int64_t partial_transactions() const { return partial_; }
 
  private:
   ReferenceDecoder decoder_;
@@ -200,6 +213,8 @@ class ReferenceReplay {
   int64_t restarts_ = 0;
   int64_t undercounts_ = 0;
   int64_t shared_lsn_ = 0;
+  int64_t bad_events_ = 0;
+  int64_t partial_ = 0;
 };
 
 // Whether two JSON texts are the same value: objects compare as unordered

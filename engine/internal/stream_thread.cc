@@ -139,6 +139,10 @@ class StreamThread::Impl final : public RebalanceListener {
   absl::Status RecoverFromAbort();
   absl::Status PauseForRestore(OffsetMap rewind_to);
   absl::Status RewindToCommitted();
+  // `start` with each kOffsetCommitted replaced by the partition's committed
+  // offset (kOffsetBeginning where none is), asked of the consumer, which
+  // waits while another producer's open transaction commits one (KIP-447).
+  absl::StatusOr<OffsetMap> ResolveCommitted(OffsetMap start);
   void PublishTaskIds();
   void Publish(const TaskCounters& delta);
   // Keeps the first error of a rebalance callback for the loop to return.
@@ -311,13 +315,9 @@ absl::Status StreamThread::Impl::RecoverFromAbort() {
   TRIBUTARY_RETURN_IF_ERROR(tasks_->CloseAll(/*clean=*/false));
   TRIBUTARY_ASSIGN_OR_RETURN(std::vector<TopicPartition> assignment, consumer_->Assignment());
   if (assignment.empty()) return absl::OkStatus();
-  TRIBUTARY_ASSIGN_OR_RETURN(OffsetMap committed,
-                             consumer_->Committed(assignment, kCommittedTimeout));
-  OffsetMap start;
-  for (const TopicPartition& tp : assignment) {
-    auto it = committed.find(tp);
-    start[tp] = it != committed.end() ? it->second : kOffsetBeginning;
-  }
+  OffsetMap committed;
+  for (const TopicPartition& tp : assignment) committed[tp] = kOffsetCommitted;
+  TRIBUTARY_ASSIGN_OR_RETURN(OffsetMap start, ResolveCommitted(std::move(committed)));
   // Explicit offsets reposition and drop prefetched data.
   TRIBUTARY_RETURN_IF_ERROR(consumer_->Assign(start));
   TRIBUTARY_RETURN_IF_ERROR(tasks_->HandleAssignment(assignment));
@@ -327,11 +327,38 @@ absl::Status StreamThread::Impl::RecoverFromAbort() {
   return absl::OkStatus();
 }
 
+// Assigning partitions again "at the committed offset" (kOffsetCommitted)
+// would let librdkafka look the offsets up, and librdkafka 2.0.2 gets that
+// wrong while the lookup of the assignment before is still waiting for a
+// partition whose offsets another producer's open transaction commits (an
+// instance killed inside a transaction, until its transaction times out):
+// that lookup's late answer is applied to the new assignment, and the
+// partitions it found unstable start at auto.offset.reset, i.e. are read
+// again from the beginning (debug=cgrp: "Adding ... back to pending list
+// because on-going transaction is blocking offset retrieval", then "Starting
+// pending assigned partition ... at offset INVALID"; the chaos test, seed 7,
+// dead-lettered poison twice). So every re-assignment here is at explicit
+// offsets the thread asked for itself.
+absl::StatusOr<OffsetMap> StreamThread::Impl::ResolveCommitted(OffsetMap start) {
+  std::vector<TopicPartition> ask;
+  for (const auto& [tp, offset] : start) {
+    if (offset == kOffsetCommitted) ask.push_back(tp);
+  }
+  if (ask.empty()) return start;
+  TRIBUTARY_ASSIGN_OR_RETURN(OffsetMap committed, consumer_->Committed(ask, kCommittedTimeout));
+  for (const TopicPartition& tp : ask) {
+    auto it = committed.find(tp);
+    start[tp] = it != committed.end() ? it->second : kOffsetBeginning;
+  }
+  return start;
+}
+
 absl::Status StreamThread::Impl::RewindToCommitted() {
   TRIBUTARY_ASSIGN_OR_RETURN(std::vector<TopicPartition> assignment, consumer_->Assignment());
   if (assignment.empty()) return absl::OkStatus();
   OffsetMap start;
   for (const TopicPartition& tp : assignment) start[tp] = kOffsetCommitted;
+  TRIBUTARY_ASSIGN_OR_RETURN(start, ResolveCommitted(std::move(start)));
   return consumer_->Assign(start);
 }
 
@@ -340,8 +367,9 @@ absl::Status StreamThread::Impl::RestoreStep() {
   TRIBUTARY_RETURN_IF_ERROR(tasks_->StartRestoredTasks());
   if (tasks_->restoring()) return absl::OkStatus();
   if (!rewind_to_.empty()) {
+    TRIBUTARY_ASSIGN_OR_RETURN(OffsetMap start, ResolveCommitted(rewind_to_));
     TRIBUTARY_RETURN_IF_ERROR(consumer_->Resume(PartitionsOf(rewind_to_)));
-    TRIBUTARY_RETURN_IF_ERROR(consumer_->Assign(rewind_to_));
+    TRIBUTARY_RETURN_IF_ERROR(consumer_->Assign(start));
     rewind_to_.clear();
   }
   owner_->state_ = ThreadState::kRunning;

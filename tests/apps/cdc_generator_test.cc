@@ -7,7 +7,9 @@
 #include <librdkafka/rdkafka.h>
 #include <simdjson.h>
 
+#include <algorithm>
 #include <chrono>
+#include <functional>
 #include <map>
 #include <set>
 #include <string>
@@ -15,6 +17,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "apps/cdc-gen/cdc_producer.h"
 #include "apps/cdc-gen/expected_version.h"
 #include "apps/cdc-gen/reference_model.h"
@@ -500,6 +503,8 @@ struct ReplayCounts {
   int64_t shared_lsn_events = 0;
   int64_t placeholders_filled = 0;
   int64_t placeholders_unresolved = 0;
+  int64_t bad_events = 0;
+  int64_t partial_transactions = 0;
 };
 
 // Feeds `message` to `replay` as an engine sees it, appending the versions
@@ -524,8 +529,11 @@ void ReplayMessage(ReferenceReplay& replay, const CdcMessage& message,
 // deduplicates by identity, survives a second BEGIN, does not trust END's
 // counts and skips redelivered transactions) and the independent
 // ReferenceModel; its versions must equal the generator's.
-void CheckAgainstReference(const GeneratorOptions& options, int units_count,
-                           ReplayCounts* counts = nullptr) {
+// `arm`, when given, is called before each unit (to inject faults).
+void CheckAgainstReference(
+    const GeneratorOptions& options, int units_count,
+    ReplayCounts* counts = nullptr,
+    const std::function<void(CdcGenerator&, int unit)>& arm = nullptr) {
   auto generator = CdcGenerator::Create(options);
   ASSERT_TRUE(generator.ok());
   ReferenceReplay replay;
@@ -534,6 +542,7 @@ void CheckAgainstReference(const GeneratorOptions& options, int units_count,
   int64_t snapshot_reads = 0;
   GeneratedTransaction unit;
   for (int u = 0; u < units_count; ++u) {
+    if (arm) arm(**generator, u);
     ASSERT_TRUE((*generator)->NextTransaction(unit).ok());
     from_generator.insert(from_generator.end(), unit.expected.begin(),
                           unit.expected.end());
@@ -553,7 +562,9 @@ void CheckAgainstReference(const GeneratorOptions& options, int units_count,
                replay.undercounting_ends(),
                replay.shared_lsn_events(),
                model.placeholders_filled(),
-               model.placeholders_unresolved()};
+               model.placeholders_unresolved(),
+               replay.bad_events(),
+               replay.partial_transactions()};
   }
   EXPECT_EQ(snapshot_reads, options.snapshot_orders);
   ASSERT_EQ(from_generator.size(), from_reference.size());
@@ -562,6 +573,7 @@ void CheckAgainstReference(const GeneratorOptions& options, int units_count,
     const ExpectedVersion& r = from_reference[i];
     ASSERT_EQ(g.root_id, r.root_id) << i;
     ASSERT_EQ(g.tx_id, r.tx_id) << i;
+    ASSERT_EQ(g.partial, r.partial) << i << " tx " << g.tx_id;
     ASSERT_EQ(g.aggregate.has_value(), r.aggregate.has_value()) << i;
     if (g.aggregate) {
       auto same = JsonEquivalent(*g.aggregate, *r.aggregate);
@@ -645,6 +657,167 @@ TEST_P(NewBehavioursTest, ReferenceAgreesWithGenerator) {
 
 INSTANTIATE_TEST_SUITE_P(SchemasOnAndOff, NewBehavioursTest,
                          ::testing::Bool());
+
+// The change events (values, in order) of a source transaction's messages.
+std::vector<std::string> ChangeEvents(const GeneratedTransaction& unit) {
+  std::vector<std::string> out;
+  for (const CdcMessage& m : unit.messages) {
+    if (m.topic != CdcTopic::kTransaction && m.value) out.push_back(*m.value);
+  }
+  return out;
+}
+
+// Bad input inside transactions on request (TransactionFault), with every
+// other fault on: each fault goes to the first transaction changing both
+// tables once its turn has come; the spoiled event does not decode but keeps
+// its transaction block; the transaction has exact counts (no restart, no
+// repeat) and is never redelivered; a replaced line is never touched again.
+class TransactionFaultTest : public ::testing::TestWithParam<bool> {};
+
+TEST_P(TransactionFaultTest, EachFaultLandsInATwoTableTransactionAsDocumented) {
+  GeneratorOptions options;
+  options.seed = 31;
+  options.schemas = GetParam();
+  options.duplicate_rate = 0.3;
+  options.redelivery_rate = 0.3;
+  options.restart_inside_rate = 0.3;
+  auto generator = CdcGenerator::Create(options);
+  ASSERT_TRUE(generator.ok());
+  const std::vector<TransactionFault> kinds = {
+      TransactionFault::kReplacedEvent, TransactionFault::kExtraCopy,
+      TransactionFault::kOvercountingEnd};
+  for (int round = 0; round < 20; ++round) {
+    for (TransactionFault fault : kinds) {
+      (*generator)->InjectFault(fault, 3 * round);
+    }
+  }
+  EXPECT_EQ((*generator)->faults_armed(), 60);
+  ReferenceDecoder decoder;
+  std::map<TransactionFault, int> seen;
+  std::set<std::string> details;
+  std::set<int64_t> faulted_xids;
+  std::set<std::string> forgotten_keys;  // of replaced lines
+  std::set<std::string> faulted_ends;
+  int transactions = 0;
+  int after_forgetting = 0;
+  GeneratedTransaction unit;
+  while (transactions < 600) {
+    ASSERT_TRUE((*generator)->NextTransaction(unit).ok());
+    if (unit.kind == Kind::kRedelivery) {
+      for (const CdcMessage& m : unit.messages) {
+        if (m.topic == CdcTopic::kTransaction) {
+          EXPECT_EQ(faulted_ends.count(*m.value), 0u)
+              << "a faulted transaction redelivered";
+        }
+      }
+      continue;
+    }
+    ++transactions;
+    for (const CdcMessage& m : unit.messages) {
+      if (m.topic == CdcTopic::kOrderLine && forgotten_keys.count(m.key) != 0) {
+        ADD_FAILURE() << "replaced line " << m.key << " touched again in "
+                      << unit.xid;
+      }
+    }
+    after_forgetting += forgotten_keys.empty() ? 0 : 1;
+    if (unit.fault == TransactionFault::kNone) continue;
+    ++seen[unit.fault];
+    details.insert(unit.fault_detail);
+    faulted_xids.insert(unit.xid);
+    faulted_ends.insert(*unit.messages.back().value);
+    EXPECT_FALSE(unit.restarted);
+    simdjson::dom::parser parser;
+    element end = Payload(parser, *unit.messages.back().value, options.schemas);
+    ASSERT_EQ(Str(end["status"]), "END");
+    std::set<std::string> collections;
+    for (element c : simdjson::dom::array(end["data_collections"])) {
+      collections.insert(Str(c["data_collection"]));
+    }
+    EXPECT_EQ(collections, (std::set<std::string>{"inventory.purchaseorder",
+                                                  "inventory.orderline"}));
+    const int64_t counted = int64_t(end["event_count"]);
+    const std::vector<std::string> events = ChangeEvents(unit);
+    EXPECT_EQ(std::set<std::string>(events.begin(), events.end()).size(),
+              events.size())
+        << "no repeated event";
+    for (const ExpectedVersion& v : unit.expected) {
+      EXPECT_EQ(v.partial, unit.fault != TransactionFault::kExtraCopy)
+          << unit.xid;
+    }
+    if (unit.fault == TransactionFault::kOvercountingEnd) {
+      EXPECT_EQ(unit.fault_record.value, unit.messages.back().value);
+      EXPECT_GT(counted, static_cast<int64_t>(events.size()));
+      EXPECT_LE(counted, static_cast<int64_t>(events.size()) + 2);
+      for (const std::string& e : events) {
+        EXPECT_TRUE(decoder.DecodeChange(e).ok());
+      }
+      continue;
+    }
+    // One spoiled event, in its place in the messages, that keeps its block.
+    const std::string& spoiled = *unit.fault_record.value;
+    EXPECT_FALSE(decoder.DecodeChange(spoiled).ok()) << spoiled;
+    EXPECT_NE(spoiled.find(absl::StrCat("\"transaction\":{\"id\":\"",
+                                        unit.xid, ":")),
+              std::string::npos);
+    int bad = 0;
+    for (const std::string& e : events) {
+      bad += decoder.DecodeChange(e).ok() ? 0 : 1;
+    }
+    EXPECT_EQ(bad, 1);
+    EXPECT_EQ(std::count(events.begin(), events.end(), spoiled), 1);
+    if (unit.fault == TransactionFault::kExtraCopy) {
+      EXPECT_EQ(counted + 1, static_cast<int64_t>(events.size()));
+      continue;
+    }
+    EXPECT_EQ(counted, static_cast<int64_t>(events.size()));
+    EXPECT_EQ(unit.fault_record.topic, CdcTopic::kOrderLine);
+    forgotten_keys.insert(unit.fault_record.key);
+    // The order it was of, inserted by this transaction, goes without it.
+    absl::StatusOr<std::string> line_id =
+        decoder.DecodeKeyId(unit.fault_record.key);
+    ASSERT_TRUE(line_id.ok()) << line_id.status();
+    for (const ExpectedVersion& v : unit.expected) {
+      ASSERT_TRUE(v.aggregate);
+      EXPECT_EQ(v.aggregate->find(
+                    absl::StrCat("{\"id\":", *line_id, ",\"order_id\"")),
+                std::string::npos)
+          << *v.aggregate;
+    }
+  }
+  EXPECT_EQ((*generator)->faults_armed(), 0);
+  for (TransactionFault fault : kinds) EXPECT_EQ(seen[fault], 20);
+  EXPECT_EQ(details.size(), 4u + 4u)
+      << "four spoilings; one or two more of either table counted";
+  EXPECT_GT(after_forgetting, 400);
+}
+
+INSTANTIATE_TEST_SUITE_P(SchemasOnAndOff, TransactionFaultTest,
+                         ::testing::Bool());
+
+// With bad input inside transactions the reference, replaying the messages
+// alone, finds the same versions as the generator: the bad event left out,
+// partial where END counts more than the good events.
+TEST(ReferenceModel, AgreesWithGeneratorOnFaultsInsideTransactions) {
+  GeneratorOptions options;
+  options.seed = 32;
+  options.duplicate_rate = 0.05;
+  options.redelivery_rate = 0.05;
+  options.restart_inside_rate = 0.05;
+  ReplayCounts counts;
+  int armed = 0;
+  ASSERT_NO_FATAL_FAILURE(CheckAgainstReference(
+      options, 1500, &counts, [&](CdcGenerator& generator, int unit) {
+        if (unit % 50 != 0) return;
+        for (TransactionFault fault :
+             {TransactionFault::kReplacedEvent, TransactionFault::kExtraCopy,
+              TransactionFault::kOvercountingEnd}) {
+          generator.InjectFault(fault, unit % 7);
+          ++armed;
+        }
+      }));
+  EXPECT_EQ(counts.bad_events, 2 * armed / 3);
+  EXPECT_EQ(counts.partial_transactions, 2 * armed / 3);
+}
 
 // A primary-key update of a line: delete of the old key (before = the key),
 // its tombstone, create of the new key, at one source.lsn and one
@@ -887,9 +1060,31 @@ TEST(ReferenceModel, RejectsOrphansAndUnknownRows) {
   EXPECT_FALSE(fresh.ApplyTransaction("2", {update}).ok());
 }
 
+TEST(ReferenceDecoder, RejectsWhatNoConnectorWrites) {
+  ReferenceDecoder decoder;
+  const std::string good = R"({"before":null,"after":{"id":1},)"
+                           R"("source":{"schema":"s","table":"t"},"op":"c"})";
+  EXPECT_TRUE(decoder.DecodeChange(good).ok());
+  using Edit = std::pair<std::string, std::string>;
+  for (const auto& [from, to] : std::vector<Edit>{
+           {R"("op":"c")", R"("op":"x")"},
+           {R"("op":"c")", R"("op":"cc")"},
+           {R"("after":{"id":1})", R"("after":7)"},
+           {R"("before":null)", R"("before":"null")"}}) {
+    std::string bad = good;
+    bad.replace(bad.find(from), from.size(), to);
+    EXPECT_FALSE(decoder.DecodeChange(bad).ok()) << bad;
+  }
+}
+
 TEST(ExpectedVersion, LineFormatRoundTrips) {
   ExpectedVersion live{1001, "571", R"({"id":1001,"status":"A","lines":[]})"};
   ExpectedVersion gone{1002, "572", std::nullopt};
+  ExpectedVersion partial{1003, "573", R"({"id":1003,"lines":[]})", true};
+  EXPECT_EQ(FormatExpectedLine(partial),
+            R"({"root":1003,"tx":"573","partial":true,)"
+            R"("aggregate":{"id":1003,"lines":[]}})");
+  EXPECT_EQ(*ParseExpectedLine(FormatExpectedLine(partial)), partial);
   EXPECT_EQ(
       FormatExpectedLine(live),
       R"({"root":1001,"tx":"571","aggregate":{"id":1001,"status":"A","lines":[]}})");

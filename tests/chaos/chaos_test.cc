@@ -19,11 +19,20 @@
 //     two SIGKILLed under load while the other takes over;
 //   - poison records on the table topics outside transactions (truncated
 //     JSON, not JSON, unknown op, wrong types, missing fields, a value over
-//     1 MB).
+//     1 MB);
+//   - poison inside source transactions that change both tables, written by
+//     cdc-gen into seeded transactions of the load (cdcgen::TransactionFault):
+//     a line insert replaced by a spoiled copy that keeps its transaction
+//     block (the transaction is short of it: released partial), a spoiled
+//     extra copy of an event (the transaction stays whole), an END counting
+//     more events than were written (released partial, the END
+//     dead-lettered).
 // Afterwards a read_committed reader of the output must hold, for every
 // order, exactly the versions cdc-gen's independent ReferenceModel computes
-// (each once, in commit order, nothing else), and the dead-letter topic each
-// poison record once with its error header. One figure line sums it up:
+// (each once, in commit order, partial where the model says so, nothing
+// else), and the dead-letter topic each poison record (and each overcounting
+// END) once with its error header, and the source transaction of those
+// inside one. One figure line sums it up:
 //   chaos: seed S: K kills (...), B broker restarts, O outages, Z zombies, ...
 //
 // Scale and seed come from the environment (defaults: the bounded run of
@@ -61,6 +70,7 @@
 #include "absl/strings/str_cat.h"
 #include "apps/cdc-gen/cdc_generator.h"
 #include "apps/cdc-gen/cdc_producer.h"
+#include "base/absl_compat.h"
 #include "gtest/gtest.h"
 #include "tests/chaos/tcp_proxy.h"
 #include "tests/support/aggregate_check.h"
@@ -118,10 +128,6 @@ struct ChaosOptions {
   // phases that expect it (full disk, zombie) fails the test; by default it
   // is restarted, counted and reported in the figure line.
   bool strict = false;
-  // TRIBUTARY_CHAOS_POISON_IN_TRANSACTIONS=1: the hook for poison INSIDE
-  // multi-table transactions and END markers with wrong counts, being made
-  // to work in the engine now; off by default. See PoisonInsideTransactions.
-  bool poison_in_transactions = false;
   // TRIBUTARY_CHAOS_KEEP=1: keep the scratch dir (configs, child logs) after
   // a passing run too.
   bool keep = false;
@@ -137,8 +143,6 @@ struct ChaosOptions {
     o.kafka_dir = EnvString("TRIBUTARY_CHAOS_KAFKA_DIR", o.kafka_dir);
     o.tmpfs_size = EnvString("TRIBUTARY_CHAOS_TMPFS_SIZE", o.tmpfs_size);
     o.strict = EnvInt("TRIBUTARY_CHAOS_STRICT", 0) != 0;
-    o.poison_in_transactions =
-        EnvInt("TRIBUTARY_CHAOS_POISON_IN_TRANSACTIONS", 0) != 0;
     o.keep = EnvInt("TRIBUTARY_CHAOS_KEEP", 0) != 0;
     return o;
   }
@@ -153,19 +157,35 @@ std::string OneLine(std::string text) {
 // --- the load --------------------------------------------------------------
 
 // A poison record: written to a table topic between two waves of the load,
-// so outside any source transaction.
+// so outside any source transaction; or written by cdc-gen inside one.
 struct Poison {
   std::string kind;
   std::string topic;
   std::string key;
   std::string value;
+  // Inside a source transaction: its xid, which the dead letter's
+  // tributary.source.transaction names ("<xid>:<lsn>"); else empty.
+  std::string xid;
+  // An END counting events never written: the engine dead-letters its own
+  // account of it (not its bytes), found by its offset in `topic`; else -1.
+  int64_t end_offset = -1;
+};
+
+// Bad input for cdc-gen to write into a source transaction of the load's
+// next wave (see cdcgen::TransactionFault).
+struct FaultRequest {
+  cdcgen::TransactionFault fault = cdcgen::TransactionFault::kNone;
+  int64_t after_transactions = 0;  // into the wave
 };
 
 // Produces cdc-gen's traffic in waves of `wave` source transactions paced at
 // `rate`, on its own thread, until asked to stop once at least `events`
-// change events are out. Between waves it writes the poison records queued
-// for it. Each wave's size is kept so that the expected stream can be
-// replayed with the same calls.
+// change events are out, every fault asked for is written and a whole wave
+// has followed the last (its events move every input partition past the
+// faulted transactions). Between waves it writes the poison records queued
+// for it, and arms the generator with the faults queued for it. Each wave's
+// size and the faults armed before it are kept so that the expected stream
+// can be replayed with the same calls.
 class Load {
  public:
   Load(cdcgen::CdcGenerator& generator, KafkaProducer& producer,
@@ -185,11 +205,20 @@ class Load {
     std::lock_guard<std::mutex> lock(mu_);
     for (Poison& p : poison) queued_.push_back(std::move(p));
   }
-  // Whether every queued poison record is written.
+  // Queues faults for the next wave.
+  void AddFaults(std::vector<FaultRequest> faults) {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (FaultRequest& f : faults) faults_.push_back(f);
+  }
+  // Whether every queued poison record and fault is written.
   bool PoisonWritten() {
     std::lock_guard<std::mutex> lock(mu_);
-    return queued_.empty();
+    return queued_.empty() && faults_.empty() && faults_armed_ == 0;
   }
+  struct Wave {
+    int64_t transactions = 0;
+    std::vector<FaultRequest> faults;  // armed before it
+  };
   // Asks the thread to stop once `events` are out, and waits for it; the
   // first error it met.
   absl::Status Finish() {
@@ -197,25 +226,47 @@ class Load {
     if (thread_.joinable()) thread_.join();
     return status_;
   }
-  const std::vector<int64_t>& waves() const { return waves_; }
+  const std::vector<Wave>& waves() const { return waves_; }
   const cdcgen::ProduceStats& totals() const { return totals_; }
   int64_t events_produced() const { return events_so_far_; }
 
  private:
+  bool FaultsSettled() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return faults_.empty() && faults_armed_ == 0 && waves_since_fault_ >= 1;
+  }
+
   void Run() {
-    while (status_.ok() && !(stop_ && events_so_far_ >= events_)) {
+    while (status_.ok() &&
+           !(stop_ && events_so_far_ >= events_ && FaultsSettled())) {
+      Wave wave;
+      wave.transactions = wave_;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        wave.faults.swap(faults_);
+      }
+      for (const FaultRequest& f : wave.faults) {
+        generator_.InjectFault(f.fault, f.after_transactions);
+      }
       absl::StatusOr<cdcgen::ProduceStats> stats = cdcgen::ProduceTransactions(
           producer_, generator_, wave_, options_, /*expected=*/nullptr);
       if (!stats.ok()) {
         status_ = stats.status();
         return;
       }
-      waves_.push_back(wave_);
+      waves_.push_back(std::move(wave));
       totals_.transactions += stats->transactions;
       totals_.redeliveries += stats->redeliveries;
       totals_.change_events += stats->change_events;
       totals_.messages += stats->messages;
+      totals_.faulted_transactions += stats->faulted_transactions;
       events_so_far_ = totals_.change_events;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        faults_armed_ = generator_.faults_armed();
+        waves_since_fault_ =
+            stats->faulted_transactions > 0 ? 0 : waves_since_fault_ + 1;
+      }
       std::vector<Poison> poison;
       {
         std::lock_guard<std::mutex> lock(mu_);
@@ -244,9 +295,12 @@ class Load {
   std::atomic<bool> stop_{false};
   std::atomic<int64_t> events_so_far_{0};
   std::mutex mu_;
-  std::vector<Poison> queued_;  // guarded by mu_
+  std::vector<Poison> queued_;        // guarded by mu_
+  std::vector<FaultRequest> faults_;  // guarded by mu_
+  int64_t faults_armed_ = 0;          // guarded by mu_: not yet written
+  int64_t waves_since_fault_ = 1;     // guarded by mu_
   // Written by the thread; read after Finish.
-  std::vector<int64_t> waves_;
+  std::vector<Wave> waves_;
   cdcgen::ProduceStats totals_;
   absl::Status status_;
   std::thread thread_;
@@ -267,21 +321,32 @@ std::vector<Poison> MakePoison(const GeneratorOptions& options,
   };
   std::string huge = R"({"before":null,"after":{"id":990011,"note":")";
   huge.append(1200 * 1024, 'x');  // over 1 MB, and never closed
+  // Outside any transaction: no xid, no END offset.
+  const auto between = [](std::string kind, std::string topic, std::string key,
+                          std::string value) {
+    return Poison{std::move(kind), std::move(topic), std::move(key),
+                  std::move(value), "", -1};
+  };
   std::vector<Poison> poison = {
-      {"truncated JSON", orders, R"({"id":990001})",
-       R"({"before":null,"after":{"id":990001,)"},
-      {"truncated JSON", lines, R"({"id":990002})",
-       line_event.substr(0, line_event.size() / 2)},
-      {"not JSON", lines, R"({"id":990003})", "not json at all"},
-      {"not an object", orders, R"({"id":990004})", "[1,2,3]"},
-      {"unknown op", lines, R"({"id":990005})", edited("\"op\":\"c\"", "\"op\":\"x\"")},
-      {"wrong type: op", lines, R"({"id":990006})", edited("\"op\":\"c\"", "\"op\":5")},
-      {"wrong type: source", lines, R"({"id":990007})", edited("\"source\":{", "\"source\":[],\"x\":{")},
-      {"wrong type: transaction", lines, R"({"id":990008})",
-       edited("\"transaction\":{", "\"transaction\":\"571\",\"x\":{")},
-      {"missing op", lines, R"({"id":990009})", edited("\"op\":\"c\",", "")},
-      {"missing source", lines, R"({"id":990010})", edited("\"source\":{", "\"not_source\":{")},
-      {"value over 1 MB", orders, R"({"id":990011})", huge},
+      between("truncated JSON", orders, R"({"id":990001})",
+              R"({"before":null,"after":{"id":990001,)"),
+      between("truncated JSON", lines, R"({"id":990002})",
+              line_event.substr(0, line_event.size() / 2)),
+      between("not JSON", lines, R"({"id":990003})", "not json at all"),
+      between("not an object", orders, R"({"id":990004})", "[1,2,3]"),
+      between("unknown op", lines, R"({"id":990005})",
+              edited("\"op\":\"c\"", "\"op\":\"x\"")),
+      between("wrong type: op", lines, R"({"id":990006})",
+              edited("\"op\":\"c\"", "\"op\":5")),
+      between("wrong type: source", lines, R"({"id":990007})",
+              edited("\"source\":{", "\"source\":[],\"x\":{")),
+      between("wrong type: transaction", lines, R"({"id":990008})",
+              edited("\"transaction\":{", "\"transaction\":\"571\",\"x\":{")),
+      between("missing op", lines, R"({"id":990009})",
+              edited("\"op\":\"c\",", "")),
+      between("missing source", lines, R"({"id":990010})",
+              edited("\"source\":{", "\"not_source\":{")),
+      between("value over 1 MB", orders, R"({"id":990011})", huge),
   };
   return poison;
 }
@@ -844,19 +909,46 @@ class ChaosTest : public ::testing::Test {
     ASSERT_NO_FATAL_FAILURE(WaitForProgress("the zombie"));
   }
 
-  // The hook for poison INSIDE multi-table transactions and END markers
-  // whose counts are wrong (TRIBUTARY_CHAOS_POISON_IN_TRANSACTIONS=1),
-  // which the engine is being made to handle now. What it must do: write,
-  // between two waves, hand-made source transactions (BEGIN; a valid order
-  // change and an undecodable line change carrying that transaction's
-  // block; END) and an END whose counts disagree with its events, and tell
-  // the expected stream about them (their END markers take transaction-topic
-  // offsets, and the model must know what the engine is to emit for them).
-  void PoisonInsideTransactions() {
-    GTEST_FAIL() << "TRIBUTARY_CHAOS_POISON_IN_TRANSACTIONS=1: poison inside "
-                    "transactions is not written yet; see "
-                    "ChaosTest::PoisonInsideTransactions in "
-                    "tests/chaos/chaos_test.cc";
+  // Queues one fault of each kind for the load's next wave, each into a
+  // seeded transaction of its first half (so that the wave's second half
+  // moves every input partition past them).
+  void QueueFaults() {
+    std::vector<FaultRequest> faults;
+    for (cdcgen::TransactionFault fault :
+         {cdcgen::TransactionFault::kReplacedEvent,
+          cdcgen::TransactionFault::kExtraCopy,
+          cdcgen::TransactionFault::kOvercountingEnd}) {
+      faults.push_back(
+          {fault, std::uniform_int_distribution<int64_t>(0, kWave / 2)(rng_)});
+    }
+    load_->AddFaults(std::move(faults));
+    ++fault_groups_;
+    Note("queued ", fault_groups_ == 1 ? "a replaced event, an extra copy and "
+                                         "an overcounting END"
+                                       : "three more faults",
+         " inside transactions of the next wave");
+  }
+
+  // The faults the generator wrote into transactions, as poison the
+  // dead-letter topic must hold.
+  void AddInjectedPoison() {
+    for (const InjectedFault& f : expected_->injected()) {
+      Poison p;
+      p.kind = absl::StrCat(Sv(cdcgen::TransactionFaultName(f.fault)), " (",
+                            f.detail, ") in transaction ", f.xid);
+      p.xid = f.xid;
+      if (f.fault == cdcgen::TransactionFault::kOvercountingEnd) {
+        p.topic = generator_options_.TopicName(CdcTopic::kTransaction);
+        p.key = f.xid;  // the engine's key: the match id
+        p.end_offset = f.end_offset;
+      } else {
+        p.topic = generator_options_.TopicName(f.record.topic);
+        p.key = f.record.key;
+        p.value = f.record.value.value_or("");
+      }
+      ++injected_[f.fault];
+      poison_.push_back(std::move(p));
+    }
   }
 
   // --- the verifier ---
@@ -881,7 +973,13 @@ class ChaosTest : public ::testing::Test {
     for (const Poison& p : poison_) {
       int seen = 0;
       for (const ConsumedRecord& d : *dead) {
-        if (d.value != p.value) continue;
+        if (p.end_offset >= 0
+                ? d.Header("tributary.source.topic") != p.topic ||
+                      d.Header("tributary.source.offset") !=
+                          absl::StrCat(p.end_offset)
+                : d.value != p.value) {
+          continue;
+        }
         ++seen;
         EXPECT_EQ(d.key, p.key) << p.kind;
         const std::optional<std::string> error = d.Header("tributary.error");
@@ -890,11 +988,22 @@ class ChaosTest : public ::testing::Test {
         EXPECT_EQ(d.Header("tributary.source.topic"), p.topic) << p.kind;
         EXPECT_TRUE(d.Header("tributary.source.partition").has_value()) << p.kind;
         EXPECT_TRUE(d.Header("tributary.source.offset").has_value()) << p.kind;
+        if (!p.xid.empty()) {
+          const std::optional<std::string> tx =
+              d.Header("tributary.source.transaction");
+          EXPECT_TRUE(tx.has_value() && tx->rfind(p.xid + ":", 0) == 0)
+              << p.kind << ": tributary.source.transaction "
+              << tx.value_or("(none)");
+        }
         if (error && seen == 1) {
           Note("dead letter (", p.kind, "): ", Truncated(*error, 160));
         }
       }
       EXPECT_GE(seen, 1) << "poison '" << p.kind << "' not on the dead-letter topic";
+      // Written inside a source transaction, or by the assembler: once.
+      if (!p.xid.empty()) {
+        EXPECT_EQ(seen, 1) << "poison '" << p.kind << "'";
+      }
       if (seen > 1) {
         dead_letter_repeats_ += seen - 1;
         Finding(absl::StrCat("poison '", p.kind, "' is ", seen,
@@ -947,6 +1056,9 @@ class ChaosTest : public ::testing::Test {
   std::map<int32_t, int64_t> committed_max_;  // partition -> highest offset
   int64_t dead_letter_repeats_ = 0;
 
+  int fault_groups_ = 0;
+  std::map<cdcgen::TransactionFault, int> injected_;  // by kind
+
   int kills_ = 0;
   int restore_kills_ = 0;
   int commit_kills_ = 0;
@@ -988,6 +1100,11 @@ TEST_F(ChaosTest, ExactlyOnceThroughKillsBrokerRestartOutageDiskFullAndZombies) 
   const std::set<int> poison_at = {slot(3), slot(4), slot(5)};
   size_t poison_group = 0;
   const size_t group_size = (poison_.size() + 2) / 3;
+  // Poison inside transactions: groups of one fault of each kind, three in
+  // the bounded run, one per ten kills in a longer one.
+  const int fault_groups = std::max(3, options_.kills / 10);
+  std::set<int> faults_at;
+  for (int g = 0; g < fault_groups; ++g) faults_at.insert(slot(6 + g));
   Note("schedule: broker restart after kill ", broker_restart_at + 1,
        ", outage after kill ", outage_at + 1, ", full disk after kill ",
        disk_at + 1);
@@ -1011,6 +1128,9 @@ TEST_F(ChaosTest, ExactlyOnceThroughKillsBrokerRestartOutageDiskFullAndZombies) 
       ++poison_group;
       Note("queued ", to - from, " poison records");
     }
+    if (faults_at.count(i) != 0 && fault_groups_ < fault_groups) {
+      QueueFaults();
+    }
   }
   // Fewer kills than fault slots: the faults left out run now.
   if (broker_restart_at < 0) {
@@ -1028,9 +1148,7 @@ TEST_F(ChaosTest, ExactlyOnceThroughKillsBrokerRestartOutageDiskFullAndZombies) 
     load_->AddPoison({poison_.begin() + static_cast<ptrdiff_t>(from),
                       poison_.begin() + static_cast<ptrdiff_t>(to)});
   }
-  if (options_.poison_in_transactions) {
-    ASSERT_NO_FATAL_FAILURE(PoisonInsideTransactions());
-  }
+  while (fault_groups_ < fault_groups) QueueFaults();
 
   // Two instances of the application: a zombie, then one killed under load.
   ChildApp& b = NewInstance("b", absl::StrCat(dir_.path(), "/state-b"));
@@ -1053,7 +1171,16 @@ TEST_F(ChaosTest, ExactlyOnceThroughKillsBrokerRestartOutageDiskFullAndZombies) 
                         "the poison written"));
   Note("stopping the load at ", load_->events_produced(), " change events");
   ASSERT_STATUS_OK(load_->Finish());
-  for (int64_t wave : load_->waves()) ASSERT_STATUS_OK(expected_->Advance(wave));
+  for (const Load::Wave& wave : load_->waves()) {
+    for (const FaultRequest& f : wave.faults) {
+      expected_->InjectFault(f.fault, f.after_transactions);
+    }
+    ASSERT_STATUS_OK(expected_->Advance(wave.transactions));
+  }
+  AddInjectedPoison();
+  ASSERT_EQ(static_cast<int64_t>(expected_->injected().size()),
+            load_->totals().faulted_transactions)
+      << "the replay wrote other faults than the load";
   const size_t want = static_cast<size_t>(expected_->versions());
   Note("produced ", first_wave_.transactions + load_->totals().transactions,
        " transactions, ", first_wave_.change_events + load_->totals().change_events,
@@ -1079,14 +1206,22 @@ TEST_F(ChaosTest, ExactlyOnceThroughKillsBrokerRestartOutageDiskFullAndZombies) 
       "chaos: seed %llu: %d kills (%d in restore, %d in commits), %d broker "
       "restarts, %d outages, %d zombies, %d full disks, %lld events, %lld "
       "versions checked, %lld duplicates, %lld gaps, %lld extras, %lld dead "
-      "letters (%lld repeated), %d unplanned exits, %zu findings, %.0f s\n",
+      "letters (%lld repeated), %d poison in transactions (%d replaced "
+      "events, %d extra copies, %d overcounting ENDs), %lld partial "
+      "transactions, %d unplanned exits, %zu findings, %.0f s\n",
       static_cast<unsigned long long>(options_.seed), kills_, restore_kills_,
       commit_kills_, broker_restarts_, outages_, zombies_, disk_fills_,
       static_cast<long long>(events), static_cast<long long>(counts_.checked),
       static_cast<long long>(counts_.duplicates),
       static_cast<long long>(counts_.gaps), static_cast<long long>(counts_.extras),
       static_cast<long long>(dead_letters_seen_),
-      static_cast<long long>(dead_letter_repeats_), unplanned_exits_,
+      static_cast<long long>(dead_letter_repeats_),
+      static_cast<int>(expected_->injected().size()),
+      injected_[cdcgen::TransactionFault::kReplacedEvent],
+      injected_[cdcgen::TransactionFault::kExtraCopy],
+      injected_[cdcgen::TransactionFault::kOvercountingEnd],
+      static_cast<long long>(expected_->replay().partial_transactions()),
+      unplanned_exits_,
       findings_.size(), Seconds());
   if (!no_disk_fault_.empty()) {
     std::printf("chaos: no full-disk fault: %s\n", no_disk_fault_.c_str());

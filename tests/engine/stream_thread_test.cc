@@ -1,7 +1,8 @@
 // StreamThread, TaskManager, ChangelogReader and StreamsProducer driven
 // through fake Kafka clients (tests/support/fake_kafka.h), no broker: the
-// abort path (RecoverFromAbort), a fenced producer, a partition revoked while
-// its offsets are being committed, and a rebalance in the middle of a restore.
+// abort path (RecoverFromAbort), an unstable committed offset after a
+// restore, a fenced producer, a partition revoked while its offsets are being
+// committed, and a rebalance in the middle of a restore.
 //
 // The topology counts records per key in a changelogged RocksDB store and
 // writes each new count to "out"; a record whose value is "!" requests a
@@ -167,6 +168,45 @@ TEST_F(StreamThreadTest, AbortMidCommitRebuildsStateAndRewinds) {
   EXPECT_EQ(commits, 3);  // ok, aborted, ok after the recovery
   EXPECT_EQ(Metric(metric_names::kAbortTotal), 1);
   EXPECT_EQ(Metric(metric_names::kRestoreRecordsTotal), 3);  // the committed changelog
+}
+
+// A new instance (no local state: its task restores) is given a partition
+// whose offsets another producer's open transaction is committing (an
+// instance killed inside a transaction; KIP-447: the committed offset is
+// unstable until that transaction ends): nothing is read until it is stable,
+// then the partition goes on from the committed offset, never from the
+// start. The thread assigned it a second time after the restore "at the
+// committed offset", which librdkafka 2.0.2 (as the fake) then started at
+// auto.offset.reset: every record counted twice.
+TEST_F(StreamThreadTest, UnstableCommittedOffsetIsWaitedForAfterARestore) {
+  CreateTopics(1);
+  kafka_.Rebalance({{"in", 0}});
+  kafka_.Append("in", 0, {{"k0", "a"}, {"k1", "a"}, {"k2", "!"}});
+  Start();
+  ASSERT_TRUE(WaitForOffset(0, 3));
+  thread_->RequestShutdown();
+  ASSERT_TRUE(thread_->Join().ok()) << thread_->result();
+  thread_.reset();
+  std::filesystem::remove_all(dir_ + "/app");
+  const int64_t processed = Metric(metric_names::kProcessTotal);
+
+  kafka_.SetOffsetsUnstable({"in", 0}, true);
+  kafka_.Rebalance({{"in", 0}});
+  Start();
+  ASSERT_TRUE(kafka_.WaitUntil(
+      [&] { return Metric(metric_names::kRestoreRecordsTotal) == 3; }, kTimeout));
+  EXPECT_FALSE(kafka_.WaitUntil(
+      [&] { return Metric(metric_names::kProcessTotal) > processed; }, absl::Milliseconds(300)))
+      << "read before the committed offset was known";
+  kafka_.SetOffsetsUnstable({"in", 0}, false);
+  kafka_.Append("in", 0, {{"k0", "b"}, {"k2", "!"}});
+  ASSERT_TRUE(WaitForOffset(0, 5));
+  thread_->RequestShutdown();
+  ASSERT_TRUE(thread_->Join().ok()) << thread_->result();
+
+  EXPECT_EQ(kafka_.ReadCommitted("out"),
+            (KeyValues{{"k0", "1"}, {"k1", "1"}, {"k2", "1"}, {"k0", "2"}, {"k2", "2"}}));
+  EXPECT_EQ(Metric(metric_names::kProcessTotal), processed + 2);
 }
 
 // The producer is fenced while committing (the broker aborted its

@@ -79,7 +79,8 @@ std::string Describe(const GotVersion& g) {
 
 std::string Describe(const WantVersion& w) {
   return absl::StrCat("tx=", w.tx_id, " pos=", w.position,
-                      w.aggregate ? "" : " tombstone");
+                      w.aggregate ? "" : " tombstone",
+                      w.partial ? " PARTIAL" : "");
 }
 
 // Entries [at-4, at+4] of a sequence, the one at `at` in brackets.
@@ -125,6 +126,12 @@ absl::Status ExpectedStream::Advance(int64_t count) {
       s = Replay(message);
       if (!s.ok()) return s;
     }
+    if (unit.fault != cdcgen::TransactionFault::kNone) {
+      // Its END is its last message.
+      injected_.push_back({unit.fault, unit.fault_detail,
+                           absl::StrCat(unit.xid), unit.fault_record,
+                           marker_offset_ - 1});
+    }
   }
   return CompareGeneratorAndReference();
 }
@@ -136,7 +143,7 @@ absl::Status ExpectedStream::Replay(const CdcMessage& message) {
     auto versions = replay_.OnMarker(*message.value);
     if (!versions.ok()) return versions.status();
     for (ExpectedVersion& v : *versions) {
-      by_root_[v.root_id].push_back({v.tx_id, offset, v.aggregate});
+      by_root_[v.root_id].push_back({v.tx_id, offset, v.aggregate, v.partial});
       from_reference_.push_back(std::move(v));
     }
     return absl::OkStatus();
@@ -167,6 +174,7 @@ absl::Status ExpectedStream::CompareGeneratorAndReference() {
     const ExpectedVersion& g = from_generator_[compared_];
     const ExpectedVersion& r = from_reference_[compared_];
     bool same = g.root_id == r.root_id && g.tx_id == r.tx_id &&
+                g.partial == r.partial &&
                 g.aggregate.has_value() == r.aggregate.has_value();
     if (same && g.aggregate) {
       auto equivalent = cdcgen::JsonEquivalent(*g.aggregate, *r.aggregate);
@@ -260,8 +268,11 @@ std::string CheckSequences(
                                g.version);
         break;
       }
-      if (g.partial) {
-        problem = absl::StrCat("version #", i + 1, " is partial");
+      if (g.partial != w.partial) {
+        problem = absl::StrCat("version #", i + 1,
+                               g.partial ? " is partial" : " is not partial",
+                               ", the model's ",
+                               w.partial ? "is" : "is not");
         break;
       }
       if (g.position <= last_position) {

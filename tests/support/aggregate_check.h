@@ -29,6 +29,18 @@ struct WantVersion {
   std::string tx_id;  // the PostgreSQL xid
   int64_t position = -1;  // offset of the transaction's END marker
   std::optional<std::string> aggregate;  // nullopt: tombstone
+  bool partial = false;  // "partial":true in source_tx
+};
+
+// A fault the generator wrote into a source transaction (see
+// cdcgen::TransactionFault), as the replay saw it.
+struct InjectedFault {
+  cdcgen::TransactionFault fault = cdcgen::TransactionFault::kNone;
+  std::string detail;  // GeneratedTransaction::fault_detail
+  std::string xid;     // the transaction's PostgreSQL xid
+  // The spoiled change event, or (kOvercountingEnd) the END marker.
+  cdcgen::CdcMessage record;
+  int64_t end_offset = -1;  // of the transaction's END marker
 };
 
 // What a correct engine must emit for the stream a CdcGenerator with the
@@ -37,9 +49,10 @@ struct WantVersion {
 // ReferenceReplay: source transactions applied in commit order (END markers
 // in the one-partition transaction topic), duplicates dropped by identity
 // (xid, lsn, table, op, key), restarted transactions taken whole whatever
-// END counts, redelivered transactions skipped, to the independent
-// ReferenceModel. Its versions must equal the generator's own expected
-// versions (checked as they are made).
+// END counts, redelivered transactions skipped, bad events inside a
+// transaction left out (its versions partial when END counts more than its
+// good events), to the independent ReferenceModel. Its versions must equal
+// the generator's own expected versions (checked as they are made).
 class ExpectedStream {
  public:
   static absl::StatusOr<std::unique_ptr<ExpectedStream>> Create(
@@ -50,6 +63,11 @@ class ExpectedStream {
   // ProduceTransactions wrote the transaction topic (marker offsets are
   // counted from 0).
   absl::Status Advance(int64_t count);
+  // Arms the replayed generator as the producing one was armed at this
+  // point (CdcGenerator::InjectFault).
+  void InjectFault(cdcgen::TransactionFault fault, int64_t after_transactions) {
+    generator_->InjectFault(fault, after_transactions);
+  }
 
   // Root id -> versions in commit order.
   const std::map<int64_t, std::vector<WantVersion>>& by_root() const {
@@ -68,6 +86,8 @@ class ExpectedStream {
   const cdcgen::ReferenceReplay& replay() const { return replay_; }
   // The value of the first order-line change event written.
   const std::string& sample_line_event() const { return sample_line_event_; }
+  // The faults written into source transactions, in commit order.
+  const std::vector<InjectedFault>& injected() const { return injected_; }
 
  private:
   explicit ExpectedStream(std::unique_ptr<cdcgen::CdcGenerator> generator)
@@ -85,6 +105,7 @@ class ExpectedStream {
   size_t compared_ = 0;
   int64_t messages_ = 0;
   std::string sample_line_event_;
+  std::vector<InjectedFault> injected_;
 };
 
 // Collects what ProduceTransactions reports.
@@ -98,7 +119,8 @@ class CollectingSink final : public cdcgen::ExpectedSink {
 };
 
 // "" when `output` holds, for every root of `want`, exactly the wanted
-// versions in offset order of one partition, and nothing else; otherwise the
+// versions (partial where wanted so) in offset order of one partition, and
+// nothing else; otherwise the
 // first offending root (ascending id) with both sequences around the
 // problem, and how many roots offend.
 std::string CheckSequences(

@@ -70,10 +70,23 @@ class FakeKafka::Consumer final : public internal::Consumer {
   }
 
   absl::Status Assign(const OffsetMap& start) override {
+    std::lock_guard<std::mutex> lock(kafka_->mu_);
     assignment_.clear();
     positions_ = start;
     eof_at_.clear();
-    for (const auto& [tp, offset] : start) assignment_.push_back(tp);
+    std::set<TopicPartition> looking_up;
+    for (auto& [tp, offset] : positions_) {
+      assignment_.push_back(tp);
+      if (offset != internal::kOffsetCommitted || kafka_->unstable_.count(tp) == 0) continue;
+      // See SetOffsetsUnstable: librdkafka 2.0.2's late answer of the lookup
+      // before, applied to this one.
+      if (waiting_lookup_.count(tp) != 0) {
+        offset = 0;
+      } else {
+        looking_up.insert(tp);
+      }
+    }
+    waiting_lookup_ = std::move(looking_up);
     return absl::OkStatus();
   }
   absl::StatusOr<std::vector<TopicPartition>> Assignment() override { return assignment_; }
@@ -90,8 +103,17 @@ class FakeKafka::Consumer final : public internal::Consumer {
     return absl::OkStatus();
   }
   absl::StatusOr<OffsetMap> Committed(const std::vector<TopicPartition>& partitions,
-                                      absl::Duration) override {
-    std::lock_guard<std::mutex> lock(kafka_->mu_);
+                                      absl::Duration timeout) override {
+    std::unique_lock<std::mutex> lock(kafka_->mu_);
+    const auto stable = [&] {
+      for (const TopicPartition& tp : partitions) {
+        if (kafka_->unstable_.count(tp) != 0) return false;
+      }
+      return true;
+    };
+    if (!kafka_->changed_.wait_for(lock, absl::ToChronoMilliseconds(timeout), stable)) {
+      return absl::DeadlineExceededError("committed offsets still unstable");
+    }
     OffsetMap committed;
     for (const TopicPartition& tp : partitions) {
       auto it = kafka_->committed_.find(tp);
@@ -160,7 +182,7 @@ class FakeKafka::Consumer final : public internal::Consumer {
     generation_ = generation;
     OffsetMap start;
     for (const TopicPartition& tp : *next) start[tp] = internal::kOffsetCommitted;
-    (void)Assign(start);
+    (void)Assign(start);  // as RdKafkaConsumer's rebalance callback does
     paused_.clear();
     listener_->OnPartitionsAssigned(*next);
   }
@@ -173,6 +195,8 @@ class FakeKafka::Consumer final : public internal::Consumer {
       if (log == nullptr) continue;
       int64_t& position = positions_[tp];
       if (position == internal::kOffsetCommitted) {
+        if (kafka_->unstable_.count(tp) != 0) continue;  // the lookup waits
+        waiting_lookup_.erase(tp);
         auto it = kafka_->committed_.find(tp);
         position = it != kafka_->committed_.end() ? it->second : 0;
       } else if (position < 0) {
@@ -204,6 +228,9 @@ class FakeKafka::Consumer final : public internal::Consumer {
   OffsetMap positions_;
   std::set<TopicPartition> paused_;
   std::map<TopicPartition, int64_t> eof_at_;  // end + 1 at the last EOF event
+  // Assigned at kOffsetCommitted while unstable: the lookup waits (guarded
+  // by kafka_->mu_).
+  std::set<TopicPartition> waiting_lookup_;
   std::map<std::string, int32_t> topic_ids_;
   std::deque<Owned> owned_;
   std::vector<internal::PolledRecord> records_;
@@ -408,6 +435,16 @@ void FakeKafka::SetFault(Fault fault) {
 void FakeKafka::SetRestoreHook(RestoreHook hook) {
   std::lock_guard<std::mutex> lock(mu_);
   restore_hook_ = std::move(hook);
+}
+
+void FakeKafka::SetOffsetsUnstable(const TopicPartition& partition, bool unstable) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (unstable) {
+    unstable_.insert(partition);
+  } else {
+    unstable_.erase(partition);
+  }
+  Changed();
 }
 
 std::vector<std::pair<std::string, std::string>> FakeKafka::ReadCommitted(

@@ -19,6 +19,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -65,6 +66,14 @@ class FakeKafka {
   void Fence(const std::string& transactional_id);
   void SetFault(Fault fault);
   void SetRestoreHook(RestoreHook hook);
+  // While `unstable`, another producer's open transaction commits offsets
+  // of `partition` (KIP-447): Consumer::Committed waits (until its timeout:
+  // DeadlineExceeded), and a partition assigned at kOffsetCommitted is not
+  // read until it is stable. Assigning it at kOffsetCommitted AGAIN while
+  // the first lookup still waits does what librdkafka 2.0.2 does: the first
+  // lookup's answer is applied to the new assignment, and the partition
+  // starts at auto.offset.reset (earliest: offset 0).
+  void SetOffsetsUnstable(const TopicPartition& partition, bool unstable);
 
   // What a read_committed reader sees in `topic`, partition by partition.
   std::vector<std::pair<std::string, std::string>> ReadCommitted(const std::string& topic);
@@ -97,6 +106,7 @@ class FakeKafka {
   int generation_ = 0;
   std::optional<std::vector<TopicPartition>> pending_assignment_;
   OffsetMap committed_;
+  std::set<TopicPartition> unstable_;
   std::vector<OffsetCommit> history_;
   std::map<std::string, int> epochs_;  // by transactional id
   int calls_after_fenced_ = 0;
