@@ -2,6 +2,8 @@
 // and /ready answer. The handlers run on the MetricsServer's threads; they
 // read threads_ only once Start has filled it (threads_started_).
 
+#include <filesystem>
+#include <system_error>
 #include <utility>
 #include <vector>
 
@@ -15,6 +17,23 @@
 #include "engine/kafka_streams.h"
 
 namespace tributary {
+namespace {
+
+// Bytes of the *.sst files in `dir`; 0 for what cannot be read (compaction
+// deletes files while we list them).
+int64_t SstBytes(const std::filesystem::path& dir) {
+  std::error_code ec;
+  int64_t total = 0;
+  for (std::filesystem::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    if (it->path().extension() != ".sst") continue;
+    std::error_code size_ec;
+    const uintmax_t size = it->file_size(size_ec);
+    if (!size_ec) total += static_cast<int64_t>(size);
+  }
+  return total;
+}
+
+}  // namespace
 
 absl::Status KafkaStreams::StartMetricsEndpoint() {
   const std::optional<int> port = config_.metrics_port();
@@ -40,6 +59,27 @@ std::string KafkaStreams::PrometheusMetrics() const {
     std::vector<MetricSample> kafka = kafka_stats_->Samples();
     samples.insert(samples.end(), std::make_move_iterator(kafka.begin()),
                    std::make_move_iterator(kafka.end()));
+  }
+  // RocksDB state per store of the owned tasks, from the file system: a
+  // task's DB belongs to its stream thread, which may close it at any time.
+  // Layout: <state_dir_>/<task>/rocksdb/<store>/.
+  if (threads_started_.load(std::memory_order_acquire)) {
+    for (const TaskId& task : tasks()) {
+      const std::filesystem::path stores =
+          std::filesystem::path(state_dir_) / task.ToString() / "rocksdb";
+      std::error_code ec;
+      for (std::filesystem::directory_iterator it(stores, ec), end; !ec && it != end;
+           it.increment(ec)) {
+        if (!it->is_directory()) continue;
+        MetricSample sample;
+        sample.name = std::string(metric_names::kStateStoreSstBytes);
+        sample.tags = {{std::string(metric_names::kTaskTag), task.ToString()},
+                       {std::string(metric_names::kStoreTag), it->path().filename().string()}};
+        sample.kind = MetricKind::kGauge;
+        sample.value = SstBytes(it->path());
+        samples.push_back(std::move(sample));
+      }
+    }
   }
   return internal::PrometheusText(std::move(samples));
 }

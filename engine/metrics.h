@@ -55,6 +55,10 @@ inline constexpr std::string_view kConsumerLag = "consumer-lag";
 // acknowledged by the broker), librdkafka's msg_cnt and msg_size.
 inline constexpr std::string_view kProducerQueueMessages = "producer-queue-messages";
 inline constexpr std::string_view kProducerQueueBytes = "producer-queue-bytes";
+// Per RocksDB store of a task this instance owns (tags kTaskTag, kStoreTag):
+// bytes of its SST files on disk, read from the file system at each scrape.
+inline constexpr std::string_view kStoreTag = "store";
+inline constexpr std::string_view kStateStoreSstBytes = "state-store-sst-bytes";
 }  // namespace metric_names
 
 // Tags of a metric, e.g. {{"thread-id", "t0"}, {"task-id", "0_1"}}.

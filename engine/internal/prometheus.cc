@@ -98,6 +98,8 @@ constexpr HelpEntry kHelp[] = {
      "Messages in the thread's producer queues, not yet acknowledged (librdkafka msg_cnt)."},
     {metric_names::kProducerQueueBytes,
      "Bytes of the messages in the thread's producer queues (librdkafka msg_size)."},
+    {metric_names::kStateStoreSstBytes,
+     "Bytes of the RocksDB store's SST files on disk (a task this instance owns)."},
 };
 
 }  // namespace

@@ -5,6 +5,7 @@
 // Start naming host:port.
 #include <algorithm>
 #include <chrono>
+#include <filesystem>
 #include <map>
 #include <memory>
 #include <optional>
@@ -104,6 +105,14 @@ bool WaitFor(Condition condition, std::chrono::milliseconds timeout = 30s) {
   return true;
 }
 
+// State directories made by OpenCounter, removed at exit.
+std::vector<std::string> temp_dirs;
+struct RemoveTempDirs {
+  ~RemoveTempDirs() {
+    for (const std::string& dir : temp_dirs) std::filesystem::remove_all(dir);
+  }
+} remove_temp_dirs;
+
 absl::StatusOr<std::unique_ptr<KafkaStreams>> OpenCounter(const std::string& input,
                                                           const std::string& output,
                                                           const std::string& application_id,
@@ -135,6 +144,7 @@ absl::StatusOr<std::unique_ptr<KafkaStreams>> OpenCounter(const std::string& inp
       {"metrics.host", kHost},
   });
   if (!config.ok()) return config.status();
+  temp_dirs.push_back(*dir);
   return KafkaStreams::Open(*std::move(topology), *std::move(config));
 }
 
@@ -195,6 +205,9 @@ TEST_F(MetricsEndpointKafkaTest, ServesHealthReadinessAndFiguresThatFollowTheInp
   ASSERT_TRUE(WaitFor([&] { return caught_up_at(150); })) << Get(port, "/metrics").body;
   EXPECT_GT(Sum(series, "tributary_commit_total").value_or(0), 0);
   EXPECT_GT(Sum(series, "tributary_commit_latency_seconds_count").value_or(0), 0);
+  // One store per task; its SST files may not be flushed yet (0 bytes).
+  EXPECT_TRUE(series.count("tributary_state_store_sst_bytes{store=\"counts\",task=\"0_0\"}"));
+  EXPECT_TRUE(series.count("tributary_state_store_sst_bytes{store=\"counts\",task=\"0_1\"}"));
 
   // More input: the total grows by as much, the lag comes back to 0.
   ASSERT_STATUS_OK(ProduceRecords(input, Records(150, 30)));
