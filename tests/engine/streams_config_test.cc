@@ -459,5 +459,18 @@ TEST(StreamsConfigTest, MetricsEndpointKeys) {
   EXPECT_EQ(config->metrics_port(), std::nullopt);
 }
 
+// An application's own keys (order-aggregator's status.interval.ms) beside the
+// endpoint's engine keys in one file.
+TEST(StreamsConfigTest, MetricsKeysLoadBesideApplicationKeys) {
+  std::string path = WriteFile(
+      "application.id=a\nstatus.interval.ms=5000\nmetrics.port=9464\nmetrics.host=0.0.0.0\n");
+  absl::StatusOr<StreamsConfig> config =
+      StreamsConfig::FromFile(path, {{"status.interval.ms", "30000"}});
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->metrics_port(), 9464);
+  EXPECT_EQ(config->metrics_host(), "0.0.0.0");
+  EXPECT_EQ(*config->GetInt("status.interval.ms"), 5000);
+}
+
 }  // namespace
 }  // namespace tributary
