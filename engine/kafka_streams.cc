@@ -19,7 +19,9 @@
 #include "absl/strings/ascii.h"
 #include "base/absl_compat.h"
 #include "base/status_macros.h"
+#include "engine/internal/kafka_stats.h"
 #include "engine/internal/log.h"
+#include "engine/internal/metrics_server.h"
 #include "engine/internal/rdkafka_handles.h"
 #include "engine/internal/state_directory.h"
 #include "engine/internal/stream_thread.h"
@@ -352,7 +354,11 @@ absl::Status KafkaStreams::Start() {
   // The effective configuration, secrets masked.
   internal::EngineLogger()->info("{}: {}", config_.application_id(),
                                  Sv(absl::StripTrailingAsciiWhitespace(config_.ToString())));
-  TRIBUTARY_RETURN_IF_ERROR(CreateInternalTopics());
+  TRIBUTARY_RETURN_IF_ERROR(StartMetricsEndpoint());  // binds first: a taken port fails Start
+  if (absl::Status status = CreateInternalTopics(); !status.ok()) {
+    metrics_server_.reset();
+    return status;
+  }
   for (int i = 0; i < config_.num_stream_threads(); ++i) {
     internal::StreamThreadOptions options;
     options.index = i;
@@ -382,10 +388,12 @@ absl::Status KafkaStreams::Start() {
     options.topology = &topology_;
     options.rocksdb = rocksdb_.get();
     options.metrics = metrics_.get();
+    options.kafka_stats = kafka_stats_.get();
     options.topic_name = [this](std::string_view topic) { return TopicName(topic); };
     threads_.push_back(std::make_unique<internal::StreamThread>(std::move(options)));
   }
   for (auto& thread : threads_) thread->Start();
+  threads_started_.store(true, std::memory_order_release);
   cleaner_ = std::thread([this] { CleanStateDirectory(); });
   state_ = State::kRunning;
   internal::EngineLogger()->info("{} started with {} stream thread(s) on {}",
@@ -397,6 +405,7 @@ absl::Status KafkaStreams::Start() {
 absl::Status KafkaStreams::Close() {
   if (closed_) return error();
   closed_ = true;
+  metrics_server_.reset();  // its handlers read the threads
   for (auto& thread : threads_) thread->RequestShutdown();
   absl::Status first;
   for (auto& thread : threads_) first.Update(thread->Join());

@@ -8,6 +8,7 @@
 // metrics() and tasks() from any thread.
 #pragma once
 
+#include <atomic>
 #include <memory>
 #include <thread>
 #include <string>
@@ -25,10 +26,18 @@
 namespace tributary {
 
 namespace internal {
+class KafkaStats;
+class MetricsServer;
 class StateDirectory;
 class StreamThread;
 }
 class RocksDbResources;
+
+// A health or readiness probe's answer: `text` says why when not ok.
+struct ProbeResult {
+  bool ok = true;
+  std::string text;
+};
 
 class KafkaStreams {
  public:
@@ -66,6 +75,19 @@ class KafkaStreams {
   // Tasks currently owned by this instance, over all threads.
   std::vector<TaskId> tasks() const;
 
+  // --- Metrics endpoint (metrics.port; kafka_streams_endpoint.cc) ---
+  // The port GET /metrics, /health and /ready are served on (the bound one
+  // when metrics.port is 0), or -1 when there is no endpoint. Set by Start.
+  int metrics_port() const;
+  // What /metrics serves: the registry's metrics and, with the endpoint on,
+  // librdkafka's consumer lag and producer queue depth, in Prometheus text.
+  std::string PrometheusMetrics() const;
+  // GET /health: ok while started and no stream thread is dead.
+  ProbeResult Health() const;
+  // GET /ready: ok when healthy, every thread has its assignment and no task
+  // is restoring; else the reasons.
+  ProbeResult Ready() const;
+
  private:
   KafkaStreams(Topology topology, StreamsConfig config);
   absl::Status Prepare();
@@ -80,7 +102,18 @@ class KafkaStreams {
   int lock_fd_ = -1;
   std::unique_ptr<Metrics> metrics_;
   std::unique_ptr<RocksDbResources> rocksdb_;
+  // Declared before threads_ (destroyed after): their clients report to it.
+  std::unique_ptr<internal::KafkaStats> kafka_stats_;  // metrics endpoint
   std::vector<std::unique_ptr<internal::StreamThread>> threads_;
+
+  // --- Metrics endpoint (kafka_streams_endpoint.cc) ---
+  // With metrics.port set: binds metrics.host:metrics.port, creates
+  // kafka_stats_.
+  absl::Status StartMetricsEndpoint();
+  std::unique_ptr<internal::MetricsServer> metrics_server_;
+  // Set (release) once threads_ is complete; the endpoint's handlers read
+  // threads_ only after seeing it (acquire).
+  std::atomic<bool> threads_started_{false};
   State state_ = State::kCreated;
   bool closed_ = false;
 

@@ -70,8 +70,8 @@ LatencySummary LatencyRecorder::Summary() const {
   LatencySummary summary;
   summary.count = count_.load(std::memory_order_relaxed);
   if (summary.count == 0) return summary;
-  summary.mean = absl::Nanoseconds(sum_nanos_.load(std::memory_order_relaxed)) /
-                 summary.count;
+  summary.sum = absl::Nanoseconds(sum_nanos_.load(std::memory_order_relaxed));
+  summary.mean = summary.sum / summary.count;
   summary.max = absl::Nanoseconds(max_nanos_.load(std::memory_order_relaxed));
   summary.p50 = Percentile(0.50);
   summary.p99 = Percentile(0.99);

@@ -42,6 +42,23 @@ inline constexpr std::string_view kRecordsDeadLetteredTotal = "records-dead-lett
 // Starts of the thread again after its producer failed (a new producer, the
 // tasks restored from their changelogs).
 inline constexpr std::string_view kThreadRestartsTotal = "thread-restarts-total";
+
+// From librdkafka's statistics (statistics.interval.ms), while the metrics
+// endpoint is on (metrics.port); served by /metrics, not in the registry.
+inline constexpr std::string_view kTopicTag = "topic";
+inline constexpr std::string_view kPartitionTag = "partition";
+// Per assigned input partition of a thread's group consumer (tags kThreadTag,
+// kTopicTag, kPartitionTag): records between the consumer's position and the
+// partition's end (its last stable offset, read_committed).
+inline constexpr std::string_view kConsumerLag = "consumer-lag";
+// Per thread: messages and bytes in its producer's queues (not yet
+// acknowledged by the broker), librdkafka's msg_cnt and msg_size.
+inline constexpr std::string_view kProducerQueueMessages = "producer-queue-messages";
+inline constexpr std::string_view kProducerQueueBytes = "producer-queue-bytes";
+// Per RocksDB store of a task this instance owns (tags kTaskTag, kStoreTag):
+// bytes of its SST files on disk, read from the file system at each scrape.
+inline constexpr std::string_view kStoreTag = "store";
+inline constexpr std::string_view kStateStoreSstBytes = "state-store-sst-bytes";
 }  // namespace metric_names
 
 // Tags of a metric, e.g. {{"thread-id", "t0"}, {"task-id", "0_1"}}.
@@ -68,6 +85,7 @@ class Gauge {
 
 struct LatencySummary {
   int64_t count = 0;
+  absl::Duration sum;  // of every recorded duration (as clamped)
   absl::Duration mean;
   absl::Duration max;
   absl::Duration p50;

@@ -47,6 +47,8 @@ constexpr std::string_view kMetricsRecordingLevel = "metrics.recording.level";
 constexpr std::string_view kRocksDbWalEnabled = "rocksdb.wal.enabled";
 constexpr std::string_view kTransactionTimeoutMs = "transaction.timeout.ms";
 constexpr std::string_view kLogLevel = "log.level";
+constexpr std::string_view kMetricsPort = "metrics.port";
+constexpr std::string_view kMetricsHost = "metrics.host";
 
 constexpr std::string_view kExactlyOnceV2 = "exactly_once_v2";
 constexpr std::string_view kAtLeastOnce = "at_least_once";
@@ -167,6 +169,18 @@ absl::StatusOr<std::string> CheckRecordingLevel(std::string_view value) {
   return absl::InvalidArgumentError("expected 'INFO'");
 }
 
+// A host name or an IP address to bind, without port or scheme.
+absl::StatusOr<std::string> CheckBindHost(std::string_view value) {
+  if (value.empty() || std::any_of(value.begin(), value.end(), [](char c) {
+        return absl::ascii_isspace(static_cast<unsigned char>(c)) || c == '/' || c == ',';
+      })) {
+    return absl::InvalidArgumentError(
+        "expected an address to bind (e.g. 127.0.0.1, 0.0.0.0 for every interface), without "
+        "port or scheme");
+  }
+  return std::string(value);
+}
+
 absl::StatusOr<std::string> CheckLogLevel(std::string_view value) {
   std::string lower = absl::AsciiStrToLower(Sv(value));
   if (lower == "warning") lower = "warn";
@@ -221,6 +235,9 @@ const std::vector<KeySpec>& KeySpecs() {
       {kRocksDbWalEnabled, Kind::kBool, ""},
       {kTransactionTimeoutMs, Kind::kInt, "10000", 1000, 900000},
       {kLogLevel, Kind::kString, "info", 0, 0, CheckLogLevel},
+      // -1: no metrics endpoint; 0: any free port (KafkaStreams::metrics_port).
+      {kMetricsPort, Kind::kInt, "-1", -1, 65535},
+      {kMetricsHost, Kind::kString, "127.0.0.1", 0, 0, CheckBindHost},
   };
   return specs;
 }
@@ -784,6 +801,14 @@ absl::Duration StreamsConfig::transaction_timeout() const {
 }
 
 std::string StreamsConfig::log_level() const { return Effective(kLogLevel); }
+
+std::optional<int> StreamsConfig::metrics_port() const {
+  const int64_t port = ValidatedInt(Effective(kMetricsPort));
+  if (port < 0) return std::nullopt;
+  return static_cast<int>(port);
+}
+
+std::string StreamsConfig::metrics_host() const { return Effective(kMetricsHost); }
 
 absl::StatusOr<std::string> StreamsConfig::GetString(
     std::string_view key) const {

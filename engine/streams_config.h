@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -92,6 +93,11 @@ class StreamsConfig {
   absl::Duration transaction_timeout() const;
   // An spdlog level name: trace, debug, info, warn, error, critical, off.
   std::string log_level() const;
+  // metrics.port: where KafkaStreams serves /metrics, /health and /ready;
+  // nullopt (the default, -1) when it serves nothing, 0 for any free port.
+  std::optional<int> metrics_port() const;
+  // metrics.host: the address the endpoint binds, default 127.0.0.1.
+  std::string metrics_host() const;
 
   // --- Generic access, by key: engine keys (effective value; aliases
   // accepted), application keys (value or default), pass-through keys. ---

@@ -127,6 +127,9 @@ class Producer {
   virtual absl::Status Flush() = 0;
   // The first delivery failure since the last call, if any.
   virtual absl::Status TakeDeliveryError() = 0;
+  // Serves what the client has for this thread (delivery reports,
+  // statistics) without waiting. Optional.
+  virtual void Poll() {}
   virtual absl::StatusOr<int32_t> PartitionCount(std::string_view topic) = 0;
   // A hint that records for `topic` will follow. Optional.
   virtual void PrepareTopic(std::string_view topic) { (void)topic; }

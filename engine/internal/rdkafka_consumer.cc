@@ -50,10 +50,14 @@ int TimeoutMs(absl::Duration timeout) {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<RdKafkaConsumer>> RdKafkaConsumer::Create(
-    const std::map<std::string, std::string>& settings) {
+    const std::map<std::string, std::string>& settings, StatsCallback on_stats) {
   std::unique_ptr<RdKafkaConsumer> consumer(new RdKafkaConsumer());
   KafkaConf conf(rd_kafka_conf_new());
   rd_kafka_conf_set_rebalance_cb(conf.get(), &RdKafkaConsumer::RebalanceCallback);
+  if (on_stats) {
+    consumer->on_stats_ = std::move(on_stats);
+    rd_kafka_conf_set_stats_cb(conf.get(), &ForwardStats<RdKafkaConsumer>);
+  }
   rd_kafka_conf_set_opaque(conf.get(), consumer.get());
   TRIBUTARY_ASSIGN_OR_RETURN(consumer->handle_,
                              NewKafkaClient(RD_KAFKA_CONSUMER, settings, conf.release()));

@@ -19,9 +19,10 @@ namespace tributary::internal {
 
 class RdKafkaConsumer final : public Consumer {
  public:
-  // A consumer configured with `settings` (librdkafka names).
+  // A consumer configured with `settings` (librdkafka names); `on_stats`
+  // (may be empty) gets its statistics, inside Poll and Close.
   static absl::StatusOr<std::unique_ptr<RdKafkaConsumer>> Create(
-      const std::map<std::string, std::string>& settings);
+      const std::map<std::string, std::string>& settings, StatsCallback on_stats = {});
   ~RdKafkaConsumer() override;
   RdKafkaConsumer(const RdKafkaConsumer&) = delete;
   RdKafkaConsumer& operator=(const RdKafkaConsumer&) = delete;
@@ -53,6 +54,9 @@ class RdKafkaConsumer final : public Consumer {
   void ReleaseBatch();
   int32_t TopicId(rd_kafka_topic_t* topic);
 
+  template <typename Client>
+  friend int ForwardStats(rd_kafka_t*, char*, size_t, void*);
+  StatsCallback on_stats_;
   KafkaHandle handle_;
   KafkaQueue queue_;
   RebalanceListener* listener_ = nullptr;

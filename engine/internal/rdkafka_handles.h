@@ -5,9 +5,11 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <utility>
 
 #include "absl/status/status.h"
@@ -44,6 +46,19 @@ using GroupMetadata =
     std::unique_ptr<rd_kafka_consumer_group_metadata_t, KafkaHandleDeleter>;
 using KafkaError = std::unique_ptr<rd_kafka_error_t, KafkaHandleDeleter>;
 using KafkaQueue = std::unique_ptr<rd_kafka_queue_t, KafkaHandleDeleter>;
+
+// Gets a client's statistics JSON (statistics.interval.ms), on the thread
+// that polls the client; the view lasts for the call only.
+using StatsCallback = std::function<void(std::string_view json)>;
+
+// librdkafka's stats_cb for a client whose opaque is an object with a member
+// `StatsCallback on_stats_` (RdKafkaConsumer, RdKafkaProducer).
+template <typename Client>
+int ForwardStats(rd_kafka_t* /*rk*/, char* json, size_t json_len, void* opaque) {
+  auto* client = static_cast<Client*>(opaque);
+  if (client != nullptr && client->on_stats_) client->on_stats_(std::string_view(json, json_len));
+  return 0;  // librdkafka frees `json`
+}
 
 // A client of `type` configured with `settings` (applied in order on top of
 // `base`, whose ownership is taken; null: a fresh configuration).

@@ -26,10 +26,14 @@ absl::Status FatalStatus(rd_kafka_t* producer, std::string_view context) {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<RdKafkaProducer>> RdKafkaProducer::Create(
-    const std::map<std::string, std::string>& settings) {
+    const std::map<std::string, std::string>& settings, StatsCallback on_stats) {
   std::unique_ptr<RdKafkaProducer> producer(new RdKafkaProducer());
   KafkaConf conf(rd_kafka_conf_new());
   rd_kafka_conf_set_dr_msg_cb(conf.get(), &RdKafkaProducer::DeliveryReport);
+  if (on_stats) {
+    producer->on_stats_ = std::move(on_stats);
+    rd_kafka_conf_set_stats_cb(conf.get(), &ForwardStats<RdKafkaProducer>);
+  }
   rd_kafka_conf_set_opaque(conf.get(), producer.get());
   TRIBUTARY_ASSIGN_OR_RETURN(producer->handle_,
                              NewKafkaClient(RD_KAFKA_PRODUCER, settings, conf.release()));
@@ -102,6 +106,8 @@ absl::Status RdKafkaProducer::AbortTransaction() {
 absl::Status RdKafkaProducer::Flush() {
   return KafkaStatus(rd_kafka_flush(handle_.get(), kKafkaTimeoutMs), "flush");
 }
+
+void RdKafkaProducer::Poll() { rd_kafka_poll(handle_.get(), 0); }
 
 absl::Status RdKafkaProducer::TakeDeliveryError() {
   absl::Status error = std::move(delivery_error_);

@@ -18,9 +18,11 @@ namespace tributary::internal {
 
 class RdKafkaProducer final : public Producer {
  public:
-  // A producer configured with `settings` (librdkafka names).
+  // A producer configured with `settings` (librdkafka names); `on_stats`
+  // (may be empty) gets its statistics, inside Poll, Send, Flush and the
+  // transactional calls.
   static absl::StatusOr<std::unique_ptr<RdKafkaProducer>> Create(
-      const std::map<std::string, std::string>& settings);
+      const std::map<std::string, std::string>& settings, StatsCallback on_stats = {});
   ~RdKafkaProducer() override;
   RdKafkaProducer(const RdKafkaProducer&) = delete;
   RdKafkaProducer& operator=(const RdKafkaProducer&) = delete;
@@ -34,6 +36,7 @@ class RdKafkaProducer final : public Producer {
   absl::Status CommitTransaction() override;
   absl::Status AbortTransaction() override;
   absl::Status Flush() override;
+  void Poll() override;
   absl::Status TakeDeliveryError() override;
   absl::StatusOr<int32_t> PartitionCount(std::string_view topic) override;
   void PrepareTopic(std::string_view topic) override;
@@ -46,6 +49,9 @@ class RdKafkaProducer final : public Producer {
   // `error` (consumed) as Producer's error contract says.
   absl::Status TransactionStatus(rd_kafka_error_t* error, std::string_view context);
 
+  template <typename Client>
+  friend int ForwardStats(rd_kafka_t*, char*, size_t, void*);
+  StatsCallback on_stats_;
   KafkaHandle handle_;
   absl::Status delivery_error_;
   std::map<std::string, int32_t, std::less<>> partition_counts_;

@@ -32,6 +32,21 @@ absl::StatusOr<ThreadClients> RdKafkaClients(const StreamThreadOptions& options,
       {"log_level", "4"},
   };
   for (const auto& [key, value] : options.consumer_settings) consumer[key] = value;
+  // --- metrics endpoint: statistics of the group consumer and producer ---
+  StatsCallback consumer_stats, producer_stats;
+  if (options.kafka_stats != nullptr) {
+    KafkaStats* stats = options.kafka_stats;
+    consumer.emplace("statistics.interval.ms", absl::StrCat(kStatisticsIntervalMs));
+    consumer_stats = [stats, name](std::string_view json) {
+      absl::Status status = stats->OnConsumerStats(name, json);
+      if (!status.ok()) EngineLogger()->warn("{}: {}", name, status.ToString());
+    };
+    producer_stats = [stats, name](std::string_view json) {
+      absl::Status status = stats->OnProducerStats(name, json);
+      if (!status.ok()) EngineLogger()->warn("{}: {}", name, status.ToString());
+    };
+  }
+  // ---
   consumer["bootstrap.servers"] = options.bootstrap_servers;
   consumer["group.id"] = options.application_id;
   consumer["client.id"] = absl::StrCat(name, "-consumer");
@@ -39,7 +54,8 @@ absl::StatusOr<ThreadClients> RdKafkaClients(const StreamThreadOptions& options,
   consumer["enable.auto.offset.store"] = "false";
   consumer["isolation.level"] = "read_committed";
   consumer["partition.assignment.strategy"] = "range";
-  TRIBUTARY_ASSIGN_OR_RETURN(clients.consumer, RdKafkaConsumer::Create(consumer));
+  TRIBUTARY_ASSIGN_OR_RETURN(clients.consumer,
+                             RdKafkaConsumer::Create(consumer, std::move(consumer_stats)));
 
   std::map<std::string, std::string> producer = {
       {"linger.ms", "5"},
@@ -49,12 +65,16 @@ absl::StatusOr<ThreadClients> RdKafkaClients(const StreamThreadOptions& options,
       {"log_level", "4"},
   };
   for (const auto& [key, value] : options.producer_settings) producer[key] = value;
+  if (producer_stats) {
+    producer.emplace("statistics.interval.ms", absl::StrCat(kStatisticsIntervalMs));
+  }
   producer["bootstrap.servers"] = options.bootstrap_servers;
   producer["client.id"] = absl::StrCat(name, "-producer");
   producer["partitioner"] = "murmur2_random";
   producer["enable.idempotence"] = "true";
   if (options.exactly_once) producer["transactional.id"] = TransactionalId(options);
-  TRIBUTARY_ASSIGN_OR_RETURN(clients.producer, RdKafkaProducer::Create(producer));
+  TRIBUTARY_ASSIGN_OR_RETURN(clients.producer,
+                             RdKafkaProducer::Create(producer, std::move(producer_stats)));
 
   std::map<std::string, std::string> restore = {{"log_level", "4"}};
   for (const auto& [key, value] : options.restore_consumer_settings) restore[key] = value;
@@ -162,6 +182,7 @@ class StreamThread::Impl final : public RebalanceListener {
   std::unique_ptr<ChangelogReader> reader_;
   std::unique_ptr<TaskManager> tasks_;
   uint64_t rebalances_ = 0;
+  bool assigned_ = false;  // partitions assigned, none revoked since
   absl::Time last_commit_ = absl::Now();
   bool uncommitted_ = false;
   absl::Status rebalance_error_;
@@ -206,6 +227,7 @@ absl::Status StreamThread::Impl::Setup() {
 
 void StreamThread::Impl::OnPartitionsAssigned(const std::vector<TopicPartition>& partitions) {
   ++rebalances_;
+  assigned_ = true;
   owner_->state_ = ThreadState::kPartitionsAssigned;
   absl::Status status = tasks_->HandleAssignment(partitions);
   if (status.ok() && tasks_->restoring()) {
@@ -221,6 +243,7 @@ void StreamThread::Impl::OnPartitionsAssigned(const std::vector<TopicPartition>&
 void StreamThread::Impl::OnPartitionsRevoked(const std::vector<TopicPartition>& partitions) {
   (void)partitions;  // eager protocol: everything
   ++rebalances_;
+  assigned_ = false;
   // Commit what was processed, then close the tasks cleanly so that they can
   // move (restoring ones keep what they restored).
   absl::Status status = Commit();
@@ -240,6 +263,7 @@ void StreamThread::Impl::OnPartitionsRevoked(const std::vector<TopicPartition>& 
 void StreamThread::Impl::OnPartitionsLost(const std::vector<TopicPartition>& partitions) {
   (void)partitions;  // eager protocol: everything
   ++rebalances_;
+  assigned_ = false;
   // A zombie: another member owns the partitions and reads them from their
   // committed offsets. Committing here would make what this thread processed
   // since then visible next to the new owner's work (under EOS v2 a commit
@@ -266,6 +290,8 @@ absl::Status StreamThread::Impl::PauseForRestore(OffsetMap rewind_to) {
 void StreamThread::Impl::PublishTaskIds() {
   std::lock_guard<std::mutex> lock(owner_->tasks_mutex_);
   owner_->task_ids_ = tasks_ ? tasks_->ids() : std::vector<TaskId>{};
+  owner_->readiness_.assigned = assigned_;
+  owner_->readiness_.restoring = tasks_ ? tasks_->restoring_ids() : std::vector<TaskId>{};
 }
 
 void StreamThread::Impl::Publish(const TaskCounters& delta) {
@@ -365,6 +391,7 @@ absl::Status StreamThread::Impl::RewindToCommitted() {
 absl::Status StreamThread::Impl::RestoreStep() {
   TRIBUTARY_RETURN_IF_ERROR(reader_->Restore());
   TRIBUTARY_RETURN_IF_ERROR(tasks_->StartRestoredTasks());
+  PublishTaskIds();  // tasks that finished restoring are ready
   if (tasks_->restoring()) return absl::OkStatus();
   if (!rewind_to_.empty()) {
     TRIBUTARY_ASSIGN_OR_RETURN(OffsetMap start, ResolveCommitted(rewind_to_));
@@ -378,6 +405,7 @@ absl::Status StreamThread::Impl::RestoreStep() {
 
 absl::Status StreamThread::Impl::PollOnce() {
   absl::Time batch_start = absl::Now();
+  producer_->producer().Poll();  // delivery reports, statistics
   const uint64_t rebalances_before = rebalances_;
   // While restoring, the group consumer is polled only to stay in the group.
   absl::StatusOr<absl::Span<const PolledRecord>> polled = consumer_->Poll(
@@ -523,6 +551,11 @@ absl::Status StreamThread::Join() {
 std::vector<TaskId> StreamThread::task_ids() const {
   std::lock_guard<std::mutex> lock(tasks_mutex_);
   return task_ids_;
+}
+
+StreamThread::Readiness StreamThread::readiness() const {
+  std::lock_guard<std::mutex> lock(tasks_mutex_);
+  return readiness_;
 }
 
 }  // namespace tributary::internal

@@ -45,6 +45,12 @@ class StreamThread {
   const absl::Status& result() const { return result_; }
   // Tasks currently owned, for tests and metrics.
   std::vector<TaskId> task_ids() const;
+  // What the readiness check (GET /ready) reports of this thread.
+  struct Readiness {
+    bool assigned = false;          // has an assignment (none since a revocation)
+    std::vector<TaskId> restoring;  // its tasks not running yet
+  };
+  Readiness readiness() const;
 
  private:
   class Impl;
@@ -57,7 +63,8 @@ class StreamThread {
   std::atomic<ThreadState> state_{ThreadState::kCreated};
   absl::Status result_;
   mutable std::mutex tasks_mutex_;
-  std::vector<TaskId> task_ids_;
+  std::vector<TaskId> task_ids_;          // guarded by tasks_mutex_
+  Readiness readiness_;                   // guarded by tasks_mutex_
   friend class Impl;
 };
 

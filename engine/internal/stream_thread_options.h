@@ -11,6 +11,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "engine/internal/clients.h"
+#include "engine/internal/kafka_stats.h"
 #include "engine/internal/state_directory.h"
 #include "engine/metrics.h"
 #include "engine/streams_config.h"
@@ -46,6 +47,9 @@ struct StreamThreadOptions {
   const Topology* topology = nullptr;           // REQUIRES: outlives the thread
   RocksDbResources* rocksdb = nullptr;          // REQUIRES: outlives the thread
   Metrics* metrics = nullptr;                   // REQUIRES: outlives the thread
+  // Gets the librdkafka clients' statistics (every kStatisticsIntervalMs);
+  // nullptr: no statistics.
+  KafkaStats* kafka_stats = nullptr;            // REQUIRES: outlives the thread
   std::function<std::string(std::string_view)> topic_name;
   // Changelog records restored per loop iteration, between polls of the
   // group consumer.

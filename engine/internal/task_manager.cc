@@ -46,6 +46,14 @@ std::vector<TaskId> TaskManager::ids() const {
   return ids;
 }
 
+std::vector<TaskId> TaskManager::restoring_ids() const {
+  std::vector<TaskId> ids;
+  for (const auto& [id, task] : tasks_) {
+    if (task->state() != TaskState::kRunning) ids.push_back(id);
+  }
+  return ids;
+}
+
 bool TaskManager::restoring() const {
   return std::any_of(tasks_.begin(), tasks_.end(), [](const auto& entry) {
     return entry.second->state() != TaskState::kRunning;

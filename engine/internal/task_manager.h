@@ -62,6 +62,8 @@ class TaskManager {
   absl::Status WriteCheckpoints();
   void PublishCounters();
   std::vector<TaskId> ids() const;
+  // The tasks not running yet (restoring).
+  std::vector<TaskId> restoring_ids() const;
 
  private:
   // Claims `id`'s directory (StreamThreadOptions::state_directory) and

@@ -57,6 +57,8 @@ TEST(StreamsConfigTest, DefaultsUnderExactlyOnce) {
   EXPECT_FALSE(config->rocksdb_wal_enabled());
   EXPECT_EQ(config->transaction_timeout(), absl::Seconds(10));
   EXPECT_EQ(config->log_level(), "info");
+  EXPECT_EQ(config->metrics_port(), std::nullopt);
+  EXPECT_EQ(config->metrics_host(), "127.0.0.1");
   EXPECT_TRUE(config->ConsumerSettings().empty());
   EXPECT_EQ(*config->GetString("dead.letter.topic"), "app-dlq");
   EXPECT_EQ(*config->GetInt("commit.interval.ms"), 100);
@@ -183,6 +185,11 @@ TEST(StreamsConfigTest, EveryValidationErrorNamesKeyAndFileLine) {
       {"rocksdb.wal.enabled", "yes", "'true' or 'false'"},
       {"transaction.timeout.ms", "10", "integer"},
       {"log.level", "verbose", "spdlog level"},
+      {"metrics.port", "65536", "integer in [-1, 65535]"},
+      {"metrics.port", "-2", "integer in [-1, 65535]"},
+      {"metrics.port", "http", "integer"},
+      {"metrics.host", "", "address to bind"},
+      {"metrics.host", "http://0.0.0.0", "without port or scheme"},
   };
   for (const BadValue& c : cases) {
     SCOPED_TRACE(c.key + "=" + c.value);
@@ -438,6 +445,31 @@ TEST(StreamsConfigTest, SetValidatesAndLeavesConfigUnchangedOnError) {
   EXPECT_FALSE(config->Set("bogus", "1").ok());
   EXPECT_EQ(config->GetString("bogus").status().code(),
             absl::StatusCode::kNotFound);
+}
+
+TEST(StreamsConfigTest, MetricsEndpointKeys) {
+  absl::StatusOr<StreamsConfig> config = StreamsConfig::FromProperties(
+      "application.id=app\nmetrics.port=0\nmetrics.host=0.0.0.0\n", "app.properties");
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->metrics_port(), 0);
+  EXPECT_EQ(config->metrics_host(), "0.0.0.0");
+  ASSERT_TRUE(config->Set("metrics.port", "9464").ok());
+  EXPECT_EQ(config->metrics_port(), 9464);
+  ASSERT_TRUE(config->Set("metrics.port", "-1").ok());
+  EXPECT_EQ(config->metrics_port(), std::nullopt);
+}
+
+// An application's own keys (order-aggregator's status.interval.ms) beside the
+// endpoint's engine keys in one file.
+TEST(StreamsConfigTest, MetricsKeysLoadBesideApplicationKeys) {
+  std::string path = WriteFile(
+      "application.id=a\nstatus.interval.ms=5000\nmetrics.port=9464\nmetrics.host=0.0.0.0\n");
+  absl::StatusOr<StreamsConfig> config =
+      StreamsConfig::FromFile(path, {{"status.interval.ms", "30000"}});
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->metrics_port(), 9464);
+  EXPECT_EQ(config->metrics_host(), "0.0.0.0");
+  EXPECT_EQ(*config->GetInt("status.interval.ms"), 5000);
 }
 
 }  // namespace

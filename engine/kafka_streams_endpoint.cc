@@ -1,0 +1,126 @@
+// KafkaStreams' metrics endpoint (metrics.port): what GET /metrics, /health
+// and /ready answer. The handlers run on the MetricsServer's threads; they
+// read threads_ only once Start has filled it (threads_started_).
+
+#include <filesystem>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "base/status_macros.h"
+#include "engine/internal/kafka_stats.h"
+#include "engine/internal/metrics_server.h"
+#include "engine/internal/prometheus.h"
+#include "engine/internal/stream_thread.h"
+#include "engine/kafka_streams.h"
+
+namespace tributary {
+namespace {
+
+// Bytes of the *.sst files in `dir`; 0 for what cannot be read (compaction
+// deletes files while we list them).
+int64_t SstBytes(const std::filesystem::path& dir) {
+  std::error_code ec;
+  int64_t total = 0;
+  for (std::filesystem::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    if (it->path().extension() != ".sst") continue;
+    std::error_code size_ec;
+    const uintmax_t size = it->file_size(size_ec);
+    if (!size_ec) total += static_cast<int64_t>(size);
+  }
+  return total;
+}
+
+}  // namespace
+
+absl::Status KafkaStreams::StartMetricsEndpoint() {
+  const std::optional<int> port = config_.metrics_port();
+  if (!port) return absl::OkStatus();
+  kafka_stats_ = std::make_unique<internal::KafkaStats>();
+  internal::MetricsHandlers handlers;
+  handlers.metrics = [this] { return PrometheusMetrics(); };
+  handlers.health = [this] { return Health(); };
+  handlers.ready = [this] { return Ready(); };
+  TRIBUTARY_ASSIGN_OR_RETURN(
+      metrics_server_,
+      internal::MetricsServer::Start(config_.metrics_host(), *port, std::move(handlers)));
+  return absl::OkStatus();
+}
+
+int KafkaStreams::metrics_port() const {
+  return metrics_server_ != nullptr ? metrics_server_->port() : -1;
+}
+
+std::string KafkaStreams::PrometheusMetrics() const {
+  std::vector<MetricSample> samples = metrics_->Snapshot();
+  if (kafka_stats_ != nullptr) {
+    std::vector<MetricSample> kafka = kafka_stats_->Samples();
+    samples.insert(samples.end(), std::make_move_iterator(kafka.begin()),
+                   std::make_move_iterator(kafka.end()));
+  }
+  // RocksDB state per store of the owned tasks, from the file system: a
+  // task's DB belongs to its stream thread, which may close it at any time.
+  // Layout: <state_dir_>/<task>/rocksdb/<store>/.
+  if (threads_started_.load(std::memory_order_acquire)) {
+    for (const TaskId& task : tasks()) {
+      const std::filesystem::path stores =
+          std::filesystem::path(state_dir_) / task.ToString() / "rocksdb";
+      std::error_code ec;
+      for (std::filesystem::directory_iterator it(stores, ec), end; !ec && it != end;
+           it.increment(ec)) {
+        if (!it->is_directory()) continue;
+        MetricSample sample;
+        sample.name = std::string(metric_names::kStateStoreSstBytes);
+        sample.tags = {{std::string(metric_names::kTaskTag), task.ToString()},
+                       {std::string(metric_names::kStoreTag), it->path().filename().string()}};
+        sample.kind = MetricKind::kGauge;
+        sample.value = SstBytes(it->path());
+        samples.push_back(std::move(sample));
+      }
+    }
+  }
+  return internal::PrometheusText(std::move(samples));
+}
+
+ProbeResult KafkaStreams::Health() const {
+  if (!threads_started_.load(std::memory_order_acquire)) return {false, "not started"};
+  std::vector<std::string> dead;
+  for (size_t i = 0; i < threads_.size(); ++i) {
+    if (threads_[i]->state() == internal::ThreadState::kDead) {
+      // result() is written before the state becomes kDead.
+      dead.push_back(absl::StrCat("stream thread ", i, " is dead: ",
+                                  threads_[i]->result().ToString()));
+    }
+  }
+  if (!dead.empty()) return {false, absl::StrJoin(dead, "\n")};
+  return {true, "ok"};
+}
+
+ProbeResult KafkaStreams::Ready() const {
+  ProbeResult health = Health();
+  if (!health.ok) return health;
+  std::vector<std::string> waiting;
+  for (size_t i = 0; i < threads_.size(); ++i) {
+    const internal::ThreadState state = threads_[i]->state();
+    const internal::StreamThread::Readiness readiness = threads_[i]->readiness();
+    if (state == internal::ThreadState::kCreated || state == internal::ThreadState::kStarting) {
+      waiting.push_back(absl::StrCat("stream thread ", i, ": starting"));
+    } else if (state == internal::ThreadState::kPendingShutdown) {
+      waiting.push_back(absl::StrCat("stream thread ", i, ": shutting down"));
+    } else if (!readiness.assigned) {
+      waiting.push_back(absl::StrCat("stream thread ", i, ": no assignment yet"));
+    } else if (!readiness.restoring.empty()) {
+      waiting.push_back(absl::StrCat(
+          "stream thread ", i, ": restoring tasks ",
+          absl::StrJoin(readiness.restoring, ", ", [](std::string* out, const TaskId& id) {
+            out->append(id.ToString());
+          })));
+    }
+  }
+  if (!waiting.empty()) return {false, absl::StrJoin(waiting, "\n")};
+  return {true, "ok"};
+}
+
+}  // namespace tributary
