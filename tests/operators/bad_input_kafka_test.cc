@@ -40,33 +40,13 @@ class BadInputKafkaTest : public KafkaTest {
     absl::StatusOr<ScratchDir> dir = ScratchDir::Create("bad_input_kafka_test", "badin");
     ASSERT_TRUE(dir.ok()) << dir.status();
     dir_ = *std::move(dir);
-    const std::string prefix = UniqueName("badin");
-    orders_ = prefix + ".inventory.purchaseorder";
-    lines_ = prefix + ".inventory.orderline";
-    tx_ = prefix + ".transaction";
-    output_ = prefix + "-out";
-    dead_letters_ = prefix + "-dlq";
-    // One partition each: a later transaction's events then move every
-    // partition past an earlier one.
-    for (const std::string& topic : {orders_, lines_, tx_, output_}) {
-      ASSERT_STATUS_OK(CreateTopic(topic, 1));
-    }
     child_.name = "order-aggregator";
     child_.state_dir = dir_.path() + "/state";
     child_.config_path = dir_.path() + "/order-aggregator.properties";
-    std::ofstream(child_.config_path)
-        << "application.id=" << prefix << "\n"
-        << "bootstrap.servers=" << BootstrapServers() << "\n"
-        << "state.dir=" << child_.state_dir << "\n"
-        << "processing.guarantee=exactly_once_v2\n"
-        << "commit.interval.ms=100\n"
-        << "orders.topic=" << orders_ << "\n"
-        << "lines.topic=" << lines_ << "\n"
-        << "transaction.topic=" << tx_ << "\n"
-        << "output.topic=" << output_ << "\n"
-        << "dead.letter.topic=" << dead_letters_ << "\n"
-        << "aggregate.max.bytes=20000\n"
-        << "release.piece.changes=500\n";
+    absl::StatusOr<OrderAggregatorTopics> topics = OrderAggregatorTopics::Create(
+        UniqueName("badin"), child_, "aggregate.max.bytes=20000\nrelease.piece.changes=500\n");
+    ASSERT_TRUE(topics.ok()) << topics.status();
+    topics_ = *std::move(topics);
   }
 
   void TearDown() override {
@@ -111,40 +91,40 @@ class BadInputKafkaTest : public KafkaTest {
   ScratchDir dir_;
   ChildApp child_;
   PgEvents pg_;
-  std::string orders_, lines_, tx_, output_, dead_letters_;
+  OrderAggregatorTopics topics_;
 };
 
 TEST_F(BadInputKafkaTest, BadEventsShortEndsLargeVersionsAndHugeReleases) {
   // T100: order 1 with line 11 and a bad line 12 (an op Debezium never writes).
-  Produce(orders_, Key(1), pg_.Order('c', 1, "PLACED", 100));
-  Produce(lines_, Key(11), pg_.Line('c', 11, 1, "a", 100));
+  Produce(topics_.orders, Key(1), pg_.Order('c', 1, "PLACED", 100));
+  Produce(topics_.lines, Key(11), pg_.Line('c', 11, 1, "a", 100));
   std::string bad = pg_.Line('c', 12, 1, "b", 100);
   bad.replace(bad.find(R"("op":"c")"), 8, R"("op":"x")");
-  Produce(lines_, Key(12), bad);
-  Produce(tx_, "100", pg_.End(100, 1, 2));
+  Produce(topics_.lines, Key(12), bad);
+  Produce(topics_.tx, "100", pg_.End(100, 1, 2));
   // T101: line 13 of order 1, whole.
   pg_.NewTransaction();
-  Produce(lines_, Key(13), pg_.Line('c', 13, 1, "c", 101));
-  Produce(tx_, "101", pg_.End(101, 0, 1));
+  Produce(topics_.lines, Key(13), pg_.Line('c', 13, 1, "c", 101));
+  Produce(topics_.tx, "101", pg_.End(101, 0, 1));
   // T102: order 2, whose END counts a line that never comes.
   pg_.NewTransaction();
-  Produce(orders_, Key(2), pg_.Order('c', 2, "PLACED", 102));
+  Produce(topics_.orders, Key(2), pg_.Order('c', 2, "PLACED", 102));
   const std::string late_line = pg_.Line('c', 21, 2, "d", 102);
-  Produce(tx_, "102", pg_.End(102, 1, 1));
+  Produce(topics_.tx, "102", pg_.End(102, 1, 1));
   // T103: order 3 and a line: both partitions move past T102.
   pg_.NewTransaction();
-  Produce(orders_, Key(3), pg_.Order('c', 3, "PLACED", 103));
-  Produce(lines_, Key(31), pg_.Line('c', 31, 3, "e", 103));
-  Produce(tx_, "103", pg_.End(103, 1, 1));
+  Produce(topics_.orders, Key(3), pg_.Order('c', 3, "PLACED", 103));
+  Produce(topics_.lines, Key(31), pg_.Line('c', 31, 3, "e", 103));
+  Produce(topics_.tx, "103", pg_.End(103, 1, 1));
   // T104: order 4 with 400 lines (~40 kB, over aggregate.max.bytes).
   pg_.NewTransaction();
-  Produce(orders_, Key(4), pg_.Order('c', 4, "PLACED", 104));
+  Produce(topics_.orders, Key(4), pg_.Order('c', 4, "PLACED", 104));
   std::vector<std::pair<std::string, std::string>> many;
   for (int line = 0; line < 400; ++line) {
     many.emplace_back(Key(4000 + line), pg_.Line('c', 4000 + line, 4, "f", 104));
   }
-  ASSERT_STATUS_OK(ProduceRecords(lines_, many));
-  Produce(tx_, "104", pg_.End(104, 1, 400));
+  ASSERT_STATUS_OK(ProduceRecords(topics_.lines, many));
+  Produce(topics_.tx, "104", pg_.End(104, 1, 400));
   // T105: 30 orders of 99 lines (3,000 changes): released in pieces of 500.
   pg_.NewTransaction();
   std::vector<std::pair<std::string, std::string>> big_orders, big_lines;
@@ -155,13 +135,13 @@ TEST_F(BadInputKafkaTest, BadEventsShortEndsLargeVersionsAndHugeReleases) {
       big_lines.emplace_back(Key(id), pg_.Line('c', id, order, "g", 105));
     }
   }
-  ASSERT_STATUS_OK(ProduceRecords(orders_, big_orders));
-  ASSERT_STATUS_OK(ProduceRecords(lines_, big_lines));
-  Produce(tx_, "105", pg_.End(105, 30, 2970));
+  ASSERT_STATUS_OK(ProduceRecords(topics_.orders, big_orders));
+  ASSERT_STATUS_OK(ProduceRecords(topics_.lines, big_lines));
+  Produce(topics_.tx, "105", pg_.End(105, 30, 2970));
 
   ASSERT_STATUS_OK(child_.Start(dir_.path(), {kOrderAggregator, "--config", child_.config_path}));
   const std::vector<ConsumedRecord> out = ReadUntil(
-      output_, [](const auto& records) { return records.size() >= 35; }, "35 versions");
+      topics_.output, [](const auto& records) { return records.size() >= 35; }, "35 versions");
   ASSERT_EQ(out.size(), 35u);
 
   const std::vector<std::string> one = VersionsOf(out, "1");
@@ -188,9 +168,9 @@ TEST_F(BadInputKafkaTest, BadEventsShortEndsLargeVersionsAndHugeReleases) {
   }
 
   // The line T102's END counted comes after all: never applied, dead-lettered.
-  Produce(lines_, Key(21), late_line);
+  Produce(topics_.lines, Key(21), late_line);
   const std::vector<ConsumedRecord> dead = ReadUntil(
-      dead_letters_, [](const auto& records) { return records.size() >= 4; },
+      topics_.dead_letters, [](const auto& records) { return records.size() >= 4; },
       "4 dead letters");
   ASSERT_EQ(dead.size(), 4u);
   std::map<std::string, const ConsumedRecord*> by_error;
@@ -205,11 +185,11 @@ TEST_F(BadInputKafkaTest, BadEventsShortEndsLargeVersionsAndHugeReleases) {
   EXPECT_EQ(by_error["poison"]->value, bad);
   EXPECT_TRUE(absl::StartsWith(
       by_error["poison"]->Header("tributary.source.transaction").value_or(""), "100:"));
-  EXPECT_EQ(by_error["end"]->Header("tributary.source.topic"), tx_);
+  EXPECT_EQ(by_error["end"]->Header("tributary.source.topic"), topics_.tx);
   EXPECT_TRUE(absl::StrContains(by_error["late"]->value.value_or(""), R"("product":"d")"));
   ASSERT_STATUS_OK(child_.Stop(std::chrono::milliseconds(60000)));
   // Nothing more was committed: the late line changed no version.
-  absl::StatusOr<std::vector<ConsumedRecord>> final_out = ReadWholeTopic(output_, 1);
+  absl::StatusOr<std::vector<ConsumedRecord>> final_out = ReadWholeTopic(topics_.output, 1);
   ASSERT_TRUE(final_out.ok()) << final_out.status();
   EXPECT_EQ(final_out->size(), 35u);
 }

@@ -51,31 +51,15 @@ class DiskFullKafkaTest : public KafkaTest {
     ASSERT_TRUE(disk.ok()) << disk.status();
     disk_ = *std::move(disk);
 
-    const std::string prefix = UniqueName("diskfull");
-    orders_ = prefix + ".inventory.purchaseorder";
-    lines_ = prefix + ".inventory.orderline";
-    tx_ = prefix + ".transaction";
-    output_ = prefix + "-out";
-    for (const std::string& topic : {orders_, lines_, tx_, output_}) {
-      ASSERT_STATUS_OK(CreateTopic(topic, 1));
-    }
     child_.name = "order-aggregator";
     child_.state_dir = disk_->path();
     child_.config_path = dir_.path() + "/order-aggregator.properties";
-    std::ofstream(child_.config_path)
-        << "application.id=" << prefix << "\n"
-        << "bootstrap.servers=" << BootstrapServers() << "\n"
-        << "state.dir=" << child_.state_dir << "\n"
-        << "processing.guarantee=exactly_once_v2\n"
-        << "commit.interval.ms=100\n"
-        // 1 MiB of write buffers (as the chaos test): memtables flush, and
-        // meet the full disk, after a few MiB of state.
-        << "rocksdb.block.cache.bytes=4194304\n"
-        << "orders.topic=" << orders_ << "\n"
-        << "lines.topic=" << lines_ << "\n"
-        << "transaction.topic=" << tx_ << "\n"
-        << "output.topic=" << output_ << "\n"
-        << "dead.letter.topic=" << prefix << "-dlq\n";
+    // 1 MiB of write buffers (as the chaos test): memtables flush, and meet
+    // the full disk, after a few MiB of state.
+    absl::StatusOr<OrderAggregatorTopics> topics = OrderAggregatorTopics::Create(
+        UniqueName("diskfull"), child_, "rocksdb.block.cache.bytes=4194304\n");
+    ASSERT_TRUE(topics.ok()) << topics.status();
+    topics_ = *std::move(topics);
   }
 
   void TearDown() override {
@@ -97,9 +81,9 @@ class DiskFullKafkaTest : public KafkaTest {
       lines.emplace_back(Key(100000 + id), pg_.Line('c', 100000 + id, id, product, id));
       ends.emplace_back(absl::StrCat(id), pg_.End(id, 1, 1));
     }
-    ASSERT_STATUS_OK(ProduceRecords(orders_, orders));
-    ASSERT_STATUS_OK(ProduceRecords(lines_, lines));
-    ASSERT_STATUS_OK(ProduceRecords(tx_, ends));
+    ASSERT_STATUS_OK(ProduceRecords(topics_.orders, orders));
+    ASSERT_STATUS_OK(ProduceRecords(topics_.lines, lines));
+    ASSERT_STATUS_OK(ProduceRecords(topics_.tx, ends));
   }
 
   void Start() {
@@ -125,7 +109,7 @@ class DiskFullKafkaTest : public KafkaTest {
   // Reads the output until it holds `count` records (read_committed), then
   // checks that they are the versions of `count` different orders.
   void ExpectOneVersionPerOrder(size_t count) {
-    absl::StatusOr<std::unique_ptr<TopicReader>> reader = TopicReader::Open(output_, 1);
+    absl::StatusOr<std::unique_ptr<TopicReader>> reader = TopicReader::Open(topics_.output, 1);
     ASSERT_TRUE(reader.ok()) << reader.status();
     absl::Status read = (*reader)->ReadUntilCount(count, kTimeout);
     ASSERT_TRUE(read.ok()) << read << "\n" << child_.LogTails();
@@ -143,7 +127,7 @@ class DiskFullKafkaTest : public KafkaTest {
   std::unique_ptr<Tmpfs> disk_;
   ChildApp child_;
   PgEvents pg_;
-  std::string orders_, lines_, tx_, output_;
+  OrderAggregatorTopics topics_;
 };
 
 TEST_F(DiskFullKafkaTest, FullWhileRunningExitsWithCode2AndLosesNothing) {

@@ -5,10 +5,12 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <system_error>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "base/status_macros.h"
 
 namespace tributary::testing {
 
@@ -81,6 +83,34 @@ void ScratchDir::Finish(bool failed, std::string_view what) const {
     std::error_code ec;
     std::filesystem::remove_all(path_, ec);
   }
+}
+
+absl::StatusOr<OrderAggregatorTopics> OrderAggregatorTopics::Create(const std::string& prefix,
+                                                                  const ChildApp& app,
+                                                                  std::string_view extra) {
+  OrderAggregatorTopics t;
+  t.orders = prefix + ".inventory.purchaseorder";
+  t.lines = prefix + ".inventory.orderline";
+  t.tx = prefix + ".transaction";
+  t.output = prefix + "-out";
+  t.dead_letters = prefix + "-dlq";
+  for (const std::string& topic : {t.orders, t.lines, t.tx, t.output}) {
+    TRIBUTARY_RETURN_IF_ERROR(CreateTopic(topic, 1));
+  }
+  std::ofstream config(app.config_path);
+  config << "application.id=" << prefix << "\n"
+         << "bootstrap.servers=" << BootstrapServers() << "\n"
+         << "state.dir=" << app.state_dir << "\n"
+         << "processing.guarantee=exactly_once_v2\n"
+         << "commit.interval.ms=100\n"
+         << "orders.topic=" << t.orders << "\n"
+         << "lines.topic=" << t.lines << "\n"
+         << "transaction.topic=" << t.tx << "\n"
+         << "output.topic=" << t.output << "\n"
+         << "dead.letter.topic=" << t.dead_letters << "\n"
+         << extra;
+  if (!config.flush()) return absl::InternalError("cannot write " + app.config_path);
+  return t;
 }
 
 }  // namespace tributary::testing

@@ -56,4 +56,19 @@ class ScratchDir {
   std::string tag_;
 };
 
+// The topics of one order-aggregator application on the real broker, one
+// partition each (a later transaction's events then move every partition
+// past an earlier one): <prefix>.inventory.purchaseorder, .orderline,
+// .transaction, <prefix>-out, and <prefix>-dlq (created by the application).
+struct OrderAggregatorTopics {
+  // Creates the topics and writes `app.config_path` for them: application.id
+  // `prefix`, `app.state_dir`, exactly_once_v2, commit.interval.ms=100, then
+  // `extra` ("key=value\n" lines).
+  static absl::StatusOr<OrderAggregatorTopics> Create(const std::string& prefix,
+                                                      const ChildApp& app,
+                                                      std::string_view extra = "");
+
+  std::string orders, lines, tx, output, dead_letters;
+};
+
 }  // namespace tributary::testing
