@@ -20,8 +20,9 @@
 #include "base/absl_compat.h"
 #include "base/status_macros.h"
 #include "engine/internal/kafka_stats.h"
+#include "engine/kafka_clients.h"
 #include "engine/internal/log.h"
-#include "engine/internal/metrics_server.h"
+#include "engine/internal/http_server.h"
 #include "engine/internal/rdkafka_handles.h"
 #include "engine/internal/state_directory.h"
 #include "engine/internal/stream_thread.h"
@@ -308,6 +309,7 @@ absl::Status KafkaStreams::CreateInternalTopics() {
     return absl::InvalidArgumentError(
         "cannot derive the partition count of every repartition topic (a cycle?)");
   }
+  subtopology_partitions_ = sub_partitions;
 
   std::vector<NewTopic> create;
   auto want = [&](const std::string& topic, int32_t partitions, bool compact) -> absl::Status {
@@ -355,8 +357,13 @@ absl::Status KafkaStreams::Start() {
   internal::EngineLogger()->info("{}: {}", config_.application_id(),
                                  Sv(absl::StripTrailingAsciiWhitespace(config_.ToString())));
   TRIBUTARY_RETURN_IF_ERROR(StartMetricsEndpoint());  // binds first: a taken port fails Start
+  if (absl::Status status = StartQueryEndpoint(); !status.ok()) {
+    metrics_server_.reset();
+    return status;
+  }
   if (absl::Status status = CreateInternalTopics(); !status.ok()) {
     metrics_server_.reset();
+    query_server_.reset();
     return status;
   }
   for (int i = 0; i < config_.num_stream_threads(); ++i) {
@@ -390,6 +397,7 @@ absl::Status KafkaStreams::Start() {
     options.metrics = metrics_.get();
     options.kafka_stats = kafka_stats_.get();
     options.topic_name = [this](std::string_view topic) { return TopicName(topic); };
+    options.application_server = application_server_;
     threads_.push_back(std::make_unique<internal::StreamThread>(std::move(options)));
   }
   for (auto& thread : threads_) thread->Start();
@@ -406,6 +414,7 @@ absl::Status KafkaStreams::Close() {
   if (closed_) return error();
   closed_ = true;
   metrics_server_.reset();  // its handlers read the threads
+  query_server_.reset();    // its handlers wait for the threads
   for (auto& thread : threads_) thread->RequestShutdown();
   absl::Status first;
   for (auto& thread : threads_) first.Update(thread->Join());
