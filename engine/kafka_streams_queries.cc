@@ -65,6 +65,8 @@ internal::HttpResponse FromStatus(const absl::Status& status) {
     case absl::StatusCode::kFailedPrecondition:
     case absl::StatusCode::kDeadlineExceeded:
       return Text(503, std::string(status.message()));
+    case absl::StatusCode::kUnimplemented:
+      return Text(501, std::string(status.message()));
     default:
       return Text(500, status.ToString());
   }
