@@ -138,6 +138,13 @@ absl::Status KafkaStreams::RefreshOwners(uint64_t rebalances) {
   owners_fetched_ = absl::Now();
   owners_.clear();
   owners_problem_.clear();
+  if (mock_cluster_ != nullptr) {
+    // Against librdkafka 2.0.2's mock cluster, an admin client that had
+    // described the group hung in rd_kafka_destroy (seen in queries_test). An
+    // embedded instance has no other instances to ask about anyway.
+    owners_problem_ = "the embedded mock cluster has no other instances to ask";
+    return absl::OkStatus();
+  }
   if (owners_admin_ == nullptr) {
     KafkaSettings settings = config_.AdminSettings();
     settings["bootstrap.servers"] = bootstrap_servers_;
