@@ -154,7 +154,9 @@ std::string KafkaStreams::StatusPage() const {
   for (const Topology::Subtopology& sub : topology_.subtopologies()) {
     internal::StatusSnapshot::Stage& stage = snapshot.stages.emplace_back();
     stage.id = sub.id;
-    for (const std::string& topic : sub.source_topics) stage.source_topics.push_back(TopicName(topic));
+    for (const std::string& topic : sub.source_topics) {
+      stage.source_topics.push_back(TopicName(topic));
+    }
     for (const std::string& topic : sub.sink_topics) stage.sink_topics.push_back(TopicName(topic));
     for (const std::string& name : sub.nodes) {
       const Topology::Node* node = topology_.node(name);

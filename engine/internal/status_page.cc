@@ -56,8 +56,9 @@ void AppendSummary(const StatusSnapshot& s, std::string& out) {
   for (const StatusSnapshot::Lag& l : s.lag) max_lag = std::max(max_lag, l.lag);
   const absl::Duration uptime = absl::Trunc(s.uptime, absl::Seconds(1));
   absl::StrAppend(
-      &out, "<p>state <b id=\"app-state\">", HtmlEscape(s.state), "</b> &middot; up <span id=\"uptime\" data-seconds=\"",
-      absl::ToInt64Seconds(uptime), "\">", HtmlEscape(absl::FormatDuration(uptime)),
+      &out, "<p>state <b id=\"app-state\">", HtmlEscape(s.state),
+      "</b> &middot; up <span id=\"uptime\" data-seconds=\"", absl::ToInt64Seconds(uptime),
+      "\">", HtmlEscape(absl::FormatDuration(uptime)),
       "</span> &middot; health <span id=\"health\">", HtmlEscape(s.health), "</span></p>\n",
       "<table id=\"summary\">\n",
       "<tr><th>records processed</th><td id=\"records-processed\" class=\"n\">",
@@ -122,7 +123,8 @@ void AppendLag(const StatusSnapshot& s, std::string& out) {
   out += "<table id=\"lag\"><tr><th>topic</th><th>partition</th><th>lag</th><th>thread</th></tr>\n";
   for (const StatusSnapshot::Lag& l : s.lag) {
     absl::StrAppend(&out, "<tr id=\"lag-", HtmlEscape(l.topic), "-", l.partition, "\">",
-                    Cell(Field("topic"), l.topic), Cell(Field("partition"), absl::StrCat(l.partition), true),
+                    Cell(Field("topic"), l.topic),
+                    Cell(Field("partition"), absl::StrCat(l.partition), true),
                     Cell(Metric("consumer-lag"), absl::StrCat(l.lag), true), Cell("", l.thread),
                     "</tr>\n");
   }
@@ -202,7 +204,8 @@ std::string RenderStatusHtml(const StatusSnapshot& s) {
   AppendDeadLetters(s, out);
   absl::StrAppend(&out, "<p class=\"none\">", HtmlEscape(absl::FormatTime(
                       "%Y-%m-%dT%H:%M:%SZ", s.now, absl::UTCTimeZone())),
-                  " &middot; <a href=\"/metrics\">/metrics</a> &middot; <a href=\"/health\">/health</a>"
+                  " &middot; <a href=\"/metrics\">/metrics</a>"
+                  " &middot; <a href=\"/health\">/health</a>"
                   " &middot; <a href=\"/ready\">/ready</a></p>\n</body></html>\n");
   return out;
 }

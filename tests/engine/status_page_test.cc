@@ -89,7 +89,8 @@ TEST(StatusPageTest, EveryFigureIsUnderItsId) {
                               "<td data-field=\"partition\" class=\"n\">2</td>"
                               "<td data-field=\"offset\" class=\"n\">9</td>"
                               "<td data-field=\"transaction\">tx9</td>"
-                              "<td data-field=\"error\" class=\"err\">bad op &#39;x&#39;</td></tr>"));
+                              "<td data-field=\"error\" class=\"err\">bad op &#39;x&#39;</td>"
+                              "</tr>"));
   EXPECT_THAT(html, HasSubstr("<tr id=\"dead-letter-1\" class=\"dead-letter\">"));
   EXPECT_THAT(html, Not(HasSubstr("<script")));
 }
