@@ -84,8 +84,8 @@ class KafkaStreams {
   // The last kRecentDeadLetters records this instance sent to the
   // dead-letter topic, newest first.
   std::vector<DeadLetterInfo> RecentDeadLetters() const;
-  // Each stream thread's tasks (state, records processed, restore progress)
-  // as of its last commit; empty before Start.
+  // Each stream thread's tasks (state, records processed, restore progress),
+  // at most about a second old; empty before Start.
   std::vector<ThreadStatus> ThreadStatuses() const;
 
   // --- Metrics endpoint (metrics.port; kafka_streams_endpoint.cc) ---

@@ -28,8 +28,8 @@ struct DeadLetterInfo {
   static constexpr size_t kMaxErrorBytes = 2048;
 };
 
-// One task of a stream thread, at the thread's last commit or assignment
-// change.
+// One task of a stream thread, as the thread last published it (at its
+// commits, assignment changes and at least once a second).
 struct TaskStatus {
   TaskId id;
   std::string state;        // CREATED, RESTORING, RUNNING (TaskStateName)

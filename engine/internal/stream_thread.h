@@ -52,8 +52,9 @@ class StreamThread {
     std::vector<TaskId> restoring;  // its tasks not running yet
   };
   Readiness readiness() const;
-  // Its tasks as of the last commit or assignment change (for the status
-  // page); the name is the thread's once it has started.
+  // Its tasks as of its last commit or assignment change, at most about a
+  // second old (for the status page); the name is the thread's once it has
+  // started.
   ThreadStatus status() const;
 
  private:
