@@ -19,6 +19,7 @@
 #include "absl/strings/ascii.h"
 #include "base/absl_compat.h"
 #include "base/status_macros.h"
+#include "engine/internal/dead_letter_log.h"
 #include "engine/internal/kafka_stats.h"
 #include "engine/internal/log.h"
 #include "engine/internal/metrics_server.h"
@@ -184,6 +185,7 @@ absl::Status KafkaStreams::Prepare() {
   TRIBUTARY_RETURN_IF_ERROR(topology_.Build());
   spdlog::set_level(spdlog::level::from_str(config_.log_level()));
   metrics_ = std::make_unique<Metrics>();
+  dead_letters_ = std::make_unique<internal::DeadLetterLog>(kRecentDeadLetters);
   if (config_.uses_mock_cluster()) {
     TRIBUTARY_ASSIGN_OR_RETURN(mock_cluster_,
                                MockCluster::Start(config_.mock_cluster_brokers()));
@@ -378,6 +380,7 @@ absl::Status KafkaStreams::Start() {
                           static_cast<size_t>(config_.num_stream_threads());
     options.error_policy = config_.processing_error_policy();
     options.dead_letter_topic = config_.dead_letter_topic();
+    options.dead_letters = dead_letters_.get();
     options.consumer_settings = config_.ConsumerSettings();
     options.restore_consumer_settings = config_.RestoreConsumerSettings();
     options.state_directory = state_directory_.get();
@@ -393,6 +396,7 @@ absl::Status KafkaStreams::Start() {
     threads_.push_back(std::make_unique<internal::StreamThread>(std::move(options)));
   }
   for (auto& thread : threads_) thread->Start();
+  started_ = absl::Now();
   threads_started_.store(true, std::memory_order_release);
   cleaner_ = std::thread([this] { CleanStateDirectory(); });
   state_ = State::kRunning;
@@ -447,6 +451,17 @@ absl::Status KafkaStreams::error() const {
     }
   }
   return absl::OkStatus();
+}
+
+std::vector<DeadLetterInfo> KafkaStreams::RecentDeadLetters() const {
+  return dead_letters_ != nullptr ? dead_letters_->Recent() : std::vector<DeadLetterInfo>{};
+}
+
+std::vector<ThreadStatus> KafkaStreams::ThreadStatuses() const {
+  std::vector<ThreadStatus> all;
+  if (!threads_started_.load(std::memory_order_acquire)) return all;
+  for (const auto& thread : threads_) all.push_back(thread->status());
+  return all;
 }
 
 std::vector<TaskId> KafkaStreams::tasks() const {
