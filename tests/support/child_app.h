@@ -1,7 +1,7 @@
 // A program that a real-broker test runs, kills and restarts as a child
-// process (count_app, order-aggregator), and the test's scratch directory
-// that holds its configs, state dirs and logs. Single-threaded: the test's
-// thread only.
+// process (count_app, order-aggregator), the test's scratch directory that
+// holds its configs, state dirs and logs, and a broker of the test's own
+// (scripts/kafka). Single-threaded: the test's thread only.
 #pragma once
 
 #include <chrono>
