@@ -38,12 +38,30 @@ using internal::KafkaStatus;
 
 constexpr int kAdminTimeoutMs = 30000;
 
-absl::StatusOr<KafkaHandle> NewAdminClient(const std::string& bootstrap,
+// The admin client and the connection errors it reports (`handle`, declared
+// last, is destroyed first).
+struct AdminClient {
+  std::unique_ptr<internal::ConnectionErrors> errors;
+  KafkaHandle handle;
+};
+
+// An admin client that a broker has answered: its first request fails fast
+// on wrong credentials or a TLS certificate it cannot verify, instead of
+// waiting for the request timeout while librdkafka retries.
+absl::StatusOr<AdminClient> NewAdminClient(const std::string& bootstrap,
                                            const std::map<std::string, std::string>& settings) {
   std::map<std::string, std::string> all = settings;
   all["bootstrap.servers"] = bootstrap;
   all.emplace("log_level", "4");
-  return internal::NewKafkaClient(RD_KAFKA_PRODUCER, all);
+  AdminClient admin;
+  admin.errors = std::make_unique<internal::ConnectionErrors>();
+  internal::KafkaConf conf(rd_kafka_conf_new());
+  admin.errors->Install(conf.get());
+  TRIBUTARY_ASSIGN_OR_RETURN(admin.handle,
+                             internal::NewKafkaClient(RD_KAFKA_PRODUCER, all, conf.release()));
+  TRIBUTARY_RETURN_IF_ERROR(internal::AwaitBroker(admin.handle.get(), *admin.errors, bootstrap,
+                                                  absl::Milliseconds(kAdminTimeoutMs)));
+  return admin;
 }
 
 absl::StatusOr<std::map<std::string, int32_t>> PartitionCounts(rd_kafka_t* admin) {
@@ -233,8 +251,9 @@ absl::Status KafkaStreams::Prepare() {
 }
 
 absl::Status KafkaStreams::CreateInternalTopics() {
-  TRIBUTARY_ASSIGN_OR_RETURN(KafkaHandle admin,
+  TRIBUTARY_ASSIGN_OR_RETURN(AdminClient admin_client,
                              NewAdminClient(bootstrap_servers_, config_.AdminSettings()));
+  const KafkaHandle& admin = admin_client.handle;
   TRIBUTARY_ASSIGN_OR_RETURN(auto existing, PartitionCounts(admin.get()));
   const auto& repartition = topology_.repartition_topics();
   for (const auto& [topic, requirement] : topology_.partition_requirements()) {
