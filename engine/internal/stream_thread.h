@@ -23,6 +23,7 @@
 #include "absl/time/time.h"
 #include "engine/internal/stream_thread_options.h"
 #include "engine/internal/task.h"
+#include "engine/streams_status.h"
 
 namespace tributary::internal {
 
@@ -55,6 +56,10 @@ class StreamThread {
     uint64_t rebalances = 0;        // assignments, revocations and losses so far
   };
   Readiness readiness() const;
+  // Its tasks as of its last commit or assignment change, at most about a
+  // second old (for the status page); the name is the thread's once it has
+  // started.
+  ThreadStatus status() const;
 
   // Interactive queries: runs `query` for `key` against the stores of task
   // `task` on this thread, between two records (the task's processors see
@@ -86,6 +91,8 @@ class StreamThread {
   std::vector<std::shared_ptr<PendingQuery>> queries_ ABSL_GUARDED_BY(queries_mu_);
   std::atomic<bool> queries_waiting_{false};  // queries_ is not empty
   uint64_t rebalances_total_ = 0;  // of the runs before the current one; on the thread
+  std::string name_;                      // guarded by tasks_mutex_
+  std::vector<TaskStatus> task_status_;   // guarded by tasks_mutex_
   friend class Impl;
 };
 

@@ -19,6 +19,7 @@
 #include "engine/internal/clients.h"
 #include "engine/internal/stream_thread_options.h"
 #include "engine/internal/task.h"
+#include "engine/streams_status.h"
 #include "spdlog/spdlog.h"
 
 namespace tributary::internal {
@@ -66,6 +67,8 @@ class TaskManager {
   Task* Find(TaskId id);
   // The tasks not running yet (restoring).
   std::vector<TaskId> restoring_ids() const;
+  // Each task's state, records processed and restore progress, by id.
+  std::vector<TaskStatus> Status() const;
 
  private:
   // Claims `id`'s directory (StreamThreadOptions::state_directory) and
