@@ -1,6 +1,6 @@
 // KafkaStreams' metrics endpoint (metrics.port): what GET /metrics, /health,
-// /ready and / (the status page) answer. The handlers run on the MetricsServer's threads; they
-// read threads_ only once Start has filled it (threads_started_).
+// /ready and / (the status page) answer. The handlers run on the HttpServer's
+// threads; they read threads_ only once Start has filled it (threads_started_).
 
 #include <algorithm>
 #include <filesystem>

@@ -93,9 +93,9 @@ HttpServer::~HttpServer() {
   if (listener_.joinable()) listener_.join();
 }
 
-absl::StatusOr<HttpResponse> HttpGet(const std::string& server, const std::string& path,
-                                     const std::vector<std::pair<std::string, std::string>>& headers,
-                                     absl::Duration timeout) {
+absl::StatusOr<HttpResponse> HttpGet(
+    const std::string& server, const std::string& path,
+    const std::vector<std::pair<std::string, std::string>>& headers, absl::Duration timeout) {
   const size_t colon = server.rfind(':');
   int port = 0;
   if (colon == std::string::npos || !absl::SimpleAtoi(server.substr(colon + 1), &port)) {

@@ -82,8 +82,8 @@ class HttpServer {
 // GET http://<server><path> (`server` host:port) with `headers`, connecting
 // and reading within `timeout` each. Unavailable naming the server when it
 // cannot be reached or does not answer in time.
-absl::StatusOr<HttpResponse> HttpGet(const std::string& server, const std::string& path,
-                                     const std::vector<std::pair<std::string, std::string>>& headers,
-                                     absl::Duration timeout);
+absl::StatusOr<HttpResponse> HttpGet(
+    const std::string& server, const std::string& path,
+    const std::vector<std::pair<std::string, std::string>>& headers, absl::Duration timeout);
 
 }  // namespace tributary::internal

@@ -609,8 +609,10 @@ absl::StatusOr<std::optional<std::string>> StreamThread::RunQuery(TaskId task,
   }
   absl::MutexLock lock(&pending->mu);
   if (!pending->mu.AwaitWithTimeout(absl::Condition(&pending->done), timeout)) {
-    return absl::UnavailableError(absl::StrCat("task ", task.ToString(), ": its stream thread did not get to the query within ",
-                                               absl::FormatDuration(timeout)));
+    return absl::UnavailableError(
+        absl::StrCat("task ", task.ToString(),
+                     ": its stream thread did not get to the query within ",
+                     absl::FormatDuration(timeout)));
   }
   return pending->answer;
 }
@@ -632,8 +634,9 @@ void StreamThread::ServeQueries(TaskManager* tasks) {
       answer = absl::NotFoundError(
           absl::StrCat("task ", pending->task.ToString(), " is not owned by this thread"));
     } else if (task->state() != TaskState::kRunning) {
-      answer = absl::UnavailableError(absl::StrCat("task ", pending->task.ToString(), " is ",
-                                                   absl::AsciiStrToLower(TaskStateName(task->state()))));
+      answer = absl::UnavailableError(
+          absl::StrCat("task ", pending->task.ToString(), " is ",
+                       absl::AsciiStrToLower(TaskStateName(task->state()))));
     } else {
       answer = pending->query->run(
           [task](std::string_view store) { return task->store(store); }, pending->key);

@@ -137,14 +137,12 @@ TEST(QueriesTest, OneInstanceAnswersEveryKeyFromItsTasks) {
   internal::HttpResponse bad = get("/last/x1", auth);
   EXPECT_EQ(bad.status, 400);
   EXPECT_THAT(bad.body, HasSubstr("keys start with 'k'"));
-  internal::HttpResponse anonymous = get("/last/k7", std::vector<std::pair<std::string, std::string>>{});
+  using Headers = std::vector<std::pair<std::string, std::string>>;
+  internal::HttpResponse anonymous = get("/last/k7", Headers{});
   EXPECT_EQ(anonymous.status, 401);
   EXPECT_EQ(anonymous.Header("WWW-Authenticate"), "Bearer");
   EXPECT_EQ(anonymous.body.find("v7"), std::string::npos);
-  EXPECT_EQ(get("/last/k7", std::vector<std::pair<std::string, std::string>>{
-                                {"Authorization", "Bearer tok2"}})
-                .status,
-            401);
+  EXPECT_EQ(get("/last/k7", Headers{{"Authorization", "Bearer tok2"}}).status, 401);
   EXPECT_EQ(get("/other/k7", auth).status, 404) << "no such query";
 
   EXPECT_TRUE(app.Close().ok());

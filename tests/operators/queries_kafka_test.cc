@@ -121,7 +121,8 @@ class QueriesKafkaTest : public KafkaTest {
     return -1;
   }
 
-  void Produce(const std::string& topic, const std::vector<std::pair<std::string, std::string>>& records) {
+  void Produce(const std::string& topic,
+               const std::vector<std::pair<std::string, std::string>>& records) {
     ASSERT_STATUS_OK(ProduceRecords(topic, records));
   }
   static std::string Key(int id) { return absl::StrCat(R"({"id":)", id, "}"); }
