@@ -491,6 +491,10 @@ absl::Status StreamThread::Impl::PollOnce() {
 
 absl::Status StreamThread::Impl::Run() {
   TRIBUTARY_RETURN_IF_ERROR(Setup());
+  {
+    absl::MutexLock lock(&owner_->queries_mu_);
+    owner_->wake_ = consumer_.get();
+  }
   owner_->state_ = ThreadState::kRunning;
   log_->info("{}: started", name_);
   absl::Status status;
@@ -506,6 +510,10 @@ absl::Status StreamThread::Impl::Run() {
     if (options_.exactly_once) (void)producer_->AbortTransaction();
     (void)tasks_->CloseAll(/*clean=*/false);
     uncommitted_ = false;
+  }
+  {
+    absl::MutexLock lock(&owner_->queries_mu_);
+    owner_->wake_ = nullptr;
   }
   consumer_->Close();
   absl::Status late = std::exchange(rebalance_error_, absl::OkStatus());
@@ -606,6 +614,7 @@ absl::StatusOr<std::optional<std::string>> StreamThread::RunQuery(TaskId task,
     }
     queries_.push_back(pending);
     queries_waiting_.store(true, std::memory_order_release);
+    if (wake_ != nullptr) wake_->Wake();  // a poll waits up to poll.ms for records
   }
   absl::MutexLock lock(&pending->mu);
   if (!pending->mu.AwaitWithTimeout(absl::Condition(&pending->done), timeout)) {

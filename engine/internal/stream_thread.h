@@ -90,6 +90,8 @@ class StreamThread {
   absl::Mutex queries_mu_;
   std::vector<std::shared_ptr<PendingQuery>> queries_ ABSL_GUARDED_BY(queries_mu_);
   std::atomic<bool> queries_waiting_{false};  // queries_ is not empty
+  // The running Impl's group consumer, woken for a query.
+  Consumer* wake_ ABSL_GUARDED_BY(queries_mu_) = nullptr;
   uint64_t rebalances_total_ = 0;  // of the runs before the current one; on the thread
   std::string name_;                      // guarded by tasks_mutex_
   std::vector<TaskStatus> task_status_;   // guarded by tasks_mutex_

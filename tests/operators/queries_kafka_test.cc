@@ -9,6 +9,7 @@
 // unknown order are 404, a bad id 400, a missing or wrong token 401.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
@@ -222,6 +223,25 @@ TEST_F(QueriesKafkaTest, BothInstancesAnswerEveryOrderAsItsLastVersion) {
               server_a.c_str(), owned[server_a], server_b.c_str(), owned[server_b]);
   EXPECT_GT(owned[server_a], 0) << "a owns one of the two aggregate tasks";
   EXPECT_GT(owned[server_b], 0) << "b owns the other";
+
+  // Figures, not assertions: the time of an answer from local state and of a
+  // proxied one, over the settled orders.
+  std::vector<double> local_ms, proxied_ms;
+  for (int i = 1; i <= kOrders; ++i) {
+    for (int port : {port_a, port_b}) {
+      const auto begin = Clock::now();
+      const Answer answer = Get(port, "/aggregates/" + std::to_string(i), kToken);
+      const double ms = std::chrono::duration<double, std::milli>(Clock::now() - begin).count();
+      (answer.via.empty() ? local_ms : proxied_ms).push_back(ms);
+    }
+  }
+  std::sort(local_ms.begin(), local_ms.end());
+  std::sort(proxied_ms.begin(), proxied_ms.end());
+  if (!local_ms.empty() && !proxied_ms.empty()) {
+    std::printf("[iq] median answer: %.1f ms from local state (%zu), %.1f ms proxied (%zu)\n",
+                local_ms[local_ms.size() / 2], local_ms.size(), proxied_ms[proxied_ms.size() / 2],
+                proxied_ms.size());
+  }
 
   for (int port : {port_a, port_b}) {
     SCOPED_TRACE(absl::StrCat("port ", port));
