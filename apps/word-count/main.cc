@@ -35,7 +35,8 @@ int main(int argc, char** argv) {
   auto streams = KafkaStreams::Open(*std::move(topology), *std::move(config));
   if (!streams.ok()) {
     std::fprintf(stderr, "word-count: %s\n", streams.status().ToString().c_str());
-    return kExitStreamError;
+    // A full disk is no configuration error (as in order-aggregator).
+    return absl::IsResourceExhausted(streams.status()) ? kExitStreamError : kExitUsage;
   }
   if (absl::Status started = (*streams)->Start(); !started.ok()) {
     std::fprintf(stderr, "word-count: cannot start: %s\n", started.ToString().c_str());
