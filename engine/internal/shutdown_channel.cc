@@ -33,6 +33,7 @@ absl::StatusOr<std::unique_ptr<ShutdownChannel>> ShutdownChannel::Open(
   std::map<std::string, std::string> consumer = consumer_settings;
   consumer.emplace("log_level", "4");
   consumer["client.id"] = absl::StrCat(channel->process_id_, "-control-consumer");
+  consumer.erase("group.instance.id");  // the stream threads' static membership, if any
   consumer["enable.auto.commit"] = "false";
   consumer["enable.auto.offset.store"] = "false";
   consumer["isolation.level"] = "read_uncommitted";

@@ -7,6 +7,7 @@
 // The topology: "in" -> a processor that passes each value on, fails on
 // "boom" while `failures_left` > 0 (or always with -1), and blocks on
 // "block" until the test releases it -> "out".
+#include <algorithm>
 #include <atomic>
 #include <filesystem>
 #include <memory>
@@ -45,19 +46,22 @@ Injected* injected = nullptr;
 
 class InjectingProcessor : public Processor {
  public:
+  // Whether this "boom" fails (one of failures_left taken, or -1).
+  static bool TakeFailure() {
+    int left = injected->failures_left.load();
+    while (left > 0) {
+      if (injected->failures_left.compare_exchange_weak(left, left - 1)) return true;
+    }
+    return left < 0;
+  }
   absl::Status Init(ProcessorContext& context) override {
     context_ = &context;
     return absl::OkStatus();
   }
   absl::Status Process(const Record& record) override {
-    if (record.value == "boom") {
-      int left = injected->failures_left.load();
-      while (left != 0 && !(left < 0 || injected->failures_left.compare_exchange_weak(left, left - 1))) {
-      }
-      if (left != 0) {
-        ++injected->failed;
-        return absl::InternalError("injected failure");
-      }
+    if (record.value == "boom" && TakeFailure()) {
+      ++injected->failed;
+      return absl::InternalError("injected failure");
     }
     if (record.value == "block" && !injected->release.HasBeenNotified()) {
       if (!injected->blocked.HasBeenNotified()) injected->blocked.Notify();
