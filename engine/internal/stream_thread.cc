@@ -136,6 +136,7 @@ class StreamThread::Impl final : public RebalanceListener {
       cache_misses_ = options_.metrics->GetCounter(m::kRecordCacheMissesTotal, tags);
       // Served (as 0) from the start; StreamThread::Run counts the restarts.
       options_.metrics->GetCounter(m::kThreadRestartsTotal, tags);
+      options_.metrics->GetCounter(m::kThreadReplacementsTotal, tags);
       commit_latency_ = options_.metrics->GetLatency(m::kCommitLatency, tags);
       process_latency_ = options_.metrics->GetLatency(m::kProcessBatchLatency, tags);
     }
@@ -579,6 +580,12 @@ void StreamThread::Run() {
                              "without a commit): new clients, a new group member, its tasks "
                              "restored from the changelogs, input from the last commit",
                              name, replaced, options_.max_replacements_in_a_row);
+        if (options_.metrics != nullptr) {
+          options_.metrics
+              ->GetCounter(metric_names::kThreadReplacementsTotal,
+                           {{std::string(metric_names::kThreadTag), name}})
+              ->Add(1);
+        }
         SetState(ThreadState::kStarting);
         continue;
       }

@@ -20,6 +20,7 @@
 #include "absl/synchronization/notification.h"
 #include "engine/kafka_clients.h"
 #include "engine/kafka_streams.h"
+#include "engine/metrics.h"
 #include "engine/processor.h"
 #include "engine/streams_config.h"
 #include "engine/topology.h"
@@ -226,6 +227,11 @@ TEST_F(KafkaStreamsLifecycleTest, ReplacedThreadGoesOnFromTheLastCommitExactlyOn
   EXPECT_THAT(ReadOutput(3), ElementsAre("a", "boom", "c"));
   EXPECT_EQ(asked.load(), 2);
   EXPECT_EQ(injected_.failed.load(), 2);
+  int64_t replacements = 0;
+  for (const MetricSample& sample : streams_->metrics().Snapshot()) {
+    if (sample.name == metric_names::kThreadReplacementsTotal) replacements += sample.value;
+  }
+  EXPECT_EQ(replacements, 2);
   ASSERT_TRUE(transitions_.WaitFor(State::kRunning));
   ASSERT_STATUS_OK(streams_->Close(kTimeout));
   EXPECT_EQ(streams_->state(), State::kNotRunning);
