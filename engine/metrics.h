@@ -42,6 +42,9 @@ inline constexpr std::string_view kRecordsDeadLetteredTotal = "records-dead-lett
 // Starts of the thread again after its producer failed (a new producer, the
 // tasks restored from their changelogs).
 inline constexpr std::string_view kThreadRestartsTotal = "thread-restarts-total";
+// Replacements of the thread after an error the uncaught-error handler
+// answered with kReplaceThread (KafkaStreams::SetUncaughtErrorHandler).
+inline constexpr std::string_view kThreadReplacementsTotal = "thread-replacements-total";
 // Gets answered by the record cache (CachingStore) of the thread's stores,
 // and gets that read the store below it.
 inline constexpr std::string_view kRecordCacheHitsTotal = "record-cache-hits-total";

@@ -105,6 +105,7 @@ const char* ThreadStateName(ThreadState state) {
   switch (state) {
     case ThreadState::kCreated: return "CREATED";
     case ThreadState::kStarting: return "STARTING";
+    case ThreadState::kPartitionsRevoked: return "PARTITIONS_REVOKED";
     case ThreadState::kPartitionsAssigned: return "PARTITIONS_ASSIGNED";
     case ThreadState::kRunning: return "RUNNING";
     case ThreadState::kPendingShutdown: return "PENDING_SHUTDOWN";
@@ -135,6 +136,7 @@ class StreamThread::Impl final : public RebalanceListener {
       cache_misses_ = options_.metrics->GetCounter(m::kRecordCacheMissesTotal, tags);
       // Served (as 0) from the start; StreamThread::Run counts the restarts.
       options_.metrics->GetCounter(m::kThreadRestartsTotal, tags);
+      options_.metrics->GetCounter(m::kThreadReplacementsTotal, tags);
       commit_latency_ = options_.metrics->GetLatency(m::kCommitLatency, tags);
       process_latency_ = options_.metrics->GetLatency(m::kProcessBatchLatency, tags);
     }
@@ -149,6 +151,8 @@ class StreamThread::Impl final : public RebalanceListener {
     return producer_ != nullptr && !producer_->fatal_error().ok();
   }
   const std::string& name() const { return name_; }
+  // Whether the run committed anything (a transaction, or offsets).
+  bool committed() const { return committed_; }
 
   absl::Status Run();
   void OnPartitionsAssigned(const std::vector<TopicPartition>& partitions) override;
@@ -191,6 +195,7 @@ class StreamThread::Impl final : public RebalanceListener {
   absl::Time last_status_ = absl::InfinitePast();  // of PublishTaskIds
   bool uncommitted_ = false;
   absl::Status rebalance_error_;
+  bool committed_ = false;
   // While tasks restore, the assigned partitions are paused; once all run,
   // they restart from these offsets (nothing was processed meanwhile).
   OffsetMap rewind_to_;
@@ -235,7 +240,7 @@ absl::Status StreamThread::Impl::Setup() {
 void StreamThread::Impl::OnPartitionsAssigned(const std::vector<TopicPartition>& partitions) {
   ++rebalances_;
   assigned_ = true;
-  owner_->state_ = ThreadState::kPartitionsAssigned;
+  owner_->SetState(ThreadState::kPartitionsAssigned);
   absl::Status status = tasks_->HandleAssignment(partitions);
   if (status.ok() && tasks_->restoring()) {
     OffsetMap committed;
@@ -243,7 +248,7 @@ void StreamThread::Impl::OnPartitionsAssigned(const std::vector<TopicPartition>&
     status = PauseForRestore(std::move(committed));
   }
   KeepError(status);
-  if (!tasks_->restoring()) owner_->state_ = ThreadState::kRunning;
+  if (!tasks_->restoring()) owner_->SetState(ThreadState::kRunning);
   PublishTaskIds();
 }
 
@@ -251,6 +256,7 @@ void StreamThread::Impl::OnPartitionsRevoked(const std::vector<TopicPartition>& 
   (void)partitions;  // eager protocol: everything
   ++rebalances_;
   assigned_ = false;
+  owner_->SetState(ThreadState::kPartitionsRevoked);  // not while shutting down
   // Commit what was processed, then close the tasks cleanly so that they can
   // move (restoring ones keep what they restored).
   absl::Status status = Commit();
@@ -271,6 +277,7 @@ void StreamThread::Impl::OnPartitionsLost(const std::vector<TopicPartition>& par
   (void)partitions;  // eager protocol: everything
   ++rebalances_;
   assigned_ = false;
+  owner_->SetState(ThreadState::kPartitionsRevoked);
   // A zombie: another member owns the partitions and reads them from their
   // committed offsets. Committing here would make what this thread processed
   // since then visible next to the new owner's work (under EOS v2 a commit
@@ -339,6 +346,7 @@ absl::Status StreamThread::Impl::Commit() {
   }
   if (status.ok()) {
     uncommitted_ = false;
+    committed_ = true;
     if (commits_ != nullptr) commits_->Add(1);
     if (commit_latency_ != nullptr) commit_latency_->Record(absl::Now() - start);
   } else if (absl::IsAborted(status) && aborts_ != nullptr) {
@@ -412,7 +420,7 @@ absl::Status StreamThread::Impl::RestoreStep() {
     TRIBUTARY_RETURN_IF_ERROR(consumer_->Assign(start));
     rewind_to_.clear();
   }
-  owner_->state_ = ThreadState::kRunning;
+  owner_->SetState(ThreadState::kRunning);
   return absl::OkStatus();
 }
 
@@ -483,13 +491,13 @@ absl::Status StreamThread::Impl::PollOnce() {
 
 absl::Status StreamThread::Impl::Run() {
   TRIBUTARY_RETURN_IF_ERROR(Setup());
-  owner_->state_ = ThreadState::kRunning;
+  // kStarting until the first assignment (OnPartitionsAssigned).
   log_->info("{}: started", name_);
   absl::Status status;
   while (status.ok() && !owner_->shutdown_requested_) {
     status = PollOnce();
   }
-  owner_->state_ = ThreadState::kPendingShutdown;
+  owner_->SetState(ThreadState::kPendingShutdown);
   if (status.ok()) {
     status = Commit();
     status.Update(tasks_->CloseAll(/*clean=*/status.ok()));
@@ -515,7 +523,7 @@ StreamThread::~StreamThread() {
 }
 
 void StreamThread::Start() {
-  state_ = ThreadState::kStarting;
+  SetState(ThreadState::kStarting);
   thread_ = std::thread([this] { Run(); });
 }
 
@@ -526,37 +534,83 @@ void StreamThread::Run() {
   // again with new clients: a new producer (init_transactions), a new group
   // member, tasks restored from their changelogs, input from the committed
   // offsets. Bounded: more than kQuickRestarts in a row, each run shorter
-  // than kQuickRun, and the thread dies with the error.
+  // than kQuickRun, and the error goes to the uncaught-error handler.
   constexpr int kQuickRestarts = 5;
   constexpr absl::Duration kQuickRun = absl::Minutes(5);
   int quick = 0;
+  // Replacements (kReplaceThread) in a row: runs that failed before their
+  // first commit since the last run that committed.
+  int replaced = 0;
   while (true) {
     impl_ = std::make_unique<Impl>(this, options_);
     const absl::Time started = absl::Now();
     result_ = impl_->Run();
     const bool producer_failed = impl_->producer_failed();
+    const bool committed = impl_->committed();
     const std::string name = impl_->name();
     impl_.reset();
-    if (result_.ok() || shutdown_requested_ || !producer_failed) break;
-    quick = absl::Now() - started < kQuickRun ? quick + 1 : 1;
-    if (quick > kQuickRestarts) {
+    if (result_.ok() || shutdown_requested_) break;
+    if (producer_failed) {
+      quick = absl::Now() - started < kQuickRun ? quick + 1 : 1;
+      if (quick <= kQuickRestarts) {
+        EngineLogger()->warn("{}: starting again with new clients after its producer failed "
+                             "({}); its tasks restore and go on from the last commit",
+                             name, result_.ToString());
+        if (options_.metrics != nullptr) {
+          options_.metrics
+              ->GetCounter(metric_names::kThreadRestartsTotal,
+                           {{std::string(metric_names::kThreadTag), name}})
+              ->Add(1);
+        }
+        SetState(ThreadState::kStarting);
+        continue;
+      }
       EngineLogger()->error("{}: the producer failed {} times in a row, each run shorter than "
-                            "{}: the thread stops",
+                            "{}",
                             name, quick, absl::FormatDuration(kQuickRun));
-      break;
     }
-    EngineLogger()->warn("{}: starting again with new clients after its producer failed ({}); "
-                         "its tasks restore and go on from the last commit",
-                         name, result_.ToString());
-    if (options_.metrics != nullptr) {
-      options_.metrics
-          ->GetCounter(metric_names::kThreadRestartsTotal,
-                       {{std::string(metric_names::kThreadTag), name}})
-          ->Add(1);
+    // --- Lifecycle: the uncaught-error handler ---
+    StreamThreadErrorResponse response = options_.on_uncaught_error
+                                             ? options_.on_uncaught_error(result_)
+                                             : StreamThreadErrorResponse::kShutdownClient;
+    if (response == StreamThreadErrorResponse::kReplaceThread) {
+      replaced = committed ? 1 : replaced + 1;
+      if (replaced <= options_.max_replacements_in_a_row) {
+        EngineLogger()->warn("{}: replaced by a new stream thread ({} of at most {} in a row "
+                             "without a commit): new clients, a new group member, its tasks "
+                             "restored from the changelogs, input from the last commit",
+                             name, replaced, options_.max_replacements_in_a_row);
+        if (options_.metrics != nullptr) {
+          options_.metrics
+              ->GetCounter(metric_names::kThreadReplacementsTotal,
+                           {{std::string(metric_names::kThreadTag), name}})
+              ->Add(1);
+        }
+        SetState(ThreadState::kStarting);
+        continue;
+      }
+      EngineLogger()->error("{}: not replaced: {} replacements in a row failed before their "
+                            "first commit; the instance shuts down",
+                            name, replaced - 1);
+      response = StreamThreadErrorResponse::kShutdownClient;
     }
-    state_ = ThreadState::kStarting;
+    error_response_ = response;
+    break;
   }
-  state_ = ThreadState::kDead;
+  SetState(ThreadState::kDead);
+}
+
+void StreamThread::SetState(ThreadState next) {
+  const ThreadState old = state_.load();
+  if (old == next || old == ThreadState::kDead) return;
+  // From kPendingShutdown only to kDead or, starting over, to kStarting; a
+  // revocation inside the consumer's close at shutdown changes nothing.
+  if (old == ThreadState::kPendingShutdown && next != ThreadState::kDead &&
+      next != ThreadState::kStarting) {
+    return;
+  }
+  state_.store(next);
+  if (options_.on_state_change) options_.on_state_change(options_.index, old, next);
 }
 
 absl::Status StreamThread::Join() {

@@ -17,9 +17,12 @@
 #include "engine/metrics.h"
 #include "engine/streams_config.h"
 #include "engine/topology.h"
+#include "engine/types.h"
 #include "state/rocksdb_store.h"
 
 namespace tributary::internal {
+
+enum class ThreadState;  // stream_thread.h
 
 struct StreamThreadOptions {
   int index = 0;
@@ -62,6 +65,18 @@ struct StreamThreadOptions {
   std::function<absl::StatusOr<ThreadClients>(const StreamThreadOptions& options,
                                               const std::string& thread_name)>
       clients;
+
+  // --- Lifecycle (KafkaStreams' state listener and uncaught-error handler) ---
+  // Called at every change of the thread's state, on the thread making it
+  // (the stream thread; Start's caller for kCreated -> kStarting). Null: none.
+  std::function<void(int index, ThreadState old_state, ThreadState new_state)> on_state_change;
+  // Called on the stream thread when its run ends with an error that no
+  // restart inside the thread covers (not after RequestShutdown); answers
+  // what to do. Null: kShutdownClient.
+  std::function<StreamThreadErrorResponse(const absl::Status& error)> on_uncaught_error;
+  // kReplaceThread at most this many times in a row, counting runs that
+  // ended in an error before their first commit; then kShutdownClient.
+  int max_replacements_in_a_row = 5;
 };
 
 // The producer's transactional.id under exactly-once (stable per state dir
