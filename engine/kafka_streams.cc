@@ -367,6 +367,8 @@ absl::Status KafkaStreams::Start() {
     options.exactly_once = config_.exactly_once();
     options.commit_interval = config_.commit_interval();
     options.poll_timeout = config_.poll_interval();
+    options.repartition_purge_interval = config_.repartition_purge_interval();
+    options.admin_settings = config_.AdminSettings();
     options.max_poll_records = config_.max_poll_records();
     options.state_dir = state_dir_;
     options.process_id = process_id_;

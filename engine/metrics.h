@@ -42,6 +42,11 @@ inline constexpr std::string_view kRecordsDeadLetteredTotal = "records-dead-lett
 // Starts of the thread again after its producer failed (a new producer, the
 // tasks restored from their changelogs).
 inline constexpr std::string_view kThreadRestartsTotal = "thread-restarts-total";
+// Repartition partitions whose records below the committed offset the thread
+// deleted (one per partition and purge), and the purges of a partition that
+// failed (logged; never fatal).
+inline constexpr std::string_view kRepartitionPurgeTotal = "repartition-purge-total";
+inline constexpr std::string_view kRepartitionPurgeErrorsTotal = "repartition-purge-errors-total";
 
 // From librdkafka's statistics (statistics.interval.ms), while the metrics
 // endpoint is on (metrics.port); served by /metrics, not in the registry.

@@ -43,6 +43,7 @@ constexpr std::string_view kDeadLetterTopicPartitions = "dead.letter.topic.parti
 constexpr std::string_view kPollMs = "poll.ms";
 constexpr std::string_view kMaxPollRecords = "max.poll.records";
 constexpr std::string_view kStateCleanupDelayMs = "state.cleanup.delay.ms";
+constexpr std::string_view kRepartitionPurgeIntervalMs = "repartition.purge.interval.ms";
 constexpr std::string_view kMetricsRecordingLevel = "metrics.recording.level";
 constexpr std::string_view kRocksDbWalEnabled = "rocksdb.wal.enabled";
 constexpr std::string_view kTransactionTimeoutMs = "transaction.timeout.ms";
@@ -230,6 +231,7 @@ const std::vector<KeySpec>& KeySpecs() {
       {kPollMs, Kind::kInt, "100", 0, kInt32Max},
       {kMaxPollRecords, Kind::kInt, "1000", 1, kInt32Max},
       {kStateCleanupDelayMs, Kind::kInt, "600000", 0, kInt64Max},
+      {kRepartitionPurgeIntervalMs, Kind::kInt, "30000", 0, kInt64Max},
       {kMetricsRecordingLevel, Kind::kString, "INFO", 0, 0,
        CheckRecordingLevel},
       {kRocksDbWalEnabled, Kind::kBool, ""},
@@ -786,6 +788,10 @@ int StreamsConfig::max_poll_records() const {
 
 absl::Duration StreamsConfig::state_cleanup_delay() const {
   return absl::Milliseconds(ValidatedInt(Effective(kStateCleanupDelayMs)));
+}
+
+absl::Duration StreamsConfig::repartition_purge_interval() const {
+  return absl::Milliseconds(ValidatedInt(Effective(kRepartitionPurgeIntervalMs)));
 }
 
 std::string StreamsConfig::metrics_recording_level() const {

@@ -27,6 +27,10 @@ struct StreamThreadOptions {
   bool exactly_once = true;
   absl::Duration commit_interval = absl::Milliseconds(100);
   absl::Duration poll_timeout = absl::Milliseconds(100);
+  // Repartition records below the committed offsets are deleted at most this
+  // often, after a commit.
+  absl::Duration repartition_purge_interval = absl::Seconds(30);
+  std::map<std::string, std::string> admin_settings;  // librdkafka pass-through
   int max_poll_records = 1000;
   std::string state_dir;         // <state.dir>/<application.id>
   std::string process_id;        // stable per state dir: names the producer

@@ -53,6 +53,7 @@ TEST(StreamsConfigTest, DefaultsUnderExactlyOnce) {
   EXPECT_EQ(config->poll_interval(), absl::Milliseconds(100));
   EXPECT_EQ(config->max_poll_records(), 1000);
   EXPECT_EQ(config->state_cleanup_delay(), absl::Minutes(10));
+  EXPECT_EQ(config->repartition_purge_interval(), absl::Seconds(30)) << "Kafka Streams' default";
   EXPECT_EQ(config->metrics_recording_level(), "INFO");
   EXPECT_FALSE(config->rocksdb_wal_enabled());
   EXPECT_EQ(config->transaction_timeout(), absl::Seconds(10));
@@ -179,6 +180,7 @@ TEST(StreamsConfigTest, EveryValidationErrorNamesKeyAndFileLine) {
       {"poll.ms", "1.5", "integer"},
       {"max.poll.records", "0", "integer"},
       {"state.cleanup.delay.ms", "-1", "integer"},
+      {"repartition.purge.interval.ms", "-1", "integer"},
       {"metrics.recording.level", "TRACE", "'INFO' is the only level"},
       {"metrics.recording.level", "DEBUG", "no DEBUG or TRACE metrics"},
       {"metrics.recording.level", "LOUD", "expected 'INFO'"},
