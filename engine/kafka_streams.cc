@@ -23,6 +23,7 @@
 #include "engine/internal/log.h"
 #include "engine/internal/metrics_server.h"
 #include "engine/internal/rdkafka_handles.h"
+#include "engine/internal/standby_tasks.h"
 #include "engine/internal/state_directory.h"
 #include "engine/internal/stream_thread.h"
 #include "engine/internal/task.h"
@@ -359,6 +360,29 @@ absl::Status KafkaStreams::Start() {
     metrics_server_.reset();
     return status;
   }
+  if (config_.num_standby_replicas() > 0) {
+    internal::StandbyOptions standby;
+    standby.replicas = config_.num_standby_replicas();
+    standby.application_id = config_.application_id();
+    standby.bootstrap_servers = bootstrap_servers_;
+    standby.process_id = process_id_;
+    standby.state_dir = state_dir_;
+    standby.rocksdb_wal = config_.rocksdb_wal_enabled();
+    standby.consumer_settings = config_.RestoreConsumerSettings();
+    standby.admin_settings = config_.AdminSettings();
+    standby.topology = &topology_;
+    standby.topic_name = [this](std::string_view topic) { return TopicName(topic); };
+    standby.state_directory = state_directory_.get();
+    standby.rocksdb = rocksdb_.get();
+    standby.metrics = metrics_.get();
+    absl::StatusOr<std::unique_ptr<internal::StandbyTasks>> started =
+        internal::StandbyTasks::Start(std::move(standby));
+    if (!started.ok()) {
+      metrics_server_.reset();
+      return started.status();
+    }
+    standby_ = *std::move(started);
+  }
   for (int i = 0; i < config_.num_stream_threads(); ++i) {
     internal::StreamThreadOptions options;
     options.index = i;
@@ -383,6 +407,7 @@ absl::Status KafkaStreams::Start() {
     options.consumer_settings = config_.ConsumerSettings();
     options.restore_consumer_settings = config_.RestoreConsumerSettings();
     options.state_directory = state_directory_.get();
+    options.standby = standby_.get();
     options.producer_settings = config_.ProducerSettings();
     options.producer_settings.emplace(
         "transaction.timeout.ms",
@@ -411,6 +436,7 @@ absl::Status KafkaStreams::Close() {
   for (auto& thread : threads_) thread->RequestShutdown();
   absl::Status first;
   for (auto& thread : threads_) first.Update(thread->Join());
+  standby_.reset();  // checkpoints and closes the standby tasks
   if (cleaner_.joinable()) {
     {
       absl::MutexLock lock(&cleaner_mu_);

@@ -29,6 +29,7 @@ namespace internal {
 class KafkaStats;
 class MetricsServer;
 class StateDirectory;
+class StandbyTasks;
 class StreamThread;
 }
 class RocksDbResources;
@@ -104,6 +105,9 @@ class KafkaStreams {
   std::unique_ptr<RocksDbResources> rocksdb_;
   // Declared before threads_ (destroyed after): their clients report to it.
   std::unique_ptr<internal::KafkaStats> kafka_stats_;  // metrics endpoint
+  // num.standby.replicas > 0: the instance's standby tasks; reset by Close
+  // once the threads have stopped (it uses state_directory_ and rocksdb_).
+  std::unique_ptr<internal::StandbyTasks> standby_;
   std::vector<std::unique_ptr<internal::StreamThread>> threads_;
 
   // --- Metrics endpoint (kafka_streams_endpoint.cc) ---

@@ -45,6 +45,12 @@ inline constexpr std::string_view kThreadRestartsTotal = "thread-restarts-total"
 // Repartition partitions whose records below the committed offset the thread
 // deleted (one per partition and purge), and the purges of a partition that
 // failed (logged; never fatal).
+// Per instance (num.standby.replicas): the standby tasks it keeps, their lag
+// (records between what they read and their changelogs' ends, summed), and
+// the changelog records they applied.
+inline constexpr std::string_view kStandbyTasks = "standby-tasks";
+inline constexpr std::string_view kStandbyLag = "standby-lag";
+inline constexpr std::string_view kStandbyRecordsTotal = "standby-records-total";
 inline constexpr std::string_view kRepartitionPurgeTotal = "repartition-purge-total";
 inline constexpr std::string_view kRepartitionPurgeErrorsTotal = "repartition-purge-errors-total";
 

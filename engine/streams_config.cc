@@ -126,15 +126,6 @@ absl::StatusOr<std::string> CheckReplicationFactor(std::string_view value) {
   return std::string(value);
 }
 
-absl::StatusOr<std::string> CheckStandbyReplicas(std::string_view value) {
-  if (value != "0") {
-    return absl::InvalidArgumentError(
-        "standby replicas are not supported yet; only 0 is accepted (tasks are "
-        "restored from their changelog when they move)");
-  }
-  return std::string(value);
-}
-
 // Accepts our names and Kafka Streams' handler class names.
 absl::StatusOr<std::string> CheckErrorPolicy(std::string_view value) {
   std::string lower = absl::AsciiStrToLower(Sv(value));
@@ -223,8 +214,7 @@ const std::vector<KeySpec>& KeySpecs() {
       {kCacheMaxBytes, Kind::kInt, "10485760", 0, kInt64Max},
       {kRocksDbBlockCacheBytes, Kind::kInt, "67108864", 1 << 20, kInt64Max},
       {kReplicationFactor, Kind::kInt, "1", -1, 32767, CheckReplicationFactor},
-      {kNumStandbyReplicas, Kind::kInt, "0", 0, kInt32Max,
-       CheckStandbyReplicas},
+      {kNumStandbyReplicas, Kind::kInt, "0", 0, 1024},
       {kProcessingErrorPolicy, Kind::kString, "fail", 0, 0, CheckErrorPolicy},
       {kDeadLetterTopic, Kind::kString, "", 0, 0, CheckTopicName},
       {kDeadLetterTopicPartitions, Kind::kInt, "1", 1, 100000},
@@ -788,6 +778,10 @@ int StreamsConfig::max_poll_records() const {
 
 absl::Duration StreamsConfig::state_cleanup_delay() const {
   return absl::Milliseconds(ValidatedInt(Effective(kStateCleanupDelayMs)));
+}
+
+int StreamsConfig::num_standby_replicas() const {
+  return static_cast<int>(ValidatedInt(Effective(kNumStandbyReplicas)));
 }
 
 absl::Duration StreamsConfig::repartition_purge_interval() const {

@@ -12,6 +12,7 @@
 #include "absl/time/time.h"
 #include "engine/internal/clients.h"
 #include "engine/internal/kafka_stats.h"
+#include "engine/internal/standby_tasks.h"
 #include "engine/internal/state_directory.h"
 #include "engine/metrics.h"
 #include "engine/streams_config.h"
@@ -48,6 +49,9 @@ struct StreamThreadOptions {
   // Which task directories of state_dir are in use, over all threads (the
   // state cleaner leaves those alone); nullptr: not tracked.
   StateDirectory* state_directory = nullptr;  // REQUIRES: outlives the thread
+  // The instance's standby tasks (num.standby.replicas > 0), told when a task
+  // becomes active here and when it stops being; nullptr: none.
+  StandbyTasks* standby = nullptr;             // REQUIRES: outlives the thread
   const Topology* topology = nullptr;           // REQUIRES: outlives the thread
   RocksDbResources* rocksdb = nullptr;          // REQUIRES: outlives the thread
   Metrics* metrics = nullptr;                   // REQUIRES: outlives the thread
