@@ -25,14 +25,20 @@ constexpr absl::Duration kRetry = absl::Milliseconds(500);
 constexpr absl::Duration kLagInterval = absl::Seconds(1);
 constexpr std::string_view kStreamThread = "-StreamThread-";
 
-// FNV-1a, 64 bits: the same on every instance (absl::Hash is seeded per
-// process).
+// FNV-1a, 64 bits, then MurmurHash3's fmix64 finalizer (FNV-1a alone mixes
+// its high bits too little to rank names that differ in a few characters):
+// the same on every instance (absl::Hash is seeded per process).
 uint64_t StableHash(std::string_view text) {
   uint64_t hash = 14695981039346656037ull;
   for (unsigned char c : text) {
     hash ^= c;
     hash *= 1099511628211ull;
   }
+  hash ^= hash >> 33;
+  hash *= 0xff51afd7ed558ccdull;
+  hash ^= hash >> 33;
+  hash *= 0xc4ceb9fe1a85ec53ull;
+  hash ^= hash >> 33;
   return hash;
 }
 
