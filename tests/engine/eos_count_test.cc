@@ -557,7 +557,8 @@ TEST_F(EosCountTest, AtLeastOnceMode) {
 // without the task keeps a standby of it, whose checkpoint reaches the
 // changelog's end; once the active instance is SIGKILLed the survivor takes
 // the task over from that checkpoint and restores only the tail (a condition
-// on the restored count, not on time); the output stays exactly once.
+// on the restored count, not on time); the killed instance, started again,
+// rebuilds its state as the new standby; the output stays exactly once.
 TEST_F(EosCountTest, StandbyReplicaCatchesUpAndTheSurvivorRestoresOnlyTheTail) {
   ASSERT_NO_FATAL_FAILURE(CreateTopics(1, 1));
   InputGenerator gen(/*keys=*/20000, /*seed=*/7);
@@ -571,21 +572,26 @@ TEST_F(EosCountTest, StandbyReplicaCatchesUpAndTheSurvivorRestoresOnlyTheTail) {
   ASSERT_NO_FATAL_FAILURE(StartApp(a));
   ASSERT_NO_FATAL_FAILURE(WaitForOutput(20000));
   ASSERT_NO_FATAL_FAILURE(StartApp(b));
-  const GroupDescription group = WaitForGroup(
-      [&](const GroupDescription& g) {
-        if (g.members.size() != 2) return false;
-        for (const GroupMember& m : g.members) {
-          if (!m.assignment.empty()) return true;
-        }
-        return false;
-      },
-      "two members, one owning the input partition");
-  ASSERT_FALSE(HasFailure());
-  ChildApp* active = nullptr;
-  for (const GroupMember& m : group.members) {
-    if (m.assignment.empty()) continue;
-    active = m.client_id.find(ProcessId(a)) != std::string::npos ? &a : &b;
-  }
+  // The instance that owns the input partition once the group of both is
+  // stable.
+  auto owner = [&]() -> ChildApp* {
+    const GroupDescription group = WaitForGroup(
+        [&](const GroupDescription& g) {
+          if (g.members.size() != 2) return false;
+          for (const GroupMember& m : g.members) {
+            if (!m.assignment.empty()) return true;
+          }
+          return false;
+        },
+        "two members, one owning the input partition");
+    for (const GroupMember& m : group.members) {
+      if (!m.assignment.empty()) {
+        return m.client_id.find(ProcessId(a)) != std::string::npos ? &a : &b;
+      }
+    }
+    return nullptr;
+  };
+  ChildApp* active = owner();
   ASSERT_NE(active, nullptr);
   ChildApp& standby = active == &a ? b : a;
   Note(active->name, " owns task 0_0; ", standby.name, " should keep its standby");
@@ -594,11 +600,12 @@ TEST_F(EosCountTest, StandbyReplicaCatchesUpAndTheSurvivorRestoresOnlyTheTail) {
   absl::StatusOr<std::unique_ptr<KafkaAdmin>> admin =
       KafkaAdmin::Open({{"bootstrap.servers", BootstrapServers()}});
   ASSERT_TRUE(admin.ok()) << admin.status();
-  const std::string checkpoint_path =
-      absl::StrCat(standby.state_dir, "/", app_id_, "/0_0/.checkpoint");
   int64_t checkpointed = -1, end = -1;
-  // The standby's checkpoint offset of the changelog equals its end.
-  auto standby_caught_up = [&] {
+  // The checkpoint offset of the changelog in `app`'s task directory equals
+  // the changelog's end.
+  auto standby_caught_up = [&](const ChildApp& app) {
+    const std::string checkpoint_path =
+        absl::StrCat(app.state_dir, "/", app_id_, "/0_0/.checkpoint");
     const Clock::time_point deadline = Clock::now() + kProgressTimeout;
     while (true) {
       absl::StatusOr<KafkaAdmin::Watermarks> marks =
@@ -615,12 +622,12 @@ TEST_F(EosCountTest, StandbyReplicaCatchesUpAndTheSurvivorRestoresOnlyTheTail) {
       ASSERT_STATUS_OK(progress_->Poll(100ms));  // doubles as the pause
     }
   };
-  ASSERT_NO_FATAL_FAILURE(standby_caught_up());
+  ASSERT_NO_FATAL_FAILURE(standby_caught_up(standby));
   Note("standby checkpoint at the changelog end, ", end);
   // It follows the active task's writes.
   ASSERT_STATUS_OK(ProduceRecords(input_, gen.Next(2000)));
   ASSERT_NO_FATAL_FAILURE(WaitForOutput(22000));
-  ASSERT_NO_FATAL_FAILURE(standby_caught_up());
+  ASSERT_NO_FATAL_FAILURE(standby_caught_up(standby));
   Note("standby checkpoint followed to ", end);
 
   const size_t log_at_kill = ReadTextFile(standby.logs.back()).size();
@@ -640,6 +647,19 @@ TEST_F(EosCountTest, StandbyReplicaCatchesUpAndTheSurvivorRestoresOnlyTheTail) {
   EXPECT_NE(log.find("standby task 0_0 handed over", log_at_kill), std::string::npos);
   EXPECT_LT(restored, static_cast<int64_t>(store_size / 10)) << LogTails();
 
+  // The killed instance comes back (its state has no checkpoint: the task
+  // was active under exactly-once, so it is rebuilt): whichever of the two
+  // the group gives the task, the other keeps a standby at the end.
+  ChildApp& killed = *active;
+  ASSERT_NO_FATAL_FAILURE(StartApp(killed));
+  ChildApp* owner_now = owner();
+  ASSERT_NE(owner_now, nullptr);
+  ChildApp& standby_now = owner_now == &a ? b : a;
+  ASSERT_NO_FATAL_FAILURE(standby_caught_up(standby_now));
+  Note(owner_now->name, " owns the task, ", standby_now.name, " keeps its standby at ", end);
+  ASSERT_STATUS_OK(ProduceRecords(input_, gen.Next(500)));
+  ASSERT_NO_FATAL_FAILURE(WaitForOutput(23500));
+  ASSERT_NO_FATAL_FAILURE(StopApp(killed));
   ASSERT_NO_FATAL_FAILURE(StopApp(standby));
   absl::StatusOr<std::vector<ConsumedRecord>> output = ReadWholeTopic(output_, 1);
   ASSERT_TRUE(output.ok()) << output.status();
