@@ -64,6 +64,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
+#include "base/progress_line.h"
 #include "bench/rdkafka_handles.h"
 #include "engine/kafka_clients.h"
 
@@ -386,8 +387,10 @@ int Measure(const Args& args) {
   std::optional<Expected> expected;
   size_t expected_seen = 0;  // expected transactions with an aggregate seen
   simdjson::dom::parser parser;
+  ProgressLine progress = ProgressLine::OnStderr("latency_probe measure", 0, "aggregates");
 
   while (true) {
+    progress.Update(static_cast<int64_t>(outputs.size()));
     const auto now = SteadyClock::now();
     if (now >= deadline) {
       std::string missing;
@@ -564,6 +567,7 @@ int Count(const Args& args) {
     return Fail(kKafka, absl::StrCat("assign: ", rd_kafka_err2str(err)));
   }
   int64_t seen = 0;
+  ProgressLine progress = ProgressLine::OnStderr("latency_probe count", expect, "records");
   while (seen < expect) {
     if (SteadyClock::now() >= deadline) {
       return Fail(kTimeout, absl::StrFormat("%s: %d of %d records after %d s", topic, seen,
@@ -571,7 +575,9 @@ int Count(const Args& args) {
     }
     KafkaMessage message(rd_kafka_consumer_poll(rk.get(), 100));
     if (message && !message->err) ++seen;
+    progress.Update(seen);
   }
+  progress.Finish();
   const double done_at = static_cast<double>(WallMs()) / 1000;
   std::printf("done_at=%.3f records=%lld\n", done_at, static_cast<long long>(seen));
   std::fflush(stdout);

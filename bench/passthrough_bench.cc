@@ -44,6 +44,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/str_format.h"
 #include "base/absl_compat.h"
+#include "base/progress_line.h"
 #include "base/status_macros.h"
 #include "bench/rdkafka_handles.h"
 #include "engine/kafka_clients.h"
@@ -173,6 +174,7 @@ absl::Status Fill(const Options& options, const std::string& topic) {
   }
   const Clock::time_point deadline = Clock::now() + std::chrono::seconds(options.timeout_s);
   char key[32];
+  ProgressLine progress = ProgressLine::OnStderr("fill", options.records, "records");
   for (int64_t i = 0; i < options.records; ++i) {
     std::snprintf(key, sizeof(key), "key-%012lld",
                   static_cast<long long>(i % 1'000'000'000'000));
@@ -182,9 +184,12 @@ absl::Status Fill(const Options& options, const std::string& topic) {
                                              std::string_view(key, kKeyBytes), value));
     if (i % 10000 == 0) {
       producer->Poll(0);
+      progress.Update(i);
       if (Clock::now() > deadline) return absl::DeadlineExceededError("fill: deadline");
     }
   }
+  progress.Update(options.records);
+  progress.Finish();
   const int left_ms = static_cast<int>(std::max<int64_t>(
       1, std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now())
              .count()));
@@ -416,7 +421,9 @@ absl::Status RunBare(const Options& options) {
 
   Clock::time_point last = start;
   ThreadCpu cpu_at_last;
+  ProgressLine progress = ProgressLine::OnStderr("bare", options.records, "records");
   while (copied < options.records) {
+    progress.Update(copied);
     if (Clock::now() > deadline) {
       return absl::DeadlineExceededError(absl::StrCat("bare pipe: copied ", copied, " of ",
                                                       options.records, " before the deadline"));
@@ -532,8 +539,10 @@ absl::Status RunTributary(const Options& options) {
   Clock::time_point last = start;
   ThreadCpu cpu_at_last;
   absl::Status status;
+  ProgressLine progress = ProgressLine::OnStderr("tributary", options.records, "records");
   while (true) {
     const int64_t processed = ProcessedTotal(streams->metrics());
+    progress.Update(processed);
     if (processed > 0 && !first) first = Clock::now();
     if (processed >= options.records) {
       last = Clock::now();

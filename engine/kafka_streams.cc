@@ -19,6 +19,7 @@
 #include "absl/strings/ascii.h"
 #include "base/absl_compat.h"
 #include "base/status_macros.h"
+#include "engine/internal/dead_letter_log.h"
 #include "engine/internal/kafka_stats.h"
 #include "engine/internal/log.h"
 #include "engine/internal/metrics_server.h"
@@ -38,12 +39,30 @@ using internal::KafkaStatus;
 
 constexpr int kAdminTimeoutMs = 30000;
 
-absl::StatusOr<KafkaHandle> NewAdminClient(const std::string& bootstrap,
+// The admin client and the connection errors it reports (`handle`, declared
+// last, is destroyed first).
+struct AdminClient {
+  std::unique_ptr<internal::ConnectionErrors> errors;
+  KafkaHandle handle;
+};
+
+// An admin client that a broker has answered: its first request fails fast
+// on wrong credentials or a TLS certificate it cannot verify, instead of
+// waiting for the request timeout while librdkafka retries.
+absl::StatusOr<AdminClient> NewAdminClient(const std::string& bootstrap,
                                            const std::map<std::string, std::string>& settings) {
   std::map<std::string, std::string> all = settings;
   all["bootstrap.servers"] = bootstrap;
   all.emplace("log_level", "4");
-  return internal::NewKafkaClient(RD_KAFKA_PRODUCER, all);
+  AdminClient admin;
+  admin.errors = std::make_unique<internal::ConnectionErrors>();
+  internal::KafkaConf conf(rd_kafka_conf_new());
+  admin.errors->Install(conf.get());
+  TRIBUTARY_ASSIGN_OR_RETURN(admin.handle,
+                             internal::NewKafkaClient(RD_KAFKA_PRODUCER, all, conf.release()));
+  TRIBUTARY_RETURN_IF_ERROR(internal::AwaitBroker(admin.handle.get(), *admin.errors, bootstrap,
+                                                  absl::Milliseconds(kAdminTimeoutMs)));
+  return admin;
 }
 
 absl::StatusOr<std::map<std::string, int32_t>> PartitionCounts(rd_kafka_t* admin) {
@@ -185,6 +204,7 @@ absl::Status KafkaStreams::Prepare() {
   TRIBUTARY_RETURN_IF_ERROR(topology_.Build());
   spdlog::set_level(spdlog::level::from_str(config_.log_level()));
   metrics_ = std::make_unique<Metrics>();
+  dead_letters_ = std::make_unique<internal::DeadLetterLog>(kRecentDeadLetters);
   if (config_.uses_mock_cluster()) {
     TRIBUTARY_ASSIGN_OR_RETURN(mock_cluster_,
                                MockCluster::Start(config_.mock_cluster_brokers()));
@@ -232,8 +252,9 @@ absl::Status KafkaStreams::Prepare() {
 }
 
 absl::Status KafkaStreams::CreateInternalTopics() {
-  TRIBUTARY_ASSIGN_OR_RETURN(KafkaHandle admin,
+  TRIBUTARY_ASSIGN_OR_RETURN(AdminClient admin_client,
                              NewAdminClient(bootstrap_servers_, config_.AdminSettings()));
+  const KafkaHandle& admin = admin_client.handle;
   TRIBUTARY_ASSIGN_OR_RETURN(auto existing, PartitionCounts(admin.get()));
   const auto& repartition = topology_.repartition_topics();
   for (const auto& [topic, requirement] : topology_.partition_requirements()) {
@@ -404,6 +425,7 @@ absl::Status KafkaStreams::Start() {
                           static_cast<size_t>(config_.num_stream_threads());
     options.error_policy = config_.processing_error_policy();
     options.dead_letter_topic = config_.dead_letter_topic();
+    options.dead_letters = dead_letters_.get();
     options.consumer_settings = config_.ConsumerSettings();
     options.restore_consumer_settings = config_.RestoreConsumerSettings();
     options.state_directory = state_directory_.get();
@@ -420,6 +442,7 @@ absl::Status KafkaStreams::Start() {
     threads_.push_back(std::make_unique<internal::StreamThread>(std::move(options)));
   }
   for (auto& thread : threads_) thread->Start();
+  started_ = absl::Now();
   threads_started_.store(true, std::memory_order_release);
   cleaner_ = std::thread([this] { CleanStateDirectory(); });
   state_ = State::kRunning;
@@ -475,6 +498,17 @@ absl::Status KafkaStreams::error() const {
     }
   }
   return absl::OkStatus();
+}
+
+std::vector<DeadLetterInfo> KafkaStreams::RecentDeadLetters() const {
+  return dead_letters_ != nullptr ? dead_letters_->Recent() : std::vector<DeadLetterInfo>{};
+}
+
+std::vector<ThreadStatus> KafkaStreams::ThreadStatuses() const {
+  std::vector<ThreadStatus> all;
+  if (!threads_started_.load(std::memory_order_acquire)) return all;
+  for (const auto& thread : threads_) all.push_back(thread->status());
+  return all;
 }
 
 std::vector<TaskId> KafkaStreams::tasks() const {

@@ -5,7 +5,8 @@
 // bootstrap.servers (or "mock://") it starts librdkafka's in-process mock
 // cluster and runs on that.
 // Thread-safety: Open/Start/Close from one thread; state(), error(),
-// metrics() and tasks() from any thread.
+// metrics(), tasks(), RecentDeadLetters() and ThreadStatuses() from any
+// thread.
 #pragma once
 
 #include <atomic>
@@ -17,15 +18,18 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "engine/metrics.h"
 #include "engine/mock_cluster.h"
 #include "engine/streams_config.h"
+#include "engine/streams_status.h"
 #include "engine/topology.h"
 #include "engine/types.h"
 
 namespace tributary {
 
 namespace internal {
+class DeadLetterLog;
 class KafkaStats;
 class MetricsServer;
 class StateDirectory;
@@ -76,6 +80,15 @@ class KafkaStreams {
   // Tasks currently owned by this instance, over all threads.
   std::vector<TaskId> tasks() const;
 
+  // How many dead letters RecentDeadLetters keeps.
+  static constexpr size_t kRecentDeadLetters = 20;
+  // The last kRecentDeadLetters records this instance sent to the
+  // dead-letter topic, newest first.
+  std::vector<DeadLetterInfo> RecentDeadLetters() const;
+  // Each stream thread's tasks (state, records processed, restore progress),
+  // at most about a second old; empty before Start.
+  std::vector<ThreadStatus> ThreadStatuses() const;
+
   // --- Metrics endpoint (metrics.port; kafka_streams_endpoint.cc) ---
   // The port GET /metrics, /health and /ready are served on (the bound one
   // when metrics.port is 0), or -1 when there is no endpoint. Set by Start.
@@ -88,6 +101,10 @@ class KafkaStreams {
   // GET /ready: ok when healthy, every thread has its assignment and no task
   // is restoring; else the reasons.
   ProbeResult Ready() const;
+  // GET /: the status page (internal/status_page.h): state, uptime, the
+  // sub-topologies and their tasks, consumer lag, pending transactions and
+  // the recent dead letters, as HTML.
+  std::string StatusPage() const;
 
  private:
   KafkaStreams(Topology topology, StreamsConfig config);
@@ -105,6 +122,7 @@ class KafkaStreams {
   std::unique_ptr<RocksDbResources> rocksdb_;
   // Declared before threads_ (destroyed after): their clients report to it.
   std::unique_ptr<internal::KafkaStats> kafka_stats_;  // metrics endpoint
+  std::unique_ptr<internal::DeadLetterLog> dead_letters_;  // made by Prepare
   // num.standby.replicas > 0: the instance's standby tasks; reset by Close
   // once the threads have stopped (it uses state_directory_ and rocksdb_).
   std::unique_ptr<internal::StandbyTasks> standby_;
@@ -118,6 +136,7 @@ class KafkaStreams {
   // Set (release) once threads_ is complete; the endpoint's handlers read
   // threads_ only after seeing it (acquire).
   std::atomic<bool> threads_started_{false};
+  absl::Time started_;  // written before threads_started_ is set
   State state_ = State::kCreated;
   bool closed_ = false;
 

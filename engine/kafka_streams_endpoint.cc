@@ -1,8 +1,12 @@
-// KafkaStreams' metrics endpoint (metrics.port): what GET /metrics, /health
-// and /ready answer. The handlers run on the MetricsServer's threads; they
+// KafkaStreams' metrics endpoint (metrics.port): what GET /metrics, /health,
+// /ready and / (the status page) answer. The handlers run on the MetricsServer's threads; they
 // read threads_ only once Start has filled it (threads_started_).
 
+#include <algorithm>
 #include <filesystem>
+#include <map>
+#include <string>
+#include <tuple>
 #include <system_error>
 #include <utility>
 #include <vector>
@@ -11,6 +15,8 @@
 #include "absl/strings/str_join.h"
 #include "base/status_macros.h"
 #include "engine/internal/kafka_stats.h"
+#include "engine/internal/dead_letter_log.h"
+#include "engine/internal/status_page.h"
 #include "engine/internal/metrics_server.h"
 #include "engine/internal/prometheus.h"
 #include "engine/internal/stream_thread.h"
@@ -43,6 +49,7 @@ absl::Status KafkaStreams::StartMetricsEndpoint() {
   handlers.metrics = [this] { return PrometheusMetrics(); };
   handlers.health = [this] { return Health(); };
   handlers.ready = [this] { return Ready(); };
+  handlers.status_page = [this] { return StatusPage(); };
   TRIBUTARY_ASSIGN_OR_RETURN(
       metrics_server_,
       internal::MetricsServer::Start(config_.metrics_host(), *port, std::move(handlers)));
@@ -64,6 +71,17 @@ std::string KafkaStreams::PrometheusMetrics() const {
   // task's DB belongs to its stream thread, which may close it at any time.
   // Layout: <state_dir_>/<task>/rocksdb/<store>/.
   if (threads_started_.load(std::memory_order_acquire)) {
+    for (const ThreadStatus& thread : ThreadStatuses()) {
+      for (const TaskStatus& task : thread.tasks) {
+        MetricSample sample;
+        sample.name = std::string(metric_names::kRestoreRemainingRecords);
+        sample.tags = {{std::string(metric_names::kThreadTag), thread.name},
+                       {std::string(metric_names::kTaskTag), task.id.ToString()}};
+        sample.kind = MetricKind::kGauge;
+        sample.value = std::max<int64_t>(task.to_restore - task.restored, 0);
+        samples.push_back(std::move(sample));
+      }
+    }
     for (const TaskId& task : tasks()) {
       const std::filesystem::path stores =
           std::filesystem::path(state_dir_) / task.ToString() / "rocksdb";
@@ -121,6 +139,85 @@ ProbeResult KafkaStreams::Ready() const {
   }
   if (!waiting.empty()) return {false, absl::StrJoin(waiting, "\n")};
   return {true, "ok"};
+}
+
+std::string KafkaStreams::StatusPage() const {
+  namespace m = metric_names;
+  internal::StatusSnapshot snapshot;
+  snapshot.application_id = config_.application_id();
+  // Not state(): Start writes state_ while the endpoint already serves. The
+  // endpoint lives from Start to Close, so: CREATED until the threads are
+  // started, then RUNNING unless one died.
+  const ProbeResult health = Health();
+  snapshot.state = StateName(KafkaStreams::State::kCreated);
+  if (threads_started_.load(std::memory_order_acquire)) {
+    bool dead = false;
+    for (const auto& thread : threads_) {
+      dead = dead || thread->state() == internal::ThreadState::kDead;
+    }
+    snapshot.state = StateName(dead ? State::kError : State::kRunning);
+  }
+  snapshot.health = health.text;
+  snapshot.now = absl::Now();
+  if (threads_started_.load(std::memory_order_acquire)) {
+    snapshot.uptime = snapshot.now - started_;
+  }
+  for (const Topology::Subtopology& sub : topology_.subtopologies()) {
+    internal::StatusSnapshot::Stage& stage = snapshot.stages.emplace_back();
+    stage.id = sub.id;
+    for (const std::string& topic : sub.source_topics) {
+      stage.source_topics.push_back(TopicName(topic));
+    }
+    for (const std::string& topic : sub.sink_topics) stage.sink_topics.push_back(TopicName(topic));
+    for (const std::string& name : sub.nodes) {
+      const Topology::Node* node = topology_.node(name);
+      if (node != nullptr && node->kind == Topology::NodeKind::kProcessor) {
+        stage.processors.push_back(name);
+      }
+    }
+    stage.stores = sub.stores;
+  }
+  snapshot.threads = ThreadStatuses();
+
+  // The registry's figures: totals, and the operators' pending transactions
+  // keyed by (task, operator).
+  std::map<std::pair<std::string, std::string>, internal::StatusSnapshot::Pending> pending;
+  auto tag = [](const MetricTags& tags, std::string_view name) {
+    auto it = tags.find(std::string(name));
+    return it != tags.end() ? it->second : std::string();
+  };
+  for (const MetricSample& sample : metrics_->Snapshot()) {
+    if (sample.name == m::kProcessTotal) {
+      snapshot.records_processed += sample.value;
+    } else if (sample.name == m::kRecordsDeadLetteredTotal) {
+      snapshot.dead_letters_total += sample.value;
+    } else if (sample.name == m::kCdcTransactionsPending ||
+               sample.name == m::kCdcOldestPendingAgeMs) {
+      const std::string task = tag(sample.tags, m::kTaskTag);
+      const std::string op = tag(sample.tags, m::kOperatorTag);
+      internal::StatusSnapshot::Pending& entry = pending[{task, op}];
+      entry.task = task;
+      entry.op = op;
+      (sample.name == m::kCdcTransactionsPending ? entry.pending : entry.oldest_age_ms) =
+          sample.value;
+    }
+  }
+  for (auto& [key, entry] : pending) snapshot.pending.push_back(std::move(entry));
+  if (kafka_stats_ != nullptr) {
+    for (const MetricSample& sample : kafka_stats_->Samples()) {
+      if (sample.name != m::kConsumerLag) continue;
+      internal::StatusSnapshot::Lag& lag = snapshot.lag.emplace_back();
+      lag.thread = tag(sample.tags, m::kThreadTag);
+      lag.topic = tag(sample.tags, m::kTopicTag);
+      lag.partition = std::stoi(tag(sample.tags, m::kPartitionTag));
+      lag.lag = sample.value;
+    }
+    std::sort(snapshot.lag.begin(), snapshot.lag.end(), [](const auto& a, const auto& b) {
+      return std::tie(a.topic, a.partition, a.thread) < std::tie(b.topic, b.partition, b.thread);
+    });
+  }
+  snapshot.dead_letters = RecentDeadLetters();
+  return internal::RenderStatusHtml(snapshot);
 }
 
 }  // namespace tributary

@@ -45,14 +45,25 @@ inline constexpr std::string_view kThreadRestartsTotal = "thread-restarts-total"
 // Repartition partitions whose records below the committed offset the thread
 // deleted (one per partition and purge), and the purges of a partition that
 // failed (logged; never fatal).
+inline constexpr std::string_view kRepartitionPurgeTotal = "repartition-purge-total";
+inline constexpr std::string_view kRepartitionPurgeErrorsTotal = "repartition-purge-errors-total";
+// Gets answered by the record cache (CachingStore) of the thread's stores,
+// and gets that read the store below it.
+inline constexpr std::string_view kRecordCacheHitsTotal = "record-cache-hits-total";
+inline constexpr std::string_view kRecordCacheMissesTotal = "record-cache-misses-total";
+
+// Reported by operators that hold transactions (operators/
+// transaction_aggregate.h; tags kTaskTag, kOperatorTag); named here because
+// the status page (GET /) shows them.
+inline constexpr std::string_view kCdcTransactionsPending = "cdc-transactions-pending";  // gauge
+inline constexpr std::string_view kCdcOldestPendingAgeMs = "cdc-oldest-pending-age-ms";  // gauge
+
 // Per instance (num.standby.replicas): the standby tasks it keeps, their lag
 // (records between what they read and their changelogs' ends, summed), and
 // the changelog records they applied.
 inline constexpr std::string_view kStandbyTasks = "standby-tasks";
 inline constexpr std::string_view kStandbyLag = "standby-lag";
 inline constexpr std::string_view kStandbyRecordsTotal = "standby-records-total";
-inline constexpr std::string_view kRepartitionPurgeTotal = "repartition-purge-total";
-inline constexpr std::string_view kRepartitionPurgeErrorsTotal = "repartition-purge-errors-total";
 
 // From librdkafka's statistics (statistics.interval.ms), while the metrics
 // endpoint is on (metrics.port); served by /metrics, not in the registry.
@@ -66,6 +77,17 @@ inline constexpr std::string_view kConsumerLag = "consumer-lag";
 // acknowledged by the broker), librdkafka's msg_cnt and msg_size.
 inline constexpr std::string_view kProducerQueueMessages = "producer-queue-messages";
 inline constexpr std::string_view kProducerQueueBytes = "producer-queue-bytes";
+// Per thread, since its clients started (a thread restart starts them at 0
+// again): records and bytes its group consumer received (librdkafka rxmsgs,
+// rxmsg_bytes) and its producer sent, outputs, changelogs and repartition
+// topics alike (txmsgs, txmsg_bytes).
+inline constexpr std::string_view kRecordsConsumedTotal = "records-consumed-total";
+inline constexpr std::string_view kBytesConsumedTotal = "bytes-consumed-total";
+inline constexpr std::string_view kRecordsProducedTotal = "records-produced-total";
+inline constexpr std::string_view kBytesProducedTotal = "bytes-produced-total";
+// Per task of a thread (tags kThreadTag, kTaskTag): changelog records still
+// to restore (0 once running); read at each scrape.
+inline constexpr std::string_view kRestoreRemainingRecords = "restore-remaining-records";
 // Per RocksDB store of a task this instance owns (tags kTaskTag, kStoreTag):
 // bytes of its SST files on disk, read from the file system at each scrape.
 inline constexpr std::string_view kStoreTag = "store";

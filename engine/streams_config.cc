@@ -269,6 +269,9 @@ enum PrefixGroup : unsigned {
 struct Prefix {
   std::string_view prefix;
   PrefixGroup group;
+  // A key of every client (security): the key is the librdkafka property
+  // itself, prefix included.
+  bool shared = false;
 };
 
 // Longest first, so that "main.consumer." is not read as a consumer. key.
@@ -278,7 +281,15 @@ constexpr Prefix kPrefixes[] = {
     {"consumer.", kConsumers},
     {"producer.", kProducer},
     {"admin.", kAdmin},
+    {"security.protocol", kAll, /*shared=*/true},
+    {"sasl.", kAll, /*shared=*/true},
+    {"ssl.", kAll, /*shared=*/true},
 };
+
+// The librdkafka property a pass-through key sets.
+std::string PropertyOf(const Prefix& prefix, const std::string& key) {
+  return prefix.shared ? key : key.substr(prefix.prefix.size());
+}
 
 const Prefix* FindPrefix(std::string_view key) {
   for (const Prefix& p : kPrefixes) {
@@ -562,7 +573,7 @@ absl::Status StreamsConfig::SetAt(std::string_view raw_key,
 
   // Pass-through librdkafka settings.
   if (const Prefix* prefix = FindPrefix(key)) {
-    const std::string property = key.substr(prefix->prefix.size());
+    const std::string property = PropertyOf(*prefix, key);
     if (property.empty()) {
       return absl::InvalidArgumentError(
           absl::StrCat("config key '", key, "'", At(where),
@@ -855,6 +866,10 @@ absl::StatusOr<bool> StreamsConfig::GetBool(std::string_view key) const {
 std::map<std::string, std::string> StreamsConfig::PassThrough(
     std::string_view base, std::string_view specific) const {
   std::map<std::string, std::string> settings;
+  for (const auto& [key, entry] : pass_through_) {
+    const Prefix* prefix = FindPrefix(key);
+    if (prefix != nullptr && prefix->shared) settings[key] = entry.value;
+  }
   for (std::string_view prefix : {base, specific}) {
     if (prefix.empty()) continue;
     for (const auto& [key, entry] : pass_through_) {

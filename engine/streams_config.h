@@ -120,8 +120,9 @@ class StreamsConfig {
     return values_.count(key) > 0 || pass_through_.count(key) > 0;
   }
 
-  // librdkafka settings passed through, with their prefix removed.
-  // Consumer: `consumer.*` overridden by `main.consumer.*`.
+  // librdkafka settings passed through, with their prefix removed, on top of
+  // the keys every client gets (`security.protocol`, `sasl.*`, `ssl.*`, set
+  // without a prefix). Consumer: `consumer.*` overridden by `main.consumer.*`.
   std::map<std::string, std::string> ConsumerSettings() const;
   // Restore consumer: `consumer.*` overridden by `restore.consumer.*`.
   std::map<std::string, std::string> RestoreConsumerSettings() const;
@@ -129,7 +130,8 @@ class StreamsConfig {
   std::map<std::string, std::string> AdminSettings() const;
 
   // Every effective setting, one per line, for the startup log; values of
-  // keys containing "password", "secret" or "sasl" are masked.
+  // keys containing "password", "secret", "sasl", "ssl.key", "keystore" or
+  // "token" are masked.
   std::string ToString() const;
 
  private:

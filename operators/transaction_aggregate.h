@@ -64,8 +64,8 @@ inline constexpr std::string_view kCdcTransactionsCompletedByPositionTotal =
 // already (counted by the assembler from the routers' reports).
 inline constexpr std::string_view kCdcDuplicatesDroppedTotal = "cdc-duplicates-dropped-total";
 inline constexpr std::string_view kCdcOrphanChildDeletesTotal = "cdc-orphan-child-deletes-total";
-inline constexpr std::string_view kCdcTransactionsPending = "cdc-transactions-pending";  // gauge
-inline constexpr std::string_view kCdcOldestPendingAgeMs = "cdc-oldest-pending-age-ms";  // gauge
+// kCdcTransactionsPending and kCdcOldestPendingAgeMs (gauges) are in
+// engine/metrics.h: the status page shows them.
 inline constexpr std::string_view kCdcAggregatesEmittedTotal = "cdc-aggregates-emitted-total";
 inline constexpr std::string_view kCdcStaleSlicesDroppedTotal = "cdc-stale-slices-dropped-total";
 inline constexpr std::string_view kCdcRowsReshapedTotal = "cdc-rows-reshaped-total";

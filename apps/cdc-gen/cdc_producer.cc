@@ -166,6 +166,7 @@ absl::Status ProduceAll(KafkaProducer& producer, CdcGenerator& generator,
     while (static_cast<int64_t>(held.size()) > options.skew_transactions) {
       TRIBUTARY_RETURN_IF_ERROR(send_oldest());
     }
+    if (options.on_progress) options.on_progress(stats);
     return producer.DeliveryStatus();
   };
 

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -21,6 +22,8 @@
 #include "engine/mock_cluster.h"
 
 namespace tributary::cdcgen {
+
+struct ProduceStats;
 
 struct ProduceOptions {
   // Hold the orderline topic's records back by this many transactions, so
@@ -41,6 +44,9 @@ struct ProduceOptions {
   // CdcGenerator::HugeTransaction); 0 = none. Not paced by `rate`.
   int64_t huge_tx_orders = 0;
   int huge_tx_lines_per_order = 100;
+  // Called after each unit is handed to the producer, with the counts so far
+  // (cdc-gen's progress line). Optional.
+  std::function<void(const ProduceStats&)> on_progress;
 };
 
 struct ProduceStats {

@@ -21,6 +21,7 @@
 #include "apps/cdc-gen/cdc_producer.h"
 #include "apps/cdc-gen/expected_version.h"
 #include "apps/common/command_line.h"
+#include "base/progress_line.h"
 
 ABSL_FLAG(std::string, bootstrap, "", "Kafka bootstrap servers, HOST:PORT");
 ABSL_FLAG(int64_t, count, 0,
@@ -162,8 +163,14 @@ int Run() {
   produce.skew_transactions = absl::GetFlag(FLAGS_skew);
   produce.huge_tx_orders = huge_orders;
   produce.huge_tx_lines_per_order = huge_lines;
+  // On a terminal: transactions done of --count, change events/s.
+  ProgressLine progress = ProgressLine::OnStderr("cdc-gen", count, "transactions", "events");
+  produce.on_progress = [&progress](const ProduceStats& so_far) {
+    progress.Update(so_far.transactions, so_far.change_events);
+  };
   absl::StatusOr<ProduceStats> stats = ProduceTransactions(
       **producer, **generator, count, produce, expected.get());
+  progress.Finish();
   if (!stats.ok()) return KafkaFailure(stats.status());
   if (expected != nullptr) {
     if (absl::Status status = expected->Close(); !status.ok()) {

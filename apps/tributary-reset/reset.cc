@@ -194,8 +194,7 @@ bool IsInternalTopic(std::string_view application_id, std::string_view topic,
 Progress::Progress(std::FILE* out) : out_(out), terminal_(isatty(fileno(out)) == 1) {}
 
 void Progress::Step(std::string_view what) {
-  if (counted_) std::fputc('\n', out_);
-  counted_ = false;
+  count_.reset();  // ends its line
   step_ = std::string(what);
   std::fprintf(out_, "tributary-reset: %s\n", step_.c_str());
   std::fflush(out_);
@@ -203,11 +202,18 @@ void Progress::Step(std::string_view what) {
 
 void Progress::Count(int64_t done, int64_t total) {
   if (!terminal_) return;
-  std::fprintf(out_, "\r  %s: %lld/%lld", step_.c_str(), static_cast<long long>(done),
-               static_cast<long long>(total));
-  counted_ = done < total;
-  if (!counted_) std::fputc('\n', out_);
-  std::fflush(out_);
+  if (!count_.has_value()) {
+    ProgressLine::Options options;
+    options.label = absl::StrCat("  ", step_);
+    options.total = total;
+    options.unit = "partitions";
+    count_.emplace(std::move(options), /*enabled=*/true, [out = out_](std::string_view text) {
+                     std::fwrite(text.data(), 1, text.size(), out);
+                     std::fflush(out);
+                   });
+  }
+  count_->Update(done);
+  if (done >= total) count_.reset();  // ends its line
 }
 
 absl::StatusOr<Plan> MakePlan(KafkaAdmin& admin, const Request& request, Progress& progress) {

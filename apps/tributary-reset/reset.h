@@ -20,6 +20,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
+#include "base/progress_line.h"
 #include "engine/kafka_clients.h"
 #include "engine/types.h"
 
@@ -96,15 +97,16 @@ class Progress {
  public:
   explicit Progress(std::FILE* out);
   void Step(std::string_view what);
-  // On a terminal: "<step>: done/total" in place of the previous count (the
-  // line ends at done == total).
+  // On a terminal: "<step>: done/total partitions (..%), rate, elapsed" in
+  // place (a ProgressLine, redrawn a few times a second; the line ends at
+  // done == total or at the next step). Nothing otherwise.
   void Count(int64_t done, int64_t total);
 
  private:
   std::FILE* out_;
   bool terminal_;
   std::string step_;
-  bool counted_ = false;
+  std::optional<ProgressLine> count_;  // the current step's, once counting
 };
 
 // Reads what the reset would change: the group, the topics, the offsets,

@@ -65,6 +65,12 @@ bool ChangelogReader::IsRestored(TaskId id) const {
   return true;
 }
 
+std::pair<int64_t, int64_t> ChangelogReader::Progress(TaskId id) const {
+  auto it = tasks_.find(id);
+  if (it == tasks_.end()) return {0, 0};
+  return {it->second.restored, it->second.to_restore};
+}
+
 CheckpointFile::Offsets ChangelogReader::Unregister(TaskId id) {
   CheckpointFile::Offsets restored_to;
   auto task = tasks_.find(id);

@@ -10,6 +10,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
@@ -36,6 +37,9 @@ class ChangelogReader {
   // Restores up to records_per_step records over all registered tasks.
   absl::Status Restore();
   bool IsRestored(TaskId id) const;
+  // Records of task `id` restored so far, and to restore in all, since it
+  // was registered; {0, 0} for a task not registered.
+  std::pair<int64_t, int64_t> Progress(TaskId id) const;
   // Forgets task `id`; returns, for each of its changelog partitions, the
   // offset up to which its store is restored (a checkpoint, once flushed).
   CheckpointFile::Offsets Unregister(TaskId id);

@@ -50,6 +50,18 @@ simdjson::error_code ReadPartition(od::object object, PartitionFigures& out) {
   return simdjson::SUCCESS;
 }
 
+// A top-level number that older statistics may lack: `found` is set when it
+// is there.
+simdjson::error_code OptionalInt(od::document& document, std::string_view key, int64_t& out,
+                                 bool& found) {
+  od::value value;
+  if (auto error = document[key].get(value)) {
+    return error == simdjson::NO_SUCH_FIELD ? simdjson::SUCCESS : error;
+  }
+  found = true;
+  return value.get_int64().get(out);
+}
+
 // The figure KafkaStats::OnConsumerStats documents, or -1 when unknown.
 int64_t Lag(const PartitionFigures& p) {
   const int64_t end = p.ls_offset >= 0 ? p.ls_offset : p.hi_offset;
@@ -98,8 +110,18 @@ absl::Status KafkaStats::OnConsumerStats(std::string_view thread, std::string_vi
       lag[{topic, static_cast<int32_t>(figures.partition)}] = value;
     }
   }
+  // After "topics" in librdkafka's order; looked up by name regardless.
+  Received received;
+  bool has_received = false;
+  if (auto error = OptionalInt(document, "rxmsgs", received.records, has_received)) {
+    return ParseError("rxmsgs", error);
+  }
+  if (auto error = OptionalInt(document, "rxmsg_bytes", received.bytes, has_received)) {
+    return ParseError("rxmsg_bytes", error);
+  }
   std::lock_guard<std::mutex> lock(mutex_);
   lag_[std::string(thread)] = std::move(lag);
+  if (has_received) received_[std::string(thread)] = received;
   return absl::OkStatus();
 }
 
@@ -115,6 +137,12 @@ absl::Status KafkaStats::OnProducerStats(std::string_view thread, std::string_vi
   if (auto error = document["msg_size"].get_int64().get(queue.bytes)) {
     return ParseError("msg_size", error);
   }
+  if (auto error = OptionalInt(document, "txmsgs", queue.sent_records, queue.has_sent)) {
+    return ParseError("txmsgs", error);
+  }
+  if (auto error = OptionalInt(document, "txmsg_bytes", queue.sent_bytes, queue.has_sent)) {
+    return ParseError("txmsg_bytes", error);
+  }
   std::lock_guard<std::mutex> lock(mutex_);
   producer_[std::string(thread)] = queue;
   return absl::OkStatus();
@@ -123,13 +151,17 @@ absl::Status KafkaStats::OnProducerStats(std::string_view thread, std::string_vi
 std::vector<MetricSample> KafkaStats::Samples() const {
   namespace m = metric_names;
   std::vector<MetricSample> samples;
-  auto gauge = [&samples](std::string_view name, MetricTags tags, int64_t value) {
+  auto add = [&samples](MetricKind kind, std::string_view name, MetricTags tags,
+                        int64_t value) {
     MetricSample sample;
     sample.name = std::string(name);
     sample.tags = std::move(tags);
-    sample.kind = MetricKind::kGauge;
+    sample.kind = kind;
     sample.value = value;
     samples.push_back(std::move(sample));
+  };
+  auto gauge = [&add](std::string_view name, MetricTags tags, int64_t value) {
+    add(MetricKind::kGauge, name, std::move(tags), value);
   };
   std::lock_guard<std::mutex> lock(mutex_);
   for (const auto& [thread, partitions] : lag_) {
@@ -145,6 +177,14 @@ std::vector<MetricSample> KafkaStats::Samples() const {
     MetricTags tags{{std::string(m::kThreadTag), thread}};
     gauge(m::kProducerQueueMessages, tags, queue.messages);
     gauge(m::kProducerQueueBytes, tags, queue.bytes);
+    if (!queue.has_sent) continue;
+    add(MetricKind::kCounter, m::kRecordsProducedTotal, tags, queue.sent_records);
+    add(MetricKind::kCounter, m::kBytesProducedTotal, tags, queue.sent_bytes);
+  }
+  for (const auto& [thread, received] : received_) {
+    MetricTags tags{{std::string(m::kThreadTag), thread}};
+    add(MetricKind::kCounter, m::kRecordsConsumedTotal, tags, received.records);
+    add(MetricKind::kCounter, m::kBytesConsumedTotal, tags, received.bytes);
   }
   return samples;
 }

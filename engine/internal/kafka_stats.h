@@ -35,25 +35,36 @@ class KafkaStats {
   // (ls_offset, else hi_offset) - position (max of app_offset and
   // committed_offset); librdkafka's own consumer_lag when the position is not
   // known yet; a partition with neither is left out. On a parse error the
-  // figures stay as they were.
+  // figures stay as they were. Also the consumer's rxmsgs and rxmsg_bytes.
   absl::Status OnConsumerStats(std::string_view thread, std::string_view json);
-  // A producer's statistics: `thread`'s msg_cnt and msg_size.
+  // A producer's statistics: `thread`'s msg_cnt and msg_size, txmsgs and
+  // txmsg_bytes.
   absl::Status OnProducerStats(std::string_view thread, std::string_view json);
 
   // Gauges metric_names::kConsumerLag (tags thread, topic, partition),
-  // kProducerQueueMessages and kProducerQueueBytes (tag thread).
+  // kProducerQueueMessages and kProducerQueueBytes (tag thread); counters
+  // kRecordsConsumedTotal, kBytesConsumedTotal, kRecordsProducedTotal and
+  // kBytesProducedTotal (tag thread).
   std::vector<MetricSample> Samples() const;
 
  private:
   struct ProducerQueue {
     int64_t messages = 0;
     int64_t bytes = 0;
+    int64_t sent_records = 0;  // txmsgs
+    int64_t sent_bytes = 0;    // txmsg_bytes
+    bool has_sent = false;     // the statistics had them
+  };
+  struct Received {
+    int64_t records = 0;  // rxmsgs
+    int64_t bytes = 0;    // rxmsg_bytes
   };
 
   mutable std::mutex mutex_;
   // thread -> (topic, partition) -> lag
   std::map<std::string, std::map<TopicPartition, int64_t>> lag_;  // guarded by mutex_
   std::map<std::string, ProducerQueue> producer_;                // guarded by mutex_
+  std::map<std::string, Received> received_;                     // guarded by mutex_
 };
 
 }  // namespace tributary::internal

@@ -49,6 +49,9 @@ absl::StatusOr<std::unique_ptr<MetricsServer>> MetricsServer::Start(const std::s
   server.Get("/ready", [raw](const httplib::Request&, httplib::Response& response) {
     Answer(raw->handlers_.ready(), response);
   });
+  server.Get("/", [raw](const httplib::Request&, httplib::Response& response) {
+    response.set_content(raw->handlers_.status_page(), "text/html; charset=utf-8");
+  });
 
   if (port == 0) {
     self->port_ = server.bind_to_any_port(host);
@@ -70,7 +73,7 @@ absl::StatusOr<std::unique_ptr<MetricsServer>> MetricsServer::Start(const std::s
   // stop() does nothing before the loop runs: wait for it, so that the
   // destructor's stop() ends it. Bounded by the listener thread's start.
   while (!server.is_running() && !*ended) absl::SleepFor(absl::Milliseconds(1));
-  EngineLogger()->info("metrics endpoint on http://{}:{}/ (/metrics, /health, /ready)", host,
+  EngineLogger()->info("metrics endpoint on http://{}:{}/ (/, /metrics, /health, /ready)", host,
                        self->port_);
   return self;
 }

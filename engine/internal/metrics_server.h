@@ -1,6 +1,6 @@
 // MetricsServer: the HTTP endpoint of a KafkaStreams instance (metrics.port):
-// GET /metrics (Prometheus text), /health and /ready, each answered by a
-// function the owner gives. Serves on two threads of its own.
+// GET /metrics (Prometheus text), /health, /ready and / (the status page,
+// HTML), each answered by a function the owner gives. Serves on two threads of its own.
 // Thread-safety: Start and the destructor from one thread; the handlers are
 // called on the server's threads, possibly at the same time.
 #pragma once
@@ -24,6 +24,7 @@ struct MetricsHandlers {
   // 200 with the text when ok, else 503 with the reason.
   std::function<ProbeResult()> health;
   std::function<ProbeResult()> ready;
+  std::function<std::string()> status_page;  // GET /: an HTML page
 };
 
 class MetricsServer {

@@ -98,6 +98,22 @@ constexpr HelpEntry kHelp[] = {
      "Messages in the thread's producer queues, not yet acknowledged (librdkafka msg_cnt)."},
     {metric_names::kProducerQueueBytes,
      "Bytes of the messages in the thread's producer queues (librdkafka msg_size)."},
+    {metric_names::kRecordCacheHitsTotal,
+     "Gets answered by the record cache of the thread's stores (cache.max.bytes)."},
+    {metric_names::kRecordCacheMissesTotal,
+     "Gets that missed the record cache of the thread's stores and read the store."},
+    {metric_names::kRecordsConsumedTotal,
+     "Records the thread's group consumer received (librdkafka rxmsgs, since its clients "
+     "started)."},
+    {metric_names::kBytesConsumedTotal,
+     "Bytes of the records the thread's group consumer received (librdkafka rxmsg_bytes)."},
+    {metric_names::kRecordsProducedTotal,
+     "Records the thread's producer sent: outputs, changelogs, repartition topics, dead "
+     "letters (librdkafka txmsgs, since its clients started)."},
+    {metric_names::kBytesProducedTotal,
+     "Bytes of the records the thread's producer sent (librdkafka txmsg_bytes)."},
+    {metric_names::kRestoreRemainingRecords,
+     "Changelog records the task still has to restore (0 once it runs)."},
     {metric_names::kStateStoreSstBytes,
      "Bytes of the RocksDB store's SST files on disk (a task this instance owns)."},
 };

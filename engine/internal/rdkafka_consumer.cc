@@ -143,6 +143,11 @@ absl::StatusOr<absl::Span<const PolledRecord>> RdKafkaConsumer::Poll(absl::Durat
     if (message->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
       absl::Status error = KafkaStatus(message->err, "consume");
       if (message->err == RD_KAFKA_RESP_ERR__FATAL) return error;
+      // Retrying will not fix credentials: fatal. (A TLS handshake error is
+      // fatal at start only: while running, a broker restart can cut one.)
+      if (message->err == RD_KAFKA_RESP_ERR__AUTHENTICATION) {
+        return ConnectionError(message->err, rd_kafka_message_errstr(message));
+      }
       EngineLogger()->warn("{}", error.ToString());
       continue;
     }

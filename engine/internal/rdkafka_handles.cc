@@ -22,6 +22,55 @@ absl::StatusOr<KafkaHandle> NewKafkaClient(rd_kafka_type_t type,
   return handle;
 }
 
+absl::Status ConnectionError(int err, std::string_view reason) {
+  switch (err) {
+    case RD_KAFKA_RESP_ERR__AUTHENTICATION:
+      return absl::UnauthenticatedError(absl::StrCat(
+          "authentication failed: ", Sv(reason),
+          "; check sasl.username, sasl.password and sasl.mechanism (and that the user exists "
+          "on the broker for that mechanism)"));
+    case RD_KAFKA_RESP_ERR__SSL:
+      return absl::FailedPreconditionError(absl::StrCat(
+          "TLS handshake failed: ", Sv(reason),
+          "; check ssl.ca.location (the CA that signed the broker's certificate) and that "
+          "bootstrap.servers names a host the certificate is for"));
+    default:
+      return absl::OkStatus();
+  }
+}
+
+void ConnectionErrors::Install(rd_kafka_conf_t* conf) {
+  rd_kafka_conf_set_error_cb(conf, &ConnectionErrors::Callback);
+  rd_kafka_conf_set_opaque(conf, this);
+}
+
+void ConnectionErrors::Callback(rd_kafka_t* /*rk*/, int err, const char* reason, void* opaque) {
+  auto* self = static_cast<ConnectionErrors*>(opaque);
+  if (self->first_.ok()) self->first_ = ConnectionError(err, reason);
+}
+
+absl::Status AwaitBroker(rd_kafka_t* client, const ConnectionErrors& errors,
+                         std::string_view servers, absl::Duration timeout) {
+  // Short requests, so that an error callback is served soon after it comes.
+  constexpr int kRequestTimeoutMs = 500;
+  const absl::Time deadline = absl::Now() + timeout;
+  while (true) {
+    const rd_kafka_metadata_t* metadata = nullptr;
+    rd_kafka_resp_err_t err =
+        rd_kafka_metadata(client, /*all_topics=*/0, nullptr, &metadata, kRequestTimeoutMs);
+    if (metadata != nullptr) rd_kafka_metadata_destroy(metadata);
+    if (err == RD_KAFKA_RESP_ERR_NO_ERROR) return absl::OkStatus();
+    rd_kafka_poll(client, 0);  // serves the error callback
+    if (!errors.first().ok()) return errors.first();
+    if (absl::Now() > deadline) {
+      return absl::DeadlineExceededError(absl::StrCat(
+          "no broker of ", Sv(servers), " answered within ", absl::FormatDuration(timeout),
+          " (last: ", rd_kafka_err2str(err), "); check bootstrap.servers and security.protocol"));
+    }
+    absl::SleepFor(absl::Milliseconds(50));  // back off, should an error come at once
+  }
+}
+
 absl::Status KafkaStatus(rd_kafka_resp_err_t err, std::string_view context) {
   if (err == RD_KAFKA_RESP_ERR_NO_ERROR) return absl::OkStatus();
   std::string message =

@@ -67,6 +67,35 @@ absl::StatusOr<KafkaHandle> NewKafkaClient(
     rd_kafka_type_t type, const std::map<std::string, std::string>& settings,
     rd_kafka_conf_t* base = nullptr);
 
+// The error a client reports (error_cb, or an error message on a consumer's
+// queue) for a connection that no retry will make: SASL authentication
+// failed (UNAUTHENTICATED, "authentication failed: ...") or the TLS
+// handshake did (FAILED_PRECONDITION, "TLS handshake failed: ..."), each
+// naming the settings to check. OK for any other error, which librdkafka
+// retries itself.
+absl::Status ConnectionError(int err, std::string_view reason);
+
+// Collects the first ConnectionError of a client: install it with
+// Install(conf) (it takes the conf's opaque) before the client is made. It
+// must outlive the client; the callback runs inside rd_kafka_poll on the
+// polling thread.
+class ConnectionErrors {
+ public:
+  void Install(rd_kafka_conf_t* conf);
+  const absl::Status& first() const { return first_; }
+
+ private:
+  static void Callback(rd_kafka_t* rk, int err, const char* reason, void* opaque);
+  absl::Status first_;
+};
+
+// Returns once `client` (made with `errors` installed) has had an answer to
+// a metadata request: OK; the first connection error `errors` collects
+// meanwhile (served by polling the client); or DeadlineExceeded after
+// `timeout`, naming `servers`.
+absl::Status AwaitBroker(rd_kafka_t* client, const ConnectionErrors& errors,
+                         std::string_view servers, absl::Duration timeout);
+
 // Maps a librdkafka error code to an absl::Status, prefixing `context`.
 absl::Status KafkaStatus(rd_kafka_resp_err_t err, std::string_view context);
 // Consumes `error` (may be null: OK) into an absl::Status.

@@ -146,6 +146,10 @@ class StreamThread::Impl final : public RebalanceListener {
       punctuations_ = options_.metrics->GetCounter(m::kPunctuateTotal, tags);
       restored_ = options_.metrics->GetCounter(m::kRestoreRecordsTotal, tags);
       dead_lettered_ = options_.metrics->GetCounter(m::kRecordsDeadLetteredTotal, tags);
+      cache_hits_ = options_.metrics->GetCounter(m::kRecordCacheHitsTotal, tags);
+      cache_misses_ = options_.metrics->GetCounter(m::kRecordCacheMissesTotal, tags);
+      // Served (as 0) from the start; StreamThread::Run counts the restarts.
+      options_.metrics->GetCounter(m::kThreadRestartsTotal, tags);
       commit_latency_ = options_.metrics->GetLatency(m::kCommitLatency, tags);
       purged_ = options_.metrics->GetCounter(m::kRepartitionPurgeTotal, tags);
       purge_errors_ = options_.metrics->GetCounter(m::kRepartitionPurgeErrorsTotal, tags);
@@ -208,6 +212,7 @@ class StreamThread::Impl final : public RebalanceListener {
   uint64_t rebalances_ = 0;
   bool assigned_ = false;  // partitions assigned, none revoked since
   absl::Time last_commit_ = absl::Now();
+  absl::Time last_status_ = absl::InfinitePast();  // of PublishTaskIds
   bool uncommitted_ = false;
   absl::Status rebalance_error_;
   // While tasks restore, the assigned partitions are paused; once all run,
@@ -223,6 +228,8 @@ class StreamThread::Impl final : public RebalanceListener {
   Counter* punctuations_ = nullptr;
   Counter* restored_ = nullptr;
   Counter* dead_lettered_ = nullptr;
+  Counter* cache_hits_ = nullptr;
+  Counter* cache_misses_ = nullptr;
   LatencyRecorder* commit_latency_ = nullptr;
   LatencyRecorder* process_latency_ = nullptr;
   Counter* purged_ = nullptr;
@@ -325,10 +332,15 @@ void StreamThread::Impl::PublishTaskIds() {
   owner_->task_ids_ = tasks_ ? tasks_->ids() : std::vector<TaskId>{};
   owner_->readiness_.assigned = assigned_;
   owner_->readiness_.restoring = tasks_ ? tasks_->restoring_ids() : std::vector<TaskId>{};
+  owner_->name_ = name_;
+  owner_->task_status_ = tasks_ ? tasks_->Status() : std::vector<TaskStatus>{};
+  last_status_ = absl::Now();
 }
 
 void StreamThread::Impl::Publish(const TaskCounters& delta) {
   if (dead_lettered_ != nullptr) dead_lettered_->Add(delta.dead_lettered);
+  if (cache_hits_ != nullptr) cache_hits_->Add(delta.cache_hits);
+  if (cache_misses_ != nullptr) cache_misses_->Add(delta.cache_misses);
   if (punctuations_ != nullptr) punctuations_->Add(delta.punctuations);
   if (restored_ != nullptr) restored_->Add(delta.restored);
 }
@@ -336,6 +348,7 @@ void StreamThread::Impl::Publish(const TaskCounters& delta) {
 absl::Status StreamThread::Impl::Commit() {
   TRIBUTARY_RETURN_IF_ERROR(producer_->fatal_error());  // a zombie commits nothing
   tasks_->PublishCounters();
+  PublishTaskIds();  // the status page's figures as of this commit
   // At-least-once: what the tasks sent is acknowledged before their
   // processors' PrepareCommit (see Processor::PrepareCommit).
   if (!options_.exactly_once && uncommitted_) TRIBUTARY_RETURN_IF_ERROR(producer_->Flush());
@@ -519,6 +532,9 @@ absl::Status StreamThread::Impl::PollOnce() {
     if (process_latency_ != nullptr) process_latency_->Record(absl::Now() - batch_start);
   }
   TRIBUTARY_RETURN_IF_ERROR(tasks_->Punctuate(WallClock()));
+  // The status page's task figures, at most a second old (commits may be
+  // 30 s apart under at-least-once).
+  if (absl::Now() - last_status_ >= absl::Seconds(1)) PublishTaskIds();
   if (!unfinished.empty() || tasks_->commit_requested() ||
       absl::Now() - last_commit_ >= options_.commit_interval) {
     absl::Status status = Commit();
@@ -617,6 +633,15 @@ absl::Status StreamThread::Join() {
 std::vector<TaskId> StreamThread::task_ids() const {
   std::lock_guard<std::mutex> lock(tasks_mutex_);
   return task_ids_;
+}
+
+ThreadStatus StreamThread::status() const {
+  ThreadStatus status;
+  status.state = ThreadStateName(state());
+  std::lock_guard<std::mutex> lock(tasks_mutex_);
+  status.name = name_;
+  status.tasks = task_status_;
+  return status;
 }
 
 StreamThread::Readiness StreamThread::readiness() const {

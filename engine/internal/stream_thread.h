@@ -22,6 +22,7 @@
 #include "absl/time/time.h"
 #include "engine/internal/stream_thread_options.h"
 #include "engine/internal/task.h"
+#include "engine/streams_status.h"
 
 namespace tributary::internal {
 
@@ -51,6 +52,10 @@ class StreamThread {
     std::vector<TaskId> restoring;  // its tasks not running yet
   };
   Readiness readiness() const;
+  // Its tasks as of its last commit or assignment change, at most about a
+  // second old (for the status page); the name is the thread's once it has
+  // started.
+  ThreadStatus status() const;
 
  private:
   class Impl;
@@ -65,6 +70,8 @@ class StreamThread {
   mutable std::mutex tasks_mutex_;
   std::vector<TaskId> task_ids_;          // guarded by tasks_mutex_
   Readiness readiness_;                   // guarded by tasks_mutex_
+  std::string name_;                      // guarded by tasks_mutex_
+  std::vector<TaskStatus> task_status_;   // guarded by tasks_mutex_
   friend class Impl;
 };
 

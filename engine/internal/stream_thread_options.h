@@ -11,6 +11,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "engine/internal/clients.h"
+#include "engine/internal/dead_letter_log.h"
 #include "engine/internal/kafka_stats.h"
 #include "engine/internal/standby_tasks.h"
 #include "engine/internal/state_directory.h"
@@ -42,6 +43,8 @@ struct StreamThreadOptions {
   size_t cache_bytes = 0;
   ErrorPolicy error_policy = ErrorPolicy::kFail;
   std::string dead_letter_topic;
+  // Told of every dead letter the thread's tasks send; nullptr: not kept.
+  DeadLetterLog* dead_letters = nullptr;      // REQUIRES: outlives the thread
   std::map<std::string, std::string> consumer_settings;  // librdkafka pass-through
   // The restore consumer's: consumer.* overridden by restore.consumer.*.
   std::map<std::string, std::string> restore_consumer_settings;

@@ -291,11 +291,26 @@ absl::StatusOr<SourceProgress> Task::QuerySourceProgress(std::string_view topic)
   return progress;
 }
 
+void Task::CountCacheGets() {
+  if (caching_stores_.empty()) return;  // none, or closed: the last counts stay
+  int64_t hits = 0;
+  int64_t misses = 0;
+  for (const CachingStore* store : caching_stores_) {
+    hits += static_cast<int64_t>(store->stats().hits);
+    misses += static_cast<int64_t>(store->stats().misses);
+  }
+  counters_.cache_hits = hits;
+  counters_.cache_misses = misses;
+}
+
 TaskCounters Task::TakeCounterDeltas() {
+  CountCacheGets();
   TaskCounters delta{counters_.processed - published_.processed,
                      counters_.dead_lettered - published_.dead_lettered,
                      counters_.punctuations - published_.punctuations,
-                     counters_.restored - published_.restored};
+                     counters_.restored - published_.restored,
+                     counters_.cache_hits - published_.cache_hits,
+                     counters_.cache_misses - published_.cache_misses};
   published_ = counters_;
   return delta;
 }
@@ -435,13 +450,20 @@ absl::Status Task::DeadLetter(const Record& record, const absl::Status& error) {
   const std::optional<std::string> transaction = BadInputTransaction(error);
   if (transaction) dead.headers.push_back({kDlqTransactionHeader, *transaction});
   absl::Status sent = options_.collector->Send(options_.dead_letter_topic, dead, std::nullopt);
-  if (!absl::IsOutOfRange(sent) || !dead.value) return sent;
-  // Too large for the producer (a bad record over message.max.bytes): the
-  // headers say where it is, and how large it was.
-  std::string omitted = absl::StrCat(dead.value->size());
-  dead.value.reset();
-  dead.headers.push_back({kDlqValueOmittedHeader, omitted});
-  return options_.collector->Send(options_.dead_letter_topic, dead, std::nullopt);
+  if (absl::IsOutOfRange(sent) && dead.value) {
+    // Too large for the producer (a bad record over message.max.bytes): the
+    // headers say where it is, and how large it was.
+    std::string omitted = absl::StrCat(dead.value->size());
+    dead.value.reset();
+    dead.headers.push_back({kDlqValueOmittedHeader, omitted});
+    sent = options_.collector->Send(options_.dead_letter_topic, dead, std::nullopt);
+  }
+  if (sent.ok() && options_.dead_letters != nullptr) {
+    options_.dead_letters->Add(DeadLetterInfo{options_.wall_clock(), std::string(record.topic),
+                                              record.partition, record.offset,
+                                              transaction.value_or(""), std::move(message)});
+  }
+  return sent;
 }
 
 absl::Status Task::PunctuateStreamTime() {
@@ -507,6 +529,7 @@ absl::Status Task::Close() {
       if (node.processor) first.Update(node.processor->Close());
     }
   }
+  CountCacheGets();
   schedules_.clear();
   nodes_.clear();
   raw_stores_.clear();

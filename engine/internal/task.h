@@ -26,6 +26,7 @@
 #include "engine/streams_config.h"
 #include "engine/topology.h"
 #include "engine/types.h"
+#include "engine/internal/dead_letter_log.h"
 #include "engine/internal/record_collector.h"
 #include "state/caching_store.h"
 #include "state/changelog.h"
@@ -52,6 +53,8 @@ struct TaskOptions {
   std::function<TimestampMs()> wall_clock;
   ErrorPolicy error_policy = ErrorPolicy::kFail;
   std::string dead_letter_topic;  // used with kContinue
+  // Told of every dead letter sent; nullptr: not kept.
+  DeadLetterLog* dead_letters = nullptr;  // REQUIRES: outlives the task
   Metrics* metrics = nullptr;  // nullptr: the task keeps a registry of its own
   // End offset and consumer position of (real topic, partition), as
   // ProcessorContext::QuerySourceProgress; nullptr: positions are unknown.
@@ -67,6 +70,9 @@ struct TaskCounters {
   int64_t dead_lettered = 0;
   int64_t punctuations = 0;
   int64_t restored = 0;
+  // Gets of the task's record caches (CachingStore::Stats), summed.
+  int64_t cache_hits = 0;
+  int64_t cache_misses = 0;
 };
 
 // Header names on dead-lettered records.
@@ -158,6 +164,8 @@ class Task {
   absl::Status Forward(int node, const Record& record);
   absl::Status DeadLetter(const Record& record, const absl::Status& error);
   absl::Status PunctuateStreamTime();
+  // Takes the record caches' hit and miss counts into counters_.
+  void CountCacheGets();
 
   TaskOptions options_;
   TaskState state_ = TaskState::kCreated;

@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <set>
 #include <system_error>
+#include <tuple>
 
 #include "absl/strings/str_cat.h"
 #include "base/status_macros.h"
@@ -52,6 +53,24 @@ std::vector<TaskId> TaskManager::restoring_ids() const {
     if (task->state() != TaskState::kRunning) ids.push_back(id);
   }
   return ids;
+}
+
+std::vector<TaskStatus> TaskManager::Status() const {
+  std::vector<TaskStatus> status;
+  for (const auto& [id, task] : tasks_) {
+    TaskStatus& one = status.emplace_back();
+    one.id = id;
+    one.state = TaskStateName(task->state());
+    one.processed = task->counters().processed;
+    // A started task is unregistered from the reader: what it restored is
+    // in its counters.
+    std::tie(one.restored, one.to_restore) = reader_->Progress(id);
+    if (task->state() == TaskState::kRunning) {
+      one.restored = task->counters().restored;
+      one.to_restore = one.restored;
+    }
+  }
+  return status;
 }
 
 bool TaskManager::restoring() const {
@@ -129,6 +148,7 @@ absl::Status TaskManager::OpenTask(TaskId id) {
   task_options.wall_clock = &WallClock;
   task_options.error_policy = options_.error_policy;
   task_options.dead_letter_topic = options_.dead_letter_topic;
+  task_options.dead_letters = options_.dead_letters;
   task_options.metrics = options_.metrics;
   task_options.cache_bytes_per_weight = cache_bytes_per_weight_;
   task_options.query_source_progress = [this](const std::string& topic, Partition partition) {

@@ -19,6 +19,7 @@
 #include "engine/internal/clients.h"
 #include "engine/internal/stream_thread_options.h"
 #include "engine/internal/task.h"
+#include "engine/streams_status.h"
 #include "spdlog/spdlog.h"
 
 namespace tributary::internal {
@@ -64,6 +65,8 @@ class TaskManager {
   std::vector<TaskId> ids() const;
   // The tasks not running yet (restoring).
   std::vector<TaskId> restoring_ids() const;
+  // Each task's state, records processed and restore progress, by id.
+  std::vector<TaskStatus> Status() const;
 
  private:
   // Claims `id`'s directory (StreamThreadOptions::state_directory) and

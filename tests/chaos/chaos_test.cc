@@ -86,7 +86,6 @@ using cdcgen::CdcTopic;
 using cdcgen::GeneratorOptions;
 
 constexpr char kOrderAggregator[] = ORDER_AGGREGATOR_PATH;
-constexpr char kKafkaScript[] = KAFKA_SCRIPT_PATH;
 
 // Bounds on observable conditions; a healthy run needs a fraction of them.
 constexpr auto kProgressTimeout = 120s;
@@ -445,15 +444,7 @@ class ChaosTest : public ::testing::Test {
   void RunKafkaScript(const std::string& command) {
     const std::string log =
         absl::StrCat(dir_.path(), "/kafka-", command, "-", ++script_runs_, ".log");
-    absl::StatusOr<std::unique_ptr<ChildProcess>> child =
-        ChildProcess::Start({"/bin/bash", kKafkaScript, command}, log);
-    ASSERT_TRUE(child.ok()) << child.status();
-    absl::StatusOr<int> status = (*child)->Wait(kBrokerTimeout);
-    ASSERT_TRUE(status.ok()) << "scripts/kafka " << command << ": "
-                             << status.status() << "\n" << TailOfFile(log);
-    ASSERT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0)
-        << "scripts/kafka " << command << " " << DescribeWaitStatus(*status)
-        << "\n" << TailOfFile(log);
+    ASSERT_STATUS_OK(tributary::testing::RunKafkaScript(command, {}, log, kBrokerTimeout));
     Note("scripts/kafka ", command, ": ", TailOfFile(log, 1));
   }
 

@@ -118,6 +118,29 @@ TEST(KafkaStatsTest, ReadsLagOfFetchedPartitionsAndProducerQueue) {
             "tributary_producer_queue_messages{thread=\"t0\"} 12\n");
 }
 
+TEST(KafkaStatsTest, ReadsRecordsAndBytesReceivedAndSent) {
+  KafkaStats stats;
+  ASSERT_TRUE(stats.OnConsumerStats(
+      "t0", R"({"topics": {}, "rx": 9, "rx_bytes": 900, "rxmsgs": 120, "rxmsg_bytes": 45000})")
+                  .ok());
+  ASSERT_TRUE(stats.OnProducerStats("t0", R"({"msg_cnt": 0, "msg_size": 0, "txmsgs": 80,
+                                              "txmsg_bytes": 31000, "rxmsgs": 0})")
+                  .ok());
+  const std::string text = PrometheusText(stats.Samples());
+  EXPECT_NE(text.find("# TYPE tributary_records_consumed_total counter\n"
+                      "tributary_records_consumed_total{thread=\"t0\"} 120\n"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("tributary_bytes_consumed_total{thread=\"t0\"} 45000\n"),
+            std::string::npos) << text;
+  EXPECT_NE(text.find("tributary_records_produced_total{thread=\"t0\"} 80\n"),
+            std::string::npos) << text;
+  EXPECT_NE(text.find("tributary_bytes_produced_total{thread=\"t0\"} 31000\n"),
+            std::string::npos) << text;
+  EXPECT_FALSE(stats.OnProducerStats("t0", R"({"msg_cnt": 0, "msg_size": 0, "txmsgs": "x"})")
+                   .ok());
+}
+
 TEST(KafkaStatsTest, ANewReportReplacesTheThreadsFiguresAndABadOneKeepsThem) {
   KafkaStats stats;
   ASSERT_TRUE(stats.OnConsumerStats("t0", kConsumerStats).ok());

@@ -427,6 +427,41 @@ TEST(StreamsConfigTest, ToStringMasksSecrets) {
   EXPECT_EQ(config->ProducerSettings().at("sasl.password"), "hunter2");
 }
 
+TEST(StreamsConfigTest, SecurityKeysWithoutPrefixReachEveryClient) {
+  absl::StatusOr<StreamsConfig> config =
+      StreamsConfig::FromMap({{"application.id", "app"},
+                              {"security.protocol", "SASL_SSL"},
+                              {"sasl.mechanism", "SCRAM-SHA-512"},
+                              {"sasl.username", "alice"},
+                              {"sasl.password", "hunter2"},
+                              {"ssl.ca.location", "/etc/tributary/ca.pem"},
+                              {"producer.sasl.username", "alice-producer"}});
+  ASSERT_TRUE(config.ok()) << config.status();
+  for (const auto& settings : {config->ConsumerSettings(), config->RestoreConsumerSettings(),
+                               config->ProducerSettings(), config->AdminSettings()}) {
+    EXPECT_EQ(settings.at("security.protocol"), "SASL_SSL");
+    EXPECT_EQ(settings.at("sasl.mechanism"), "SCRAM-SHA-512");
+    EXPECT_EQ(settings.at("sasl.password"), "hunter2");
+    EXPECT_EQ(settings.at("ssl.ca.location"), "/etc/tributary/ca.pem");
+  }
+  EXPECT_EQ(config->ConsumerSettings().at("sasl.username"), "alice");
+  EXPECT_EQ(config->ProducerSettings().at("sasl.username"), "alice-producer")
+      << "a prefixed key overrides the shared one";
+  const std::string text = config->ToString();
+  EXPECT_THAT(text, HasSubstr("sasl.password = ********\n"));
+  EXPECT_THAT(text, HasSubstr("security.protocol = SASL_SSL\n"));
+  EXPECT_THAT(text, Not(HasSubstr("hunter2")));
+
+  absl::StatusOr<StreamsConfig> bad =
+      StreamsConfig::FromMap({{"application.id", "app"}, {"ssl.no.such.thing", "1"}});
+  ASSERT_FALSE(bad.ok());
+  EXPECT_THAT(bad.status().message(), HasSubstr("invalid config key 'ssl.no.such.thing'"));
+  absl::StatusOr<StreamsConfig> protocol =
+      StreamsConfig::FromMap({{"application.id", "app"}, {"security.protocol", "TLS"}});
+  ASSERT_FALSE(protocol.ok());
+  EXPECT_THAT(protocol.status().message(), HasSubstr("'security.protocol'"));
+}
+
 TEST(StreamsConfigTest, SetValidatesAndLeavesConfigUnchangedOnError) {
   absl::StatusOr<StreamsConfig> config =
       StreamsConfig::FromMap({{"application.id", "a"}});

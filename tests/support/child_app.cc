@@ -113,4 +113,63 @@ absl::StatusOr<OrderAggregatorTopics> OrderAggregatorTopics::Create(const std::s
   return t;
 }
 
+absl::Status RunKafkaScript(const std::string& command, const std::vector<std::string>& env,
+                            const std::string& log_path, std::chrono::milliseconds timeout) {
+  std::vector<std::string> argv = {"/usr/bin/env"};
+  argv.insert(argv.end(), env.begin(), env.end());
+  argv.insert(argv.end(), {"/bin/bash", KAFKA_SCRIPT_PATH, command});
+  absl::StatusOr<std::unique_ptr<ChildProcess>> child = ChildProcess::Start(argv, log_path);
+  if (!child.ok()) return child.status();
+  absl::StatusOr<int> status = (*child)->Wait(timeout);
+  if (!status.ok()) {
+    return absl::Status(status.status().code(),
+                        absl::StrCat("scripts/kafka ", command, ": ", status.status().message(),
+                                     "\n", TailOfFile(log_path)));
+  }
+  if (!WIFEXITED(*status) || WEXITSTATUS(*status) != 0) {
+    return absl::InternalError(absl::StrCat("scripts/kafka ", command, " ",
+                                            DescribeWaitStatus(*status), "\n",
+                                            TailOfFile(log_path)));
+  }
+  return absl::OkStatus();
+}
+
+OwnBroker::OwnBroker(Options options) : options_(std::move(options)) {
+  env_ = {absl::StrCat("TRIBUTARY_KAFKA_PORT=", options_.port),
+          absl::StrCat("TRIBUTARY_KAFKA_CONTROLLER_PORT=", options_.port + 1),
+          absl::StrCat("TRIBUTARY_KAFKA_DIR=", options_.dir)};
+  env_.insert(env_.end(), options_.env.begin(), options_.env.end());
+}
+
+absl::StatusOr<std::unique_ptr<OwnBroker>> OwnBroker::Start(Options options) {
+  if (options.port <= 0 || options.dir.empty() || options.log_dir.empty()) {
+    return absl::InvalidArgumentError("OwnBroker needs a port, a dir and a log_dir");
+  }
+  std::unique_ptr<OwnBroker> broker(new OwnBroker(std::move(options)));
+  broker->running_ = true;  // from here on the destructor stops what may have started
+  TRIBUTARY_RETURN_IF_ERROR(broker->Run("start"));
+  return broker;
+}
+
+OwnBroker::~OwnBroker() {
+  absl::Status stopped = Stop();
+  if (!stopped.ok()) std::fprintf(stderr, "OwnBroker: %s\n", stopped.ToString().c_str());
+}
+
+std::string OwnBroker::bootstrap_servers() const {
+  return absl::StrCat("127.0.0.1:", options_.port);
+}
+
+absl::Status OwnBroker::Stop() {
+  if (!running_) return absl::OkStatus();
+  running_ = false;
+  return Run("stop");
+}
+
+absl::Status OwnBroker::Run(const std::string& command) {
+  const std::string log =
+      absl::StrCat(options_.log_dir, "/kafka-", command, "-", ++runs_, ".log");
+  return RunKafkaScript(command, env_, log, options_.timeout);
+}
+
 }  // namespace tributary::testing

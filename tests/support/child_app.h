@@ -1,7 +1,7 @@
 // A program that a real-broker test runs, kills and restarts as a child
-// process (count_app, order-aggregator), and the test's scratch directory
-// that holds its configs, state dirs and logs. Single-threaded: the test's
-// thread only.
+// process (count_app, order-aggregator), the test's scratch directory that
+// holds its configs, state dirs and logs, and a broker of the test's own
+// (scripts/kafka). Single-threaded: the test's thread only.
 #pragma once
 
 #include <chrono>
@@ -69,6 +69,45 @@ struct OrderAggregatorTopics {
                                                       std::string_view extra = "");
 
   std::string orders, lines, tx, output, dead_letters;
+};
+
+// Runs `scripts/kafka <command>` with this process's environment plus `env`
+// ("TRIBUTARY_KAFKA_...=value" entries), its output appended to `log_path`.
+// An error with the log's tail unless it exits 0 within `timeout`.
+absl::Status RunKafkaScript(const std::string& command, const std::vector<std::string>& env,
+                            const std::string& log_path, std::chrono::milliseconds timeout);
+
+// A broker of the test's own (scripts/kafka, cached jars), never the suite's
+// shared one: its ports and scratch directory are always passed explicitly.
+// Stopped by the destructor (scripts/kafka stop: by the pid it recorded),
+// also when the test failed. Single-threaded.
+class OwnBroker {
+ public:
+  struct Options {
+    int port = 0;             // PLAINTEXT listener; the controller on port + 1
+    std::string dir;          // scratch dir: config, data, logs, pid
+    std::string log_dir;      // where the scripts/kafka runs log
+    std::vector<std::string> env;  // further TRIBUTARY_KAFKA_*=value settings
+    std::chrono::milliseconds timeout = std::chrono::minutes(3);  // per script run
+  };
+  static absl::StatusOr<std::unique_ptr<OwnBroker>> Start(Options options);
+  ~OwnBroker();
+  OwnBroker(const OwnBroker&) = delete;
+  OwnBroker& operator=(const OwnBroker&) = delete;
+
+  // 127.0.0.1:<port>, the PLAINTEXT listener.
+  std::string bootstrap_servers() const;
+  // Idempotent.
+  absl::Status Stop();
+
+ private:
+  explicit OwnBroker(Options options);
+  absl::Status Run(const std::string& command);
+
+  Options options_;
+  std::vector<std::string> env_;
+  int runs_ = 0;
+  bool running_ = false;
 };
 
 }  // namespace tributary::testing
