@@ -566,9 +566,15 @@ absl::StatusOr<KafkaAdmin::GroupDescription> KafkaAdmin::DescribeGroup(std::stri
   for (size_t i = 0; i < members; ++i) {
     const rd_kafka_MemberDescription_t* m = rd_kafka_ConsumerGroupDescription_member(d, i);
     const char* host = rd_kafka_MemberDescription_host(m);
-    description.members.push_back({rd_kafka_MemberDescription_consumer_id(m),
-                                   rd_kafka_MemberDescription_client_id(m),
-                                   host != nullptr ? host : ""});
+    GroupMember member{rd_kafka_MemberDescription_consumer_id(m),
+                       rd_kafka_MemberDescription_client_id(m), host != nullptr ? host : "", {}};
+    const rd_kafka_MemberAssignment_t* assignment = rd_kafka_MemberDescription_assignment(m);
+    const rd_kafka_topic_partition_list_t* partitions =
+        assignment != nullptr ? rd_kafka_MemberAssignment_partitions(assignment) : nullptr;
+    for (int p = 0; partitions != nullptr && p < partitions->cnt; ++p) {
+      member.assignment.emplace_back(partitions->elems[p].topic, partitions->elems[p].partition);
+    }
+    description.members.push_back(std::move(member));
   }
   return description;
 }

@@ -13,6 +13,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -134,6 +135,9 @@ class KafkaAdmin {
     std::string member_id;
     std::string client_id;
     std::string host;  // as the coordinator saw it, e.g. "/127.0.0.1"
+    // The partitions the group's last assignment gave it (empty while the
+    // group rebalances).
+    std::vector<std::pair<std::string, int32_t>> assignment;
   };
   struct GroupDescription {
     std::string state;  // librdkafka's name: "Stable", "Empty", "Dead", ...

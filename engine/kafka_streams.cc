@@ -25,6 +25,7 @@
 #include "engine/internal/metrics_server.h"
 #include "engine/internal/rdkafka_handles.h"
 #include "engine/internal/shutdown_channel.h"
+#include "engine/internal/standby_tasks.h"
 #include "engine/internal/state_directory.h"
 #include "engine/internal/stream_thread.h"
 #include "engine/internal/task.h"
@@ -377,6 +378,29 @@ absl::Status KafkaStreams::Start() {
     metrics_server_.reset();
     return prepared;
   }
+  if (config_.num_standby_replicas() > 0) {
+    internal::StandbyOptions standby;
+    standby.replicas = config_.num_standby_replicas();
+    standby.application_id = config_.application_id();
+    standby.bootstrap_servers = bootstrap_servers_;
+    standby.process_id = process_id_;
+    standby.state_dir = state_dir_;
+    standby.rocksdb_wal = config_.rocksdb_wal_enabled();
+    standby.consumer_settings = config_.RestoreConsumerSettings();
+    standby.admin_settings = config_.AdminSettings();
+    standby.topology = &topology_;
+    standby.topic_name = [this](std::string_view topic) { return TopicName(topic); };
+    standby.state_directory = state_directory_.get();
+    standby.rocksdb = rocksdb_.get();
+    standby.metrics = metrics_.get();
+    absl::StatusOr<std::unique_ptr<internal::StandbyTasks>> started =
+        internal::StandbyTasks::Start(std::move(standby));
+    if (!started.ok()) {
+      metrics_server_.reset();
+      return started.status();
+    }
+    standby_ = *std::move(started);
+  }
   for (int i = 0; i < config_.num_stream_threads(); ++i) {
     internal::StreamThreadOptions options;
     options.index = i;
@@ -385,6 +409,8 @@ absl::Status KafkaStreams::Start() {
     options.exactly_once = config_.exactly_once();
     options.commit_interval = config_.commit_interval();
     options.poll_timeout = config_.poll_interval();
+    options.repartition_purge_interval = config_.repartition_purge_interval();
+    options.admin_settings = config_.AdminSettings();
     options.max_poll_records = config_.max_poll_records();
     options.state_dir = state_dir_;
     options.process_id = process_id_;
@@ -400,6 +426,7 @@ absl::Status KafkaStreams::Start() {
     options.consumer_settings = config_.ConsumerSettings();
     options.restore_consumer_settings = config_.RestoreConsumerSettings();
     options.state_directory = state_directory_.get();
+    options.standby = standby_.get();
     options.producer_settings = config_.ProducerSettings();
     options.producer_settings.emplace(
         "transaction.timeout.ms",

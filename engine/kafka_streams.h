@@ -35,6 +35,7 @@ class KafkaStats;
 class MetricsServer;
 class ShutdownChannel;
 class StateDirectory;
+class StandbyTasks;
 class StreamThread;
 enum class ThreadState;
 }
@@ -169,6 +170,9 @@ class KafkaStreams {
   // Declared before threads_ (destroyed after): their clients report to it.
   std::unique_ptr<internal::KafkaStats> kafka_stats_;  // metrics endpoint
   std::unique_ptr<internal::DeadLetterLog> dead_letters_;  // made by Prepare
+  // num.standby.replicas > 0: the instance's standby tasks; reset by Close
+  // once the threads have stopped (it uses state_directory_ and rocksdb_).
+  std::unique_ptr<internal::StandbyTasks> standby_;
   std::vector<std::unique_ptr<internal::StreamThread>> threads_;
 
   // --- Metrics endpoint (kafka_streams_endpoint.cc) ---

@@ -242,6 +242,7 @@ absl::Status KafkaStreams::Close(absl::Duration timeout) {
                        ": stream thread(s) ", absl::StrJoin(closing, ", "), " still closing"));
     }
     for (auto& thread : threads_) (void)thread->Join();
+    standby_.reset();  // checkpoints and closes the standby tasks
     if (cleaner_.joinable()) {
       {
         absl::MutexLock lock(&cleaner_mu_);

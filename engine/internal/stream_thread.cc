@@ -8,6 +8,7 @@
 #include "engine/internal/log.h"
 #include "engine/internal/rdkafka_consumer.h"
 #include "engine/internal/rdkafka_producer.h"
+#include "engine/internal/rdkafka_records_deleter.h"
 #include "engine/internal/record_collector_impl.h"
 #include "engine/internal/streams_producer.h"
 #include "engine/internal/task_manager.h"
@@ -86,6 +87,20 @@ absl::StatusOr<ThreadClients> RdKafkaClients(const StreamThreadOptions& options,
   restore.emplace("fetch.wait.max.ms", "10");  // restore ends on EOF: ask often
   restore["isolation.level"] = "read_committed";
   TRIBUTARY_ASSIGN_OR_RETURN(clients.restore_consumer, RdKafkaConsumer::Create(restore));
+
+  bool repartitions = false;
+  for (const auto& sub : options.topology->subtopologies()) {
+    for (const std::string& topic : sub.source_topics) {
+      repartitions |= options.topology->repartition_topics().count(topic) > 0;
+    }
+  }
+  if (repartitions) {  // repartition topics to purge
+    std::map<std::string, std::string> admin = {{"log_level", "4"}};
+    for (const auto& [key, value] : options.admin_settings) admin[key] = value;
+    admin["bootstrap.servers"] = options.bootstrap_servers;
+    admin["client.id"] = absl::StrCat(name, "-admin");
+    TRIBUTARY_ASSIGN_OR_RETURN(clients.deleter, RdKafkaRecordsDeleter::Create(admin));
+  }
   return clients;
 }
 
@@ -138,6 +153,8 @@ class StreamThread::Impl final : public RebalanceListener {
       options_.metrics->GetCounter(m::kThreadRestartsTotal, tags);
       options_.metrics->GetCounter(m::kThreadReplacementsTotal, tags);
       commit_latency_ = options_.metrics->GetLatency(m::kCommitLatency, tags);
+      purged_ = options_.metrics->GetCounter(m::kRepartitionPurgeTotal, tags);
+      purge_errors_ = options_.metrics->GetCounter(m::kRepartitionPurgeErrorsTotal, tags);
       process_latency_ = options_.metrics->GetLatency(m::kProcessBatchLatency, tags);
     }
   }
@@ -173,6 +190,12 @@ class StreamThread::Impl final : public RebalanceListener {
   absl::StatusOr<OffsetMap> ResolveCommitted(OffsetMap start);
   void PublishTaskIds();
   void Publish(const TaskCounters& delta);
+  // Repartition purge (as Kafka Streams' repartition.purge.interval.ms):
+  // after a commit, the committed offsets of repartition partitions are kept
+  // and, at most every purge interval, the records below them are deleted.
+  // Asynchronous (one request in flight); a failure is logged and counted.
+  void NotePurgeable(const OffsetMap& committed);
+  void Purge();
   // Keeps the first error of a rebalance callback for the loop to return.
   void KeepError(const absl::Status& status) {
     if (!status.ok() && rebalance_error_.ok()) rebalance_error_ = status;
@@ -185,6 +208,7 @@ class StreamThread::Impl final : public RebalanceListener {
   // Declared in dependency order: tasks go before what they send through.
   std::unique_ptr<Consumer> consumer_;
   std::unique_ptr<Consumer> restore_consumer_;
+  std::unique_ptr<RecordsDeleter> deleter_;
   std::unique_ptr<StreamsProducer> producer_;
   std::unique_ptr<RecordCollectorImpl> collector_;
   std::unique_ptr<ChangelogReader> reader_;
@@ -199,6 +223,9 @@ class StreamThread::Impl final : public RebalanceListener {
   // While tasks restore, the assigned partitions are paused; once all run,
   // they restart from these offsets (nothing was processed meanwhile).
   OffsetMap rewind_to_;
+  std::set<std::string> repartition_topics_;  // real names
+  OffsetMap purgeable_;  // committed, not purged yet
+  absl::Time last_purge_ = absl::Now();
 
   Counter* processed_ = nullptr;
   Counter* commits_ = nullptr;
@@ -210,6 +237,8 @@ class StreamThread::Impl final : public RebalanceListener {
   Counter* cache_misses_ = nullptr;
   LatencyRecorder* commit_latency_ = nullptr;
   LatencyRecorder* process_latency_ = nullptr;
+  Counter* purged_ = nullptr;
+  Counter* purge_errors_ = nullptr;
 };
 
 absl::Status StreamThread::Impl::Setup() {
@@ -218,6 +247,10 @@ absl::Status StreamThread::Impl::Setup() {
                                                         : RdKafkaClients(options_, name_));
   consumer_ = std::move(clients.consumer);
   restore_consumer_ = std::move(clients.restore_consumer);
+  deleter_ = std::move(clients.deleter);
+  for (const auto& [topic, partitions] : options_.topology->repartition_topics()) {
+    repartition_topics_.insert(options_.topic_name(topic));
+  }
   producer_ = std::make_unique<StreamsProducer>(
       std::move(clients.producer), options_.exactly_once ? TransactionalId(options_) : "",
       name_);
@@ -347,6 +380,7 @@ absl::Status StreamThread::Impl::Commit() {
   if (status.ok()) {
     uncommitted_ = false;
     committed_ = true;
+    NotePurgeable(offsets);
     if (commits_ != nullptr) commits_->Add(1);
     if (commit_latency_ != nullptr) commit_latency_->Record(absl::Now() - start);
   } else if (absl::IsAborted(status) && aborts_ != nullptr) {
@@ -354,6 +388,37 @@ absl::Status StreamThread::Impl::Commit() {
   }
   last_commit_ = absl::Now();
   return status;
+}
+
+void StreamThread::Impl::NotePurgeable(const OffsetMap& committed) {
+  if (deleter_ == nullptr) return;
+  for (const auto& [tp, offset] : committed) {
+    if (repartition_topics_.count(tp.first) > 0) purgeable_[tp] = offset;
+  }
+}
+
+void StreamThread::Impl::Purge() {
+  if (deleter_ == nullptr) return;
+  for (const RecordsDeleter::Result& result : deleter_->TakeResults()) {
+    if (result.status.ok()) {
+      if (purged_ != nullptr) purged_->Add(1);
+      log_->debug("{}: purged {}[{}] below {}", name_, result.partition.first,
+                  result.partition.second, result.low_watermark);
+    } else {
+      if (purge_errors_ != nullptr) purge_errors_->Add(1);
+      log_->warn("{}: repartition purge failed (tried again at the next one): {}", name_,
+                 result.status.ToString());
+    }
+  }
+  if (purgeable_.empty() || absl::Now() - last_purge_ < options_.repartition_purge_interval) {
+    return;
+  }
+  // Only offsets committed (the transaction or the offset commit succeeded):
+  // a restart reads from them, never from below.
+  if (deleter_->Start(purgeable_)) {
+    purgeable_.clear();
+    last_purge_ = absl::Now();
+  }
 }
 
 absl::Status StreamThread::Impl::RecoverFromAbort() {
@@ -486,6 +551,7 @@ absl::Status StreamThread::Impl::PollOnce() {
   }
   // The unfinished records come again, after the commit of the work so far.
   if (!unfinished.empty()) TRIBUTARY_RETURN_IF_ERROR(consumer_->Seek(unfinished));
+  Purge();
   return absl::OkStatus();
 }
 

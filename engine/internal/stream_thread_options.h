@@ -13,6 +13,7 @@
 #include "engine/internal/clients.h"
 #include "engine/internal/dead_letter_log.h"
 #include "engine/internal/kafka_stats.h"
+#include "engine/internal/standby_tasks.h"
 #include "engine/internal/state_directory.h"
 #include "engine/metrics.h"
 #include "engine/streams_config.h"
@@ -31,6 +32,10 @@ struct StreamThreadOptions {
   bool exactly_once = true;
   absl::Duration commit_interval = absl::Milliseconds(100);
   absl::Duration poll_timeout = absl::Milliseconds(100);
+  // Repartition records below the committed offsets are deleted at most this
+  // often, after a commit.
+  absl::Duration repartition_purge_interval = absl::Seconds(30);
+  std::map<std::string, std::string> admin_settings;  // librdkafka pass-through
   int max_poll_records = 1000;
   std::string state_dir;         // <state.dir>/<application.id>
   std::string process_id;        // stable per state dir: names the producer
@@ -50,6 +55,9 @@ struct StreamThreadOptions {
   // Which task directories of state_dir are in use, over all threads (the
   // state cleaner leaves those alone); nullptr: not tracked.
   StateDirectory* state_directory = nullptr;  // REQUIRES: outlives the thread
+  // The instance's standby tasks (num.standby.replicas > 0), told when a task
+  // becomes active here and when it stops being; nullptr: none.
+  StandbyTasks* standby = nullptr;             // REQUIRES: outlives the thread
   const Topology* topology = nullptr;           // REQUIRES: outlives the thread
   RocksDbResources* rocksdb = nullptr;          // REQUIRES: outlives the thread
   Metrics* metrics = nullptr;                   // REQUIRES: outlives the thread
