@@ -549,7 +549,8 @@ absl::Status RunTributary(const Options& options) {
       cpu_at_last = OwnThreadCpu();
       break;
     }
-    if (streams->state() == KafkaStreams::State::kError) {
+    if ((streams->state() == KafkaStreams::State::kPendingError ||
+         streams->state() == KafkaStreams::State::kError)) {
       status = streams->error();
       break;
     }

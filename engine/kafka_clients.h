@@ -135,7 +135,8 @@ class KafkaAdmin {
     std::string member_id;
     std::string client_id;
     std::string host;  // as the coordinator saw it, e.g. "/127.0.0.1"
-    // Its assignment as the group's leader made it: (topic, partition).
+    // The partitions the group's last assignment gave it (empty while the
+    // group rebalances).
     std::vector<std::pair<std::string, int32_t>> assignment;
   };
   struct GroupDescription {

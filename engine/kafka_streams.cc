@@ -25,6 +25,8 @@
 #include "engine/internal/log.h"
 #include "engine/internal/http_server.h"
 #include "engine/internal/rdkafka_handles.h"
+#include "engine/internal/shutdown_channel.h"
+#include "engine/internal/standby_tasks.h"
 #include "engine/internal/state_directory.h"
 #include "engine/internal/stream_thread.h"
 #include "engine/internal/task.h"
@@ -163,16 +165,6 @@ std::string NewProcessId() {
 }
 
 }  // namespace
-
-const char* StateName(KafkaStreams::State state) {
-  switch (state) {
-    case KafkaStreams::State::kCreated: return "CREATED";
-    case KafkaStreams::State::kRunning: return "RUNNING";
-    case KafkaStreams::State::kNotRunning: return "NOT_RUNNING";
-    case KafkaStreams::State::kError: return "ERROR";
-  }
-  return "?";
-}
 
 KafkaStreams::KafkaStreams(Topology topology, StreamsConfig config)
     : topology_(std::move(topology)), config_(std::move(config)) {}
@@ -360,6 +352,10 @@ absl::Status KafkaStreams::CreateInternalTopics() {
       existing.count(config_.dead_letter_topic()) == 0) {
     create.push_back({config_.dead_letter_topic(), config_.dead_letter_topic_partitions(), false});
   }
+  // --- Lifecycle: the shutdown channel's topic (kShutdownApplication) ---
+  if (existing.count(internal::ControlTopic(config_.application_id())) == 0) {
+    create.push_back({internal::ControlTopic(config_.application_id()), 1, false});
+  }
   TRIBUTARY_RETURN_IF_ERROR(
       CreateTopics(admin.get(), mock_cluster_.get(), create, config_.replication_factor()));
   for (const NewTopic& topic : create) {
@@ -370,9 +366,9 @@ absl::Status KafkaStreams::CreateInternalTopics() {
 }
 
 absl::Status KafkaStreams::Start() {
-  if (state_ != State::kCreated) {
+  if (const State now = state(); now != State::kCreated || close_started_) {
     return absl::FailedPreconditionError(
-        absl::StrCat("KafkaStreams::Start in state ", StateName(state_)));
+        absl::StrCat("KafkaStreams::Start in state ", StateName(now)));
   }
   // The effective configuration, secrets masked.
   internal::EngineLogger()->info("{}: {}", config_.application_id(),
@@ -382,10 +378,36 @@ absl::Status KafkaStreams::Start() {
     metrics_server_.reset();
     return status;
   }
-  if (absl::Status status = CreateInternalTopics(); !status.ok()) {
+  absl::Status prepared = CreateInternalTopics();
+  if (prepared.ok()) prepared = OpenShutdownChannel();
+  if (!prepared.ok()) {
     metrics_server_.reset();
     query_server_.reset();
-    return status;
+    return prepared;
+  }
+  if (config_.num_standby_replicas() > 0) {
+    internal::StandbyOptions standby;
+    standby.replicas = config_.num_standby_replicas();
+    standby.application_id = config_.application_id();
+    standby.bootstrap_servers = bootstrap_servers_;
+    standby.process_id = process_id_;
+    standby.state_dir = state_dir_;
+    standby.rocksdb_wal = config_.rocksdb_wal_enabled();
+    standby.consumer_settings = config_.RestoreConsumerSettings();
+    standby.admin_settings = config_.AdminSettings();
+    standby.topology = &topology_;
+    standby.topic_name = [this](std::string_view topic) { return TopicName(topic); };
+    standby.state_directory = state_directory_.get();
+    standby.rocksdb = rocksdb_.get();
+    standby.metrics = metrics_.get();
+    absl::StatusOr<std::unique_ptr<internal::StandbyTasks>> started =
+        internal::StandbyTasks::Start(std::move(standby));
+    if (!started.ok()) {
+      metrics_server_.reset();
+      query_server_.reset();
+      return started.status();
+    }
+    standby_ = *std::move(started);
   }
   for (int i = 0; i < config_.num_stream_threads(); ++i) {
     internal::StreamThreadOptions options;
@@ -395,6 +417,8 @@ absl::Status KafkaStreams::Start() {
     options.exactly_once = config_.exactly_once();
     options.commit_interval = config_.commit_interval();
     options.poll_timeout = config_.poll_interval();
+    options.repartition_purge_interval = config_.repartition_purge_interval();
+    options.admin_settings = config_.AdminSettings();
     options.max_poll_records = config_.max_poll_records();
     options.state_dir = state_dir_;
     options.process_id = process_id_;
@@ -410,6 +434,7 @@ absl::Status KafkaStreams::Start() {
     options.consumer_settings = config_.ConsumerSettings();
     options.restore_consumer_settings = config_.RestoreConsumerSettings();
     options.state_directory = state_directory_.get();
+    options.standby = standby_.get();
     options.producer_settings = config_.ProducerSettings();
     options.producer_settings.emplace(
         "transaction.timeout.ms",
@@ -420,36 +445,26 @@ absl::Status KafkaStreams::Start() {
     options.kafka_stats = kafka_stats_.get();
     options.topic_name = [this](std::string_view topic) { return TopicName(topic); };
     options.application_server = application_server_;
+    // --- Lifecycle (kafka_streams_lifecycle.cc) ---
+    options.on_state_change = [this](int index, internal::ThreadState old_state,
+                                     internal::ThreadState new_state) {
+      OnThreadStateChange(index, old_state, new_state);
+    };
+    options.on_uncaught_error = [this, i](const absl::Status& error) {
+      return OnUncaughtError(i, error);
+    };
+    options.max_replacements_in_a_row = max_replacements_in_a_row_;
     threads_.push_back(std::make_unique<internal::StreamThread>(std::move(options)));
   }
+  SetState(State::kRebalancing);  // RUNNING once every thread runs
   for (auto& thread : threads_) thread->Start();
   started_ = absl::Now();
   threads_started_.store(true, std::memory_order_release);
   cleaner_ = std::thread([this] { CleanStateDirectory(); });
-  state_ = State::kRunning;
   internal::EngineLogger()->info("{} started with {} stream thread(s) on {}",
                                  config_.application_id(), threads_.size(),
                                  bootstrap_servers_);
   return absl::OkStatus();
-}
-
-absl::Status KafkaStreams::Close() {
-  if (closed_) return error();
-  closed_ = true;
-  metrics_server_.reset();  // its handlers read the threads
-  query_server_.reset();    // its handlers wait for the threads
-  for (auto& thread : threads_) thread->RequestShutdown();
-  absl::Status first;
-  for (auto& thread : threads_) first.Update(thread->Join());
-  if (cleaner_.joinable()) {
-    {
-      absl::MutexLock lock(&cleaner_mu_);
-      cleaner_stop_ = true;
-    }
-    cleaner_.join();
-  }
-  if (state_ != State::kCreated) state_ = first.ok() ? State::kNotRunning : State::kError;
-  return first;
 }
 
 void KafkaStreams::CleanStateDirectory() {
@@ -461,24 +476,6 @@ void KafkaStreams::CleanStateDirectory() {
     state_directory_->CleanUnused(delay, absl::Now());
     cleaner_mu_.Lock();
   }
-}
-
-KafkaStreams::State KafkaStreams::state() const {
-  if (state_ == State::kRunning) {
-    for (const auto& thread : threads_) {
-      if (thread->state() == internal::ThreadState::kDead) return State::kError;
-    }
-  }
-  return state_;
-}
-
-absl::Status KafkaStreams::error() const {
-  for (const auto& thread : threads_) {
-    if (thread->state() == internal::ThreadState::kDead) {
-      if (!thread->result().ok()) return thread->result();
-    }
-  }
-  return absl::OkStatus();
 }
 
 std::vector<DeadLetterInfo> KafkaStreams::RecentDeadLetters() const {

@@ -4,12 +4,13 @@
 // Start, state under state.dir, exactly-once v2 by default. With no
 // bootstrap.servers (or "mock://") it starts librdkafka's in-process mock
 // cluster and runs on that.
-// Thread-safety: Open/Start/Close from one thread; state(), error(),
-// metrics(), tasks(), RecentDeadLetters(), ThreadStatuses() and the
-// interactive queries from any thread.
+// Thread-safety: Open/Start/Close and the Set* calls from one thread;
+// state(), error(), metrics(), tasks(), RecentDeadLetters(),
+// ThreadStatuses() and the interactive queries from any thread.
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <map>
 #include <memory>
 #include <thread>
@@ -35,8 +36,11 @@ struct HttpResponse;
 class DeadLetterLog;
 class KafkaStats;
 class HttpServer;
+class ShutdownChannel;
 class StateDirectory;
+class StandbyTasks;
 class StreamThread;
+enum class ThreadState;
 }
 class RocksDbResources;
 class KafkaAdmin;
@@ -49,7 +53,25 @@ struct ProbeResult {
 
 class KafkaStreams {
  public:
-  enum class State { kCreated, kRunning, kNotRunning, kError };
+  // As Kafka Streams' KafkaStreams.State. Transitions (anything else is
+  // refused): CREATED -> REBALANCING (Start), PENDING_SHUTDOWN (Close);
+  // REBALANCING <-> RUNNING (RUNNING: every stream thread runs with its
+  // assignment and nothing to restore); REBALANCING, RUNNING ->
+  // PENDING_SHUTDOWN (Close), PENDING_ERROR (a thread's uncaught error, or
+  // another instance's kShutdownApplication); PENDING_SHUTDOWN -> NOT_RUNNING
+  // (every thread ended); PENDING_ERROR -> ERROR (every thread ended).
+  // NOT_RUNNING and ERROR are final.
+  enum class State {
+    kCreated,
+    kRebalancing,
+    kRunning,
+    kPendingShutdown,
+    kNotRunning,
+    kPendingError,
+    kError
+  };
+  using StateListener = std::function<void(State new_state, State old_state)>;
+  using UncaughtErrorHandler = std::function<StreamThreadErrorResponse(const absl::Status&)>;
 
   // Builds the topology, validates it against the config and prepares the
   // state directory (locked against a second instance using it).
@@ -62,14 +84,40 @@ class KafkaStreams {
   // Creates missing internal topics, checks co-partitioning and starts the
   // stream threads. REQUIRES: state() == kCreated.
   absl::Status Start();
-  // Commits, writes checkpoints, leaves the group and stops every thread.
-  // Returns the first error any thread stopped with. Idempotent.
-  absl::Status Close();
+  // --- Lifecycle (kafka_streams_lifecycle.cc) ---
+  // Stops every stream thread after its current poll: each commits, writes
+  // its tasks' checkpoints and leaves the group (closes its consumer). Waits
+  // at most `timeout`. Returns OK when every thread ended in time and none
+  // with an error; DEADLINE_EXCEEDED naming the threads still closing when
+  // `timeout` passed (state() stays PENDING_SHUTDOWN, they go on closing; a
+  // later Close, or the destructor, waits again); else error(). Whether it
+  // finished: state() is NOT_RUNNING or ERROR. Idempotent.
+  absl::Status Close(absl::Duration timeout = absl::InfiniteDuration());
 
-  // kError as soon as any stream thread has stopped with an error.
   State state() const;
-  // The first error a stream thread stopped with (OK if none).
+  // The first error a stream thread stopped with; else, when another
+  // instance's request stopped this one (kShutdownApplication), ABORTED
+  // naming it; OK if neither.
   absl::Status error() const;
+
+  // Called at every state transition with the new and the old state, in
+  // transition order, on the thread that makes it: the caller of Start and
+  // Close, a stream thread (rebalances, its error), or the shutdown channel's
+  // thread (another instance's kShutdownApplication). Transitions wait while
+  // it runs. REQUIRES: state() == kCreated; the listener returns quickly and
+  // calls nothing of this instance but state() and error().
+  void SetStateListener(StateListener listener);
+  // Decides, on the failed stream thread, what an error that ends a stream
+  // thread leads to (not errors of a close, nor a failed producer the thread
+  // restarts itself after). Default (none set): kShutdownClient. With
+  // kReplaceThread a new thread takes the failed one's index (its
+  // transactional.id: the new producer fences the old one), at most
+  // `max_replacements_in_a_row` times in a row without a commit in between;
+  // then the client shuts down.
+  // kShutdownApplication writes a request to `<application.id>-control`
+  // that stops every instance (internal/shutdown_channel.h), then shuts down
+  // this one. REQUIRES: state() == kCreated; the same rules as the listener.
+  void SetUncaughtErrorHandler(UncaughtErrorHandler handler, int max_replacements_in_a_row = 5);
 
   Metrics& metrics() { return *metrics_; }
   const Topology& topology() const { return topology_; }
@@ -155,6 +203,9 @@ class KafkaStreams {
   // Declared before threads_ (destroyed after): their clients report to it.
   std::unique_ptr<internal::KafkaStats> kafka_stats_;  // metrics endpoint
   std::unique_ptr<internal::DeadLetterLog> dead_letters_;  // made by Prepare
+  // num.standby.replicas > 0: the instance's standby tasks; reset by Close
+  // once the threads have stopped (it uses state_directory_ and rocksdb_).
+  std::unique_ptr<internal::StandbyTasks> standby_;
   std::vector<std::unique_ptr<internal::StreamThread>> threads_;
 
   // --- Metrics endpoint (kafka_streams_endpoint.cc) ---
@@ -187,9 +238,6 @@ class KafkaStreams {
   uint64_t owners_rebalances_ ABSL_GUARDED_BY(owners_mu_) = ~uint64_t{0};
   absl::Time owners_fetched_ ABSL_GUARDED_BY(owners_mu_) = absl::InfinitePast();
 
-  State state_ = State::kCreated;
-  bool closed_ = false;
-
   // Deletes task directories no thread has used for state.cleanup.delay.ms,
   // every state.cleanup.delay.ms (at least each second) until Close.
   void CleanStateDirectory();
@@ -197,8 +245,45 @@ class KafkaStreams {
   absl::Mutex cleaner_mu_;
   bool cleaner_stop_ ABSL_GUARDED_BY(cleaner_mu_) = false;
   std::thread cleaner_;
+
+  // --- Lifecycle (kafka_streams_lifecycle.cc) ---
+  // Moves to `next` if the transition is allowed, then tells the listener.
+  bool SetState(State next) ABSL_LOCKS_EXCLUDED(transition_mu_);
+  bool SetStateLocked(State next) ABSL_EXCLUSIVE_LOCKS_REQUIRED(transition_mu_);
+  // The hooks of each stream thread (StreamThreadOptions).
+  void OnThreadStateChange(int index, internal::ThreadState old_state,
+                           internal::ThreadState new_state);
+  StreamThreadErrorResponse OnUncaughtError(int index, const absl::Status& error);
+  void OnThreadDead(int index);
+  // A request read from the control topic (any instance's, this one's too).
+  void OnShutdownRequested(const std::string& from, const std::string& reason);
+  // PENDING_ERROR, and every thread asked to stop. False if not allowed.
+  bool ShutDownOnErrorLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(transition_mu_);
+  // Opens the shutdown channel (after the control topic exists).
+  absl::Status OpenShutdownChannel();
+  bool AllThreadsDead() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(threads_mu_) {
+    return threads_dead_ == threads_.size();
+  }
+
+  StateListener state_listener_;
+  UncaughtErrorHandler error_handler_;
+  int max_replacements_in_a_row_ = 5;
+  // Serializes transitions and the listener's calls (held across both).
+  absl::Mutex transition_mu_;
+  mutable absl::Mutex state_mu_;
+  State state_ ABSL_GUARDED_BY(state_mu_) = State::kCreated;
+  // Why another instance's request stopped this one.
+  absl::Status shutdown_request_error_ ABSL_GUARDED_BY(state_mu_);
+  absl::Mutex threads_mu_;
+  size_t threads_dead_ ABSL_GUARDED_BY(threads_mu_) = 0;
+  std::unique_ptr<internal::ShutdownChannel> shutdown_channel_;
+  bool close_started_ = false;   // Close's caller only
+  bool close_finished_ = false;  // Close's caller only
 };
 
 const char* StateName(KafkaStreams::State state);
+// RUNNING or REBALANCING: started, and not stopping.
+bool IsRunningOrRebalancing(KafkaStreams::State state);
+const char* ErrorResponseName(StreamThreadErrorResponse response);
 
 }  // namespace tributary

@@ -167,18 +167,9 @@ std::string KafkaStreams::StatusPage() const {
   namespace m = metric_names;
   internal::StatusSnapshot snapshot;
   snapshot.application_id = config_.application_id();
-  // Not state(): Start writes state_ while the endpoint already serves. The
-  // endpoint lives from Start to Close, so: CREATED until the threads are
-  // started, then RUNNING unless one died.
+  // state() is safe from any thread (kafka_streams_lifecycle.cc).
   const ProbeResult health = Health();
-  snapshot.state = StateName(KafkaStreams::State::kCreated);
-  if (threads_started_.load(std::memory_order_acquire)) {
-    bool dead = false;
-    for (const auto& thread : threads_) {
-      dead = dead || thread->state() == internal::ThreadState::kDead;
-    }
-    snapshot.state = StateName(dead ? State::kError : State::kRunning);
-  }
+  snapshot.state = StateName(state());
   snapshot.health = health.text;
   snapshot.now = absl::Now();
   if (threads_started_.load(std::memory_order_acquire)) {

@@ -42,6 +42,14 @@ inline constexpr std::string_view kRecordsDeadLetteredTotal = "records-dead-lett
 // Starts of the thread again after its producer failed (a new producer, the
 // tasks restored from their changelogs).
 inline constexpr std::string_view kThreadRestartsTotal = "thread-restarts-total";
+// Replacements of the thread after an error the uncaught-error handler
+// answered with kReplaceThread (KafkaStreams::SetUncaughtErrorHandler).
+inline constexpr std::string_view kThreadReplacementsTotal = "thread-replacements-total";
+// Repartition partitions whose records below the committed offset the thread
+// deleted (one per partition and purge), and the purges of a partition that
+// failed (logged; never fatal).
+inline constexpr std::string_view kRepartitionPurgeTotal = "repartition-purge-total";
+inline constexpr std::string_view kRepartitionPurgeErrorsTotal = "repartition-purge-errors-total";
 // Gets answered by the record cache (CachingStore) of the thread's stores,
 // and gets that read the store below it.
 inline constexpr std::string_view kRecordCacheHitsTotal = "record-cache-hits-total";
@@ -52,6 +60,13 @@ inline constexpr std::string_view kRecordCacheMissesTotal = "record-cache-misses
 // the status page (GET /) shows them.
 inline constexpr std::string_view kCdcTransactionsPending = "cdc-transactions-pending";  // gauge
 inline constexpr std::string_view kCdcOldestPendingAgeMs = "cdc-oldest-pending-age-ms";  // gauge
+
+// Per instance (num.standby.replicas): the standby tasks it keeps, their lag
+// (records between what they read and their changelogs' ends, summed), and
+// the changelog records they applied.
+inline constexpr std::string_view kStandbyTasks = "standby-tasks";
+inline constexpr std::string_view kStandbyLag = "standby-lag";
+inline constexpr std::string_view kStandbyRecordsTotal = "standby-records-total";
 
 // From librdkafka's statistics (statistics.interval.ms), while the metrics
 // endpoint is on (metrics.port); served by /metrics, not in the registry.

@@ -43,6 +43,7 @@ constexpr std::string_view kDeadLetterTopicPartitions = "dead.letter.topic.parti
 constexpr std::string_view kPollMs = "poll.ms";
 constexpr std::string_view kMaxPollRecords = "max.poll.records";
 constexpr std::string_view kStateCleanupDelayMs = "state.cleanup.delay.ms";
+constexpr std::string_view kRepartitionPurgeIntervalMs = "repartition.purge.interval.ms";
 constexpr std::string_view kMetricsRecordingLevel = "metrics.recording.level";
 constexpr std::string_view kRocksDbWalEnabled = "rocksdb.wal.enabled";
 constexpr std::string_view kTransactionTimeoutMs = "transaction.timeout.ms";
@@ -125,15 +126,6 @@ absl::StatusOr<std::string> CheckReplicationFactor(std::string_view value) {
   if (value == "0") {
     return absl::InvalidArgumentError(
         "expected -1 (the broker default) or at least 1");
-  }
-  return std::string(value);
-}
-
-absl::StatusOr<std::string> CheckStandbyReplicas(std::string_view value) {
-  if (value != "0") {
-    return absl::InvalidArgumentError(
-        "standby replicas are not supported yet; only 0 is accepted (tasks are "
-        "restored from their changelog when they move)");
   }
   return std::string(value);
 }
@@ -253,14 +245,14 @@ const std::vector<KeySpec>& KeySpecs() {
       {kCacheMaxBytes, Kind::kInt, "10485760", 0, kInt64Max},
       {kRocksDbBlockCacheBytes, Kind::kInt, "67108864", 1 << 20, kInt64Max},
       {kReplicationFactor, Kind::kInt, "1", -1, 32767, CheckReplicationFactor},
-      {kNumStandbyReplicas, Kind::kInt, "0", 0, kInt32Max,
-       CheckStandbyReplicas},
+      {kNumStandbyReplicas, Kind::kInt, "0", 0, 1024},
       {kProcessingErrorPolicy, Kind::kString, "fail", 0, 0, CheckErrorPolicy},
       {kDeadLetterTopic, Kind::kString, "", 0, 0, CheckTopicName},
       {kDeadLetterTopicPartitions, Kind::kInt, "1", 1, 100000},
       {kPollMs, Kind::kInt, "100", 0, kInt32Max},
       {kMaxPollRecords, Kind::kInt, "1000", 1, kInt32Max},
       {kStateCleanupDelayMs, Kind::kInt, "600000", 0, kInt64Max},
+      {kRepartitionPurgeIntervalMs, Kind::kInt, "30000", 0, kInt64Max},
       {kMetricsRecordingLevel, Kind::kString, "INFO", 0, 0,
        CheckRecordingLevel},
       {kRocksDbWalEnabled, Kind::kBool, ""},
@@ -843,6 +835,14 @@ int StreamsConfig::max_poll_records() const {
 
 absl::Duration StreamsConfig::state_cleanup_delay() const {
   return absl::Milliseconds(ValidatedInt(Effective(kStateCleanupDelayMs)));
+}
+
+int StreamsConfig::num_standby_replicas() const {
+  return static_cast<int>(ValidatedInt(Effective(kNumStandbyReplicas)));
+}
+
+absl::Duration StreamsConfig::repartition_purge_interval() const {
+  return absl::Milliseconds(ValidatedInt(Effective(kRepartitionPurgeIntervalMs)));
 }
 
 std::string StreamsConfig::metrics_recording_level() const {

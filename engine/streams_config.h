@@ -84,6 +84,13 @@ class StreamsConfig {
   absl::Duration poll_interval() const;
   int max_poll_records() const;
   absl::Duration state_cleanup_delay() const;
+  // Warm copies of each task with a persistent logged store kept by other
+  // instances (see engine/internal/standby_tasks.h). Default 0.
+  int num_standby_replicas() const;
+  // How often (at most) a stream thread deletes, after a commit, the records
+  // of its repartition partitions below their committed offsets. Kafka
+  // Streams' repartition.purge.interval.ms, default 30 s.
+  absl::Duration repartition_purge_interval() const;
   // "INFO" or "DEBUG".
   std::string metrics_recording_level() const;
   // Default false under exactly_once_v2 (an unclean shutdown rebuilds the

@@ -26,6 +26,15 @@ struct TimestampMs {
   constexpr auto operator<=>(const TimestampMs&) const = default;
 };
 
+// What KafkaStreams does when a stream thread ends with an error that the
+// thread itself does not recover from (KafkaStreams::SetUncaughtErrorHandler),
+// as Kafka Streams' StreamThreadExceptionResponse.
+enum class StreamThreadErrorResponse {
+  kReplaceThread,        // a new thread (new clients, new group member) takes its place
+  kShutdownClient,       // this instance stops (the default)
+  kShutdownApplication,  // every instance of the application.id stops
+};
+
 // One task: partition index `partition` of sub-topology `subtopology`.
 struct TaskId {
   int subtopology = 0;

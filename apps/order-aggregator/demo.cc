@@ -141,7 +141,7 @@ int RunEmbeddedDemo(KafkaStreams& streams,
   auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes(5);
   auto last_record = std::chrono::steady_clock::now();
   while (std::chrono::steady_clock::now() < deadline && !stop_requested &&
-         streams.state() == KafkaStreams::State::kRunning) {
+         IsRunningOrRebalancing(streams.state())) {
     if (!producer_done && producer_finished) {
       producer_thread.join();
       producer_done = true;

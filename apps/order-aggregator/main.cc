@@ -5,19 +5,20 @@
 //                                    SIGINT/SIGTERM, then commit and exit 0
 // The embedded demo (mock cluster, generated traffic, checked against the
 // generator's model) is its own binary, order-aggregator-demo (demo.cc).
-// Exit codes: 0 ok; 1 bad configuration; 2 the stream failed (message says
-// why), a full disk under state.dir among others (at start or while running:
-// the open transaction is aborted, and a start with space again restores the
-// state from the changelogs).
-#include <atomic>
-#include <chrono>
-#include <csignal>
+// Exit codes (apps/common/shutdown.h; README "Lifecycle and exit codes"):
+// 0 stopped by SIGINT/SIGTERM and closed in time; 1 bad command line or
+// configuration; 2 the stream failed (message says why), a full disk under
+// state.dir among others (at start or while running: the open transaction is
+// aborted, and a start with space again restores the state from the
+// changelogs), or another instance's kShutdownApplication; 3 the close did
+// not finish within commit.interval.ms + 30 s; 130 / 143 a second SIGINT /
+// SIGTERM during the close.
 #include <cstdio>
-#include <thread>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "apps/common/shutdown.h"
 #include "apps/order-aggregator/order_aggregator.h"
 #include "engine/kafka_streams.h"
 
@@ -27,8 +28,6 @@ namespace tributary {
 namespace {
 
 using order_aggregator::StatusLine;
-
-std::atomic<bool> stop_requested{false};
 
 // The one line that says why the program stops with exit code 2. A state
 // store on a full disk fails with RESOURCE_EXHAUSTED (its message names the
@@ -45,44 +44,23 @@ void PrintFailure(const char* what, const absl::Status& status, const std::strin
   std::fprintf(stderr, "order-aggregator: %s: %s\n", what, status.ToString().c_str());
 }
 
-// Runs until a signal or a stream error.
-int RunService(KafkaStreams& streams, std::chrono::milliseconds status_interval,
-               const std::string& state_dir) {
-  auto last_status = std::chrono::steady_clock::now();
-  while (!stop_requested && streams.state() == KafkaStreams::State::kRunning) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    if (std::chrono::steady_clock::now() - last_status >= status_interval) {
-      last_status = std::chrono::steady_clock::now();
-      std::fprintf(stderr, "order-aggregator: %s\n", StatusLine(streams).c_str());
-    }
-  }
-  absl::Status closed = streams.Close();
-  std::fprintf(stderr, "order-aggregator: %s\n", StatusLine(streams).c_str());
-  if (!closed.ok()) {
-    PrintFailure("stopped with an error", closed, state_dir);
-    return 2;
-  }
-  std::fprintf(stderr, "order-aggregator: closed cleanly\n");
-  return 0;
-}
-
 int Main() {
   const std::string path = absl::GetFlag(FLAGS_config);
   if (path.empty()) {
     std::fprintf(stderr,
                  "order-aggregator: --config FILE is required; the embedded demo is "
                  "order-aggregator-demo (scripts/demo)\n");
-    return 1;
+    return kExitUsage;
   }
   absl::StatusOr<StreamsConfig> config = StreamsConfig::FromFile(path, order_aggregator::Keys());
   if (!config.ok()) {
     std::fprintf(stderr, "order-aggregator: %s\n", config.status().ToString().c_str());
-    return 1;
+    return kExitUsage;
   }
   absl::StatusOr<order_aggregator::App> app = order_aggregator::Build(*config);
   if (!app.ok()) {
     std::fprintf(stderr, "order-aggregator: %s\n", app.status().ToString().c_str());
-    return 1;
+    return kExitUsage;
   }
   const std::string state_dir = config->state_dir();
   auto streams = KafkaStreams::Open(std::move(app->topology), *config);
@@ -90,21 +68,30 @@ int Main() {
     // A full disk is no configuration error: the same as when running.
     if (absl::IsResourceExhausted(streams.status())) {
       PrintFailure("cannot start", streams.status(), state_dir);
-      return 2;
+      return kExitStreamError;
     }
     std::fprintf(stderr, "order-aggregator: %s\n", streams.status().ToString().c_str());
-    return 1;
+    return kExitUsage;
   }
   if (absl::Status s = (*streams)->Start(); !s.ok()) {
     PrintFailure("cannot start", s, state_dir);
-    return 2;
+    return kExitStreamError;
   }
   std::fprintf(stderr, "order-aggregator: running against %s; SIGINT or SIGTERM stops\n",
                (*streams)->bootstrap_servers().c_str());
-  return RunService(
-      **streams,
-      std::chrono::milliseconds(config->GetInt("status.interval.ms").value_or(30000)),
-      state_dir);
+  KafkaStreams& running = **streams;
+  RunOptions options;
+  options.program = "order-aggregator";
+  options.close_timeout = config->commit_interval() + kCloseBound;
+  options.status_interval =
+      absl::Milliseconds(config->GetInt("status.interval.ms").value_or(30000));
+  options.print_status = [&running] {
+    std::fprintf(stderr, "order-aggregator: %s\n", StatusLine(running).c_str());
+  };
+  options.print_failure = [&state_dir](const char* what, const absl::Status& status) {
+    PrintFailure(what, status, state_dir);
+  };
+  return RunUntilShutdown(running, options);
 }
 
 }  // namespace
@@ -115,7 +102,6 @@ int main(int argc, char** argv) {
       "order-aggregator --config FILE: transaction-consistent order aggregates from "
       "Debezium CDC topics");
   absl::ParseCommandLine(argc, argv);
-  std::signal(SIGINT, [](int) { tributary::stop_requested = true; });
-  std::signal(SIGTERM, [](int) { tributary::stop_requested = true; });
+  tributary::InstallShutdownSignals("order-aggregator");
   return tributary::Main();
 }

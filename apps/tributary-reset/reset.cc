@@ -185,6 +185,9 @@ bool IsInternalTopic(std::string_view application_id, std::string_view topic,
   const std::string prefix = absl::StrCat(Sv(application_id), "-");
   if (!absl::StartsWith(Sv(topic), prefix)) return false;
   const std::string_view rest = topic.substr(prefix.size());
+  if (rest == "control") {  // the shutdown channel (KafkaStreams::SetUncaughtErrorHandler)
+    return std::find(input_topics.begin(), input_topics.end(), topic) == input_topics.end();
+  }
   if (!absl::EndsWith(Sv(rest), "-repartition") && !absl::EndsWith(Sv(rest), "-changelog")) {
     return false;
   }

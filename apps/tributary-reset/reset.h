@@ -50,7 +50,8 @@ absl::StatusOr<absl::Duration> ParseIsoDuration(std::string_view text);
 
 // Whether `topic` is one of the application's internal topics by Kafka
 // Streams' rule: named "<application_id>-...-repartition" or
-// "<application_id>-...-changelog", and not one of `input_topics`.
+// "<application_id>-...-changelog", and not one of `input_topics`; or
+// "<application_id>-control", KafkaStreams' shutdown channel.
 bool IsInternalTopic(std::string_view application_id, std::string_view topic,
                      absl::Span<const std::string> input_topics);
 

@@ -145,13 +145,35 @@ class Producer {
 absl::Status ProducerFencedError(std::string_view message);
 bool IsProducerFenced(const absl::Status& status);
 
+// Deletes the records of partitions below given offsets (the Admin API's
+// DeleteRecords), without waiting: the stream thread purges the repartition
+// topics it has committed offsets of, as Kafka Streams does.
+class RecordsDeleter {
+ public:
+  // The answer for one partition of a request.
+  struct Result {
+    TopicPartition partition;
+    absl::Status status;
+    int64_t low_watermark = -1;  // the partition's first offset now, when OK
+  };
+  virtual ~RecordsDeleter() = default;
+  // Starts deleting, for each partition of `before`, the records below its
+  // offset, and returns at once. One request at a time: while the previous
+  // one has not answered, starts nothing and returns false.
+  virtual bool Start(const OffsetMap& before) = 0;
+  // The answers that came since the last call, without waiting.
+  virtual std::vector<Result> TakeResults() = 0;
+};
+
 // A stream thread's clients: the group consumer, the restore consumer
-// (group-less, read_committed, end-of-partition events on) and the producer
-// (transactional under exactly-once).
+// (group-less, read_committed, end-of-partition events on), the producer
+// (transactional under exactly-once) and the records deleter (null: nothing
+// is purged).
 struct ThreadClients {
   std::unique_ptr<Consumer> consumer;
   std::unique_ptr<Consumer> restore_consumer;
   std::unique_ptr<Producer> producer;
+  std::unique_ptr<RecordsDeleter> deleter;
 };
 
 }  // namespace tributary::internal

@@ -89,6 +89,9 @@ constexpr HelpEntry kHelp[] = {
     {metric_names::kRestoreRecordsTotal, "Changelog records restored into the thread's stores."},
     {metric_names::kRecordsDeadLetteredTotal,
      "Records sent to the dead-letter topic (processing.error.policy=continue)."},
+    {metric_names::kThreadReplacementsTotal,
+     "Replacements of the stream thread after an error the uncaught-error handler answered "
+     "with REPLACE_THREAD."},
     {metric_names::kThreadRestartsTotal,
      "Restarts of the stream thread with new clients after its producer failed."},
     {metric_names::kConsumerLag,

@@ -9,6 +9,7 @@
 #include "engine/internal/log.h"
 #include "engine/internal/rdkafka_consumer.h"
 #include "engine/internal/rdkafka_producer.h"
+#include "engine/internal/rdkafka_records_deleter.h"
 #include "engine/internal/record_collector_impl.h"
 #include "engine/internal/streams_producer.h"
 #include "engine/internal/task_manager.h"
@@ -91,6 +92,20 @@ absl::StatusOr<ThreadClients> RdKafkaClients(const StreamThreadOptions& options,
   restore.emplace("fetch.wait.max.ms", "10");  // restore ends on EOF: ask often
   restore["isolation.level"] = "read_committed";
   TRIBUTARY_ASSIGN_OR_RETURN(clients.restore_consumer, RdKafkaConsumer::Create(restore));
+
+  bool repartitions = false;
+  for (const auto& sub : options.topology->subtopologies()) {
+    for (const std::string& topic : sub.source_topics) {
+      repartitions |= options.topology->repartition_topics().count(topic) > 0;
+    }
+  }
+  if (repartitions) {  // repartition topics to purge
+    std::map<std::string, std::string> admin = {{"log_level", "4"}};
+    for (const auto& [key, value] : options.admin_settings) admin[key] = value;
+    admin["bootstrap.servers"] = options.bootstrap_servers;
+    admin["client.id"] = absl::StrCat(name, "-admin");
+    TRIBUTARY_ASSIGN_OR_RETURN(clients.deleter, RdKafkaRecordsDeleter::Create(admin));
+  }
   return clients;
 }
 
@@ -110,6 +125,7 @@ const char* ThreadStateName(ThreadState state) {
   switch (state) {
     case ThreadState::kCreated: return "CREATED";
     case ThreadState::kStarting: return "STARTING";
+    case ThreadState::kPartitionsRevoked: return "PARTITIONS_REVOKED";
     case ThreadState::kPartitionsAssigned: return "PARTITIONS_ASSIGNED";
     case ThreadState::kRunning: return "RUNNING";
     case ThreadState::kPendingShutdown: return "PENDING_SHUTDOWN";
@@ -140,7 +156,10 @@ class StreamThread::Impl final : public RebalanceListener {
       cache_misses_ = options_.metrics->GetCounter(m::kRecordCacheMissesTotal, tags);
       // Served (as 0) from the start; StreamThread::Run counts the restarts.
       options_.metrics->GetCounter(m::kThreadRestartsTotal, tags);
+      options_.metrics->GetCounter(m::kThreadReplacementsTotal, tags);
       commit_latency_ = options_.metrics->GetLatency(m::kCommitLatency, tags);
+      purged_ = options_.metrics->GetCounter(m::kRepartitionPurgeTotal, tags);
+      purge_errors_ = options_.metrics->GetCounter(m::kRepartitionPurgeErrorsTotal, tags);
       process_latency_ = options_.metrics->GetLatency(m::kProcessBatchLatency, tags);
     }
   }
@@ -155,6 +174,8 @@ class StreamThread::Impl final : public RebalanceListener {
   }
   const std::string& name() const { return name_; }
   uint64_t rebalances() const { return rebalances_; }
+  // Whether the run committed anything (a transaction, or offsets).
+  bool committed() const { return committed_; }
 
   absl::Status Run();
   void OnPartitionsAssigned(const std::vector<TopicPartition>& partitions) override;
@@ -175,6 +196,12 @@ class StreamThread::Impl final : public RebalanceListener {
   absl::StatusOr<OffsetMap> ResolveCommitted(OffsetMap start);
   void PublishTaskIds();
   void Publish(const TaskCounters& delta);
+  // Repartition purge (as Kafka Streams' repartition.purge.interval.ms):
+  // after a commit, the committed offsets of repartition partitions are kept
+  // and, at most every purge interval, the records below them are deleted.
+  // Asynchronous (one request in flight); a failure is logged and counted.
+  void NotePurgeable(const OffsetMap& committed);
+  void Purge();
   // Keeps the first error of a rebalance callback for the loop to return.
   void KeepError(const absl::Status& status) {
     if (!status.ok() && rebalance_error_.ok()) rebalance_error_ = status;
@@ -187,6 +214,7 @@ class StreamThread::Impl final : public RebalanceListener {
   // Declared in dependency order: tasks go before what they send through.
   std::unique_ptr<Consumer> consumer_;
   std::unique_ptr<Consumer> restore_consumer_;
+  std::unique_ptr<RecordsDeleter> deleter_;
   std::unique_ptr<StreamsProducer> producer_;
   std::unique_ptr<RecordCollectorImpl> collector_;
   std::unique_ptr<ChangelogReader> reader_;
@@ -197,9 +225,13 @@ class StreamThread::Impl final : public RebalanceListener {
   absl::Time last_status_ = absl::InfinitePast();  // of PublishTaskIds
   bool uncommitted_ = false;
   absl::Status rebalance_error_;
+  bool committed_ = false;
   // While tasks restore, the assigned partitions are paused; once all run,
   // they restart from these offsets (nothing was processed meanwhile).
   OffsetMap rewind_to_;
+  std::set<std::string> repartition_topics_;  // real names
+  OffsetMap purgeable_;  // committed, not purged yet
+  absl::Time last_purge_ = absl::Now();
 
   Counter* processed_ = nullptr;
   Counter* commits_ = nullptr;
@@ -211,6 +243,8 @@ class StreamThread::Impl final : public RebalanceListener {
   Counter* cache_misses_ = nullptr;
   LatencyRecorder* commit_latency_ = nullptr;
   LatencyRecorder* process_latency_ = nullptr;
+  Counter* purged_ = nullptr;
+  Counter* purge_errors_ = nullptr;
 };
 
 absl::Status StreamThread::Impl::Setup() {
@@ -219,6 +253,10 @@ absl::Status StreamThread::Impl::Setup() {
                                                         : RdKafkaClients(options_, name_));
   consumer_ = std::move(clients.consumer);
   restore_consumer_ = std::move(clients.restore_consumer);
+  deleter_ = std::move(clients.deleter);
+  for (const auto& [topic, partitions] : options_.topology->repartition_topics()) {
+    repartition_topics_.insert(options_.topic_name(topic));
+  }
   producer_ = std::make_unique<StreamsProducer>(
       std::move(clients.producer), options_.exactly_once ? TransactionalId(options_) : "",
       name_);
@@ -241,7 +279,7 @@ absl::Status StreamThread::Impl::Setup() {
 void StreamThread::Impl::OnPartitionsAssigned(const std::vector<TopicPartition>& partitions) {
   ++rebalances_;
   assigned_ = true;
-  owner_->state_ = ThreadState::kPartitionsAssigned;
+  owner_->SetState(ThreadState::kPartitionsAssigned);
   absl::Status status = tasks_->HandleAssignment(partitions);
   if (status.ok() && tasks_->restoring()) {
     OffsetMap committed;
@@ -249,7 +287,7 @@ void StreamThread::Impl::OnPartitionsAssigned(const std::vector<TopicPartition>&
     status = PauseForRestore(std::move(committed));
   }
   KeepError(status);
-  if (!tasks_->restoring()) owner_->state_ = ThreadState::kRunning;
+  if (!tasks_->restoring()) owner_->SetState(ThreadState::kRunning);
   PublishTaskIds();
 }
 
@@ -257,6 +295,7 @@ void StreamThread::Impl::OnPartitionsRevoked(const std::vector<TopicPartition>& 
   (void)partitions;  // eager protocol: everything
   ++rebalances_;
   assigned_ = false;
+  owner_->SetState(ThreadState::kPartitionsRevoked);  // not while shutting down
   // Commit what was processed, then close the tasks cleanly so that they can
   // move (restoring ones keep what they restored).
   absl::Status status = Commit();
@@ -277,6 +316,7 @@ void StreamThread::Impl::OnPartitionsLost(const std::vector<TopicPartition>& par
   (void)partitions;  // eager protocol: everything
   ++rebalances_;
   assigned_ = false;
+  owner_->SetState(ThreadState::kPartitionsRevoked);
   // A zombie: another member owns the partitions and reads them from their
   // committed offsets. Committing here would make what this thread processed
   // since then visible next to the new owner's work (under EOS v2 a commit
@@ -346,6 +386,8 @@ absl::Status StreamThread::Impl::Commit() {
   }
   if (status.ok()) {
     uncommitted_ = false;
+    committed_ = true;
+    NotePurgeable(offsets);
     if (commits_ != nullptr) commits_->Add(1);
     if (commit_latency_ != nullptr) commit_latency_->Record(absl::Now() - start);
   } else if (absl::IsAborted(status) && aborts_ != nullptr) {
@@ -353,6 +395,37 @@ absl::Status StreamThread::Impl::Commit() {
   }
   last_commit_ = absl::Now();
   return status;
+}
+
+void StreamThread::Impl::NotePurgeable(const OffsetMap& committed) {
+  if (deleter_ == nullptr) return;
+  for (const auto& [tp, offset] : committed) {
+    if (repartition_topics_.count(tp.first) > 0) purgeable_[tp] = offset;
+  }
+}
+
+void StreamThread::Impl::Purge() {
+  if (deleter_ == nullptr) return;
+  for (const RecordsDeleter::Result& result : deleter_->TakeResults()) {
+    if (result.status.ok()) {
+      if (purged_ != nullptr) purged_->Add(1);
+      log_->debug("{}: purged {}[{}] below {}", name_, result.partition.first,
+                  result.partition.second, result.low_watermark);
+    } else {
+      if (purge_errors_ != nullptr) purge_errors_->Add(1);
+      log_->warn("{}: repartition purge failed (tried again at the next one): {}", name_,
+                 result.status.ToString());
+    }
+  }
+  if (purgeable_.empty() || absl::Now() - last_purge_ < options_.repartition_purge_interval) {
+    return;
+  }
+  // Only offsets committed (the transaction or the offset commit succeeded):
+  // a restart reads from them, never from below.
+  if (deleter_->Start(purgeable_)) {
+    purgeable_.clear();
+    last_purge_ = absl::Now();
+  }
 }
 
 absl::Status StreamThread::Impl::RecoverFromAbort() {
@@ -419,7 +492,7 @@ absl::Status StreamThread::Impl::RestoreStep() {
     TRIBUTARY_RETURN_IF_ERROR(consumer_->Assign(start));
     rewind_to_.clear();
   }
-  owner_->state_ = ThreadState::kRunning;
+  owner_->SetState(ThreadState::kRunning);
   return absl::OkStatus();
 }
 
@@ -486,6 +559,7 @@ absl::Status StreamThread::Impl::PollOnce() {
   }
   // The unfinished records come again, after the commit of the work so far.
   if (!unfinished.empty()) TRIBUTARY_RETURN_IF_ERROR(consumer_->Seek(unfinished));
+  Purge();
   return absl::OkStatus();
 }
 
@@ -495,13 +569,13 @@ absl::Status StreamThread::Impl::Run() {
     absl::MutexLock lock(&owner_->queries_mu_);
     owner_->wake_ = consumer_.get();
   }
-  owner_->state_ = ThreadState::kRunning;
+  // kStarting until the first assignment (OnPartitionsAssigned).
   log_->info("{}: started", name_);
   absl::Status status;
   while (status.ok() && !owner_->shutdown_requested_) {
     status = PollOnce();
   }
-  owner_->state_ = ThreadState::kPendingShutdown;
+  owner_->SetState(ThreadState::kPendingShutdown);
   if (status.ok()) {
     status = Commit();
     status.Update(tasks_->CloseAll(/*clean=*/status.ok()));
@@ -531,7 +605,7 @@ StreamThread::~StreamThread() {
 }
 
 void StreamThread::Start() {
-  state_ = ThreadState::kStarting;
+  SetState(ThreadState::kStarting);
   thread_ = std::thread([this] { Run(); });
 }
 
@@ -542,39 +616,85 @@ void StreamThread::Run() {
   // again with new clients: a new producer (init_transactions), a new group
   // member, tasks restored from their changelogs, input from the committed
   // offsets. Bounded: more than kQuickRestarts in a row, each run shorter
-  // than kQuickRun, and the thread dies with the error.
+  // than kQuickRun, and the error goes to the uncaught-error handler.
   constexpr int kQuickRestarts = 5;
   constexpr absl::Duration kQuickRun = absl::Minutes(5);
   int quick = 0;
+  // Replacements (kReplaceThread) in a row: runs that failed before their
+  // first commit since the last run that committed.
+  int replaced = 0;
   while (true) {
     impl_ = std::make_unique<Impl>(this, options_);
     const absl::Time started = absl::Now();
     result_ = impl_->Run();
     const bool producer_failed = impl_->producer_failed();
+    const bool committed = impl_->committed();
     const std::string name = impl_->name();
     rebalances_total_ += impl_->rebalances();
     impl_.reset();
-    if (result_.ok() || shutdown_requested_ || !producer_failed) break;
-    quick = absl::Now() - started < kQuickRun ? quick + 1 : 1;
-    if (quick > kQuickRestarts) {
+    if (result_.ok() || shutdown_requested_) break;
+    if (producer_failed) {
+      quick = absl::Now() - started < kQuickRun ? quick + 1 : 1;
+      if (quick <= kQuickRestarts) {
+        EngineLogger()->warn("{}: starting again with new clients after its producer failed "
+                             "({}); its tasks restore and go on from the last commit",
+                             name, result_.ToString());
+        if (options_.metrics != nullptr) {
+          options_.metrics
+              ->GetCounter(metric_names::kThreadRestartsTotal,
+                           {{std::string(metric_names::kThreadTag), name}})
+              ->Add(1);
+        }
+        SetState(ThreadState::kStarting);
+        continue;
+      }
       EngineLogger()->error("{}: the producer failed {} times in a row, each run shorter than "
-                            "{}: the thread stops",
+                            "{}",
                             name, quick, absl::FormatDuration(kQuickRun));
-      break;
     }
-    EngineLogger()->warn("{}: starting again with new clients after its producer failed ({}); "
-                         "its tasks restore and go on from the last commit",
-                         name, result_.ToString());
-    if (options_.metrics != nullptr) {
-      options_.metrics
-          ->GetCounter(metric_names::kThreadRestartsTotal,
-                       {{std::string(metric_names::kThreadTag), name}})
-          ->Add(1);
+    // --- Lifecycle: the uncaught-error handler ---
+    StreamThreadErrorResponse response = options_.on_uncaught_error
+                                             ? options_.on_uncaught_error(result_)
+                                             : StreamThreadErrorResponse::kShutdownClient;
+    if (response == StreamThreadErrorResponse::kReplaceThread) {
+      replaced = committed ? 1 : replaced + 1;
+      if (replaced <= options_.max_replacements_in_a_row) {
+        EngineLogger()->warn("{}: replaced by a new stream thread ({} of at most {} in a row "
+                             "without a commit): new clients, a new group member, its tasks "
+                             "restored from the changelogs, input from the last commit",
+                             name, replaced, options_.max_replacements_in_a_row);
+        if (options_.metrics != nullptr) {
+          options_.metrics
+              ->GetCounter(metric_names::kThreadReplacementsTotal,
+                           {{std::string(metric_names::kThreadTag), name}})
+              ->Add(1);
+        }
+        SetState(ThreadState::kStarting);
+        continue;
+      }
+      EngineLogger()->error("{}: not replaced: {} replacements in a row failed before their "
+                            "first commit; the instance shuts down",
+                            name, replaced - 1);
+      response = StreamThreadErrorResponse::kShutdownClient;
     }
-    state_ = ThreadState::kStarting;
+    error_response_ = response;
+    break;
   }
-  state_ = ThreadState::kDead;
+  SetState(ThreadState::kDead);
   ServeQueries(nullptr);  // those queued before kDead; RunQuery refuses later ones
+}
+
+void StreamThread::SetState(ThreadState next) {
+  const ThreadState old = state_.load();
+  if (old == next || old == ThreadState::kDead) return;
+  // From kPendingShutdown only to kDead or, starting over, to kStarting; a
+  // revocation inside the consumer's close at shutdown changes nothing.
+  if (old == ThreadState::kPendingShutdown && next != ThreadState::kDead &&
+      next != ThreadState::kStarting) {
+    return;
+  }
+  state_.store(next);
+  if (options_.on_state_change) options_.on_state_change(options_.index, old, next);
 }
 
 absl::Status StreamThread::Join() {

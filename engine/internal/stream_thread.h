@@ -13,6 +13,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -29,7 +30,17 @@ namespace tributary::internal {
 
 class TaskManager;
 
-enum class ThreadState { kCreated, kStarting, kPartitionsAssigned, kRunning, kPendingShutdown, kDead };
+// As Kafka Streams' StreamThread.State. kStarting until the first assignment
+// (and again when the thread starts over with new clients); kDead is final.
+enum class ThreadState {
+  kCreated,
+  kStarting,
+  kPartitionsRevoked,
+  kPartitionsAssigned,
+  kRunning,
+  kPendingShutdown,
+  kDead
+};
 const char* ThreadStateName(ThreadState state);
 
 class StreamThread {
@@ -41,12 +52,19 @@ class StreamThread {
 
   void Start();
   void RequestShutdown() { shutdown_requested_ = true; }
+  bool shutdown_requested() const { return shutdown_requested_; }
   // Waits for the thread to end; returns why it ended (OK after a clean
   // shutdown).
   absl::Status Join();
   ThreadState state() const { return state_.load(); }
   // Why the thread ended. REQUIRES: state() == kDead.
   const absl::Status& result() const { return result_; }
+  // What the uncaught-error handler decided for the error that ended the
+  // thread (kShutdownClient when a replacement was refused as one too many);
+  // nullopt when it was not asked. REQUIRES: state() == kDead.
+  const std::optional<StreamThreadErrorResponse>& error_response() const {
+    return error_response_;
+  }
   // Tasks currently owned, for tests and metrics.
   std::vector<TaskId> task_ids() const;
   // What the readiness check (GET /ready) reports of this thread.
@@ -77,6 +95,10 @@ class StreamThread {
   // Answers the queued queries from `tasks` (nullptr: the thread is not
   // running: Unavailable). On the thread.
   void ServeQueries(TaskManager* tasks);
+  // Moves to `next` when the transition is allowed (a revocation inside the
+  // consumer's close at shutdown is not one) and tells on_state_change.
+  // Called on the stream thread (and by Start before it runs).
+  void SetState(ThreadState next);
 
   StreamThreadOptions options_;
   std::unique_ptr<Impl> impl_;
@@ -84,6 +106,7 @@ class StreamThread {
   std::atomic<bool> shutdown_requested_{false};
   std::atomic<ThreadState> state_{ThreadState::kCreated};
   absl::Status result_;
+  std::optional<StreamThreadErrorResponse> error_response_;
   mutable std::mutex tasks_mutex_;
   std::vector<TaskId> task_ids_;          // guarded by tasks_mutex_
   Readiness readiness_;                   // guarded by tasks_mutex_

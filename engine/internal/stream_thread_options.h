@@ -13,13 +13,17 @@
 #include "engine/internal/clients.h"
 #include "engine/internal/dead_letter_log.h"
 #include "engine/internal/kafka_stats.h"
+#include "engine/internal/standby_tasks.h"
 #include "engine/internal/state_directory.h"
 #include "engine/metrics.h"
 #include "engine/streams_config.h"
 #include "engine/topology.h"
+#include "engine/types.h"
 #include "state/rocksdb_store.h"
 
 namespace tributary::internal {
+
+enum class ThreadState;  // stream_thread.h
 
 struct StreamThreadOptions {
   int index = 0;
@@ -28,6 +32,10 @@ struct StreamThreadOptions {
   bool exactly_once = true;
   absl::Duration commit_interval = absl::Milliseconds(100);
   absl::Duration poll_timeout = absl::Milliseconds(100);
+  // Repartition records below the committed offsets are deleted at most this
+  // often, after a commit.
+  absl::Duration repartition_purge_interval = absl::Seconds(30);
+  std::map<std::string, std::string> admin_settings;  // librdkafka pass-through
   int max_poll_records = 1000;
   std::string state_dir;         // <state.dir>/<application.id>
   std::string process_id;        // stable per state dir: names the producer
@@ -47,6 +55,9 @@ struct StreamThreadOptions {
   // Which task directories of state_dir are in use, over all threads (the
   // state cleaner leaves those alone); nullptr: not tracked.
   StateDirectory* state_directory = nullptr;  // REQUIRES: outlives the thread
+  // The instance's standby tasks (num.standby.replicas > 0), told when a task
+  // becomes active here and when it stops being; nullptr: none.
+  StandbyTasks* standby = nullptr;             // REQUIRES: outlives the thread
   const Topology* topology = nullptr;           // REQUIRES: outlives the thread
   RocksDbResources* rocksdb = nullptr;          // REQUIRES: outlives the thread
   Metrics* metrics = nullptr;                   // REQUIRES: outlives the thread
@@ -66,6 +77,18 @@ struct StreamThreadOptions {
   std::function<absl::StatusOr<ThreadClients>(const StreamThreadOptions& options,
                                               const std::string& thread_name)>
       clients;
+
+  // --- Lifecycle (KafkaStreams' state listener and uncaught-error handler) ---
+  // Called at every change of the thread's state, on the thread making it
+  // (the stream thread; Start's caller for kCreated -> kStarting). Null: none.
+  std::function<void(int index, ThreadState old_state, ThreadState new_state)> on_state_change;
+  // Called on the stream thread when its run ends with an error that no
+  // restart inside the thread covers (not after RequestShutdown); answers
+  // what to do. Null: kShutdownClient.
+  std::function<StreamThreadErrorResponse(const absl::Status& error)> on_uncaught_error;
+  // kReplaceThread at most this many times in a row, counting runs that
+  // ended in an error before their first commit; then kShutdownClient.
+  int max_replacements_in_a_row = 5;
 };
 
 // Between the group consumer's client.id and its application.server.

@@ -100,12 +100,16 @@ absl::Status TaskManager::HandleAssignment(const std::vector<TopicPartition>& as
   for (TaskId id : wanted) {
     if (tasks_.count(id) == 0) TRIBUTARY_RETURN_IF_ERROR(CreateTask(id));
   }
+  if (options_.standby != nullptr) options_.standby->Kick();  // the group changed
   return StartRestoredTasks();
 }
 
 absl::Status TaskManager::CreateTask(TaskId id) {
   // In use from here on, released by CloseAll, or below if it fails.
   if (options_.state_directory != nullptr) options_.state_directory->Claim(id);
+  // A standby of it here hands its store and checkpoint over: the restore
+  // reads only the changelogs' tail.
+  if (options_.standby != nullptr) options_.standby->TakeOver(id);
   absl::Status created = OpenTask(id);
   if (!created.ok() && options_.state_directory != nullptr) {
     options_.state_directory->Release(id);
@@ -228,6 +232,7 @@ absl::Status TaskManager::CloseAll(bool clean) {
     first.Update(task->Close());
     publish_(task->TakeCounterDeltas());
     if (options_.state_directory != nullptr) options_.state_directory->Release(id);
+    if (options_.standby != nullptr) options_.standby->Released(id);
   }
   tasks_.clear();
   route_.clear();

@@ -66,6 +66,8 @@ TEST(IsInternalTopic, PrefixedRepartitionAndChangelogTopicsThatAreNotInputs) {
   EXPECT_TRUE(IsInternalTopic("app", "app-orders-roots-changelog", inputs));
   EXPECT_FALSE(IsInternalTopic("app", "app-input-changelog", inputs));  // an input topic
   EXPECT_FALSE(IsInternalTopic("app", "app-dlq", inputs));              // an output topic
+  EXPECT_TRUE(IsInternalTopic("app", "app-control", inputs));  // the shutdown channel
+  EXPECT_FALSE(IsInternalTopic("app", "app-orders-control", inputs));
   EXPECT_FALSE(IsInternalTopic("app", "other-counts-changelog", inputs));
   EXPECT_FALSE(IsInternalTopic("app", "app-repartition", inputs));  // no name between
   EXPECT_FALSE(IsInternalTopic("app", "apps-counts-changelog", inputs));

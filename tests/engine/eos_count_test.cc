@@ -29,7 +29,9 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "engine/kafka_clients.h"
 #include "gtest/gtest.h"
+#include "state/checkpoint.h"
 #include "tests/support/child_app.h"
 #include "tests/support/kafka_fixture.h"
 
@@ -548,6 +550,121 @@ TEST_F(EosCountTest, AtLeastOnceMode) {
   ASSERT_NO_FATAL_FAILURE(WaitForOutput(5000));
   ASSERT_NO_FATAL_FAILURE(StopApp(app));
   ASSERT_NO_FATAL_FAILURE(ExpectExactlyOnce());
+}
+
+
+// num.standby.replicas=1 with two instances and one task: the instance
+// without the task keeps a standby of it, whose checkpoint reaches the
+// changelog's end; once the active instance is SIGKILLed the survivor takes
+// the task over from that checkpoint and restores only the tail (a condition
+// on the restored count, not on time); the killed instance, started again,
+// rebuilds its state as the new standby; the output stays exactly once.
+TEST_F(EosCountTest, StandbyReplicaCatchesUpAndTheSurvivorRestoresOnlyTheTail) {
+  ASSERT_NO_FATAL_FAILURE(CreateTopics(1, 1));
+  InputGenerator gen(/*keys=*/20000, /*seed=*/7);
+  ASSERT_STATUS_OK(ProduceRecords(input_, gen.Next(20000)));
+  const size_t store_size = gen.expected().size();
+  ChildApp& a = AddApp("a");
+  ChildApp& b = AddApp("b");
+  for (ChildApp* app : {&a, &b}) {
+    std::ofstream(app->config_path, std::ios::app) << "num.standby.replicas=1\n";
+  }
+  ASSERT_NO_FATAL_FAILURE(StartApp(a));
+  ASSERT_NO_FATAL_FAILURE(WaitForOutput(20000));
+  ASSERT_NO_FATAL_FAILURE(StartApp(b));
+  // The instance that owns the input partition once the group of both is
+  // stable.
+  auto owner = [&]() -> ChildApp* {
+    const GroupDescription group = WaitForGroup(
+        [&](const GroupDescription& g) {
+          if (g.members.size() != 2) return false;
+          for (const GroupMember& m : g.members) {
+            if (!m.assignment.empty()) return true;
+          }
+          return false;
+        },
+        "two members, one owning the input partition");
+    for (const GroupMember& m : group.members) {
+      if (!m.assignment.empty()) {
+        return m.client_id.find(ProcessId(a)) != std::string::npos ? &a : &b;
+      }
+    }
+    return nullptr;
+  };
+  ChildApp* active = owner();
+  ASSERT_NE(active, nullptr);
+  ChildApp& standby = active == &a ? b : a;
+  Note(active->name, " owns task 0_0; ", standby.name, " should keep its standby");
+
+  const std::string changelog = absl::StrCat(app_id_, "-counts-changelog");
+  absl::StatusOr<std::unique_ptr<KafkaAdmin>> admin =
+      KafkaAdmin::Open({{"bootstrap.servers", BootstrapServers()}});
+  ASSERT_TRUE(admin.ok()) << admin.status();
+  int64_t checkpointed = -1, end = -1;
+  // The checkpoint offset of the changelog in `app`'s task directory equals
+  // the changelog's end.
+  auto standby_caught_up = [&](const ChildApp& app) {
+    const std::string checkpoint_path =
+        absl::StrCat(app.state_dir, "/", app_id_, "/0_0/.checkpoint");
+    const Clock::time_point deadline = Clock::now() + kProgressTimeout;
+    while (true) {
+      absl::StatusOr<KafkaAdmin::Watermarks> marks =
+          (*admin)->QueryWatermarks(changelog, Partition{0}, 5000);
+      absl::StatusOr<CheckpointFile::Offsets> offsets = CheckpointFile(checkpoint_path).Read();
+      if (marks.ok()) end = marks->high.value;
+      if (offsets.ok() && offsets->count({changelog, 0}) > 0) {
+        checkpointed = offsets->at({changelog, 0});
+      }
+      if (end > 0 && checkpointed == end) return;
+      ASSERT_NO_FATAL_FAILURE(ExpectAppsRunning());
+      ASSERT_LT(Clock::now(), deadline) << "standby checkpoint " << checkpointed
+                                        << ", changelog end " << end << "\n" << LogTails();
+      ASSERT_STATUS_OK(progress_->Poll(100ms));  // doubles as the pause
+    }
+  };
+  ASSERT_NO_FATAL_FAILURE(standby_caught_up(standby));
+  Note("standby checkpoint at the changelog end, ", end);
+  // It follows the active task's writes.
+  ASSERT_STATUS_OK(ProduceRecords(input_, gen.Next(2000)));
+  ASSERT_NO_FATAL_FAILURE(WaitForOutput(22000));
+  ASSERT_NO_FATAL_FAILURE(standby_caught_up(standby));
+  Note("standby checkpoint followed to ", end);
+
+  const size_t log_at_kill = ReadTextFile(standby.logs.back()).size();
+  ASSERT_NO_FATAL_FAILURE(KillApp(*active));
+  ASSERT_STATUS_OK(ProduceRecords(input_, gen.Next(1000)));
+  ASSERT_NO_FATAL_FAILURE(WaitForOutput(23000));
+  // The take-over's "task 0_0 running (N records restored)" line.
+  const std::string log = ReadTextFile(standby.logs.back());
+  const size_t at = log.find("task 0_0 running (", log_at_kill);
+  ASSERT_NE(at, std::string::npos) << LogTails();
+  const size_t digits = at + std::string_view("task 0_0 running (").size();
+  int64_t restored = -1;
+  ASSERT_TRUE(absl::SimpleAtoi(log.substr(digits, log.find(' ', digits) - digits), &restored))
+      << log.substr(at, 80);
+  Note(standby.name, " took over restoring ", restored, " records; the store holds ",
+       store_size, " keys");
+  EXPECT_NE(log.find("standby task 0_0 handed over", log_at_kill), std::string::npos);
+  EXPECT_LT(restored, static_cast<int64_t>(store_size / 10)) << LogTails();
+
+  // The killed instance comes back (its state has no checkpoint: the task
+  // was active under exactly-once, so it is rebuilt): whichever of the two
+  // the group gives the task, the other keeps a standby at the end.
+  ChildApp& killed = *active;
+  ASSERT_NO_FATAL_FAILURE(StartApp(killed));
+  ChildApp* owner_now = owner();
+  ASSERT_NE(owner_now, nullptr);
+  ChildApp& standby_now = owner_now == &a ? b : a;
+  ASSERT_NO_FATAL_FAILURE(standby_caught_up(standby_now));
+  Note(owner_now->name, " owns the task, ", standby_now.name, " keeps its standby at ", end);
+  ASSERT_STATUS_OK(ProduceRecords(input_, gen.Next(500)));
+  ASSERT_NO_FATAL_FAILURE(WaitForOutput(23500));
+  ASSERT_NO_FATAL_FAILURE(StopApp(killed));
+  ASSERT_NO_FATAL_FAILURE(StopApp(standby));
+  absl::StatusOr<std::vector<ConsumedRecord>> output = ReadWholeTopic(output_, 1);
+  ASSERT_TRUE(output.ok()) << output.status();
+  EXPECT_EQ(CheckExactlyOnce(*output, gen.expected()), "") << LogTails();
+  EXPECT_EQ(output->size(), static_cast<size_t>(gen.produced()));
 }
 
 }  // namespace

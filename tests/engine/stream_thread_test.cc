@@ -10,6 +10,8 @@
 // (commit.interval.ms is an hour).
 #include <atomic>
 #include <cstdlib>
+#include <functional>
+#include <mutex>
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -105,7 +107,8 @@ class StreamThreadTest : public ::testing::Test {
     options.application_id = "app";
     options.process_id = "p";
     options.state_dir = dir_ + "/app";
-    options.commit_interval = absl::Hours(1);
+    options.commit_interval = commit_interval_;
+    options.repartition_purge_interval = purge_interval_;
     options.poll_timeout = absl::Milliseconds(10);
     options.restore_records_per_poll = restore_records_per_poll;
     options.topology = &topology_;
@@ -115,7 +118,10 @@ class StreamThreadTest : public ::testing::Test {
     options.topic_name = [](std::string_view topic) { return std::string(topic); };
     options.clients = [this](const internal::StreamThreadOptions& o, const std::string&)
         -> absl::StatusOr<internal::ThreadClients> {
-      return kafka_.NewThreadClients(o.exactly_once ? internal::TransactionalId(o) : "");
+      internal::ThreadClients clients =
+          kafka_.NewThreadClients(o.exactly_once ? internal::TransactionalId(o) : "");
+      if (new_deleter_) clients.deleter = new_deleter_();
+      return clients;
     };
     thread_ = std::make_unique<StreamThread>(std::move(options));
     thread_->Start();
@@ -132,6 +138,10 @@ class StreamThreadTest : public ::testing::Test {
         ->value();
   }
 
+  absl::Duration commit_interval_ = absl::Hours(1);
+  absl::Duration purge_interval_ = absl::Seconds(30);
+  // Gives each thread run a records deleter; empty: none (nothing purged).
+  std::function<std::unique_ptr<internal::RecordsDeleter>()> new_deleter_;
   std::string dir_;
   std::unique_ptr<RocksDbResources> rocksdb_;
   std::unique_ptr<internal::StateDirectory> state_directory_;  // of dir_/app
@@ -351,6 +361,100 @@ TEST_F(StreamThreadTest, RebalanceDuringRestoreResumesWithoutLossOrDuplicates) {
   for (int i = 0; i < 10; ++i) expected.emplace_back(absl::StrCat("k", i), "11");
   EXPECT_EQ(kafka_.ReadCommitted("out"), expected);
   EXPECT_EQ(Metric(metric_names::kRestoreRecordsTotal), 100);
+}
+
+
+// A records deleter that keeps every request, checks each offset against the
+// group's committed one at that moment, and answers OK or, while `fail`, an
+// error for each partition.
+struct FakeDeleterLog {
+  std::mutex mu;
+  std::vector<OffsetMap> requests;
+  std::vector<std::string> violations;  // offsets above the committed ones
+  bool fail = false;
+};
+
+class FakeDeleter : public internal::RecordsDeleter {
+ public:
+  FakeDeleter(FakeKafka* kafka, FakeDeleterLog* log) : kafka_(kafka), log_(log) {}
+  bool Start(const OffsetMap& before) override {
+    std::lock_guard<std::mutex> lock(log_->mu);
+    for (const auto& [tp, offset] : before) {
+      std::optional<int64_t> committed = kafka_->CommittedOffset(tp);
+      if (!committed || offset > *committed) {
+        log_->violations.push_back(absl::StrCat(tp.first, "[", tp.second, "] below ", offset,
+                                                ", committed ", committed.value_or(-1)));
+      }
+      answers_.push_back({tp, log_->fail ? absl::UnavailableError("injected") : absl::OkStatus(),
+                          offset});
+    }
+    log_->requests.push_back(before);
+    return true;
+  }
+  std::vector<Result> TakeResults() override { return std::exchange(answers_, {}); }
+
+ private:
+  FakeKafka* kafka_;
+  FakeDeleterLog* log_;
+  std::vector<Result> answers_;
+};
+
+// Repartition purge: after commits the thread asks to delete the repartition
+// partition's records below its committed offset (never above it, never an
+// input topic's); failed purges are counted and processing goes on.
+TEST_F(StreamThreadTest, RepartitionPurgeDeletesBelowCommittedOffsetsAndSurvivesFailures) {
+  topology_ = Topology();
+  topology_.AddSource("source", {"in"})
+      .AddSink("to-rp", "rp", {"source"})
+      .AddRepartitionTopic("rp")
+      .AddSource("rp-source", {"rp"})
+      .AddProcessor("count", [] { return std::make_unique<CountProcessor>(); }, {"rp-source"})
+      .AddStateStore({"counts", StoreType::kRocksDb, true}, {"count"})
+      .AddSink("sink", "out", {"count"});
+  ASSERT_TRUE(topology_.Build().ok());
+  CreateTopics(1);
+  kafka_.CreateTopic("rp", 1);
+  commit_interval_ = absl::Milliseconds(20);
+  purge_interval_ = absl::ZeroDuration();
+  FakeDeleterLog log;
+  new_deleter_ = [&] { return std::make_unique<FakeDeleter>(&kafka_, &log); };
+  kafka_.Rebalance({{"in", 0}, {"rp", 0}});
+  kafka_.Append("in", 0, {{"k0", "a"}, {"k1", "a"}, {"k2", "a"}});
+  Start();
+  auto purged_to_committed = [&] {
+    std::optional<int64_t> committed = kafka_.CommittedOffset({"rp", 0});
+    std::lock_guard<std::mutex> lock(log.mu);
+    return committed && *committed > 0 && !log.requests.empty() &&
+           log.requests.back().count({"rp", 0}) > 0 &&
+           log.requests.back().at({"rp", 0}) == *committed;
+  };
+  ASSERT_TRUE(kafka_.WaitUntil([&] {
+    return kafka_.ReadCommitted("out").size() == 3 && purged_to_committed();
+  }, kTimeout));
+  ASSERT_TRUE(kafka_.WaitUntil(
+      [&] { return Metric(metric_names::kRepartitionPurgeTotal) > 0; }, kTimeout));
+
+  {
+    std::lock_guard<std::mutex> lock(log.mu);
+    log.fail = true;
+  }
+  kafka_.Append("in", 0, {{"k0", "b"}, {"k1", "b"}});
+  ASSERT_TRUE(kafka_.WaitUntil([&] {
+    return Metric(metric_names::kRepartitionPurgeErrorsTotal) > 0 &&
+           kafka_.ReadCommitted("out").size() == 5;
+  }, kTimeout));
+  kafka_.Append("in", 0, {{"k2", "b"}});
+  ASSERT_TRUE(kafka_.WaitUntil([&] { return kafka_.ReadCommitted("out").size() == 6; },
+                               kTimeout))
+      << "processing stopped after a failed purge";
+  EXPECT_NE(thread_->state(), ThreadState::kDead);
+  thread_->RequestShutdown();
+  ASSERT_TRUE(thread_->Join().ok()) << thread_->result();
+  std::lock_guard<std::mutex> lock(log.mu);
+  EXPECT_THAT(log.violations, IsEmpty());
+  for (const OffsetMap& request : log.requests) {
+    for (const auto& [tp, offset] : request) EXPECT_EQ(tp.first, "rp") << "purged an input";
+  }
 }
 
 }  // namespace

@@ -53,6 +53,8 @@ TEST(StreamsConfigTest, DefaultsUnderExactlyOnce) {
   EXPECT_EQ(config->poll_interval(), absl::Milliseconds(100));
   EXPECT_EQ(config->max_poll_records(), 1000);
   EXPECT_EQ(config->state_cleanup_delay(), absl::Minutes(10));
+  EXPECT_EQ(config->repartition_purge_interval(), absl::Seconds(30)) << "Kafka Streams' default";
+  EXPECT_EQ(config->num_standby_replicas(), 0);
   EXPECT_EQ(config->metrics_recording_level(), "INFO");
   EXPECT_FALSE(config->rocksdb_wal_enabled());
   EXPECT_EQ(config->transaction_timeout(), absl::Seconds(10));
@@ -176,13 +178,14 @@ TEST(StreamsConfigTest, EveryValidationErrorNamesKeyAndFileLine) {
       {"cache.max.bytes", "-1", "integer"},
       {"rocksdb.block.cache.bytes", "1024", "integer in [1048576, "},
       {"replication.factor", "0", "-1"},
-      {"num.standby.replicas", "1", "not supported yet"},
+      {"num.standby.replicas", "-1", "integer in [0, 1024]"},
       {"processing.error.policy", "skip", "'fail' or 'continue'"},
       {"dead.letter.topic", "bad topic", "topic name"},
       {"dead.letter.topic.partitions", "0", "integer"},
       {"poll.ms", "1.5", "integer"},
       {"max.poll.records", "0", "integer"},
       {"state.cleanup.delay.ms", "-1", "integer"},
+      {"repartition.purge.interval.ms", "-1", "integer"},
       {"metrics.recording.level", "TRACE", "'INFO' is the only level"},
       {"metrics.recording.level", "DEBUG", "no DEBUG or TRACE metrics"},
       {"metrics.recording.level", "LOUD", "expected 'INFO'"},

@@ -281,7 +281,8 @@ class OrderAggregatorKafkaTest : public KafkaTest {
   // Adds a failure and returns false when an instance or the child died.
   bool Healthy() {
     for (auto& [name, streams] : instances_) {
-      if (streams->state() == KafkaStreams::State::kError) {
+      if ((streams->state() == KafkaStreams::State::kPendingError ||
+         streams->state() == KafkaStreams::State::kError)) {
         ADD_FAILURE() << "instance " << name << " failed: " << streams->error();
         return false;
       }

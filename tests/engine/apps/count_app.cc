@@ -80,7 +80,7 @@ int main(int argc, char** argv) {
     return 1;
   }
   std::fprintf(stderr, "count_app: running\n");
-  while (!stop && (*streams)->state() == tributary::KafkaStreams::State::kRunning) {
+  while (!stop && tributary::IsRunningOrRebalancing((*streams)->state())) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   absl::Status closed = (*streams)->Close();
