@@ -6,9 +6,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "engine/internal/http_server.h"
 #include "engine/internal/kafka_stats.h"
 #include "engine/internal/log.h"
-#include "engine/internal/metrics_server.h"
 #include "engine/internal/shutdown_channel.h"
 #include "engine/internal/stream_thread.h"
 #include "engine/kafka_streams.h"
