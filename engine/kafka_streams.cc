@@ -21,8 +21,9 @@
 #include "base/status_macros.h"
 #include "engine/internal/dead_letter_log.h"
 #include "engine/internal/kafka_stats.h"
+#include "engine/kafka_clients.h"
 #include "engine/internal/log.h"
-#include "engine/internal/metrics_server.h"
+#include "engine/internal/http_server.h"
 #include "engine/internal/rdkafka_handles.h"
 #include "engine/internal/shutdown_channel.h"
 #include "engine/internal/standby_tasks.h"
@@ -321,6 +322,7 @@ absl::Status KafkaStreams::CreateInternalTopics() {
     return absl::InvalidArgumentError(
         "cannot derive the partition count of every repartition topic (a cycle?)");
   }
+  subtopology_partitions_ = sub_partitions;
 
   std::vector<NewTopic> create;
   auto want = [&](const std::string& topic, int32_t partitions, bool compact) -> absl::Status {
@@ -372,10 +374,15 @@ absl::Status KafkaStreams::Start() {
   internal::EngineLogger()->info("{}: {}", config_.application_id(),
                                  Sv(absl::StripTrailingAsciiWhitespace(config_.ToString())));
   TRIBUTARY_RETURN_IF_ERROR(StartMetricsEndpoint());  // binds first: a taken port fails Start
+  if (absl::Status status = StartQueryEndpoint(); !status.ok()) {
+    metrics_server_.reset();
+    return status;
+  }
   absl::Status prepared = CreateInternalTopics();
   if (prepared.ok()) prepared = OpenShutdownChannel();
   if (!prepared.ok()) {
     metrics_server_.reset();
+    query_server_.reset();
     return prepared;
   }
   if (config_.num_standby_replicas() > 0) {
@@ -397,6 +404,7 @@ absl::Status KafkaStreams::Start() {
         internal::StandbyTasks::Start(std::move(standby));
     if (!started.ok()) {
       metrics_server_.reset();
+      query_server_.reset();
       return started.status();
     }
     standby_ = *std::move(started);
@@ -436,6 +444,7 @@ absl::Status KafkaStreams::Start() {
     options.metrics = metrics_.get();
     options.kafka_stats = kafka_stats_.get();
     options.topic_name = [this](std::string_view topic) { return TopicName(topic); };
+    options.application_server = application_server_;
     // --- Lifecycle (kafka_streams_lifecycle.cc) ---
     options.on_state_change = [this](int index, internal::ThreadState old_state,
                                      internal::ThreadState new_state) {

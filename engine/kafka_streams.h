@@ -5,12 +5,13 @@
 // bootstrap.servers (or "mock://") it starts librdkafka's in-process mock
 // cluster and runs on that.
 // Thread-safety: Open/Start/Close and the Set* calls from one thread;
-// state(), error(), metrics(), tasks(), RecentDeadLetters() and
-// ThreadStatuses() from any thread.
+// state(), error(), metrics(), tasks(), RecentDeadLetters(),
+// ThreadStatuses() and the interactive queries from any thread.
 #pragma once
 
 #include <atomic>
 #include <functional>
+#include <map>
 #include <memory>
 #include <thread>
 #include <string>
@@ -30,9 +31,11 @@
 namespace tributary {
 
 namespace internal {
+struct HttpRequest;
+struct HttpResponse;
 class DeadLetterLog;
 class KafkaStats;
-class MetricsServer;
+class HttpServer;
 class ShutdownChannel;
 class StateDirectory;
 class StandbyTasks;
@@ -40,6 +43,7 @@ class StreamThread;
 enum class ThreadState;
 }
 class RocksDbResources;
+class KafkaAdmin;
 
 // A health or readiness probe's answer: `text` says why when not ok.
 struct ProbeResult {
@@ -153,6 +157,35 @@ class KafkaStreams {
   // the recent dead letters, as HTML.
   std::string StatusPage() const;
 
+  // --- Interactive queries (query.port; kafka_streams_queries.cc) ---
+  // Where a key of a query (Topology::AddQuery) lives, as Kafka Streams'
+  // KeyQueryMetadata.
+  struct KeyQueryMetadata {
+    TaskId task;          // the task owning the key
+    bool local = false;   // this instance runs it
+    std::string server;   // the owner's application.server (this one's when local)
+  };
+  // Which instance owns `key` (a store key, e.g. QuerySpec::key's answer) of
+  // query `query` now. Another instance is found in the consumer group's
+  // assignment (cached; refreshed after a local rebalance and on a miss).
+  // NotFound: no such query; Unavailable: not started, the group is
+  // rebalancing, or no instance with an application.server owns the task.
+  absl::StatusOr<KeyQueryMetadata> QueryMetadataForKey(std::string_view query,
+                                                       std::string_view key);
+  // The answer of `query` for `key` from this instance's task that owns it,
+  // read on that task's stream thread between two records (so it may include
+  // work of the open Kafka transaction); nullopt: none. NotFound: no such
+  // query; FailedPrecondition: this instance does not own the key;
+  // Unavailable: the task is restoring or the ownership is changing.
+  absl::StatusOr<std::optional<std::string>> QueryLocal(std::string_view query,
+                                                        std::string_view key);
+  // The port the query endpoint is served on (the bound one when query.port
+  // is 0), or -1 when there is none. Set by Start.
+  int query_port() const;
+  // What the other instances are told: application.server, or
+  // query.host:<bound port>; empty without a query endpoint. Set by Start.
+  const std::string& application_server() const { return application_server_; }
+
  private:
   KafkaStreams(Topology topology, StreamsConfig config);
   absl::Status Prepare();
@@ -179,11 +212,31 @@ class KafkaStreams {
   // With metrics.port set: binds metrics.host:metrics.port, creates
   // kafka_stats_.
   absl::Status StartMetricsEndpoint();
-  std::unique_ptr<internal::MetricsServer> metrics_server_;
+  std::unique_ptr<internal::HttpServer> metrics_server_;
   // Set (release) once threads_ is complete; the endpoint's handlers read
   // threads_ only after seeing it (acquire).
   std::atomic<bool> threads_started_{false};
   absl::Time started_;  // written before threads_started_ is set
+
+  // --- Interactive queries (kafka_streams_queries.cc) ---
+  // With query.port set: binds query.host:query.port, sets
+  // application_server_.
+  absl::Status StartQueryEndpoint();
+  internal::HttpResponse AnswerQuery(const QuerySpec& query, const internal::HttpRequest& request);
+  // owners_ from the group's description. REQUIRES: owners_mu_ held.
+  absl::Status RefreshOwners(uint64_t rebalances);
+  std::unique_ptr<internal::HttpServer> query_server_;
+  std::string application_server_;
+  // Partitions of each sub-topology (by id); set before threads_started_.
+  std::map<int, int32_t> subtopology_partitions_;
+  absl::Mutex owners_mu_;
+  std::unique_ptr<KafkaAdmin> owners_admin_ ABSL_GUARDED_BY(owners_mu_);
+  // (topic, partition) -> application.server of its owner ("": the owner has
+  // none), as of the last description of the group.
+  std::map<std::pair<std::string, int32_t>, std::string> owners_ ABSL_GUARDED_BY(owners_mu_);
+  std::string owners_problem_ ABSL_GUARDED_BY(owners_mu_);  // why owners_ is empty
+  uint64_t owners_rebalances_ ABSL_GUARDED_BY(owners_mu_) = ~uint64_t{0};
+  absl::Time owners_fetched_ ABSL_GUARDED_BY(owners_mu_) = absl::InfinitePast();
 
   // Deletes task directories no thread has used for state.cleanup.delay.ms,
   // every state.cleanup.delay.ms (at least each second) until Close.

@@ -1,6 +1,6 @@
 // KafkaStreams' metrics endpoint (metrics.port): what GET /metrics, /health,
-// /ready and / (the status page) answer. The handlers run on the MetricsServer's threads; they
-// read threads_ only once Start has filled it (threads_started_).
+// /ready and / (the status page) answer. The handlers run on the HttpServer's
+// threads; they read threads_ only once Start has filled it (threads_started_).
 
 #include <algorithm>
 #include <filesystem>
@@ -16,8 +16,8 @@
 #include "base/status_macros.h"
 #include "engine/internal/kafka_stats.h"
 #include "engine/internal/dead_letter_log.h"
+#include "engine/internal/http_server.h"
 #include "engine/internal/status_page.h"
-#include "engine/internal/metrics_server.h"
 #include "engine/internal/prometheus.h"
 #include "engine/internal/stream_thread.h"
 #include "engine/kafka_streams.h"
@@ -45,14 +45,36 @@ absl::Status KafkaStreams::StartMetricsEndpoint() {
   const std::optional<int> port = config_.metrics_port();
   if (!port) return absl::OkStatus();
   kafka_stats_ = std::make_unique<internal::KafkaStats>();
-  internal::MetricsHandlers handlers;
-  handlers.metrics = [this] { return PrometheusMetrics(); };
-  handlers.health = [this] { return Health(); };
-  handlers.ready = [this] { return Ready(); };
-  handlers.status_page = [this] { return StatusPage(); };
-  TRIBUTARY_ASSIGN_OR_RETURN(
-      metrics_server_,
-      internal::MetricsServer::Start(config_.metrics_host(), *port, std::move(handlers)));
+  auto probe = [](const ProbeResult& result) {
+    internal::HttpResponse response;
+    response.status = result.ok ? 200 : 503;
+    response.body = result.text + "\n";
+    return response;
+  };
+  internal::HttpServerOptions options;
+  options.what = "metrics endpoint";
+  options.keys = "metrics.host, metrics.port";
+  options.host = config_.metrics_host();
+  options.port = *port;
+  options.routes = {
+      {"/metrics",
+       [this](const internal::HttpRequest&) {
+         internal::HttpResponse response;
+         response.body = PrometheusMetrics();
+         response.content_type = std::string(internal::kPrometheusContentType);
+         return response;
+       }},
+      {"/health", [this, probe](const internal::HttpRequest&) { return probe(Health()); }},
+      {"/ready", [this, probe](const internal::HttpRequest&) { return probe(Ready()); }},
+      {"/",
+       [this](const internal::HttpRequest&) {
+         internal::HttpResponse response;
+         response.body = StatusPage();
+         response.content_type = "text/html; charset=utf-8";
+         return response;
+       }},
+  };
+  TRIBUTARY_ASSIGN_OR_RETURN(metrics_server_, internal::HttpServer::Start(std::move(options)));
   return absl::OkStatus();
 }
 

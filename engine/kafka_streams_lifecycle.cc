@@ -6,9 +6,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "engine/internal/http_server.h"
 #include "engine/internal/kafka_stats.h"
 #include "engine/internal/log.h"
-#include "engine/internal/metrics_server.h"
 #include "engine/internal/shutdown_channel.h"
 #include "engine/internal/stream_thread.h"
 #include "engine/kafka_streams.h"
@@ -221,6 +221,7 @@ absl::Status KafkaStreams::Close(absl::Duration timeout) {
     close_started_ = true;
     SetState(State::kPendingShutdown);  // refused after an error: PENDING_ERROR goes on
     metrics_server_.reset();            // its handlers read the threads
+    query_server_.reset();              // its handlers wait for the threads
     for (auto& thread : threads_) thread->RequestShutdown();
   }
   if (!close_finished_) {

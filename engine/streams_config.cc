@@ -50,6 +50,10 @@ constexpr std::string_view kTransactionTimeoutMs = "transaction.timeout.ms";
 constexpr std::string_view kLogLevel = "log.level";
 constexpr std::string_view kMetricsPort = "metrics.port";
 constexpr std::string_view kMetricsHost = "metrics.host";
+constexpr std::string_view kQueryPort = "query.port";
+constexpr std::string_view kQueryHost = "query.host";
+constexpr std::string_view kApplicationServer = "application.server";
+constexpr std::string_view kQueryToken = "query.token";
 
 constexpr std::string_view kExactlyOnceV2 = "exactly_once_v2";
 constexpr std::string_view kAtLeastOnce = "at_least_once";
@@ -173,6 +177,33 @@ absl::StatusOr<std::string> CheckBindHost(std::string_view value) {
   return std::string(value);
 }
 
+// Kafka Streams' application.server: host:port, the port in [1, 65535].
+absl::StatusOr<std::string> CheckApplicationServer(std::string_view value) {
+  const size_t colon = value.rfind(':');
+  int port = 0;
+  if (colon == std::string_view::npos || colon == 0 ||
+      !absl::SimpleAtoi(Sv(value.substr(colon + 1)), &port) || port < 1 || port > 65535 ||
+      std::any_of(value.begin(), value.end(), [](char c) {
+        return absl::ascii_isspace(static_cast<unsigned char>(c)) || c == '/' || c == ',' ||
+               c == '@';
+      })) {
+    return absl::InvalidArgumentError(
+        "expected host:port (the address other instances reach this one's query endpoint "
+        "at), port in [1, 65535], without scheme");
+  }
+  return std::string(value);
+}
+
+absl::StatusOr<std::string> CheckToken(std::string_view value) {
+  if (value.empty() || std::any_of(value.begin(), value.end(), [](char c) {
+        return !absl::ascii_isgraph(static_cast<unsigned char>(c));
+      })) {
+    return absl::InvalidArgumentError(
+        "expected a non-empty token of printable characters without spaces");
+  }
+  return std::string(value);
+}
+
 absl::StatusOr<std::string> CheckLogLevel(std::string_view value) {
   std::string lower = absl::AsciiStrToLower(Sv(value));
   if (lower == "warning") lower = "warn";
@@ -230,6 +261,12 @@ const std::vector<KeySpec>& KeySpecs() {
       // -1: no metrics endpoint; 0: any free port (KafkaStreams::metrics_port).
       {kMetricsPort, Kind::kInt, "-1", -1, 65535},
       {kMetricsHost, Kind::kString, "127.0.0.1", 0, 0, CheckBindHost},
+      // -1: no query endpoint; 0: any free port (KafkaStreams::query_port).
+      {kQueryPort, Kind::kInt, "-1", -1, 65535},
+      {kQueryHost, Kind::kString, "127.0.0.1", 0, 0, CheckBindHost},
+      // Empty: query.host and the bound port.
+      {kApplicationServer, Kind::kString, "", 0, 0, CheckApplicationServer},
+      {kQueryToken, Kind::kString, "", 0, 0, CheckToken},
   };
   return specs;
 }
@@ -684,6 +721,15 @@ absl::Status StreamsConfig::Finish(std::string_view source) const {
         absl::ToInt64Milliseconds(transaction_timeout()),
         ") under exactly_once_v2: each transaction spans one commit interval"));
   }
+  if (!query_port()) {
+    for (std::string_view key : {kApplicationServer, kQueryToken}) {
+      if (auto it = values_.find(key); it != values_.end()) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "config key '", Sv(key), "'", At(it->second.where),
+            " is set but 'query.port' is not: it only applies to the query endpoint"));
+      }
+    }
+  }
   return absl::OkStatus();
 }
 
@@ -820,6 +866,18 @@ std::optional<int> StreamsConfig::metrics_port() const {
 }
 
 std::string StreamsConfig::metrics_host() const { return Effective(kMetricsHost); }
+
+std::optional<int> StreamsConfig::query_port() const {
+  const int64_t port = ValidatedInt(Effective(kQueryPort));
+  if (port < 0) return std::nullopt;
+  return static_cast<int>(port);
+}
+
+std::string StreamsConfig::query_host() const { return Effective(kQueryHost); }
+
+std::string StreamsConfig::application_server() const { return Effective(kApplicationServer); }
+
+std::string StreamsConfig::query_token() const { return Effective(kQueryToken); }
 
 absl::StatusOr<std::string> StreamsConfig::GetString(
     std::string_view key) const {

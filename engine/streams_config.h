@@ -105,6 +105,19 @@ class StreamsConfig {
   std::optional<int> metrics_port() const;
   // metrics.host: the address the endpoint binds, default 127.0.0.1.
   std::string metrics_host() const;
+  // query.port: where KafkaStreams serves interactive queries (GET
+  // /<query>/<id>); nullopt (the default, -1) when it serves none, 0 for any
+  // free port.
+  std::optional<int> query_port() const;
+  // query.host: the address the query endpoint binds, default 127.0.0.1.
+  std::string query_host() const;
+  // application.server (host:port): what the other instances of the
+  // application are told to reach this one's query endpoint at; empty (the
+  // default): query.host and the bound port. Needs query.port.
+  std::string application_server() const;
+  // query.token: when set, every query needs "Authorization: Bearer
+  // <token>". Needs query.port. Masked in ToString.
+  std::string query_token() const;
 
   // --- Generic access, by key: engine keys (effective value; aliases
   // accepted), application keys (value or default), pass-through keys. ---

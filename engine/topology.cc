@@ -7,7 +7,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/ascii.h"
 #include "base/absl_compat.h"
+#include "engine/internal/record_collector.h"
 
 namespace tributary {
 namespace {
@@ -506,9 +508,78 @@ absl::Status Topology::Build() {
     }
   }
 
+  for (const auto& [name, query] : queries_) {
+    if (!stores_.contains(query.store)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "Topology: query \"", name, "\" reads unknown state store \"", query.store, "\""));
+    }
+  }
+
   subtopologies_ = ComputeSubtopologies(nodes_, order_);
   built_ = true;
   return absl::OkStatus();
+}
+
+Topology& Topology::AddQuery(QuerySpec query) {
+  built_ = false;
+  const bool valid_name =
+      !query.name.empty() && std::all_of(query.name.begin(), query.name.end(), [](char c) {
+        return absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_';
+      });
+  if (!valid_name) {
+    Fail(absl::StrCat("query name \"", query.name,
+                      "\" must be non-empty letters, digits, '-' and '_'"));
+    return *this;
+  }
+  if (!query.key || !query.run) {
+    Fail(absl::StrCat("query \"", query.name, "\" needs a key parser and a function"));
+    return *this;
+  }
+  if (queries_.contains(query.name)) {
+    Fail(absl::StrCat("duplicate query \"", query.name, "\""));
+    return *this;
+  }
+  std::string name = query.name;
+  queries_.emplace(std::move(name), std::move(query));
+  return *this;
+}
+
+const QuerySpec* Topology::query(std::string_view name) const {
+  auto it = queries_.find(name);
+  return it == queries_.end() ? nullptr : &it->second;
+}
+
+const Topology::Subtopology* Topology::SubtopologyOfStore(std::string_view store) const {
+  for (const Subtopology& sub : subtopologies_) {
+    if (std::find(sub.stores.begin(), sub.stores.end(), store) != sub.stores.end()) return &sub;
+  }
+  return nullptr;
+}
+
+int32_t Topology::QueryPartition(const QuerySpec& query, std::string_view key,
+                                 int32_t partitions) const {
+  const Subtopology* sub = SubtopologyOfStore(query.store);
+  if (sub != nullptr && partitions > 0) {
+    // Co-partitioned source topics share the partitioning: the first one
+    // an application sink writes decides.
+    Record record;
+    record.key = key;
+    for (const std::string& topic : sub->source_topics) {
+      for (const std::string& name : order_) {
+        const Node& node = nodes_.find(name)->second;
+        if (node.kind != NodeKind::kSink || node.topics.empty() || node.topics.front() != topic) {
+          continue;
+        }
+        if (node.partitioner) {
+          if (std::optional<int32_t> chosen = node.partitioner(record, partitions)) {
+            return *chosen;
+          }
+        }
+        return internal::DefaultPartition(key, partitions);
+      }
+    }
+  }
+  return internal::DefaultPartition(key, std::max(partitions, 1));
 }
 
 std::string Topology::Describe() const {

@@ -18,6 +18,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "engine/processor.h"
+#include "state/key_value_store.h"
 
 namespace tributary {
 
@@ -44,6 +45,27 @@ using StreamPartitioner =
 // Chooses the topic a dynamic sink writes a record to (Kafka Streams'
 // TopicNameExtractor). An error status is the record's processing error.
 using TopicNameExtractor = std::function<absl::StatusOr<std::string>(const Record& record)>;
+
+// An interactive query (KafkaStreams::QueryLocal, the query endpoint): a
+// read-only look-up of one key in the state of the task that owns the key.
+struct QuerySpec {
+  // Served as GET /<name>/<id>: letters, digits, '-' and '_'.
+  std::string name;
+  // The store the answer comes from: the key's task is the partition of this
+  // store's source topic the key maps to (as the writer of that topic
+  // partitioned it), in the store's sub-topology.
+  std::string store;
+  // The id of a request (the path's last segment) as a key of the store;
+  // InvalidArgument with the reason when it is not a valid key.
+  std::function<absl::StatusOr<std::string>(std::string_view id)> key;
+  // The answer for `key` from the task's stores (`stores` gives each by
+  // name, as its processors see it, or nullptr); nullopt: no such entry.
+  // Runs on the task's stream thread between two records.
+  // REQUIRES: reads only; `stores`' stores live for the call only.
+  std::function<absl::StatusOr<std::optional<std::string>>(
+      const std::function<KeyValueStore*(std::string_view store)>& stores, std::string_view key)>
+      run;
+};
 
 class Topology {
  public:
@@ -109,6 +131,19 @@ class Topology {
     return partition_requirements_;
   }
 
+  // Registers an interactive query over a store of this topology (the store
+  // must exist when Build runs).
+  Topology& AddQuery(QuerySpec query);
+  const std::map<std::string, QuerySpec, std::less<>>& queries() const { return queries_; }
+  const QuerySpec* query(std::string_view name) const;
+  // The partition of the sub-topology of `query`'s store that owns `key`,
+  // of `partitions`: what the sink writing the store's source topic chose for
+  // a record with that key (its partitioner, else murmur2 of the key), or
+  // murmur2 for a topic the application does not write. REQUIRES: built.
+  int32_t QueryPartition(const QuerySpec& query, std::string_view key, int32_t partitions) const;
+  // The sub-topology holding `store`, or nullptr. REQUIRES: built.
+  const Subtopology* SubtopologyOfStore(std::string_view store) const;
+
   // Validates the DAG (every processor reachable from a source, no cycles,
   // each sink with a parent) and computes sub-topologies. Idempotent.
   absl::Status Build();
@@ -145,6 +180,7 @@ class Topology {
   std::map<std::string, std::string> repartition_like_;
   std::map<std::string, PartitionRequirement> partition_requirements_;
   std::vector<Subtopology> subtopologies_;
+  std::map<std::string, QuerySpec, std::less<>> queries_;
   absl::Status error_;
   bool built_ = false;
 };

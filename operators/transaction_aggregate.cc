@@ -124,6 +124,22 @@ absl::Status AddTransactionAggregate(Topology& topology,
                       /*logging=*/false, /*cache_weight=*/0.0},
                      {aggregate})
       .AddSink(n + "-output", spec->output_topic, {aggregate});
+  if (!spec->query_name.empty()) {
+    QuerySpec query;
+    query.name = spec->query_name;
+    query.store = internal::AggregateJoin::RootsStore(*spec);
+    query.key = internal::AggregateJoin::QueryKey;
+    query.run = [spec](const std::function<KeyValueStore*(std::string_view)>& stores,
+                       std::string_view key) -> absl::StatusOr<std::optional<std::string>> {
+      KeyValueStore* roots = stores(internal::AggregateJoin::RootsStore(*spec));
+      KeyValueStore* children = stores(internal::AggregateJoin::ChildrenStore(*spec));
+      if (roots == nullptr || children == nullptr) {
+        return absl::InternalError("the aggregate task has no roots or children store");
+      }
+      return internal::AggregateJoin::Query(*spec, *roots, *children, key);
+    };
+    topology.AddQuery(std::move(query));
+  }
   return absl::OkStatus();
 }
 

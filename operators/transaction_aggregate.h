@@ -179,6 +179,12 @@ struct TransactionAggregateSpec {
   // array fields. A root column of the same name is an error.
   std::string source_field = "source_tx";
   std::string version_field = "version";
+
+  // The interactive query of the current aggregates (Topology::AddQuery):
+  // GET /<query_name>/<root key> on the query endpoint answers the
+  // aggregate as its latest version on the output topic shows it; empty: no
+  // query.
+  std::string query_name = "aggregates";
 };
 
 // Adds the route / assemble / aggregate operators for `spec` to `topology`.

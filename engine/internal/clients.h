@@ -103,6 +103,10 @@ class Consumer {
                                                absl::Duration timeout) = 0;
   // Leaves the group (revoking through the listener). Idempotent.
   virtual void Close() = 0;
+  // Makes a Poll under way (or the next one) return at once with what it
+  // has, e.g. so that the thread serves an interactive query. The one call
+  // that may come from another thread; nothing by default.
+  virtual void Wake() {}
 };
 
 // Error contract of Producer's transactional calls, which StreamsProducer

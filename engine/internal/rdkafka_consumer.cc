@@ -301,4 +301,10 @@ void RdKafkaConsumer::Close() {
   rd_kafka_consumer_close(handle_.get());
 }
 
+void RdKafkaConsumer::Wake() {
+  // queue_ lives as long as the consumer; yielding it ends a blocking
+  // rd_kafka_consume_batch_queue early (thread-safe).
+  if (queue_ != nullptr) rd_kafka_queue_yield(queue_.get());
+}
+
 }  // namespace tributary::internal

@@ -46,6 +46,7 @@ class RdKafkaConsumer final : public Consumer {
   absl::StatusOr<OffsetMap> EndOffsets(const std::vector<TopicPartition>& partitions,
                                        absl::Duration timeout) override;
   void Close() override;
+  void Wake() override;
 
  private:
   RdKafkaConsumer() = default;

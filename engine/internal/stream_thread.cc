@@ -2,6 +2,7 @@
 
 #include <set>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "base/status_macros.h"
 #include "engine/internal/changelog_reader.h"
@@ -51,6 +52,10 @@ absl::StatusOr<ThreadClients> RdKafkaClients(const StreamThreadOptions& options,
   consumer["bootstrap.servers"] = options.bootstrap_servers;
   consumer["group.id"] = options.application_id;
   consumer["client.id"] = absl::StrCat(name, "-consumer");
+  if (!options.application_server.empty()) {
+    absl::StrAppend(&consumer["client.id"], kApplicationServerSeparator,
+                    options.application_server);
+  }
   consumer["enable.auto.commit"] = "false";
   consumer["enable.auto.offset.store"] = "false";
   consumer["isolation.level"] = "read_committed";
@@ -168,6 +173,7 @@ class StreamThread::Impl final : public RebalanceListener {
     return producer_ != nullptr && !producer_->fatal_error().ok();
   }
   const std::string& name() const { return name_; }
+  uint64_t rebalances() const { return rebalances_; }
   // Whether the run committed anything (a transaction, or offsets).
   bool committed() const { return committed_; }
 
@@ -339,6 +345,7 @@ void StreamThread::Impl::PublishTaskIds() {
   owner_->task_ids_ = tasks_ ? tasks_->ids() : std::vector<TaskId>{};
   owner_->readiness_.assigned = assigned_;
   owner_->readiness_.restoring = tasks_ ? tasks_->restoring_ids() : std::vector<TaskId>{};
+  owner_->readiness_.rebalances = owner_->rebalances_total_ + rebalances_;
   owner_->name_ = name_;
   owner_->task_status_ = tasks_ ? tasks_->Status() : std::vector<TaskStatus>{};
   last_status_ = absl::Now();
@@ -490,6 +497,7 @@ absl::Status StreamThread::Impl::RestoreStep() {
 }
 
 absl::Status StreamThread::Impl::PollOnce() {
+  if (owner_->queries_waiting_.load(std::memory_order_acquire)) owner_->ServeQueries(tasks_.get());
   absl::Time batch_start = absl::Now();
   producer_->producer().Poll();  // delivery reports, statistics
   const uint64_t rebalances_before = rebalances_;
@@ -557,6 +565,10 @@ absl::Status StreamThread::Impl::PollOnce() {
 
 absl::Status StreamThread::Impl::Run() {
   TRIBUTARY_RETURN_IF_ERROR(Setup());
+  {
+    absl::MutexLock lock(&owner_->queries_mu_);
+    owner_->wake_ = consumer_.get();
+  }
   // kStarting until the first assignment (OnPartitionsAssigned).
   log_->info("{}: started", name_);
   absl::Status status;
@@ -572,6 +584,10 @@ absl::Status StreamThread::Impl::Run() {
     if (options_.exactly_once) (void)producer_->AbortTransaction();
     (void)tasks_->CloseAll(/*clean=*/false);
     uncommitted_ = false;
+  }
+  {
+    absl::MutexLock lock(&owner_->queries_mu_);
+    owner_->wake_ = nullptr;
   }
   consumer_->Close();
   absl::Status late = std::exchange(rebalance_error_, absl::OkStatus());
@@ -614,6 +630,7 @@ void StreamThread::Run() {
     const bool producer_failed = impl_->producer_failed();
     const bool committed = impl_->committed();
     const std::string name = impl_->name();
+    rebalances_total_ += impl_->rebalances();
     impl_.reset();
     if (result_.ok() || shutdown_requested_) break;
     if (producer_failed) {
@@ -664,6 +681,7 @@ void StreamThread::Run() {
     break;
   }
   SetState(ThreadState::kDead);
+  ServeQueries(nullptr);  // those queued before kDead; RunQuery refuses later ones
 }
 
 void StreamThread::SetState(ThreadState next) {
@@ -687,6 +705,75 @@ absl::Status StreamThread::Join() {
 std::vector<TaskId> StreamThread::task_ids() const {
   std::lock_guard<std::mutex> lock(tasks_mutex_);
   return task_ids_;
+}
+
+struct StreamThread::PendingQuery {
+  TaskId task;
+  const QuerySpec* query = nullptr;
+  std::string key;
+  absl::Mutex mu;
+  bool done ABSL_GUARDED_BY(mu) = false;
+  absl::StatusOr<std::optional<std::string>> answer ABSL_GUARDED_BY(mu);
+};
+
+absl::StatusOr<std::optional<std::string>> StreamThread::RunQuery(TaskId task,
+                                                                  const QuerySpec& query,
+                                                                  std::string key,
+                                                                  absl::Duration timeout) {
+  // Shared: a query that times out here may still be answered by the thread.
+  auto pending = std::make_shared<PendingQuery>();
+  pending->task = task;
+  pending->query = &query;
+  pending->key = std::move(key);
+  {
+    absl::MutexLock lock(&queries_mu_);
+    const ThreadState state = state_.load();
+    if (state == ThreadState::kDead || state == ThreadState::kPendingShutdown) {
+      return absl::UnavailableError(
+          absl::StrCat("task ", task.ToString(), ": its stream thread is shutting down"));
+    }
+    queries_.push_back(pending);
+    queries_waiting_.store(true, std::memory_order_release);
+    if (wake_ != nullptr) wake_->Wake();  // a poll waits up to poll.ms for records
+  }
+  absl::MutexLock lock(&pending->mu);
+  if (!pending->mu.AwaitWithTimeout(absl::Condition(&pending->done), timeout)) {
+    return absl::UnavailableError(
+        absl::StrCat("task ", task.ToString(),
+                     ": its stream thread did not get to the query within ",
+                     absl::FormatDuration(timeout)));
+  }
+  return pending->answer;
+}
+
+void StreamThread::ServeQueries(TaskManager* tasks) {
+  std::vector<std::shared_ptr<PendingQuery>> queued;
+  {
+    absl::MutexLock lock(&queries_mu_);
+    queued.swap(queries_);
+    queries_waiting_.store(false, std::memory_order_release);
+  }
+  for (const std::shared_ptr<PendingQuery>& pending : queued) {
+    absl::StatusOr<std::optional<std::string>> answer;
+    Task* task = tasks != nullptr ? tasks->Find(pending->task) : nullptr;
+    if (tasks == nullptr) {
+      answer = absl::UnavailableError(
+          absl::StrCat("task ", pending->task.ToString(), ": its stream thread is not running"));
+    } else if (task == nullptr) {
+      answer = absl::NotFoundError(
+          absl::StrCat("task ", pending->task.ToString(), " is not owned by this thread"));
+    } else if (task->state() != TaskState::kRunning) {
+      answer = absl::UnavailableError(
+          absl::StrCat("task ", pending->task.ToString(), " is ",
+                       absl::AsciiStrToLower(TaskStateName(task->state()))));
+    } else {
+      answer = pending->query->run(
+          [task](std::string_view store) { return task->store(store); }, pending->key);
+    }
+    absl::MutexLock lock(&pending->mu);
+    pending->answer = std::move(answer);
+    pending->done = true;
+  }
 }
 
 ThreadStatus StreamThread::status() const {

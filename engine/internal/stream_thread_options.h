@@ -65,6 +65,10 @@ struct StreamThreadOptions {
   // nullptr: no statistics.
   KafkaStats* kafka_stats = nullptr;            // REQUIRES: outlives the thread
   std::function<std::string(std::string_view)> topic_name;
+  // The instance's application.server (host:port), or empty: appended to the
+  // group consumer's client.id as "@<host:port>", where the other instances
+  // find it (see kafka_streams_queries.cc).
+  std::string application_server;
   // Changelog records restored per loop iteration, between polls of the
   // group consumer.
   size_t restore_records_per_poll = 10000;
@@ -86,6 +90,9 @@ struct StreamThreadOptions {
   // ended in an error before their first commit; then kShutdownClient.
   int max_replacements_in_a_row = 5;
 };
+
+// Between the group consumer's client.id and its application.server.
+inline constexpr char kApplicationServerSeparator[] = "@";
 
 // The producer's transactional.id under exactly-once (stable per state dir
 // and thread index, so that a restarted instance fences its predecessor).

@@ -341,3 +341,12 @@ absl::StatusOr<SourceProgress> TaskManager::QuerySourceProgress(const std::strin
 }
 
 }  // namespace tributary::internal
+
+namespace tributary::internal {
+
+Task* TaskManager::Find(TaskId id) {
+  auto it = tasks_.find(id);
+  return it == tasks_.end() ? nullptr : it->second.get();
+}
+
+}  // namespace tributary::internal

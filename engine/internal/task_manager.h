@@ -63,6 +63,8 @@ class TaskManager {
   absl::Status WriteCheckpoints();
   void PublishCounters();
   std::vector<TaskId> ids() const;
+  // The task `id`, running or restoring, or nullptr.
+  Task* Find(TaskId id);
   // The tasks not running yet (restoring).
   std::vector<TaskId> restoring_ids() const;
   // Each task's state, records processed and restore progress, by id.

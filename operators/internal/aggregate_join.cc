@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <limits>
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "base/absl_compat.h"
@@ -130,6 +132,54 @@ bool AppendChildArrays(const std::vector<CdcTable>& tables, Cursor& cursor, bool
     out.push_back(']');
   }
   return first_field;
+}
+
+// The aggregate's "source" object of a version applied from `slice`:
+// {"id":"<tx>","position":N} (with "partial":true when it was).
+std::string SourceObject(const RootSlice& slice) {
+  std::string out = "{\"id\":";
+  AppendJsonString(out, slice.tx_id);
+  absl::StrAppend(&out, ",\"position\":", slice.position);
+  if (slice.partial) out.append(",\"partial\":true");
+  out.push_back('}');
+  return out;
+}
+
+// Appends the aggregate's own fields: "<source field>":<source>,"<version field>":n.
+void AppendOwnFields(const TransactionAggregateSpec& spec, std::string_view source,
+                     int64_t version, std::string& out) {
+  AppendJsonString(out, spec.source_field);
+  out.push_back(':');
+  out.append(source);
+  out.push_back(',');
+  AppendJsonString(out, spec.version_field);
+  absl::StrAppend(&out, ":", version);
+}
+
+// The reference emitted in place of a version over spec.max_aggregate_bytes
+// (see TransactionAggregateSpec).
+std::string OversizeReference(const TransactionAggregateSpec& spec, std::string_view root_key,
+                              std::string_view source, int64_t version, size_t bytes) {
+  std::string reference = "{";
+  AppendJsonString(reference, spec.root.key_column);
+  reference.push_back(':');
+  reference.append(root_key);
+  reference.push_back(',');
+  AppendOwnFields(spec, source, version, reference);
+  absl::StrAppend(&reference, ",\"oversize\":{\"bytes\":", bytes,
+                  ",\"limit\":", spec.max_aggregate_bytes, "}}");
+  return reference;
+}
+
+// v<root>: the root's version and the position last applied to it (8 bytes
+// each, PutOrderedInt64), then the source object of the version last
+// emitted (absent in what releases before interactive queries wrote).
+std::string VersionMeta(int64_t version, int64_t position, std::string_view source) {
+  std::string meta;
+  PutOrderedInt64(meta, version);
+  PutOrderedInt64(meta, position);
+  meta.append(source);
+  return meta;
 }
 
 }  // namespace
@@ -734,9 +784,9 @@ absl::Status AggregateJoin::ApplyIncremental(std::string_view root, RowChange ch
 
 absl::Status AggregateJoin::ApplySlice(std::string_view root, const RootSlice& slice) {
   const std::string version_key = RootKey('v', root);
-  TRIBUTARY_ASSIGN_OR_RETURN(const auto applied, ReadVersion(version_key));
-  int64_t version = applied.first;
-  const int64_t last_position = applied.second;
+  TRIBUTARY_ASSIGN_OR_RETURN(const StoredVersion applied, ReadVersion(*roots_, version_key));
+  int64_t version = applied.version;
+  const int64_t last_position = applied.position;
   if (slice.position >= 0 && slice.position <= last_position) {
     stale_->Add(1);
     return absl::OkStatus();
@@ -853,10 +903,9 @@ absl::Status AggregateJoin::ApplySlice(std::string_view root, const RootSlice& s
   const bool emit = (!slice.incremental || changed) &&
                     (root_row.has_value() || root_deleted);
   if (emit) ++version;
-  std::string new_meta;
-  PutOrderedInt64(new_meta, version);
-  PutOrderedInt64(new_meta, std::max(slice.position, last_position));
-  root_writes.Put(version_key, new_meta);
+  const std::string source = emit ? SourceObject(slice) : applied.source;
+  root_writes.Put(version_key,
+                  VersionMeta(version, std::max(slice.position, last_position), source));
   TRIBUTARY_RETURN_IF_ERROR(roots_->Write(root_writes));
   if (!emit) return absl::OkStatus();  // children wait for their root
 
@@ -867,16 +916,18 @@ absl::Status AggregateJoin::ApplySlice(std::string_view root, const RootSlice& s
     tombstone.timestamp = context_->stream_time();
     return context_->Forward(tombstone);
   }
-  return BuildAggregate(root, *root_row, slice, version);
+  return BuildAggregate(root, *root_row, source, slice.tx_id, version);
 }
 
-absl::StatusOr<std::pair<int64_t, int64_t>> AggregateJoin::ReadVersion(
-    const std::string& version_key) {
-  // v<root>: version (8 bytes) then the position last applied (8 bytes).
-  TRIBUTARY_ASSIGN_OR_RETURN(std::optional<std::string> meta, roots_->Get(version_key));
-  if (!meta || meta->size() != 16) return std::pair<int64_t, int64_t>(0, -1);
-  return std::pair<int64_t, int64_t>(GetOrderedInt64(*meta),
-                                     GetOrderedInt64(std::string_view(*meta).substr(8)));
+absl::StatusOr<AggregateJoin::StoredVersion> AggregateJoin::ReadVersion(
+    KeyValueStore& roots, const std::string& version_key) {
+  TRIBUTARY_ASSIGN_OR_RETURN(std::optional<std::string> meta, roots.Get(version_key));
+  StoredVersion stored;
+  if (!meta || meta->size() < 16) return stored;
+  stored.version = GetOrderedInt64(*meta);
+  stored.position = GetOrderedInt64(std::string_view(*meta).substr(8));
+  stored.source = meta->substr(16);
+  return stored;
 }
 
 std::string_view AggregateJoin::TableName(uint8_t table) const {
@@ -992,17 +1043,16 @@ absl::Status AggregateJoin::Flush(const RootSlice& slice) {
   }
   for (const auto& [root, deleted] : touched) {
     const std::string version_key = RootKey('v', root);
-    TRIBUTARY_ASSIGN_OR_RETURN(const auto applied, ReadVersion(version_key));
-  int64_t version = applied.first;
-  const int64_t last_position = applied.second;
+    TRIBUTARY_ASSIGN_OR_RETURN(const StoredVersion applied, ReadVersion(*roots_, version_key));
+    int64_t version = applied.version;
+    const int64_t last_position = applied.position;
     TRIBUTARY_ASSIGN_OR_RETURN(std::optional<std::string> root_row,
                                roots_->Get(RootKey('r', root)));
     const bool emit = root_row.has_value() || deleted;
     if (emit) ++version;
-    std::string new_meta;
-    PutOrderedInt64(new_meta, version);
-    PutOrderedInt64(new_meta, std::max(slice.position, last_position));
-    writes.Put(version_key, new_meta);
+    const std::string source = emit ? SourceObject(slice) : applied.source;
+    writes.Put(version_key,
+               VersionMeta(version, std::max(slice.position, last_position), source));
     if (!emit) continue;  // children wait for their root
     emitted_->Add(1);
     if (!root_row) {
@@ -1012,14 +1062,14 @@ absl::Status AggregateJoin::Flush(const RootSlice& slice) {
       TRIBUTARY_RETURN_IF_ERROR(context_->Forward(tombstone));
       continue;
     }
-    TRIBUTARY_RETURN_IF_ERROR(BuildAggregate(root, *root_row, slice, version));
+    TRIBUTARY_RETURN_IF_ERROR(BuildAggregate(root, *root_row, source, slice.tx_id, version));
   }
   return roots_->Write(writes);
 }
 
 absl::Status AggregateJoin::BuildAggregate(std::string_view root_key,
-                                           std::string_view root_row,
-                                           const RootSlice& slice, int64_t version) {
+                                           std::string_view root_row, std::string_view source,
+                                           std::string_view tx_id, int64_t version) {
   TRIBUTARY_RETURN_IF_ERROR(CheckNoClash(root_key, root_row));
   out_.clear();
   out_.push_back('{');
@@ -1046,7 +1096,7 @@ absl::Status AggregateJoin::BuildAggregate(std::string_view root_key,
     if (assembled_.enabled()) assembled_.Insert(root_key, std::move(scanned_));
   }
   if (!first_field) out_.push_back(',');
-  AppendOwnFields(slice, version, out_);
+  AppendOwnFields(spec_, source, version, out_);
   out_.push_back('}');
 
   Record out;
@@ -1055,37 +1105,19 @@ absl::Status AggregateJoin::BuildAggregate(std::string_view root_key,
   out.timestamp = context_->stream_time();
   if (spec_.max_aggregate_bytes > 0 &&
       root_key.size() + out_.size() > spec_.max_aggregate_bytes) {
-    return ForwardOversize(root_key, slice, version, root_key.size() + out_.size());
+    return ForwardOversize(root_key, source, tx_id, version, root_key.size() + out_.size());
   }
   return context_->Forward(out);
 }
 
-void AggregateJoin::AppendOwnFields(const RootSlice& slice, int64_t version,
-                                    std::string& out) const {
-  AppendJsonString(out, spec_.source_field);
-  out.append(":{\"id\":");
-  AppendJsonString(out, slice.tx_id);
-  absl::StrAppend(&out, ",\"position\":", slice.position);
-  if (slice.partial) out.append(",\"partial\":true");
-  out.append("},");
-  AppendJsonString(out, spec_.version_field);
-  absl::StrAppend(&out, ":", version);
-}
-
-absl::Status AggregateJoin::ForwardOversize(std::string_view root_key, const RootSlice& slice,
-                                            int64_t version, size_t bytes) {
+absl::Status AggregateJoin::ForwardOversize(std::string_view root_key, std::string_view source,
+                                            std::string_view tx_id, int64_t version,
+                                            size_t bytes) {
   // The version keeps its place (no gap in the versions): a reference with
   // the root's key, the transaction and the version, and the size; the same
   // goes to the dead-letter topic for the operator.
   oversize_->Add(1);
-  std::string reference = "{";
-  AppendJsonString(reference, spec_.root.key_column);
-  reference.push_back(':');
-  reference.append(root_key);
-  reference.push_back(',');
-  AppendOwnFields(slice, version, reference);
-  absl::StrAppend(&reference, ",\"oversize\":{\"bytes\":", bytes,
-                  ",\"limit\":", spec_.max_aggregate_bytes, "}}");
+  const std::string reference = OversizeReference(spec_, root_key, source, version, bytes);
   Record out;
   out.key = root_key;
   out.value = reference;
@@ -1098,7 +1130,79 @@ absl::Status AggregateJoin::ForwardOversize(std::string_view root_key, const Roo
                             Sv(root_key), " is ", bytes, " bytes, over aggregate.max.bytes (",
                             spec_.max_aggregate_bytes,
                             "): the output holds this reference (\"oversize\") instead")),
-                        slice.tx_id));
+                        tx_id));
+}
+
+absl::StatusOr<std::optional<std::string>> AggregateJoin::Query(
+    const TransactionAggregateSpec& spec, KeyValueStore& roots, KeyValueStore& children,
+    std::string_view root_key) {
+  TRIBUTARY_ASSIGN_OR_RETURN(std::optional<std::string> root_row,
+                             roots.Get(RootKey('r', root_key)));
+  if (!root_row) return std::nullopt;  // never emitted, or its last version a tombstone
+  TRIBUTARY_ASSIGN_OR_RETURN(std::optional<std::string> touched,
+                             roots.Get(RootKey(kTouchedPrefix, root_key)));
+  if (touched) {
+    return absl::UnavailableError(absl::StrCat(
+        "root ", Sv(root_key),
+        " is held by a transaction with a table-wide operation under way"));
+  }
+  TRIBUTARY_ASSIGN_OR_RETURN(const StoredVersion stored,
+                             ReadVersion(roots, RootKey('v', root_key)));
+  if (stored.version <= 0) return std::nullopt;  // a root row not emitted yet
+  if (stored.source.empty()) {
+    return absl::UnimplementedError(absl::StrCat(
+        "the last version of ", Sv(root_key),
+        " was stored by a release without interactive queries, which did not keep its "
+        "source; its next version is queryable"));
+  }
+  std::string out = "{";
+  std::string_view body = ObjectBody(*root_row);
+  out.append(body);
+  bool first_field = body.empty();
+  const std::string prefix = ChildPrefix(root_key);
+  auto scan = children.PrefixScan(prefix);
+  ScanCursor cursor(*scan, prefix.size(), nullptr);
+  first_field = AppendChildArrays(spec.children, cursor, first_field, out);
+  TRIBUTARY_RETURN_IF_ERROR(scan->status());
+  if (!first_field) out.push_back(',');
+  AppendOwnFields(spec, stored.source, stored.version, out);
+  out.push_back('}');
+  if (spec.max_aggregate_bytes > 0 && root_key.size() + out.size() > spec.max_aggregate_bytes) {
+    return OversizeReference(spec, root_key, stored.source, stored.version,
+                             root_key.size() + out.size());
+  }
+  return out;
+}
+
+absl::StatusOr<std::string> AggregateJoin::QueryKey(std::string_view id) {
+  // An integer as Debezium writes one: -?(0|[1-9][0-9]*), within int64.
+  int64_t number = 0;
+  if (absl::SimpleAtoi(Sv(id), &number) && absl::StrCat(number) == id) return std::string(id);
+  // A JSON string literal, quotes included.
+  bool valid = id.size() >= 2 && id.front() == '"' && id.back() == '"';
+  const size_t end = id.size() - 1;  // the closing quote
+  for (size_t i = 1; valid && i < end; ++i) {
+    const unsigned char c = static_cast<unsigned char>(id[i]);
+    if (c == '"' || c < 0x20) {
+      valid = false;
+    } else if (c == '\\') {
+      if (i + 1 >= end) {
+        valid = false;
+      } else if (id[i + 1] == 'u') {
+        valid = i + 5 < end && std::all_of(id.begin() + i + 2, id.begin() + i + 6, [](char h) {
+                  return absl::ascii_isxdigit(static_cast<unsigned char>(h));
+                });
+        i += 5;
+      } else {
+        valid = std::string_view("\"\\/bfnrt").find(id[i + 1]) != std::string_view::npos;
+        i += 1;
+      }
+    }
+  }
+  if (valid) return std::string(id);
+  return absl::InvalidArgumentError(
+      "expected the root key as Debezium writes it: an integer (e.g. 1001) or a JSON string "
+      "in double quotes (e.g. \"A-7\")");
 }
 
 }  // namespace tributary::internal

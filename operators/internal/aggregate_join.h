@@ -45,7 +45,8 @@
 // remembered (held), and then every root it changed, in its own rows or by
 // the table-wide operation, gets one version for it (the flush).
 //
-// State: <name>-roots    r<root key> -> root row;  v<root key> -> version+position;
+// State: <name>-roots    r<root key> -> root row;  v<root key> -> version +
+//                        position + source object of the last emitted version;
 //                        t<root key> -> held in the open transaction ("d": its
 //                        root was deleted there); s<table> -> shape
 //        <name>-children <root key>\0<table><sortable child key> -> child row
@@ -105,15 +106,30 @@ class AggregateJoin : public Processor {
     return spec.name + "-pending";
   }
 
+  // Interactive queries (spec.query_name). The aggregate of `root_key` as
+  // its latest version on the output topic shows it, built from the task's
+  // `roots` and `children` stores with the code that builds versions (a
+  // reference when over spec.max_aggregate_bytes); nullopt when there is
+  // none (never emitted, or its latest version is a tombstone). Unavailable
+  // while a transaction with a table-wide operation holds the root.
+  // REQUIRES: called between two records of the task (on its thread).
+  static absl::StatusOr<std::optional<std::string>> Query(const TransactionAggregateSpec& spec,
+                                                          KeyValueStore& roots,
+                                                          KeyValueStore& children,
+                                                          std::string_view root_key);
+  // A request's id as a root key: an integer as Debezium writes one, or a
+  // JSON string literal; InvalidArgument otherwise.
+  static absl::StatusOr<std::string> QueryKey(std::string_view id);
+
  private:
-  // Appends the aggregate's own fields: "<source field>":{...},"<version field>":n.
-  void AppendOwnFields(const RootSlice& slice, int64_t version, std::string& out) const;
   // Emits, for a version over spec.max_aggregate_bytes (`bytes`), a
   // reference in its place, and dead-letters it.
-  absl::Status ForwardOversize(std::string_view root_key, const RootSlice& slice,
-                               int64_t version, size_t bytes);
+  absl::Status ForwardOversize(std::string_view root_key, std::string_view source,
+                               std::string_view tx_id, int64_t version, size_t bytes);
+  // Emits version `version` of the root: its row, its children's arrays and
+  // the own fields with `source` (the source object, see SourceObject).
   absl::Status BuildAggregate(std::string_view root_key, std::string_view root_row,
-                              const RootSlice& slice, int64_t version);
+                              std::string_view source, std::string_view tx_id, int64_t version);
   // `row` with placeholders replaced from `previous`, into `merged` (which
   // is then what to store); or `row` itself when it holds none.
   absl::StatusOr<std::string_view> FillUnavailable(std::string_view what,
@@ -123,9 +139,16 @@ class AggregateJoin : public Processor {
   // An error when the root row has a column named as one of the aggregate's
   // own fields.
   absl::Status CheckNoClash(std::string_view root_key, std::string_view root_row);
-  // The root's version and the position last applied to it, from its
-  // v<root> key ({0, -1} when it has none).
-  absl::StatusOr<std::pair<int64_t, int64_t>> ReadVersion(const std::string& version_key);
+  // What v<root> holds: the root's version, the position last applied to it
+  // and the source object of its last emitted version ({0, -1, ""} when it
+  // has none; source "" when written before versions kept it).
+  struct StoredVersion {
+    int64_t version = 0;
+    int64_t position = -1;
+    std::string source;
+  };
+  static absl::StatusOr<StoredVersion> ReadVersion(KeyValueStore& roots,
+                                                   const std::string& version_key);
   // `again`: the record was processed before the last commit (see Process).
   absl::Status OnRowChange(std::string_view root, const RowChange& change,
                            std::string_view raw, int64_t offset, bool again);

@@ -61,6 +61,10 @@ TEST(StreamsConfigTest, DefaultsUnderExactlyOnce) {
   EXPECT_EQ(config->log_level(), "info");
   EXPECT_EQ(config->metrics_port(), std::nullopt);
   EXPECT_EQ(config->metrics_host(), "127.0.0.1");
+  EXPECT_EQ(config->query_port(), std::nullopt);
+  EXPECT_EQ(config->query_host(), "127.0.0.1");
+  EXPECT_EQ(config->application_server(), "");
+  EXPECT_EQ(config->query_token(), "");
   EXPECT_TRUE(config->ConsumerSettings().empty());
   EXPECT_EQ(*config->GetString("dead.letter.topic"), "app-dlq");
   EXPECT_EQ(*config->GetInt("commit.interval.ms"), 100);
@@ -193,6 +197,16 @@ TEST(StreamsConfigTest, EveryValidationErrorNamesKeyAndFileLine) {
       {"metrics.port", "http", "integer"},
       {"metrics.host", "", "address to bind"},
       {"metrics.host", "http://0.0.0.0", "without port or scheme"},
+      {"query.port", "65536", "integer in [-1, 65535]"},
+      {"query.port", "any", "integer"},
+      {"query.host", "", "address to bind"},
+      {"query.host", "http://10.0.0.1", "without port or scheme"},
+      {"application.server", "host", "expected host:port"},
+      {"application.server", "host:0", "expected host:port"},
+      {"application.server", "http://host:80", "without scheme"},
+      {"application.server", ":80", "expected host:port"},
+      {"application.server", "a@b:80", "expected host:port"},
+      {"query.token", "two words", "without spaces"},
   };
   for (const BadValue& c : cases) {
     SCOPED_TRACE(c.key + "=" + c.value);
@@ -497,6 +511,34 @@ TEST(StreamsConfigTest, MetricsEndpointKeys) {
   EXPECT_EQ(config->metrics_port(), std::nullopt);
 }
 
+TEST(StreamsConfigTest, QueryEndpointKeys) {
+  absl::StatusOr<StreamsConfig> config = StreamsConfig::FromProperties(
+      "application.id=app\nquery.port=0\nquery.host=0.0.0.0\n"
+      "application.server=node-1.example:7070\nquery.token=s3cr3t-T0ken\n",
+      "app.properties");
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->query_port(), 0);
+  EXPECT_EQ(config->query_host(), "0.0.0.0");
+  EXPECT_EQ(config->application_server(), "node-1.example:7070");
+  EXPECT_EQ(config->query_token(), "s3cr3t-T0ken");
+  EXPECT_THAT(config->ToString(), Not(HasSubstr("s3cr3t-T0ken"))) << "the token is masked";
+  EXPECT_THAT(config->ToString(), HasSubstr("query.token"));
+  ASSERT_TRUE(config->Set("query.port", "8080").ok());
+  EXPECT_EQ(config->query_port(), 8080);
+}
+
+TEST(StreamsConfigTest, QueryTokenAndApplicationServerNeedTheQueryPort) {
+  for (const char* line : {"query.token=t", "application.server=h:1"}) {
+    SCOPED_TRACE(line);
+    std::string path = WriteFile(absl::StrCat("application.id=a\n", line, "\n"));
+    absl::StatusOr<StreamsConfig> config = StreamsConfig::FromFile(path);
+    ASSERT_FALSE(config.ok());
+    EXPECT_EQ(config.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_THAT(Message(config.status()), HasSubstr(absl::StrCat(path, ":2")));
+    EXPECT_THAT(Message(config.status()), HasSubstr("'query.port' is not"));
+  }
+}
+
 // An application's own keys (order-aggregator's status.interval.ms) beside the
 // endpoint's engine keys in one file.
 TEST(StreamsConfigTest, MetricsKeysLoadBesideApplicationKeys) {
@@ -507,6 +549,21 @@ TEST(StreamsConfigTest, MetricsKeysLoadBesideApplicationKeys) {
   ASSERT_TRUE(config.ok()) << config.status();
   EXPECT_EQ(config->metrics_port(), 9464);
   EXPECT_EQ(config->metrics_host(), "0.0.0.0");
+  EXPECT_EQ(*config->GetInt("status.interval.ms"), 5000);
+}
+
+// The same for the query endpoint's keys (order-aggregator passes its file
+// to StreamsConfig as it is).
+TEST(StreamsConfigTest, QueryKeysLoadBesideApplicationKeys) {
+  std::string path = WriteFile(
+      "application.id=a\nstatus.interval.ms=5000\nquery.port=0\nquery.token=t0k\n"
+      "application.server=127.0.0.1:7070\n");
+  absl::StatusOr<StreamsConfig> config =
+      StreamsConfig::FromFile(path, {{"status.interval.ms", "30000"}});
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->query_port(), 0);
+  EXPECT_EQ(config->query_token(), "t0k");
+  EXPECT_EQ(config->application_server(), "127.0.0.1:7070");
   EXPECT_EQ(*config->GetInt("status.interval.ms"), 5000);
 }
 

@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/internal/record_collector.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -293,6 +294,66 @@ TEST(TopologyTest, DescribeMatchesKafkaStreams) {
             "      --> none\n"
             "      <-- src-rep\n"
             "\n");
+}
+
+// Interactive queries: a key's partition is the one the writer of the
+// store's source topic chose: its sink's partitioner, else murmur2 (as
+// Kafka's producers); a topic the application does not write: murmur2.
+QuerySpec EchoQuery(std::string name, std::string store) {
+  QuerySpec query;
+  query.name = std::move(name);
+  query.store = std::move(store);
+  query.key = [](std::string_view id) -> absl::StatusOr<std::string> { return std::string(id); };
+  query.run = [](const std::function<KeyValueStore*(std::string_view)>&,
+                 std::string_view key) -> absl::StatusOr<std::optional<std::string>> {
+    return std::string(key);
+  };
+  return query;
+}
+
+TEST(TopologyTest, QueryPartitionFollowsTheWriterOfTheStoresSource) {
+  Topology t;
+  t.AddRepartitionTopic("by-key", 4);
+  t.AddSource("in", {"input"})
+      .AddProcessor("route", Noop(), {"in"})
+      .AddStateStore({"input-store"}, {"route"})
+      .AddSink("to-repartition", "by-key", {"route"},
+               [](const Record& record, int32_t partitions) -> std::optional<int32_t> {
+                 if (record.key && *record.key == "special") return partitions - 1;
+                 return std::nullopt;
+               });
+  t.AddSource("again", {"by-key"})
+      .AddProcessor("count", Noop(), {"again"})
+      .AddStateStore({"counts"}, {"count"});
+  t.AddQuery(EchoQuery("counts", "counts")).AddQuery(EchoQuery("raw", "input-store"));
+  ASSERT_TRUE(t.Build().ok());
+  ASSERT_NE(t.query("counts"), nullptr);
+  EXPECT_EQ(t.query("nope"), nullptr);
+  EXPECT_EQ(t.SubtopologyOfStore("counts")->source_topics, std::vector<std::string>{"by-key"});
+  EXPECT_EQ(t.QueryPartition(*t.query("counts"), "special", 4), 3) << "the sink's partitioner";
+  for (std::string_view key : {"1001", "a", "\"x\""}) {
+    SCOPED_TRACE(key);
+    EXPECT_EQ(t.QueryPartition(*t.query("counts"), key, 4),
+              internal::DefaultPartition(key, 4));
+    EXPECT_EQ(t.QueryPartition(*t.query("raw"), key, 3), internal::DefaultPartition(key, 3));
+  }
+  // murmur2 of Kafka's Java client: "1001" and "a" land where it puts them.
+  EXPECT_EQ(internal::DefaultPartition("a", 4), 0);
+}
+
+TEST(TopologyErrorsTest, QueryOfUnknownStoreOrWithBadName) {
+  Topology t;
+  t.AddSource("src", {"in"}).AddProcessor("p", Noop(), {"src"});
+  t.AddQuery(EchoQuery("q", "missing"));
+  ExpectBuildError(t, "query \"q\" reads unknown state store \"missing\"");
+  Topology u;
+  u.AddSource("src", {"in"}).AddProcessor("p", Noop(), {"src"});
+  u.AddQuery(EchoQuery("a/b", "s"));
+  ExpectBuildError(u, "query name \"a/b\"");
+  Topology v;
+  v.AddSource("src", {"in"}).AddProcessor("p", Noop(), {"src"}).AddStateStore({"s"}, {"p"});
+  v.AddQuery(EchoQuery("q", "s")).AddQuery(EchoQuery("q", "s"));
+  ExpectBuildError(v, "duplicate query \"q\"");
 }
 
 }  // namespace

@@ -51,9 +51,36 @@ class TransactionAggregateTest : public ::testing::Test {
  protected:
   void SetUp() override { Open(Spec()); }
 
+  // Every test's end state: the interactive query answers, for every root
+  // the output has, what its latest version shows (nothing after a
+  // tombstone), read from the aggregate task's stores.
+  void TearDown() override {
+    if (driver_ == nullptr || HasFailure()) return;
+    ExpectQueriesMatchOutput();
+  }
+
+  void ExpectQueriesMatchOutput() {
+    std::map<std::string, std::optional<std::string>> latest;
+    for (const OwnedRecord& r : driver_->AllOutput(kOut)) latest[*r.key] = r.value;
+    Topology topology;  // the same spec's query, as the driver's topology has it
+    ASSERT_TRUE(AddTransactionAggregate(topology, spec_).ok());
+    const QuerySpec* query = topology.query(spec_.query_name);
+    ASSERT_NE(query, nullptr);
+    for (const auto& [key, value] : latest) {
+      absl::StatusOr<std::string> parsed = query->key(key);
+      ASSERT_TRUE(parsed.ok()) << key << ": " << parsed.status();
+      absl::StatusOr<std::optional<std::string>> answer = query->run(
+          [&](std::string_view store) { return driver_->GetStore(store); }, *parsed);
+      ASSERT_TRUE(answer.ok()) << key << ": " << answer.status();
+      EXPECT_EQ(*answer, value) << "root " << key;
+    }
+    ++queries_checked_;
+  }
+
   void Open(const TransactionAggregateSpec& spec,
             ErrorPolicy policy = ErrorPolicy::kContinue, int32_t table_partitions = 1) {
     driver_.reset();
+    spec_ = spec;
     Topology topology;
     ASSERT_TRUE(AddTransactionAggregate(topology, spec).ok());
     TopologyTestDriver::Options options;
@@ -98,7 +125,9 @@ class TransactionAggregateTest : public ::testing::Test {
   }
 
   Pg pg_;
+  TransactionAggregateSpec spec_;
   std::unique_ptr<TopologyTestDriver> driver_;
+  int queries_checked_ = 0;
 };
 
 // Parses an aggregate and returns "status|line ids" for compact assertions.
@@ -1664,4 +1693,68 @@ TEST_F(TransactionAggregateTest, TransactionTopicStartingAgainStopsWithAnError) 
 }
 
 }  // namespace
+// Interactive queries: the current aggregate of each order, as its latest
+// version shows it, while versions come; nothing for an unknown or deleted
+// order; ids that are not keys refused.
+TEST_F(TransactionAggregateTest, QueryAnswersTheLatestVersionOfEachOrder) {
+  Topology topology;
+  ASSERT_TRUE(AddTransactionAggregate(topology, spec_).ok());
+  const QuerySpec* query = topology.query("aggregates");
+  ASSERT_NE(query, nullptr);
+  EXPECT_EQ(query->store, "cdc-roots");
+  auto ask = [&](std::string_view key) {
+    return query->run([&](std::string_view store) { return driver_->GetStore(store); }, key);
+  };
+  Pipe(kOrders, pg_.Order('c', 1, "NEW", 700));
+  Pipe(kLines, pg_.Line('c', 11, 1, "a", 700));
+  Pipe(kOrders, pg_.Order('c', 2, "NEW", 700));
+  Pipe(kTx, pg_.End(700, 2, 1));
+  std::vector<Version> first = Output();
+  ASSERT_EQ(first.size(), 2u);
+  pg_.NewTransaction();
+  Pipe(kLines, pg_.Line('c', 12, 1, "b", 701));
+  Pipe(kTx, pg_.End(701, 0, 1));
+  std::vector<Version> second = Output();
+  ASSERT_EQ(second.size(), 1u);
+  ASSERT_TRUE(ask("1").ok()) << ask("1").status();
+  EXPECT_EQ(*ask("1"), second[0].value);  // order 1's second version
+  EXPECT_THAT(second[0].value.value_or(""), HasSubstr(R"("source_tx":{"id":"701",)"));
+  EXPECT_THAT(second[0].value.value_or(""), HasSubstr(R"("version":2)"));
+  EXPECT_EQ(*ask("2"), first[0].key == "2" ? first[0].value : first[1].value);
+  EXPECT_EQ(*ask("3"), std::nullopt);
+  // Order 2 deleted: its tombstone is the latest version.
+  pg_.NewTransaction();
+  Pipe(kOrders, pg_.Order('d', 2, "NEW", 702));
+  Pipe(kTx, pg_.End(702, 1, 0));
+  ASSERT_EQ(Output().size(), 1u);
+  EXPECT_EQ(*ask("2"), std::nullopt);
+  // A line of an order that has not come: no aggregate yet.
+  pg_.NewTransaction();
+  Pipe(kLines, pg_.Line('c', 41, 4, "c", 703));
+  Pipe(kTx, pg_.End(703, 0, 1));
+  EXPECT_TRUE(Output().empty());
+  EXPECT_EQ(*ask("4"), std::nullopt);
+
+  for (std::string_view id : {"1", "0", "-7", "9223372036854775807", "\"A-7\"", "\"a\\\"b\"",
+                              "\"\\u00e9\""}) {
+    absl::StatusOr<std::string> key = query->key(id);
+    ASSERT_TRUE(key.ok()) << id << ": " << key.status();
+    EXPECT_EQ(*key, id);
+  }
+  for (std::string_view id : {"", "abc", "01", "1.5", "+1", " 1", "9223372036854775808",
+                              "\"", "\"a", "\"a\"b\"", "\"\\x\"", "\"\\u12\"", "1e3"}) {
+    absl::StatusOr<std::string> key = query->key(id);
+    EXPECT_TRUE(absl::IsInvalidArgument(key.status())) << "'" << id << "'";
+  }
+  EXPECT_THAT(std::string(query->key("abc").status().message()), HasSubstr("an integer"));
+}
+
+TEST_F(TransactionAggregateTest, NoQueryWithoutAQueryName) {
+  TransactionAggregateSpec spec = Spec();
+  spec.query_name = "";
+  Topology topology;
+  ASSERT_TRUE(AddTransactionAggregate(topology, spec).ok());
+  EXPECT_TRUE(topology.queries().empty());
+}
+
 }  // namespace tributary
