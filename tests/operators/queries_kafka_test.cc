@@ -15,7 +15,6 @@
 #include <fstream>
 #include <map>
 #include <optional>
-#include <regex>
 #include <thread>
 #include <string>
 #include <utility>
@@ -107,17 +106,8 @@ class QueriesKafkaTest : public KafkaTest {
     absl::Status started = app.Start(dir_.path(), {kOrderAggregator, "--config", app.config_path});
     EXPECT_TRUE(started.ok()) << started;
     if (!started.ok()) return -1;
-    const std::regex line(R"(query endpoint on http://127\.0\.0\.1:(\d+)/)");
-    const auto deadline = Clock::now() + kTimeout;
-    while (Clock::now() < deadline && !app.Died()) {
-      std::smatch match;
-      const std::string log = ReadTextFile(app.logs.back());
-      int port = 0;
-      if (std::regex_search(log, match, line) && absl::SimpleAtoi(match[1].str(), &port)) {
-        return port;
-      }
-      std::this_thread::sleep_for(20ms);  // polls the log for the line
-    }
+    const int port = app.LoggedPort("query endpoint on http://127.0.0.1:", kTimeout);
+    if (port > 0) return port;
     ADD_FAILURE() << app.name << " did not log its query endpoint\n" << app.LogTails();
     return -1;
   }

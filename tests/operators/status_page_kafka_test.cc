@@ -149,19 +149,7 @@ class StatusPageKafkaTest : public KafkaTest {
   // The port order-aggregator's log names ("metrics endpoint on
   // http://127.0.0.1:PORT/"), or 0 when it has not started within kTimeout.
   int MetricsPort() {
-    constexpr std::string_view kLine = "metrics endpoint on http://127.0.0.1:";
-    const auto deadline = std::chrono::steady_clock::now() + kTimeout;
-    while (std::chrono::steady_clock::now() < deadline && !child_.Died()) {
-      const std::string log = ReadTextFile(child_.logs.back());
-      const size_t at = log.find(kLine);
-      if (at != std::string::npos) {
-        const size_t begin = at + kLine.size();
-        int port = 0;
-        if (absl::SimpleAtoi(log.substr(begin, log.find('/', begin) - begin), &port)) return port;
-      }
-      std::this_thread::sleep_for(50ms);
-    }
-    return 0;
+    return child_.LoggedPort("metrics endpoint on http://127.0.0.1:", kTimeout);
   }
 
   std::optional<std::string> chromium_;

@@ -7,8 +7,10 @@
 #include <filesystem>
 #include <fstream>
 #include <system_error>
+#include <thread>
 #include <utility>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "base/status_macros.h"
 
@@ -62,6 +64,24 @@ std::string ChildApp::LogTails(int lines) const {
                     TailOfFile(logs[i], lines));
   }
   return text;
+}
+
+int ChildApp::LoggedPort(std::string_view prefix, std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline && !Died()) {
+    const std::string log = ReadTextFile(logs.back());
+    const size_t at = log.find(prefix);
+    if (at != std::string::npos) {
+      const size_t begin = at + prefix.size();
+      const size_t end = log.find_first_not_of("0123456789", begin);
+      int port = 0;
+      if (end != std::string::npos && absl::SimpleAtoi(log.substr(begin, end - begin), &port)) {
+        return port;
+      }
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));  // polls the log for the line
+  }
+  return 0;
 }
 
 absl::StatusOr<ScratchDir> ScratchDir::Create(std::string_view base,

@@ -31,6 +31,10 @@ struct ChildApp {
   bool Died() { return process != nullptr && !process->Running(); }
   // The last `lines` lines of the last two runs' logs, each under a header.
   std::string LogTails(int lines = 30) const;
+  // The port the current run logs after `prefix` (e.g. "metrics endpoint on
+  // http://127.0.0.1:"), waiting up to `timeout` for the line; 0 if the run
+  // died or did not log it in time.
+  int LoggedPort(std::string_view prefix, std::chrono::milliseconds timeout);
 
   std::string name;
   std::string config_path;
